@@ -1,0 +1,245 @@
+"""The Dataset object every model, denoiser and experiment reads (DESIGN §2).
+
+A Dataset is immutable, holds numpy arrays only (it never touches torch
+devices) and validates itself on construction, so every reader and builder
+gets the checks of DESIGN §9 for free.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import DataError
+
+SPLITS = ("train", "valid", "test")
+_CHUNK_ROWS = 4096
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """One split of (user, item[, timestamp]) interactions.
+
+    users, items: int64 [n]; timestamps: float64 [n] or None.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None = None
+
+    def __post_init__(self):
+        users = np.ascontiguousarray(self.users, dtype=np.int64).reshape(-1)
+        items = np.ascontiguousarray(self.items, dtype=np.int64).reshape(-1)
+        if users.shape != items.shape:
+            raise DataError(f"users ({users.size}) and items ({items.size}) differ in length")
+        object.__setattr__(self, "users", users)
+        object.__setattr__(self, "items", items)
+        if self.timestamps is not None:
+            ts = np.ascontiguousarray(self.timestamps, dtype=np.float64).reshape(-1)
+            if ts.shape != users.shape:
+                raise DataError(f"timestamps ({ts.size}) and users ({users.size}) differ in length")
+            object.__setattr__(self, "timestamps", ts)
+
+    def __len__(self) -> int:
+        return int(self.users.size)
+
+    def keys(self, n_items: int) -> np.ndarray:
+        """Pair keys ``user * n_items + item`` (int64 [n]), for set operations."""
+        return self.users * np.int64(n_items) + self.items
+
+    def take(self, index: np.ndarray) -> "Interactions":
+        """The interactions at ``index`` (a bool mask or integer positions)."""
+        ts = None if self.timestamps is None else self.timestamps[index]
+        return Interactions(self.users[index], self.items[index], ts)
+
+    @staticmethod
+    def concat(parts: "list[Interactions]") -> "Interactions":
+        with_ts = [p.timestamps is not None for p in parts]
+        ts = np.concatenate([p.timestamps for p in parts]) if all(with_ts) else None
+        return Interactions(np.concatenate([p.users for p in parts]),
+                            np.concatenate([p.items for p in parts]), ts)
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseTruth:
+    """Ground truth of planted noise (DESIGN §3.4).
+
+    noisy_interactions: bool [len(train)], True where the training interaction
+        was injected (``add``).
+    noisy_features: modality -> bool [n_items], True where the item's row of
+        that modality was swapped or misaligned.
+    removed: the clean training interactions that ``remove`` dropped.
+    spec: what was done (the content of ``noise.json``).
+    """
+
+    noisy_interactions: np.ndarray
+    noisy_features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    removed: Interactions = field(default_factory=lambda: Interactions(np.zeros(0), np.zeros(0)))
+    spec: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "noisy_interactions",
+                           np.ascontiguousarray(self.noisy_interactions, dtype=bool).reshape(-1))
+        object.__setattr__(self, "noisy_features",
+                           {m: np.ascontiguousarray(v, dtype=bool).reshape(-1)
+                            for m, v in self.noisy_features.items()})
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Users, items, three interaction splits, item features and optional noise truth.
+
+    features: modality name -> float32 [n_items, d_m] (row i = item i); arrays
+        may be read-only memory maps.
+    path: the folder the dataset was read from, if any (informational).
+    """
+
+    name: str
+    n_users: int
+    n_items: int
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    noise: NoiseTruth | None = None
+    path: Path | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_users", int(self.n_users))
+        object.__setattr__(self, "n_items", int(self.n_items))
+        object.__setattr__(self, "features", {m: _as_float32(m, x) for m, x in self.features.items()})
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise DataError for anything DESIGN §9 calls bad input."""
+        where = self.path if self.path is not None else self.name
+        if self.n_users <= 0 or self.n_items <= 0:
+            raise DataError(f"n_users={self.n_users}, n_items={self.n_items}: both must be positive",
+                            path=where)
+        for split in SPLITS:
+            inter: Interactions = getattr(self, split)
+            if len(inter) == 0:
+                raise DataError(f"the {split} split is empty", path=where)
+            for fld, ids, bound in (("user", inter.users, self.n_users), ("item", inter.items, self.n_items)):
+                bad = np.flatnonzero((ids < 0) | (ids >= bound))
+                if bad.size:
+                    raise DataError(f"{fld} id {ids[bad[0]]} out of range [0, {bound})",
+                                    path=where, row=int(bad[0]), field=f"{split}.{fld}")
+        has_train = np.zeros(self.n_users, dtype=bool)
+        has_train[self.train.users] = True
+        for split in ("valid", "test"):
+            users = getattr(self, split).users
+            orphan = np.flatnonzero(~has_train[users])
+            if orphan.size:
+                raise DataError(f"user {users[orphan[0]]} has {split} interactions but no training data",
+                                path=where, row=int(orphan[0]), field=f"{split}.user")
+        for name, x in self.features.items():
+            _check_features(name, x, self.n_items, where)
+        if self.noise is not None:
+            if self.noise.noisy_interactions.size != len(self.train):
+                raise DataError(f"noise mask has {self.noise.noisy_interactions.size} entries for "
+                                f"{len(self.train)} training interactions", path=where, field="noise")
+            for m, mask in self.noise.noisy_features.items():
+                if m not in self.features:
+                    raise DataError(f"noise mask names unknown modality {m!r}; modalities: "
+                                    f"{sorted(self.features)}", path=where, field="noise")
+                if mask.size != self.n_items:
+                    raise DataError(f"feature noise mask of {m!r} has {mask.size} rows for "
+                                    f"{self.n_items} items", path=where, field="noise")
+
+    # ------------------------------------------------------------ derived data
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.features)
+
+    def split(self, name: str) -> Interactions:
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}; splits: {SPLITS}")
+        return getattr(self, name)
+
+    def interaction_matrix(self, split: str = "train") -> sp.csr_matrix:
+        """Binary user-item matrix of a split, float32 CSR [n_users, n_items] (cached)."""
+        cache = self.__dict__.setdefault("_matrices", {})
+        if split not in cache:
+            inter = self.split(split)
+            m = sp.csr_matrix((np.ones(len(inter), dtype=np.float32), (inter.users, inter.items)),
+                              shape=(self.n_users, self.n_items))
+            m.sum_duplicates()
+            m.data[:] = 1.0
+            cache[split] = m
+        return cache[split]
+
+    @cached_property
+    def train_items(self) -> np.ndarray:
+        """Sorted ids of items with at least one training interaction (int64)."""
+        return np.unique(self.train.items)
+
+    @cached_property
+    def item_popularity(self) -> np.ndarray:
+        """Training interaction count per item, int64 [n_items]."""
+        return np.bincount(self.train.items, minlength=self.n_items).astype(np.int64)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash (hex, 16 chars) of sizes, splits, features and noise truth."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update(f"{self.n_users}:{self.n_items}".encode())
+        for split in SPLITS:
+            inter = self.split(split)
+            for arr in (inter.users, inter.items, inter.timestamps):
+                h.update(b"|" if arr is None else np.ascontiguousarray(arr).tobytes())
+        for name in sorted(self.features):
+            x = self.features[name]
+            h.update(f"{name}:{x.shape}".encode())
+            for start in range(0, x.shape[0], _CHUNK_ROWS):
+                h.update(np.ascontiguousarray(x[start:start + _CHUNK_ROWS]).tobytes())
+        if self.noise is not None:
+            h.update(self.noise.noisy_interactions.tobytes())
+            for m in sorted(self.noise.noisy_features):
+                h.update(m.encode() + self.noise.noisy_features[m].tobytes())
+        return h.hexdigest()
+
+    def replace(self, **changes) -> "Dataset":
+        """A new, re-validated Dataset with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}:{x.shape[1]}" for m, x in self.features.items())
+        return (f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, "
+                f"train/valid/test={len(self.train)}/{len(self.valid)}/{len(self.test)}, "
+                f"features=[{mods}], noise={'yes' if self.noise is not None else 'no'})")
+
+
+def _as_float32(name: str, x: np.ndarray) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype == np.float32:
+        return x
+    if not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"features of modality {name!r} have non-numeric dtype {x.dtype}", field=name)
+    return x.astype(np.float32)
+
+
+def _check_features(name: str, x: np.ndarray, n_items: int, where) -> None:
+    if x.ndim != 2:
+        raise DataError(f"features must be 2-D [n_items, d], got shape {x.shape}", path=where, field=name)
+    if x.shape[0] != n_items:
+        raise DataError(f"feature row count {x.shape[0]} != n_items {n_items}", path=where, field=name)
+    for start in range(0, n_items, _CHUNK_ROWS):
+        block = np.asarray(x[start:start + _CHUNK_ROWS])
+        finite = np.isfinite(block).all(axis=1)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite)[0])
+            raise DataError("NaN or inf in features", path=where, row=row, field=name)
+        zero = ~np.any(block != 0, axis=1)
+        if zero.any():
+            row = start + int(np.flatnonzero(zero)[0])
+            raise DataError("all-zero feature row (cosine similarity would be undefined)",
+                            path=where, row=row, field=name)

@@ -1,0 +1,36 @@
+"""Error types that carry the place of a problem (file, row, field) in their message."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MMDenoiseError(Exception):
+    """Base class of every error mmdenoise raises on purpose."""
+
+
+class DataError(MMDenoiseError, ValueError):
+    """Bad input data: names the file, the row or field, and the problem.
+
+    >>> str(DataError("bad id", path="x.inter", row=3, field="itemID"))
+    'x.inter: row 3, field itemID: bad id'
+    """
+
+    def __init__(self, problem: str, *, path: str | Path | None = None,
+                 row: int | None = None, field: str | None = None):
+        self.problem, self.path, self.row, self.field = problem, path, row, field
+        where = [str(path)] if path is not None else []
+        detail = []
+        if row is not None:
+            detail.append(f"row {row}")
+        if field is not None:
+            detail.append(f"field {field}")
+        prefix = ": ".join(where + ([", ".join(detail)] if detail else []))
+        super().__init__(f"{prefix}: {problem}" if prefix else problem)
+
+
+class ConfigError(MMDenoiseError, ValueError):
+    """Unknown names, unknown keys or wrong types in a configuration."""
+
+
+class TrainingError(MMDenoiseError, RuntimeError):
+    """Training cannot go on (for example a NaN loss); the message names where."""

@@ -1,0 +1,82 @@
+"""The Backbone contract (DESIGN §2) and the training batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..losses import bpr_loss
+
+
+@dataclass
+class Batch:
+    """A batch of training triples (u, i, j): i a training positive, j a sampled negative.
+
+    users, pos_items, neg_items: int64 [B] on the model's device.
+    index: int64 [B], position of each (u, i) in ``Dataset.train`` (for
+        per-interaction judgements of denoisers).
+    """
+
+    users: torch.Tensor
+    pos_items: torch.Tensor
+    neg_items: torch.Tensor
+    index: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+
+class Backbone(nn.Module):
+    """A recommender that turns ids (+ features, graphs) into embeddings and scores.
+
+    Subclasses implement ``forward`` and may override any other method.
+    Device comes from the module's parameters and buffers; nothing here calls
+    ``.cuda()``.
+    """
+
+    #: L2 weight on the embeddings a batch uses (subclasses set it in __init__).
+    reg_weight: float = 0.0
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All embeddings under the current parameters: (user_emb [U, d], item_emb [I, d])."""
+        raise NotImplementedError
+
+    def score(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
+              users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of pairs (users[b], items[b]): [B]."""
+        return (user_emb[users] * item_emb[items]).sum(-1)
+
+    def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
+                    users: torch.Tensor) -> torch.Tensor:
+        """Scores of ``users`` against every item: [B, I]."""
+        return user_emb[users] @ item_emb.T
+
+    def modality_item_emb(self) -> dict[str, torch.Tensor]:
+        """Per-modality item views {modality: [I, d]}; empty for ID-only models."""
+        return {}
+
+    def rec_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        """The model's native recommendation objective (BPR by default)."""
+        pos = self.score(user_emb, item_emb, batch.users, batch.pos_items)
+        neg = self.score(user_emb, item_emb, batch.users, batch.neg_items)
+        return bpr_loss(pos, neg)
+
+    def extra_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        """The model's own auxiliary / self-supervised terms (0 by default)."""
+        return user_emb.new_zeros(())
+
+    def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        """Weight decay on the batch's embeddings (0 unless ``reg_weight`` > 0)."""
+        return user_emb.new_zeros(())
+
+    def epoch_start(self, epoch: int) -> None:
+        """Per-epoch state (e.g. FREEDOM's edge pruning); nothing by default."""
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
