@@ -28,6 +28,14 @@ class DataError(MMDenoiseError, ValueError):
         super().__init__(f"{prefix}: {problem}" if prefix else problem)
 
 
+class FeatureError(DataError):
+    """Bad item features; ``field`` names the modality and ``row`` the item.
+
+    Raised by the Dataset's own checks, which know the modality but not the
+    file; a reader catches it and re-raises it naming the feature file.
+    """
+
+
 class ConfigError(MMDenoiseError, ValueError):
     """Unknown names, unknown keys or wrong types in a configuration."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import DataError
+from ..errors import DataError, FeatureError
 
 SPLITS = ("train", "valid", "test")
 _CHUNK_ROWS = 4096
@@ -26,7 +27,9 @@ _CHUNK_ROWS = 4096
 class Interactions:
     """One split of (user, item[, timestamp]) interactions.
 
-    users, items: int64 [n]; timestamps: float64 [n] or None.
+    users, items: int64 [n]; timestamps: float64 [n] or None. Ids given as
+    floats are accepted only when every value is integral (DataError otherwise);
+    other dtypes (bool, str, object) are refused.
     """
 
     users: np.ndarray
@@ -34,8 +37,8 @@ class Interactions:
     timestamps: np.ndarray | None = None
 
     def __post_init__(self):
-        users = np.ascontiguousarray(self.users, dtype=np.int64).reshape(-1)
-        items = np.ascontiguousarray(self.items, dtype=np.int64).reshape(-1)
+        users = _as_ids("user", self.users)
+        items = _as_ids("item", self.items)
         if users.shape != items.shape:
             raise DataError(f"users ({users.size}) and items ({items.size}) differ in length")
         object.__setattr__(self, "users", users)
@@ -111,9 +114,15 @@ class Dataset:
     path: Path | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "n_users", int(self.n_users))
-        object.__setattr__(self, "n_items", int(self.n_items))
-        object.__setattr__(self, "features", {m: _as_float32(m, x) for m, x in self.features.items()})
+        where = self.path if self.path is not None else self.name
+        for size in ("n_users", "n_items"):
+            try:
+                object.__setattr__(self, size, operator.index(getattr(self, size)))
+            except TypeError:
+                raise DataError(f"{size} must be an integer, got {getattr(self, size)!r}",
+                                path=where, field=size) from None
+        object.__setattr__(self, "features", {_modality_name(m): _as_float32(m, x, where)
+                                              for m, x in self.features.items()})
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -132,6 +141,11 @@ class Dataset:
                 if bad.size:
                     raise DataError(f"{fld} id {ids[bad[0]]} out of range [0, {bound})",
                                     path=where, row=int(bad[0]), field=f"{split}.{fld}")
+            if inter.timestamps is not None:
+                bad = np.flatnonzero(~np.isfinite(inter.timestamps))
+                if bad.size:
+                    raise DataError(f"timestamp {inter.timestamps[bad[0]]} is not finite",
+                                    path=where, row=int(bad[0]), field=f"{split}.timestamp")
         has_train = np.zeros(self.n_users, dtype=bool)
         has_train[self.train.users] = True
         for split in ("valid", "test"):
@@ -217,29 +231,57 @@ class Dataset:
                 f"features=[{mods}], noise={'yes' if self.noise is not None else 'no'})")
 
 
-def _as_float32(name: str, x: np.ndarray) -> np.ndarray:
+def _as_ids(field_name: str, values) -> np.ndarray:
+    """Ids as contiguous int64 [n]; floats must be integral, other dtypes are refused."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return np.ascontiguousarray(arr, dtype=np.int64).reshape(-1)
+    if arr.dtype.kind == "f":
+        flat = arr.reshape(-1)
+        bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.floor(flat)))
+        if bad.size:
+            raise DataError(f"{field_name} ids must be integers, got {float(flat[bad[0]])!r}",
+                            row=int(bad[0]), field=field_name)
+        return np.ascontiguousarray(flat, dtype=np.int64)
+    raise DataError(f"{field_name} ids must be integers, got dtype {arr.dtype}", field=field_name)
+
+
+def _modality_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise DataError(f"modality names must be non-empty strings, got {name!r}", field="features")
+    return name
+
+
+def _as_float32(name: str, x: np.ndarray, where=None) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype == np.float32:
         return x
-    if not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"features of modality {name!r} have non-numeric dtype {x.dtype}", field=name)
+    if x.dtype.kind not in "iuf":
+        raise FeatureError(f"features of modality {name!r} have dtype {x.dtype}; expected float or integer",
+                           path=where, field=name)
     return x.astype(np.float32)
 
 
 def _check_features(name: str, x: np.ndarray, n_items: int, where) -> None:
+    """Shape, finiteness and non-zero rows of one modality, in row chunks (memory maps stay lazy).
+
+    Raises FeatureError with ``field`` = modality and ``row`` = first bad item.
+    """
     if x.ndim != 2:
-        raise DataError(f"features must be 2-D [n_items, d], got shape {x.shape}", path=where, field=name)
+        raise FeatureError(f"features must be 2-D [n_items, d], got shape {x.shape}", path=where, field=name)
     if x.shape[0] != n_items:
-        raise DataError(f"feature row count {x.shape[0]} != n_items {n_items}", path=where, field=name)
+        raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}", path=where, field=name)
+    if x.shape[1] == 0:
+        raise FeatureError("features have 0 columns", path=where, field=name)
     for start in range(0, n_items, _CHUNK_ROWS):
         block = np.asarray(x[start:start + _CHUNK_ROWS])
         finite = np.isfinite(block).all(axis=1)
         if not finite.all():
             row = start + int(np.flatnonzero(~finite)[0])
-            raise DataError("NaN or inf in features", path=where, row=row, field=name)
+            raise FeatureError("NaN or inf in features", path=where, row=row, field=name)
         zero = ~np.any(block != 0, axis=1)
         if zero.any():
             row = start + int(np.flatnonzero(zero)[0])
-            raise DataError("all-zero feature row (cosine similarity would be undefined)",
-                            path=where, row=row, field=name)
+            raise FeatureError("all-zero feature row (cosine similarity would be undefined)",
+                               path=where, row=row, field=name)

@@ -6,15 +6,24 @@ ids; x_label 0 train, 1 valid, 2 test) and one ``<modality>_feat.npy`` per
 modality (row i = item i). mmdenoise adds two optional files that other tools
 ignore: ``noise.json`` + ``noise_mask.npz`` (planted-noise ground truth) and
 ``mmdenoise.json`` (name and exact user/item counts).
+
+Error messages name the file, the row and the field. A row number is the line
+number in the file minus one: the header is row 0, the first record row 1.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Mapping
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, FeatureError
 from ..io import atomic_dir, save_npy, save_npz, write_json
 from .dataset import SPLITS, Dataset, Interactions, NoiseTruth
 
@@ -24,12 +33,17 @@ META_FILE = "mmdenoise.json"
 NOISE_FILE = "noise.json"
 NOISE_MASK_FILE = "noise_mask.npz"
 
+#: Without mmdenoise.json the user (item) count is inferred as max id + 1; an id
+#: beyond both this and the number of rows means ids were never re-indexed (or
+#: a typo), and would make every per-user array absurdly large.
+SPARSE_ID_LIMIT = 1 << 24
+
 
 def is_mmrec_folder(path: Path) -> bool:
     inter = _find_inter_file(path, required=False)
     if inter is None:
         return False
-    with open(inter, encoding="utf-8") as f:
+    with open(inter, encoding="utf-8", errors="replace") as f:
         header = f.readline().rstrip("\r\n").split("\t")
     return "x_label" in header
 
@@ -49,146 +63,337 @@ def _find_inter_file(folder: Path, required: bool = True) -> Path | None:
     return candidates[0]
 
 
-def parse_table(path: Path, columns: dict[str, str]) -> tuple[list[str], np.ndarray]:
-    """Parse a tab-separated numeric table with a header row into float64 [rows, cols].
+# ----------------------------------------------------------------------------- tables
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A tab-separated numeric table with a header row, parsed.
 
-    ``columns`` maps a required column name to the description used in errors.
-    Rows are numbered from 1 after the header in error messages (the line
-    number in the file minus one). Parsing is vectorised; the slow per-line
-    scan only runs to locate an error.
+    values: float64 [n_rows, n_cols], one row per non-blank line.
+    rows: int64 [n_rows], each record's row number in the file (line number
+        minus one), so that errors found after parsing still point at the
+        right line when the file has blank lines.
     """
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-        body = f.read()
+
+    path: Path
+    header: list[str]
+    values: np.ndarray
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def column(self, name: str) -> np.ndarray:
+        """float64 [n_rows]."""
+        return self.values[:, self.header.index(name)]
+
+    def integer_column(self, name: str) -> np.ndarray:
+        """A column of non-negative integers (ids, labels) as int64 [n_rows]; DataError otherwise."""
+        col = self.column(name)
+        bad = np.flatnonzero(~np.isfinite(col) | (col != np.floor(col)) | (col < 0) | (col >= 2.0 ** 53))
+        if bad.size:
+            raise self.error(int(bad[0]), f"expected a non-negative integer, got {_fmt_number(col[bad[0]])}",
+                             field=name)
+        return col.astype(np.int64)
+
+    def error(self, index: int, problem: str, field: str | None = None) -> DataError:
+        """A DataError for record ``index`` (0-based position in ``values``), naming its file row."""
+        return DataError(problem, path=self.path, row=int(self.rows[index]), field=field)
+
+
+def read_table(path: Path, columns: Mapping[str, str] | tuple[str, ...] = ()) -> Table:
+    """Parse a tab-separated numeric table whose first line is a header.
+
+    ``columns``: names the header must contain. Parsing runs in numpy's C
+    reader; a slow line-by-line scan runs only to locate an error, which is
+    reported as a DataError naming the file, row and field. Blank lines are
+    skipped (as pandas, which MMRec uses, skips them); a line of spaces is not
+    blank. ``\\r\\n`` line ends are accepted.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start)
+        raise DataError(f"not UTF-8 text (byte {exc.start})", path=path, row=line) from None
+    head, _, body = text.partition("\n")
+    header = head.split("\t")
     missing = [c for c in columns if c not in header]
     if missing:
         raise DataError(f"header {header} lacks column(s) {missing}", path=path, row=0)
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"header repeats column(s) {dupes}", path=path, row=0)
     n_cols = len(header)
-    tokens = body.split()
+    rows = _record_rows(body)
+    if rows.size == 0:
+        return Table(path, header, np.empty((0, n_cols)), rows)
     try:
-        values = np.array(tokens, dtype=np.float64)
+        values = np.loadtxt(io.StringIO(body), delimiter="\t", comments=None, quotechar=None,
+                            dtype=np.float64, ndmin=2)
     except ValueError:
         values = None
-    lines = body.splitlines()
-    n_rows = sum(1 for line in lines if line.strip())
-    if values is None or values.size != n_rows * n_cols:
-        _locate_bad_row(path, header, lines)
-    table = values.reshape(n_rows, n_cols)
-    return header, table
+    if values is None or values.shape != (rows.size, n_cols):
+        _locate_bad_row(path, header, body)
+    return Table(path, header, values, rows)
 
 
-def _locate_bad_row(path: Path, header: list[str], lines: list[str]) -> None:
-    row = 0
-    for line in lines:
-        if not line.strip():
+def parse_table(path: Path, columns: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """Parse a tab-separated numeric table into (header, float64 [rows, cols]); see ``read_table``."""
+    table = read_table(path, columns)
+    return table.header, table.values
+
+
+def _integer_column(path: Path, header: list[str], table: np.ndarray, name: str) -> np.ndarray:
+    """``Table.integer_column`` for a ``parse_table`` result (rows assumed 1..n, no blank lines)."""
+    rows = np.arange(1, table.shape[0] + 1, dtype=np.int64)
+    return Table(Path(path), header, table, rows).integer_column(name)
+
+
+def _record_rows(body: str) -> np.ndarray:
+    """File row number (line − 1) of every non-blank line of ``body`` (the text after the header).
+
+    Without blank lines (the usual case) that is 1..n; otherwise the line
+    lengths are computed on the bytes, vectorised.
+    """
+    n_lines = body.count("\n") + (0 if body.endswith("\n") or not body else 1)
+    if "\n\n" not in body and not body.startswith("\n"):
+        return np.arange(1, n_lines + 1, dtype=np.int64)
+    b = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+    ends = np.flatnonzero(b == ord("\n"))
+    if b.size and b[-1] != ord("\n"):
+        ends = np.append(ends, b.size)
+    starts = np.r_[0, ends[:-1] + 1]
+    return np.flatnonzero(ends > starts).astype(np.int64) + 1
+
+
+def _locate_bad_row(path: Path, header: list[str], body: str) -> None:
+    """Find the first malformed record and raise a DataError for it (error path only)."""
+    for row, line in enumerate(body.split("\n"), start=1):
+        if not line:
             continue
-        row += 1
-        fields = line.rstrip("\r\n").split("\t")
+        fields = line.split("\t")
         if len(fields) != len(header):
-            raise DataError(f"expected {len(header)} tab-separated fields, got {len(fields)}: {line!r}",
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise DataError(f"expected {len(header)} tab-separated fields, got {len(fields)}: {shown!r}",
                             path=path, row=row)
         for name, value in zip(header, fields):
             try:
+                if "_" in value:  # float() accepts "1_000"; numpy's reader does not
+                    raise ValueError
                 float(value)
             except ValueError:
                 raise DataError(f"not a number: {value!r}", path=path, row=row, field=name) from None
     raise DataError("could not parse the table", path=path)
 
 
-def _integer_column(path: Path, header: list[str], table: np.ndarray, name: str) -> np.ndarray:
-    col = table[:, header.index(name)]
-    bad = np.flatnonzero((col != np.floor(col)) | (col < 0) | ~np.isfinite(col))
+def _fmt_number(v: float) -> str:
+    return str(int(v)) if np.isfinite(v) and v == np.floor(v) and abs(v) < 2.0 ** 63 else repr(float(v))
+
+
+def _check_id_bound(ids: np.ndarray, bound: int, table: Table, name: str) -> None:
+    bad = np.flatnonzero(ids >= bound)
     if bad.size:
-        raise DataError(f"expected a non-negative integer, got {col[bad[0]]!r}",
-                        path=path, row=int(bad[0]) + 1, field=name)
-    return col.astype(np.int64)
+        raise table.error(int(bad[0]), f"id {ids[bad[0]]} out of range [0, {bound})", field=name)
 
 
+def _inferred_count(ids: np.ndarray, table: Table, name: str) -> int:
+    """max id + 1, refusing ids so sparse that they cannot have been re-indexed."""
+    if ids.size == 0:
+        return 0
+    top = int(np.argmax(ids))
+    count = int(ids[top]) + 1
+    if count > max(len(table), SPARSE_ID_LIMIT):
+        raise table.error(top, f"id {ids[top]} implies {count} ids but the file has {len(table)} rows; "
+                               "ids must be 0-based and dense (re-index them)", field=name)
+    return count
+
+
+# --------------------------------------------------------------------------- features
+def read_feature_files(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Path]]:
+    """Every ``<modality>_feat.npy`` in ``folder``, opened as a read-only memory map.
+
+    Returns (modality -> array [rows, d], modality -> file), in file-name
+    order. Loaded with ``allow_pickle=False``: an object array is refused
+    without being unpickled. Row count and contents are checked by the
+    Dataset (see ``feature_errors_name_files``).
+    """
+    features, files = {}, {}
+    for feat_path in sorted(folder.glob(f"*{FEATURE_SUFFIX}")):
+        modality = feat_path.name[: -len(FEATURE_SUFFIX)]
+        try:
+            x = np.load(feat_path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise FeatureError(f"cannot read feature array: {exc}", path=feat_path, field=modality) from None
+        if not isinstance(x, np.ndarray) or x.ndim != 2:
+            shape = getattr(x, "shape", None)
+            raise FeatureError(f"features must be 2-D [n_items, d], got shape {shape}",
+                               path=feat_path, field=modality)
+        features[modality], files[modality] = x, feat_path
+    return features, files
+
+
+@contextlib.contextmanager
+def feature_errors_name_files(files: Mapping[str, Path]) -> Iterator[None]:
+    """Re-raise a Dataset's FeatureError naming the file the modality was read from.
+
+    The Dataset checks its features (NaN/inf, all-zero rows, row count) but
+    knows modalities, not files; a reader wraps the Dataset construction in
+    this so the message points at ``<modality>_feat.npy`` and the item row.
+    """
+    try:
+        yield
+    except FeatureError as exc:
+        if exc.field in files and exc.path != files[exc.field]:
+            raise FeatureError(exc.problem, path=files[exc.field], row=exc.row, field=exc.field) from None
+        raise
+
+
+# ------------------------------------------------------------------------------ read
 def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
-    """Read a dataset folder in the MMRec layout."""
+    """Read a dataset folder in the MMRec layout.
+
+    Without ``mmdenoise.json`` (a folder written by MMRec or by hand) the
+    user count is max userID + 1 and the item count is the feature row count
+    (max itemID + 1 when there are no features). Interactions keep file order
+    within each split. Raises DataError naming file, row and field for bad
+    input (DESIGN §9).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError("not a folder", path=folder)
     inter_path = _find_inter_file(folder)
-    header, table = parse_table(inter_path, {c: c for c in REQUIRED_COLUMNS})
-    users = _integer_column(inter_path, header, table, "userID")
-    items = _integer_column(inter_path, header, table, "itemID")
-    labels = _integer_column(inter_path, header, table, "x_label")
+    table = read_table(inter_path, REQUIRED_COLUMNS)
+    users = table.integer_column("userID")
+    items = table.integer_column("itemID")
+    labels = table.integer_column("x_label")
     bad = np.flatnonzero(labels > 2)
     if bad.size:
-        raise DataError(f"x_label must be 0 (train), 1 (valid) or 2 (test), got {labels[bad[0]]}",
-                        path=inter_path, row=int(bad[0]) + 1, field="x_label")
-    timestamps = table[:, header.index("timestamp")] if "timestamp" in header else None
+        raise table.error(int(bad[0]), f"x_label must be 0 (train), 1 (valid) or 2 (test), got {labels[bad[0]]}",
+                          field="x_label")
+    timestamps = None
+    if "timestamp" in table.header:
+        timestamps = table.column("timestamp")
+        bad = np.flatnonzero(~np.isfinite(timestamps))
+        if bad.size:
+            raise table.error(int(bad[0]), f"timestamp {timestamps[bad[0]]} is not finite", field="timestamp")
 
-    features = {}
-    for feat_path in sorted(folder.glob(f"*{FEATURE_SUFFIX}")):
-        modality = feat_path.name[: -len(FEATURE_SUFFIX)]
-        try:
-            features[modality] = np.load(feat_path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise DataError(f"cannot read feature array: {exc}", path=feat_path) from None
-        if features[modality].ndim != 2:
-            raise DataError(f"features must be 2-D [n_items, d], got shape {features[modality].shape}",
-                            path=feat_path)
-
-    meta = _read_json(folder / META_FILE) if (folder / META_FILE).exists() else {}
-    n_users = int(meta.get("n_users", users.max() + 1 if users.size else 0))
-    n_items = int(meta.get("n_items", items.max() + 1 if items.size else 0))
-    if features and "n_items" not in meta:
-        rows = {m: x.shape[0] for m, x in features.items()}
-        n_items = max(rows.values())
+    features, feature_files = read_feature_files(folder)
+    meta = _read_meta(folder / META_FILE) if (folder / META_FILE).exists() else {}
+    n_users = meta["n_users"] if "n_users" in meta else _inferred_count(users, table, "userID")
+    if "n_items" in meta:
+        n_items = meta["n_items"]
+    elif features:
+        n_items = max(x.shape[0] for x in features.values())
+    else:
+        n_items = _inferred_count(items, table, "itemID")
     for modality, x in features.items():
         if x.shape[0] != n_items:
-            raise DataError(f"feature row count {x.shape[0]} != n_items {n_items}",
-                            path=folder / f"{modality}{FEATURE_SUFFIX}")
-    for fld, ids, bound in (("userID", users, n_users), ("itemID", items, n_items)):
-        bad = np.flatnonzero(ids >= bound)
-        if bad.size:
-            raise DataError(f"id {ids[bad[0]]} out of range [0, {bound})",
-                            path=inter_path, row=int(bad[0]) + 1, field=fld)
+            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
+                               path=feature_files[modality], field=modality)
+    _check_id_bound(users, n_users, table, "userID")
+    _check_id_bound(items, n_items, table, "itemID")
+
+    for label, split in enumerate(SPLITS):
+        if not np.any(labels == label):
+            raise DataError(f"no rows with x_label={label} (the {split} split is empty)",
+                            path=inter_path, field="x_label")
+    has_train = np.zeros(n_users, dtype=bool)
+    has_train[users[labels == 0]] = True
+    orphan = np.flatnonzero(~has_train[users])
+    if orphan.size:
+        k = int(orphan[0])
+        raise table.error(k, f"user {users[k]} has {SPLITS[labels[k]]} interactions (x_label={labels[k]}) "
+                             "but no training rows (x_label=0)", field="userID")
 
     splits = {}
     for label, split in enumerate(SPLITS):
         mask = labels == label
-        if not mask.any():
-            raise DataError(f"no rows with x_label={label} ({split} split is empty)", path=inter_path)
-        splits[split] = Interactions(users[mask], items[mask],
-                                     None if timestamps is None else timestamps[mask])
-    noise = _read_noise(folder) if (folder / NOISE_FILE).exists() else None
-    return Dataset(name=name or meta.get("name", folder.name), n_users=n_users, n_items=n_items,
-                   features=features, noise=noise, path=folder, **splits)
+        splits[split] = Interactions(users[mask], items[mask], None if timestamps is None else timestamps[mask])
+    noise = None
+    if (folder / NOISE_FILE).exists():
+        noise = _read_noise(folder, n_train=len(splits["train"]), n_items=n_items, modalities=list(features))
+    with feature_errors_name_files(feature_files):
+        return Dataset(name=name or meta.get("name", folder.name), n_users=n_users, n_items=n_items,
+                       features=features, noise=noise, path=folder, **splits)
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
     except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc}", path=path) from None
+        raise DataError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                        path=path) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text (byte {exc.start})", path=path) from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
+        raise DataError(f"cannot parse JSON: {exc}", path=path) from None
 
 
-def _read_noise(folder: Path) -> NoiseTruth:
+def _read_meta(path: Path) -> dict:
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise DataError(f"expected a JSON object, got {type(meta).__name__}", path=path)
+    for key in ("n_users", "n_items"):
+        if key in meta and not (type(meta[key]) is int and meta[key] > 0):
+            raise DataError(f"must be a positive integer, got {meta[key]!r}", path=path, field=key)
+    if "name" in meta and not isinstance(meta["name"], str):
+        raise DataError(f"must be a string, got {meta['name']!r}", path=path, field="name")
+    return meta
+
+
+def _read_noise(folder: Path, *, n_train: int | None = None, n_items: int | None = None,
+                modalities: list[str] | None = None) -> NoiseTruth:
+    """noise.json + noise_mask.npz; the optional sizes are checked here so errors name the file."""
     spec = _read_json(folder / NOISE_FILE)
+    if not isinstance(spec, dict):
+        raise DataError(f"expected a JSON object, got {type(spec).__name__}", path=folder / NOISE_FILE)
     mask_path = folder / NOISE_MASK_FILE
     if not mask_path.exists():
         raise DataError(f"{NOISE_FILE} is present but {NOISE_MASK_FILE} is missing", path=folder)
-    with np.load(mask_path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    try:
+        with np.load(mask_path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read noise masks: {exc}", path=mask_path) from None
     if "interactions" not in arrays:
         raise DataError("lacks the 'interactions' array", path=mask_path)
     features = {k[len("features_"):]: v for k, v in arrays.items() if k.startswith("features_")}
-    removed = Interactions(arrays.get("removed_users", np.zeros(0)), arrays.get("removed_items", np.zeros(0)))
+    if n_train is not None and arrays["interactions"].size != n_train:
+        raise DataError(f"{arrays['interactions'].size} entries for {n_train} training interactions",
+                        path=mask_path, field="interactions")
+    for m, mask in features.items():
+        if modalities is not None and m not in modalities:
+            raise DataError(f"mask for unknown modality {m!r}; modalities: {sorted(modalities)}",
+                            path=mask_path, field=f"features_{m}")
+        if n_items is not None and mask.size != n_items:
+            raise DataError(f"{mask.size} entries for {n_items} items", path=mask_path, field=f"features_{m}")
+    removed = Interactions(arrays.get("removed_users", np.zeros(0, np.int64)),
+                           arrays.get("removed_items", np.zeros(0, np.int64)))
     return NoiseTruth(arrays["interactions"], features, removed, spec)
 
 
+# ----------------------------------------------------------------------------- write
 def write_mmrec(dataset: Dataset, folder: str | Path, *, overwrite: bool = False,
                 name: str | None = None) -> Path:
     """Write ``dataset`` as an MMRec folder (atomically: all files or none).
 
     Rows are written train, valid, test in array order, so reading the folder
-    back gives identical arrays. Returns the folder.
+    back gives identical arrays (timestamps are written as integers when
+    integral, else as the shortest exact decimal). Timestamps are written only
+    when every split has them. ``name`` names the ``.inter`` file (default:
+    the folder's name). Returns the folder. Raises FileExistsError when the
+    folder exists and ``overwrite`` is false; an existing folder is replaced
+    only once the new one is complete.
     """
     folder = Path(folder)
     name = name or folder.name
+    for part in [name, *dataset.features]:
+        if not part or part in (".", "..") or any(c in part for c in "/\\\0"):
+            raise DataError(f"{part!r} cannot be part of a file name", path=folder)
     with atomic_dir(folder, overwrite=overwrite) as tmp:
         parts = [dataset.split(s) for s in SPLITS]
         with_ts = all(p.timestamps is not None for p in parts)
@@ -224,7 +429,10 @@ def write_noise(folder: Path, noise: NoiseTruth) -> None:
 
 
 def _fmt_time(t: float) -> str:
-    return str(int(t)) if t == int(t) else repr(t)
+    """Integral timestamps as integers (as MMRec writes them), others as the shortest exact decimal."""
+    if t.is_integer() and abs(t) < 2.0 ** 53 and (t != 0 or math.copysign(1.0, t) > 0):
+        return str(int(t))
+    return repr(t)
 
 
 def _save_features(path: Path, x: np.ndarray, chunk_rows: int = 4096) -> None:

@@ -58,8 +58,8 @@ def read_folder(folder: Path) -> Dataset:
     """Read a folder in any supported layout (MMRec, MMSSL/TikTok json, RecBole atomic)."""
     if is_mmrec_folder(folder):
         return read_mmrec(folder)
-    if (folder / "train.json").exists():
-        from .tiktok import read_tiktok
+    from .tiktok import is_tiktok_folder, read_tiktok
+    if is_tiktok_folder(folder):
         return read_tiktok(folder)
     if any(folder.glob("*.inter")):
         from .recbole import read_recbole

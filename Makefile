@@ -1,0 +1,33 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   virtualenv + install + build ml-100k + train + print a results table
+#   make test   virtualenv + install + the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# pinned first so the local CPU wheel is used (a bare `torch` pulls CUDA builds)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[features,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+demo: $(STAMP)
+	$(BIN)/mmdenoise data build ml-100k
+	$(BIN)/python -m mmdenoise.experiments.demo
+
+bench: $(STAMP)
+	$(BIN)/mmdenoise bench -d ml-100k -m lightgcn
+	$(BIN)/mmdenoise bench -d synth-baby -m lightgcn
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,202 @@
+"""The ``mmdenoise`` command (typer). Each command is a thin shell over the Python API."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import MMDenoiseError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Multi-modal recommendation with plug-and-play denoising.")
+data_app = typer.Typer(no_args_is_help=True, help="Build, generate, noise, inspect and export datasets.")
+app.add_typer(data_app, name="data")
+
+TABLE_KS = (10, 20, 50)
+TABLE_METRICS = ("recall", "ndcg", "precision", "map", "hit")
+
+
+def metrics_table(columns: dict[str, dict[str, float]], ks=TABLE_KS) -> str:
+    """A plain-text table: one row per metric@k, one column per named metrics dict."""
+    names = list(columns)
+    lines = [f"{'metric':<14}" + "".join(f"{n:>12}" for n in names)]
+    for metric in TABLE_METRICS:
+        for k in ks:
+            key = f"{metric}@{k}"
+            if all(key in columns[n] for n in names):
+                lines.append(f"{key:<14}" + "".join(f"{columns[n][key]:>12.4f}" for n in names))
+    return "\n".join(lines)
+
+
+def _parse_ratio(spec: str, option: str) -> tuple[str, float]:
+    if ":" not in spec:
+        raise typer.BadParameter(f"{spec!r}: expected MODALITY:RATIO, e.g. image:0.1", param_hint=option)
+    modality, ratio = spec.rsplit(":", 1)
+    try:
+        return modality, float(ratio)
+    except ValueError:
+        raise typer.BadParameter(f"{spec!r}: {ratio!r} is not a number", param_hint=option) from None
+
+
+# -------------------------------------------------------------------- data
+@data_app.command("build")
+def data_build(
+    name: str = typer.Argument(..., help="ml-100k or amazon"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default: the data home)"),
+    seed: int = typer.Option(0, help="split seed"),
+    kg: bool = typer.Option(False, "--kg", help="ml-100k: add the knowledge-graph modality"),
+    chronological: bool = typer.Option(False, help="ml-100k: chronological instead of random split"),
+    ratings: Optional[Path] = typer.Option(None, help="amazon: ratings_<Category>.csv"),
+    meta: Optional[Path] = typer.Option(None, help="amazon: meta_<Category>.json.gz"),
+    image_features: Optional[Path] = typer.Option(None, help="amazon: image_features_<Category>.b"),
+    overwrite: bool = typer.Option(False, help="rebuild even if the folder exists"),
+):
+    """Build a real dataset in the MMRec layout (cached: a second call is instant)."""
+    from .data.registry import dataset_folder
+    if name == "ml-100k":
+        from .data.builders.ml100k import build_ml100k
+        folder = build_ml100k(out or dataset_folder("ml-100k"), seed=seed, with_kg=kg,
+                              overwrite=overwrite, chronological=chronological)
+    elif name == "amazon":
+        if ratings is None or meta is None or out is None:
+            raise typer.BadParameter("amazon needs --ratings, --meta and --out")
+        from .data.builders.amazon import build_amazon
+        folder = build_amazon(ratings, meta, out, image_features=image_features, seed=seed,
+                              overwrite=overwrite)
+    else:
+        raise typer.BadParameter(f"unknown dataset {name!r}; buildable: ml-100k, amazon")
+    typer.echo(str(folder))
+
+
+@data_app.command("synth")
+def data_synth(
+    preset: str = typer.Option(..., help="tiny, baby, sports, clothing or microlens"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(..., help="output folder"),
+    overwrite: bool = typer.Option(False),
+):
+    """Generate a synthetic dataset with the shape of a paper dataset and a planted truth."""
+    from .data.synth import generate
+    typer.echo(str(generate(preset, seed=seed, out=out, overwrite=overwrite)))
+
+
+@data_app.command("noise")
+def data_noise(
+    src: str = typer.Argument(..., help="registered name or MMRec folder (clean)"),
+    out: Path = typer.Option(..., help="output folder"),
+    add: float = typer.Option(0.0, help="fraction of |train| of random unseen pairs to add"),
+    remove: float = typer.Option(0.0, help="fraction of training interactions to drop"),
+    swap: List[str] = typer.Option([], help="MODALITY:RATIO rows replaced by another item's"),
+    misalign: List[str] = typer.Option([], help="MODALITY:RATIO rows permuted across items"),
+    seed: int = typer.Option(0),
+):
+    """Plant noise in the training split; write a new folder with its ground truth."""
+    from .data import load_dataset
+    from .data.noise import write_noised
+    folder = write_noised(load_dataset(src), out, add=add, remove=remove,
+                          swap=dict(_parse_ratio(s, "--swap") for s in swap),
+                          misalign=dict(_parse_ratio(s, "--misalign") for s in misalign), seed=seed)
+    typer.echo(str(folder))
+
+
+@data_app.command("info")
+def data_info(dataset: str = typer.Argument(..., help="registered name or folder")):
+    """Users, items, interactions per split, sparsity, modalities, noise summary."""
+    from .data import load_dataset
+    from .data.info import dataset_info, format_info
+    typer.echo(format_info(dataset_info(load_dataset(dataset))))
+
+
+@data_app.command("export")
+def data_export(dataset: str = typer.Argument(...), out: Path = typer.Option(...),
+                overwrite: bool = typer.Option(False)):
+    """Write any readable dataset in the MMRec layout."""
+    from .data import load_dataset, write_mmrec
+    typer.echo(str(write_mmrec(load_dataset(dataset), out, overwrite=overwrite)))
+
+
+# ------------------------------------------------------------------ train
+@app.command("train")
+def train_cmd(
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="registered name or folder"),
+    model: Optional[str] = typer.Option(None, "-m", "--model"),
+    denoiser: Optional[str] = typer.Option(None, "--denoiser"),
+    task: str = typer.Option("general", help="general (sequential: see the Demure issue)"),
+    seed: Optional[int] = typer.Option(None),
+    config: Optional[Path] = typer.Option(None, help="YAML config file"),
+    set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3"),
+    out: Optional[Path] = typer.Option(None, help="run folder"),
+    resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+    json_out: bool = typer.Option(False, "--json", help="print result.json instead of a table"),
+):
+    """Train a backbone (with a denoiser) and report validation and test metrics."""
+    if task != "general":
+        raise typer.BadParameter(f"task {task!r} is not available yet; tasks: general")
+    from .api import train
+    run = train(dataset, model, denoiser, seed=seed, config=config, overrides=set_, out=out,
+                resume=resume)
+    if json_out:
+        typer.echo(json.dumps(run.result, indent=2))
+        return
+    r = run.result
+    typer.echo(f"{r['model']} + {r['denoiser']} on {r['dataset']['name']} (seed {r['seed']}): "
+               f"best epoch {r['best_epoch']} of {r['epochs_run']}, "
+               f"{r['seconds_per_epoch']:.3f} s/epoch, {r['eval_seconds']:.3f} s/eval")
+    typer.echo(metrics_table({"valid": run.valid, "test": run.test}))
+    typer.echo(f"run folder: {run.path}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(run_dir: Path = typer.Argument(..., help="a run folder")):
+    """Re-evaluate a run's best checkpoint on validation and test."""
+    from .api import evaluate_run
+    valid, test = evaluate_run(run_dir)
+    typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
+
+
+@app.command("bench")
+def bench_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset"),
+    model: str = typer.Option(..., "-m", "--model"),
+    denoiser: str = typer.Option("none", "--denoiser"),
+    epochs: int = typer.Option(5, help="epochs to time (the first is warm-up)"),
+    set_: List[str] = typer.Option([], "--set"),
+    json_out: bool = typer.Option(False, "--json"),
+):
+    """Seconds per epoch, seconds per full evaluation and peak memory."""
+    from .bench import bench
+    result = bench(dataset, model, denoiser, epochs=epochs, overrides=set_)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        typer.echo(f"{key:<{width}}  {shown}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MMDenoiseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except FileExistsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The Denoiser contract (DESIGN §2) and ``none``, the backbone's own objective."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.base import Backbone, Batch
+
+
+@dataclass
+class StepState:
+    """Where training is: epoch (0-based) and global step (batches so far)."""
+
+    epoch: int
+    step: int
+
+
+class Denoiser(nn.Module):
+    """Owns the training objective around a backbone.
+
+    ``loss`` returns (total loss, {term name: scalar tensor}); the trainer
+    checks every term for NaN/inf and logs their epoch means. Denoisers that
+    judge individual training interactions expose that judgement through
+    ``interaction_scores`` (float [len(train)], higher = more likely clean),
+    so noise-detection quality can be measured.
+    """
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+
+    def loss(self, batch: Batch, state: StepState) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def epoch_start(self, epoch: int) -> None:
+        self.backbone.epoch_start(epoch)
+
+    def epoch_end(self, epoch: int) -> None:
+        """Nothing by default."""
+
+    def interaction_scores(self) -> np.ndarray | None:
+        """Per-training-interaction clean score, or None if the denoiser makes no judgement."""
+        return None
+
+
+@dataclass
+class NoDenoiserConfig:
+    """``none`` has no settings."""
+
+
+class NoDenoiser(Denoiser):
+    """The backbone's recommendation loss + its extra loss + regularisation."""
+
+    def loss(self, batch: Batch, state: StepState):
+        user_emb, item_emb = self.backbone()
+        terms = {
+            "rec": self.backbone.rec_loss(batch, user_emb, item_emb),
+            "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
+            "reg": self.backbone.regularization(batch, user_emb, item_emb),
+        }
+        return sum(terms.values()), terms
+
+
+def build_none(dataset, backbone: Backbone, config: NoDenoiserConfig) -> NoDenoiser:
+    return NoDenoiser(backbone)

@@ -1,0 +1,1 @@
+"""Experiments: the demo, noise studies, ablations, sweeps and reports."""

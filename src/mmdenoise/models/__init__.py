@@ -1,0 +1,14 @@
+"""Backbones: nn.Modules that turn ids (+ features, graphs) into embeddings and scores (DESIGN §5)."""
+from ..config import Entry
+from . import lightgcn, mf, popularity, vbpr
+from .base import Backbone, Batch
+
+#: name -> Entry(config class, build(dataset, config) -> Backbone)
+MODELS: dict[str, Entry] = {
+    "pop": Entry(popularity.PopularityConfig, popularity.build),
+    "mf": Entry(mf.MFConfig, mf.build),
+    "lightgcn": Entry(lightgcn.LightGCNConfig, lightgcn.build),
+    "vbpr": Entry(vbpr.VBPRConfig, vbpr.build),
+}
+
+__all__ = ["MODELS", "Backbone", "Batch"]
