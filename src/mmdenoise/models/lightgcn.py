@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..graphs import normalized_adjacency
+from ..graphs import normalized_adjacency, spmm
 from ..losses import l2_regularization
 from .base import Backbone, Batch
 
@@ -23,10 +23,10 @@ class LightGCNConfig:
 
 
 def propagate(adjacency: torch.Tensor, embeddings: torch.Tensor, n_layers: int) -> torch.Tensor:
-    """Mean of [E, ÂE, Â²E, ..., Â^L E]: [N, d] for adjacency [N, N] (sparse) and E [N, d]."""
+    """Mean of [E, ÂE, Â²E, ..., Â^L E]: [N, d] for a symmetric sparse Â [N, N] and E [N, d]."""
     layers = [embeddings]
     for _ in range(n_layers):
-        layers.append(torch.sparse.mm(adjacency, layers[-1]))
+        layers.append(spmm(adjacency, layers[-1]))
     return torch.stack(layers).mean(0)
 
 
