@@ -93,3 +93,10 @@ class PickleTrap:
 
     def __reduce__(self):
         return _spring_trap, (self.marker,)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    """Real ml-100k, built once per test session into the data home (``$MMDENOISE_HOME``)."""
+    from mmdenoise.data import load_dataset
+    return load_dataset("ml-100k")

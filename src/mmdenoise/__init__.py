@@ -2,6 +2,13 @@
 __version__ = "0.1.0"
 
 from .data import Dataset, load_dataset  # noqa: E402
-from .api import Run, evaluate_run, train  # noqa: E402
 
 __all__ = ["Dataset", "load_dataset", "train", "evaluate_run", "Run", "__version__"]
+
+
+def __getattr__(name: str):
+    # the training API pulls in torch; importing it lazily keeps `mmdenoise data ...` fast
+    if name in ("train", "evaluate_run", "Run"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'mmdenoise' has no attribute {name!r}")
