@@ -23,6 +23,27 @@ class EvalResult:
     users: np.ndarray
 
 
+def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The k best items per row, by score descending and then item id ascending: int64 [B, k].
+
+    ``torch.topk`` alone leaves the choice among tied scores unspecified; rows
+    whose k-th score is tied with an item left out are ranked by a full stable
+    sort (rare for learnt scores, every row for popularity), the rest are
+    re-ordered within their top k.
+    """
+    top_scores, top_items = torch.topk(scores, k, dim=1)
+    kth = top_scores[:, -1:]
+    tied = (scores == kth).sum(1) > (top_scores == kth).sum(1)
+    if tied.any():
+        rows = tied.nonzero().squeeze(1)
+        ranked_scores, ranked = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+        top_scores[rows], top_items[rows] = ranked_scores[:, :k], ranked[:, :k]
+    by_id = torch.argsort(top_items, dim=1)
+    top_scores, top_items = top_scores.gather(1, by_id), top_items.gather(1, by_id)
+    by_score = torch.sort(top_scores, dim=1, descending=True, stable=True).indices
+    return top_items.gather(1, by_score)
+
+
 class Evaluator:
     """Evaluates a scoring function on the ``valid`` or ``test`` split of a dataset.
 
@@ -31,8 +52,7 @@ class Evaluator:
     items, and for ``test`` with ``mask_valid_in_test`` also the validation
     items (by default they stay in the pool, as in MMRec).
 
-    Ties: the top-k comes from ``torch.topk``; among items returned with equal
-    scores the lower item id ranks first, so the hit matrix is deterministic.
+    Ties: items with equal scores rank by item id, lower first (see ``top_k_items``).
     """
 
     def __init__(self, dataset: Dataset, split: str, *, ks=DEFAULT_KS, mask_valid_in_test: bool = False,
@@ -81,12 +101,7 @@ class Evaluator:
             scores = score_fn(users)
             scores = scores.float().clone()
             scores[mask_r, mask_c] = -torch.inf
-            top_scores, top_items = torch.topk(scores, self.k_max, dim=1)
-            # ties: order equal scores by item id (stable sort on the item ids first)
-            order = torch.argsort(top_items, dim=1)
-            top_scores, top_items = top_scores.gather(1, order), top_items.gather(1, order)
-            resort = torch.sort(top_scores, dim=1, descending=True, stable=True).indices
-            top_items = top_items.gather(1, resort)
+            top_items = top_k_items(scores, self.k_max)
             relevant = torch.zeros_like(scores, dtype=torch.bool)
             relevant[held_r, held_c] = True
             hits = relevant.gather(1, top_items)
