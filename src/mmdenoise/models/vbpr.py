@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,5 +61,5 @@ class VBPR(Backbone):
 
 
 def build(dataset, config: VBPRConfig) -> VBPR:
-    features = {m: torch.from_numpy(x[:] if not x.flags.writeable else x) for m, x in dataset.features.items()}
+    features = {m: torch.from_numpy(np.array(x, dtype=np.float32)) for m, x in dataset.features.items()}
     return VBPR(dataset.n_users, dataset.n_items, features, config.embedding_size, config.reg_weight)
