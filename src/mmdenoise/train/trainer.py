@@ -175,7 +175,8 @@ class Trainer:
         eval_times = [r["eval_seconds"] for r in history if "eval_seconds" in r]
         t_start = time.perf_counter()
         stopped_early = False
-        bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=not cfg.progress,
+        # disable=None: tqdm shows the bar only on a terminal, so logs stay clean
+        bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=None if cfg.progress else True,
                    initial=min(start, epochs), total=epochs, leave=False)
         for epoch in bar:
             t0 = time.perf_counter()
