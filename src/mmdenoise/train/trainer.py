@@ -98,7 +98,6 @@ class Trainer:
     def _epoch_batches(self, epoch: int):
         """Shuffled (users, positives, negatives, index) tensors of one epoch, on the device."""
         rng = np.random.default_rng(epoch_seed(self.seed, epoch))
-        torch.manual_seed(epoch_seed(self.seed, epoch))
         train = self.dataset.train
         order = rng.permutation(len(train))
         users = train.users[order]
@@ -124,6 +123,7 @@ class Trainer:
     def train_epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> dict:
         """One pass over the training interactions; returns the epoch means of the loss terms."""
         self.denoiser.train()
+        torch.manual_seed(epoch_seed(self.seed, epoch))  # before any per-epoch randomness (edge pruning)
         self.denoiser.epoch_start(epoch)
         users, pos, neg, index = self._epoch_batches(epoch)
         size = self.config.batch_size

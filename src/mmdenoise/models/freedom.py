@@ -1,0 +1,150 @@
+"""FREEDOM (Zhou & Shen, MM'23): a frozen item–item graph and a degree-sensitively pruned user–item graph.
+
+- Item–item: per modality, the kNN graph (k = 10, self included) of raw-feature
+  cosine similarity, D^-1/2 A D^-1/2-normalised; the modality graphs are mixed
+  with fixed weights (0.1 image / 0.9 text in the paper, generalised here) and
+  never updated. Item ID embeddings are propagated ``n_mm_layers`` on it → h.
+- User–item: LightGCN (mean over layers 0..L) on a graph whose edges are
+  re-drawn every epoch, keeping a (1 − dropout) share with probability
+  ∝ 1/√(d_u d_i); the full graph is used for evaluation.
+- Item = LightGCN item + h; user = LightGCN user.
+- Loss: BPR + modality_weight · Σ_m BPR(u, E_m x^m_i, E_m x^m_j), with E_m a
+  linear map of modality m's raw features (the paper's L_v + L_t terms).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..graphs import bipartite_adjacency, spmm, symmetric_normalize, to_torch_csr
+from ..graphs.knn import cached_knn_graph
+from ..losses import bpr_loss, l2_regularization
+from .base import Backbone, Batch
+from .lightgcn import propagate
+
+
+@dataclass
+class FREEDOMConfig:
+    embedding_size: int = 64
+    n_ui_layers: int = 2
+    n_mm_layers: int = 1
+    knn_k: int = 10
+    dropout: float = 0.8
+    modality_weight: float = 1e-4
+    reg_weight: float = 0.0
+    modality_mix: dict = field(default_factory=dict)
+
+
+def default_mix(modalities: list[str]) -> dict[str, float]:
+    """Mixing weights of the modality graphs: the paper's 0.1 image / 0.9 text, generalised.
+
+    With a ``text`` modality and others, text gets 0.9 and the others share
+    0.1 equally (ml-100k: text 0.9, genre 0.1); otherwise all are equal.
+    """
+    if "text" in modalities and len(modalities) > 1:
+        others = [m for m in modalities if m != "text"]
+        return {"text": 0.9, **{m: 0.1 / len(others) for m in others}}
+    return {m: 1.0 / len(modalities) for m in modalities}
+
+
+class FREEDOM(Backbone):
+    """item_graph: sparse [I, I] (mixed, normalised), with its transpose item_graph_t;
+    edges: (users, items) of training; features: modality -> [I, d_m]."""
+
+    def __init__(self, n_users: int, n_items: int, users: torch.Tensor, items: torch.Tensor,
+                 item_graph: torch.Tensor, item_graph_t: torch.Tensor, features: dict[str, torch.Tensor],
+                 embedding_size: int = 64, n_ui_layers: int = 2, n_mm_layers: int = 1, dropout: float = 0.8,
+                 modality_weight: float = 1e-4, reg_weight: float = 0.0):
+        super().__init__()
+        self.n_users, self.n_items = n_users, n_items
+        self.n_ui_layers, self.n_mm_layers, self.dropout = n_ui_layers, n_mm_layers, dropout
+        self.modality_weight, self.reg_weight = modality_weight, reg_weight
+        self.user_embedding = nn.Embedding(n_users, embedding_size)
+        self.item_embedding = nn.Embedding(n_items, embedding_size)
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.modalities = list(features)
+        self.projections = nn.ModuleDict({m: nn.Linear(x.shape[1], embedding_size) for m, x in features.items()})
+        for m, x in features.items():
+            self.register_buffer(f"feat_{m}", x, persistent=False)
+        self.register_buffer("edge_users", users, persistent=False)
+        self.register_buffer("edge_items", items, persistent=False)
+        self.register_buffer("item_graph", item_graph, persistent=False)
+        self.register_buffer("item_graph_t", item_graph_t, persistent=False)
+        full = _normalized_bipartite(n_users, n_items, users.numpy(), items.numpy())
+        self.register_buffer("full_graph", full, persistent=False)
+        self.register_buffer("train_graph", full, persistent=False)
+        degree_u = torch.bincount(users, minlength=n_users).float()
+        degree_i = torch.bincount(items, minlength=n_items).float()
+        self.register_buffer("edge_weight", (degree_u[users] * degree_i[items]).rsqrt(), persistent=False)
+
+    def epoch_start(self, epoch: int) -> None:
+        """Degree-sensitive edge pruning: keep ⌊(1 − dropout)·|E|⌋ edges drawn ∝ 1/√(d_u d_i)."""
+        if self.dropout <= 0:
+            return
+        keep = int((1.0 - self.dropout) * self.edge_users.numel())
+        kept = torch.multinomial(self.edge_weight, keep, replacement=False).cpu().numpy()
+        graph = _normalized_bipartite(self.n_users, self.n_items, self.edge_users.cpu().numpy()[kept],
+                                      self.edge_items.cpu().numpy()[kept])
+        self.train_graph = graph.to(self.full_graph.device)
+
+    def modality_item_emb(self) -> dict[str, torch.Tensor]:
+        """{modality: E_m x^m [I, d]}."""
+        return {m: self.projections[m](getattr(self, f"feat_{m}")) for m in self.modalities}
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.item_embedding.weight
+        for _ in range(self.n_mm_layers):
+            h = spmm(self.item_graph, h, self.item_graph_t)
+        graph = self.train_graph if self.training else self.full_graph
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        out = propagate(graph, ego, self.n_ui_layers)
+        return out[: self.n_users], out[self.n_users:] + h
+
+    def extra_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        if self.modality_weight == 0:
+            return user_emb.new_zeros(())
+        u = user_emb[batch.users]
+        total = user_emb.new_zeros(())
+        for view in self.modality_item_emb().values():
+            total = total + bpr_loss((u * view[batch.pos_items]).sum(-1), (u * view[batch.neg_items]).sum(-1))
+        return self.modality_weight * total
+
+    def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        if self.reg_weight == 0:
+            return user_emb.new_zeros(())
+        return self.reg_weight * l2_regularization(self.user_embedding(batch.users),
+                                                   self.item_embedding(batch.pos_items),
+                                                   self.item_embedding(batch.neg_items))
+
+
+def _normalized_bipartite(n_users, n_items, users, items) -> torch.Tensor:
+    return to_torch_csr(symmetric_normalize(bipartite_adjacency(n_users, n_items, users, items)))
+
+
+def mixed_item_graph(dataset, k: int, mix: dict[str, float]) -> sp.csr_matrix:
+    """Σ_m w_m · D^-1/2 kNN_m D^-1/2 over the dataset's modalities (sparse [I, I])."""
+    unknown = sorted(set(mix) - set(dataset.features))
+    if unknown:
+        raise ValueError(f"modality_mix names unknown modalities {unknown}; modalities: {sorted(dataset.features)}")
+    graph = sp.csr_matrix((dataset.n_items, dataset.n_items), dtype=np.float64)
+    for modality, weight in mix.items():
+        knn = cached_knn_graph(dataset.fingerprint, modality, dataset.features[modality], k)
+        graph = graph + weight * symmetric_normalize(knn)
+    return graph.tocsr()
+
+
+def build(dataset, config: FREEDOMConfig) -> FREEDOM:
+    if not dataset.features:
+        raise ValueError("FREEDOM needs at least one feature modality")
+    mix = config.modality_mix or default_mix(list(dataset.features))
+    graph = mixed_item_graph(dataset, config.knn_k, mix)
+    features = {m: torch.from_numpy(np.array(x, dtype=np.float32)) for m, x in dataset.features.items()}
+    return FREEDOM(dataset.n_users, dataset.n_items, torch.from_numpy(dataset.train.users),
+                   torch.from_numpy(dataset.train.items), to_torch_csr(graph), to_torch_csr(graph.T.tocsr()),
+                   features, config.embedding_size, config.n_ui_layers, config.n_mm_layers, config.dropout,
+                   config.modality_weight, config.reg_weight)
