@@ -179,23 +179,12 @@ def bench_cmd(
 
 
 def main() -> None:
+    """Entry point: usage errors and --help are click's; our own errors become one line and exit 2."""
     try:
-        app(standalone_mode=False)
-    except MMDenoiseError as exc:
+        app()
+    except (MMDenoiseError, FileExistsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except FileExistsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import argparse
 from ..api import train
 from ..data import load_dataset
 
-DEFAULT_MODELS = ("pop", "mf", "lightgcn", "vbpr")
+DEFAULT_MODELS = ("pop", "mf", "lightgcn", "vbpr", "freedom")
 
 
 def results_table(rows: list[dict]) -> str:

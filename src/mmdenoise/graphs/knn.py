@@ -21,7 +21,7 @@ DEFAULT_CHUNK_ROWS = 2048
 
 
 def _normalized_rows(features: np.ndarray, start: int, stop: int) -> torch.Tensor:
-    block = torch.from_numpy(np.asarray(features[start:stop], dtype=np.float32))
+    block = torch.from_numpy(np.array(features[start:stop], dtype=np.float32))  # a writable copy
     return torch.nn.functional.normalize(block, dim=1)
 
 
