@@ -1,40 +1,92 @@
-"""Paired significance tests between two runs on the same split (DESIGN §4)."""
+"""Paired significance tests between two runs on the same split (DESIGN §4, §7).
+
+Two runs are compared user by user: ``align`` keeps the users both runs
+evaluated, then a two-sided paired t-test (``scipy.stats.ttest_rel``) and a
+two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, zero
+differences dropped) are run on the aligned per-user values.
+
+Degenerate inputs get a defined answer instead of scipy's NaN and warnings:
+identical runs (every difference 0) give statistic 0 and p = 1; fewer than two
+pairs give p = 1 for the t-test (no evidence either way); a constant non-zero
+difference (equal up to rounding) gives the t-test's limit, statistic ±inf and
+p = 0.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 from scipy import stats
 
+from .evaluator import EvalResult
 
-def paired_ttest(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Two-sided paired t-test on aligned per-user values → (statistic, p); p = 1 when a == b."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two aligned per-user arrays as float64 [n]; ValueError on a shape mismatch or NaN/inf."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired tests need two 1-D arrays of equal length, got shapes {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("per-user values must be finite (NaN or inf found)")
+    return a, b
+
+
+def paired_ttest(a, b) -> tuple[float, float]:
+    """Two-sided paired t-test of a − b = 0 on aligned per-user values → (statistic, p).
+
+    a, b: float [n], entry j of both belonging to the same user.
+    """
+    a, b = _paired(a, b)
     diff = a - b
-    if diff.size < 2 or np.all(diff == diff[0]):
-        return (0.0, 1.0) if diff.size == 0 or diff[0] == 0 else (float(np.sign(diff[0]) * np.inf), 0.0)
+    if diff.size < 2:
+        return 0.0, 1.0
+    mean = diff.mean()
+    # constant differences (up to rounding, scipy's own threshold): zero variance, t = ±inf or 0/0
+    if np.max(np.abs(diff - mean)) <= 10 * np.finfo(np.float64).eps * abs(mean):
+        return (0.0, 1.0) if mean == 0 else (float(np.copysign(np.inf, mean)), 0.0)
     result = stats.ttest_rel(a, b)
     return float(result.statistic), float(result.pvalue)
 
 
-def wilcoxon(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Two-sided Wilcoxon signed-rank test on aligned per-user values → (statistic, p); p = 1 when a == b."""
-    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    if not np.any(diff != 0):
+def wilcoxon(a, b) -> tuple[float, float]:
+    """Two-sided Wilcoxon signed-rank test on aligned per-user values → (statistic, p).
+
+    a, b: float [n], entry j of both belonging to the same user. Zero
+    differences are dropped (scipy's ``zero_method="wilcox"``); the statistic
+    is scipy's (the smaller of the positive and negative rank sums).
+    """
+    a, b = _paired(a, b)
+    if not np.any(a != b):
         return 0.0, 1.0
-    result = stats.wilcoxon(diff, zero_method="wilcox")
+    result = stats.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
     return float(result.statistic), float(result.pvalue)
 
 
-def align(users_a: np.ndarray, values_a: np.ndarray, users_b: np.ndarray,
-          values_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Restrict two per-user arrays to their common users → (users, a, b), sorted by user."""
-    common, ia, ib = np.intersect1d(users_a, users_b, assume_unique=True, return_indices=True)
-    return common, np.asarray(values_a)[ia], np.asarray(values_b)[ib]
+def align(users_a, values_a, users_b, values_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Restrict two runs' per-user arrays to the users both evaluated.
+
+    users_*: int [n_*] distinct user ids; values_*: [n_*] aligned with them.
+    Returns (users int64 [m] ascending, values_a [m], values_b [m]).
+    """
+    pairs = []
+    for name, users, values in (("a", users_a, values_a), ("b", users_b, values_b)):
+        users, values = np.asarray(users, dtype=np.int64), np.asarray(values)
+        if users.ndim != 1 or users.shape != values.shape:
+            raise ValueError(f"run {name}: users {users.shape} and values {values.shape} must be 1-D and aligned")
+        if np.unique(users).size != users.size:
+            raise ValueError(f"run {name}: user ids repeat; per-user arrays hold one value per user")
+        pairs.append((users, values))
+    (ua, va), (ub, vb) = pairs
+    common, ia, ib = np.intersect1d(ua, ub, assume_unique=True, return_indices=True)
+    return common, va[ia], vb[ib]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Comparison:
+    """Run a vs run b on one metric over their common users (means over those users)."""
+
     metric: str
     n_users: int
     mean_a: float
@@ -43,11 +95,33 @@ class Comparison:
     p_wilcoxon: float
 
 
-def compare(per_user_a: dict[str, np.ndarray], per_user_b: dict[str, np.ndarray],
-            metric: str = "recall@20", split: str = "test") -> Comparison:
-    """Compare two runs' ``per_user.npz`` contents on ``split``/``metric`` with both paired tests."""
-    users_key = "users" if split == "test" else "valid_users"
+def _users_and_values(run: EvalResult | Mapping[str, np.ndarray], metric: str, split: str):
+    """(users, values) of ``metric`` from an EvalResult or a per_user.npz mapping (DESIGN §7)."""
+    if isinstance(run, EvalResult):
+        if metric not in run.per_user:
+            raise KeyError(f"unknown metric {metric!r}; metrics: {sorted(run.per_user)}")
+        return run.users, run.per_user[metric]
+    users_key = {"test": "users", "valid": "valid_users"}.get(split)
+    if users_key is None:
+        raise ValueError(f"split must be 'valid' or 'test', got {split!r}")
     key = f"{split}_{metric}"
-    users, a, b = align(per_user_a[users_key], per_user_a[key], per_user_b[users_key], per_user_b[key])
+    if key not in run or users_key not in run:
+        known = sorted(k[len(split) + 1:] for k in run if k.startswith(f"{split}_") and k != "valid_users")
+        raise KeyError(f"per-user arrays have no {key!r} (or {users_key!r}); {split} metrics: {known}")
+    return run[users_key], run[key]
+
+
+def compare(per_user_a: EvalResult | Mapping[str, np.ndarray], per_user_b: EvalResult | Mapping[str, np.ndarray],
+            metric: str = "recall@20", split: str = "test") -> Comparison:
+    """Compare two runs on ``metric`` with both paired tests.
+
+    per_user_a, per_user_b: each an ``EvalResult`` or the arrays of a run's
+        ``per_user.npz`` (``users``/``valid_users`` and ``<split>_<metric>``,
+        DESIGN §7); ``split`` picks the arrays of the latter.
+    Raises ValueError when the runs share no user.
+    """
+    users, a, b = align(*_users_and_values(per_user_a, metric, split), *_users_and_values(per_user_b, metric, split))
+    if users.size == 0:
+        raise ValueError("the two runs have no evaluated user in common")
     return Comparison(metric, int(users.size), float(a.mean()), float(b.mean()),
                       paired_ttest(a, b)[1], wilcoxon(a, b)[1])
