@@ -1,5 +1,6 @@
-"""Graphs as data: user–item adjacency now; item–item kNN and co-occurrence graphs later."""
-from .adjacency import bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
-from .ops import spmm
+"""Graphs as data: the normalised user–item adjacency, chunked item kNN graphs, sparse operators."""
+from .adjacency import bipartite_adjacency, clear_cache, normalized_adjacency, symmetric_normalize, to_torch_csr
+from .ops import SparseOperator, csr_tensor, spmm
 
-__all__ = ["bipartite_adjacency", "normalized_adjacency", "symmetric_normalize", "to_torch_csr", "spmm"]
+__all__ = ["bipartite_adjacency", "clear_cache", "normalized_adjacency", "symmetric_normalize", "to_torch_csr",
+           "SparseOperator", "csr_tensor", "spmm"]

@@ -20,10 +20,12 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..graphs import bipartite_adjacency, spmm, symmetric_normalize, to_torch_csr
+from ..errors import ConfigError
+from ..graphs import SparseOperator, bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.knn import cached_knn_graph
 from ..losses import bpr_loss, l2_regularization
 from .base import Backbone, Batch
+from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
 
@@ -52,11 +54,18 @@ def default_mix(modalities: list[str]) -> dict[str, float]:
 
 
 class FREEDOM(Backbone):
-    """item_graph: sparse [I, I] (mixed, normalised), with its transpose item_graph_t;
-    edges: (users, items) of training; features: modality -> [I, d_m]."""
+    """FREEDOM over fixed graphs and features.
+
+    users, items: int64 [E] training edges (pruned each epoch).
+    adjacency: the full normalised user–item graph, sparse CSR [(U+I), (U+I)]
+        (``graphs.normalized_adjacency``), used for evaluation.
+    item_graph: the mixed, normalised item–item graph, sparse CSR [I, I] (not
+        symmetric: kNN is directed). features: {modality: float [I, d_m]}.
+    forward() -> (user_emb [U, d], item_emb [I, d]).
+    """
 
     def __init__(self, n_users: int, n_items: int, users: torch.Tensor, items: torch.Tensor,
-                 item_graph: torch.Tensor, item_graph_t: torch.Tensor, features: dict[str, torch.Tensor],
+                 adjacency: torch.Tensor, item_graph: torch.Tensor, features: dict[str, torch.Tensor],
                  embedding_size: int = 64, n_ui_layers: int = 2, n_mm_layers: int = 1, dropout: float = 0.8,
                  modality_weight: float = 1e-4, reg_weight: float = 0.0):
         super().__init__()
@@ -67,17 +76,13 @@ class FREEDOM(Backbone):
         self.item_embedding = nn.Embedding(n_items, embedding_size)
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
-        self.modalities = list(features)
-        self.projections = nn.ModuleDict({m: nn.Linear(x.shape[1], embedding_size) for m, x in features.items()})
-        for m, x in features.items():
-            self.register_buffer(f"feat_{m}", x, persistent=False)
+        self.features = ModalityFeatures(features)
+        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size) for dim in self.features.dims())
         self.register_buffer("edge_users", users, persistent=False)
         self.register_buffer("edge_items", items, persistent=False)
-        self.register_buffer("item_graph", item_graph, persistent=False)
-        self.register_buffer("item_graph_t", item_graph_t, persistent=False)
-        full = _normalized_bipartite(n_users, n_items, users.numpy(), items.numpy())
-        self.register_buffer("full_graph", full, persistent=False)
-        self.register_buffer("train_graph", full, persistent=False)
+        self.item_graph = SparseOperator(item_graph, symmetric=False)
+        self.full_graph = SparseOperator(adjacency, symmetric=True)
+        self.train_graph = self.full_graph
         degree_u = torch.bincount(users, minlength=n_users).float()
         degree_i = torch.bincount(items, minlength=n_items).float()
         self.register_buffer("edge_weight", (degree_u[users] * degree_i[items]).rsqrt(), persistent=False)
@@ -88,18 +93,20 @@ class FREEDOM(Backbone):
             return
         keep = int((1.0 - self.dropout) * self.edge_users.numel())
         kept = torch.multinomial(self.edge_weight, keep, replacement=False).cpu().numpy()
-        graph = _normalized_bipartite(self.n_users, self.n_items, self.edge_users.cpu().numpy()[kept],
-                                      self.edge_items.cpu().numpy()[kept])
-        self.train_graph = graph.to(self.full_graph.device)
+        graph = symmetric_normalize(bipartite_adjacency(self.n_users, self.n_items,
+                                                        self.edge_users.cpu().numpy()[kept],
+                                                        self.edge_items.cpu().numpy()[kept]))
+        like = self.full_graph.m_values  # the pruned graph follows the model's device and dtype
+        self.train_graph = SparseOperator(to_torch_csr(graph), symmetric=True).to(like.device, like.dtype)
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: E_m x^m [I, d]}."""
-        return {m: self.projections[m](getattr(self, f"feat_{m}")) for m in self.modalities}
+        return {name: projection(x) for projection, (name, x) in zip(self.projections, self.features.items())}
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_embedding.weight
         for _ in range(self.n_mm_layers):
-            h = spmm(self.item_graph, h, self.item_graph_t)
+            h = self.item_graph(h)
         graph = self.train_graph if self.training else self.full_graph
         ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
         out = propagate(graph, ego, self.n_ui_layers)
@@ -122,10 +129,6 @@ class FREEDOM(Backbone):
                                                    self.item_embedding(batch.neg_items))
 
 
-def _normalized_bipartite(n_users, n_items, users, items) -> torch.Tensor:
-    return to_torch_csr(symmetric_normalize(bipartite_adjacency(n_users, n_items, users, items)))
-
-
 def mixed_item_graph(dataset, k: int, mix: dict[str, float]) -> sp.csr_matrix:
     """Σ_m w_m · D^-1/2 kNN_m D^-1/2 over the dataset's modalities (sparse [I, I])."""
     unknown = sorted(set(mix) - set(dataset.features))
@@ -139,12 +142,12 @@ def mixed_item_graph(dataset, k: int, mix: dict[str, float]) -> sp.csr_matrix:
 
 
 def build(dataset, config: FREEDOMConfig) -> FREEDOM:
+    """FREEDOM on ``dataset``: kNN graphs (disk-cached), the shared user–item graph, all modalities."""
     if not dataset.features:
-        raise ValueError("FREEDOM needs at least one feature modality")
+        raise ConfigError(f"model 'freedom' needs item features; dataset {dataset.name!r} has no modality")
     mix = config.modality_mix or default_mix(list(dataset.features))
     graph = mixed_item_graph(dataset, config.knn_k, mix)
-    features = {m: torch.from_numpy(np.array(x, dtype=np.float32)) for m, x in dataset.features.items()}
     return FREEDOM(dataset.n_users, dataset.n_items, torch.from_numpy(dataset.train.users),
-                   torch.from_numpy(dataset.train.items), to_torch_csr(graph), to_torch_csr(graph.T.tocsr()),
-                   features, config.embedding_size, config.n_ui_layers, config.n_mm_layers, config.dropout,
-                   config.modality_weight, config.reg_weight)
+                   torch.from_numpy(dataset.train.items), normalized_adjacency(dataset), to_torch_csr(graph),
+                   feature_tensors(dataset), config.embedding_size, config.n_ui_layers, config.n_mm_layers,
+                   config.dropout, config.modality_weight, config.reg_weight)

@@ -1,65 +1,84 @@
-"""VBPR (He & McAuley, AAAI'16), generalised to any number of modalities.
+"""VBPR (He & McAuley, "VBPR: Visual Bayesian Personalized Ranking from Implicit Feedback",
+AAAI'16), generalised from one visual feature to any number of modalities.
 
-Score (paper Eq. 2 without biases, as in MMRec): s_ui = γ_uᵀ γ_i + θ_uᵀ (Σ_m E_m f^m_i),
+The paper's predictor α + β_u + β_i + γ_uᵀγ_i + θ_uᵀ(E f_i) + β'ᵀf_i without its
+bias terms (as in MMRec; α and β_u cannot change a user's ranking, and the
+item biases β_i, β'ᵀf_i are dropped with them):
+
+    s_ui = γ_uᵀ γ_i + θ_uᵀ (Σ_m E_m f^m_i)
+
 i.e. the user vector [γ_u ‖ θ_u] (2d) against the item vector
-[γ_i ‖ Σ_m E_m f^m_i] (2d), where f^m_i are the item's raw features of
-modality m and E_m a learnt linear map to d dimensions. A sum of per-modality
-maps equals one map of the concatenated features; keeping them apart exposes
-each modality's view through ``modality_item_emb``.
+[γ_i ‖ Σ_m E_m f^m_i] (2d): both halves are d wide (MMRec's layout), so the
+latent and the content parts each get the full d. E_m: a bias-free linear
+map d_m → d per modality; their sum equals one map of the concatenated
+features (the paper's E f_i), and keeping them apart exposes each modality's
+view through ``modality_item_emb``. Features are used raw, not row-normalised
+(as in the paper and MMRec): the per-modality map learns each modality's scale.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..losses import l2_regularization
 from .base import Backbone, Batch
+from .features import ModalityFeatures, feature_tensors
 
 
 @dataclass
 class VBPRConfig:
+    """embedding_size: d (user and item vectors are 2d); reg_weight: batch-embedding L2 weight."""
+
     embedding_size: int = 64
     reg_weight: float = 1e-4
 
 
 class VBPR(Backbone):
-    """features: modality -> float32 [I, d_m] (stored as buffers)."""
+    """features: {modality: float [I, d_m]}, at least one (kept as buffers, not trained).
+
+    Parameters: user [U, 2d] = [γ_u ‖ θ_u]; item IDs γ_i [I, d]; one bias-free
+    linear map E_m [d, d_m] per modality; all xavier-uniform initialised.
+    forward() -> (user_emb [U, 2d], item_emb [I, 2d]).
+    """
 
     def __init__(self, n_users: int, n_items: int, features: dict[str, torch.Tensor],
                  embedding_size: int = 64, reg_weight: float = 1e-4):
         super().__init__()
-        if not features:
-            raise ValueError("VBPR needs at least one feature modality")
-        self.modalities = list(features)
+        self.reg_weight = reg_weight
+        self.features = ModalityFeatures(features)
+        for name, x in self.features.items():
+            if x.shape[0] != n_items:
+                raise ValueError(f"features of {name!r} have {x.shape[0]} rows, expected n_items={n_items}")
         self.user_embedding = nn.Embedding(n_users, 2 * embedding_size)
         self.item_embedding = nn.Embedding(n_items, embedding_size)
-        self.projections = nn.ModuleDict({m: nn.Linear(x.shape[1], embedding_size, bias=False)
-                                          for m, x in features.items()})
-        for m, x in features.items():
-            self.register_buffer(f"feat_{m}", x.to(torch.float32), persistent=False)
+        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size, bias=False) for dim in self.features.dims())
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
-        for layer in self.projections.values():
+        for layer in self.projections:
             nn.init.xavier_uniform_(layer.weight)
-        self.reg_weight = reg_weight
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
-        """{modality: E_m f^m [I, d]}."""
-        return {m: self.projections[m](getattr(self, f"feat_{m}")) for m in self.modalities}
+        """{modality: E_m f^m [I, d]}, the content half of the item vector split by modality."""
+        return {name: projection(x) for projection, (name, x) in zip(self.projections, self.features.items())}
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        content = torch.stack(list(self.modality_item_emb().values())).sum(0)
+        content = sum(self.modality_item_emb().values())
         return self.user_embedding.weight, torch.cat([self.item_embedding.weight, content], dim=1)
 
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
-        """reg_weight · ½ Σ‖e‖² / B over the batch's user and (ID ‖ content) item vectors."""
+        """reg_weight · ½ Σ‖e‖² / B over the batch's user and full (ID ‖ content) item vectors (as MMRec)."""
+        if self.reg_weight == 0:
+            return user_emb.new_zeros(())
         return self.reg_weight * l2_regularization(user_emb[batch.users], item_emb[batch.pos_items],
                                                    item_emb[batch.neg_items])
 
 
 def build(dataset, config: VBPRConfig) -> VBPR:
-    features = {m: torch.from_numpy(np.array(x, dtype=np.float32)) for m, x in dataset.features.items()}
-    return VBPR(dataset.n_users, dataset.n_items, features, config.embedding_size, config.reg_weight)
+    """VBPR over every modality of ``dataset``; a ConfigError if it has none."""
+    if not dataset.features:
+        raise ConfigError(f"model 'vbpr' needs item features; dataset {dataset.name!r} has no modality")
+    return VBPR(dataset.n_users, dataset.n_items, feature_tensors(dataset), config.embedding_size,
+                config.reg_weight)
