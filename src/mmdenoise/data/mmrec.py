@@ -372,7 +372,8 @@ def _read_noise(folder: Path, *, n_train: int | None = None, n_items: int | None
         if n_items is not None and mask.size != n_items:
             raise DataError(f"{mask.size} entries for {n_items} items", path=mask_path, field=f"features_{m}")
     removed = Interactions(arrays.get("removed_users", np.zeros(0, np.int64)),
-                           arrays.get("removed_items", np.zeros(0, np.int64)))
+                           arrays.get("removed_items", np.zeros(0, np.int64)),
+                           arrays.get("removed_timestamps"))
     return NoiseTruth(arrays["interactions"], features, removed, spec)
 
 
@@ -422,9 +423,11 @@ def write_mmrec(dataset: Dataset, folder: str | Path, *, overwrite: bool = False
 
 
 def write_noise(folder: Path, noise: NoiseTruth) -> None:
+    """noise.json (the spec) + noise_mask.npz (masks; removed pairs with their timestamps if any)."""
+    removed_ts = {} if noise.removed.timestamps is None else {"removed_timestamps": noise.removed.timestamps}
     write_json(folder / NOISE_FILE, dict(noise.spec))
     save_npz(folder / NOISE_MASK_FILE, interactions=noise.noisy_interactions,
-             removed_users=noise.removed.users, removed_items=noise.removed.items,
+             removed_users=noise.removed.users, removed_items=noise.removed.items, **removed_ts,
              **{f"features_{m}": v for m, v in noise.noisy_features.items()})
 
 
