@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..losses import bpr_loss
+from ..losses import bpr_loss, l2_regularization
 
 
 @dataclass
@@ -69,6 +69,14 @@ class Backbone(nn.Module):
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """Weight decay on the batch's embeddings (0 unless ``reg_weight`` > 0)."""
         return user_emb.new_zeros(())
+
+    def batch_l2(self, batch: Batch, user_rows: torch.Tensor, item_rows: torch.Tensor) -> torch.Tensor:
+        """reg_weight · ½ Σ‖e‖² / B over the rows of ``user_rows`` [U, d] and ``item_rows`` [I, d]
+        that the batch uses (user, positive, negative); 0 when ``reg_weight`` is 0."""
+        if self.reg_weight == 0:
+            return user_rows.new_zeros(())
+        return self.reg_weight * l2_regularization(user_rows[batch.users], item_rows[batch.pos_items],
+                                                   item_rows[batch.neg_items])
 
     def epoch_start(self, epoch: int) -> None:
         """Per-epoch state (e.g. FREEDOM's edge pruning); nothing by default."""

@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..graphs import SparseOperator, bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.knn import cached_knn_graph
-from ..losses import bpr_loss, l2_regularization
+from ..losses import bpr_loss
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
@@ -122,11 +122,7 @@ class FREEDOM(Backbone):
         return self.modality_weight * total
 
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
-        if self.reg_weight == 0:
-            return user_emb.new_zeros(())
-        return self.reg_weight * l2_regularization(self.user_embedding(batch.users),
-                                                   self.item_embedding(batch.pos_items),
-                                                   self.item_embedding(batch.neg_items))
+        return self.batch_l2(batch, self.user_embedding.weight, self.item_embedding.weight)
 
 
 def mixed_item_graph(dataset, k: int, mix: dict[str, float]) -> sp.csr_matrix:

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from ..graphs import SparseOperator, normalized_adjacency
-from ..losses import l2_regularization
 from .base import Backbone, Batch
 
 
@@ -73,11 +72,7 @@ class LightGCN(Backbone):
 
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """reg_weight · ½ Σ‖e⁰‖² / B over the batch's ego user, positive and negative embeddings."""
-        if self.reg_weight == 0:
-            return user_emb.new_zeros(())
-        return self.reg_weight * l2_regularization(self.user_embedding(batch.users),
-                                                   self.item_embedding(batch.pos_items),
-                                                   self.item_embedding(batch.neg_items))
+        return self.batch_l2(batch, self.user_embedding.weight, self.item_embedding.weight)
 
 
 def build(dataset, config: LightGCNConfig) -> LightGCN:

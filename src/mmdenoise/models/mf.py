@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..losses import l2_regularization
 from .base import Backbone, Batch
 
 
@@ -46,10 +45,7 @@ class MF(Backbone):
 
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """reg_weight · ½ Σ‖e‖² / B over the batch's user, positive and negative embeddings."""
-        if self.reg_weight == 0:
-            return user_emb.new_zeros(())
-        return self.reg_weight * l2_regularization(user_emb[batch.users], item_emb[batch.pos_items],
-                                                   item_emb[batch.neg_items])
+        return self.batch_l2(batch, user_emb, item_emb)
 
 
 def build(dataset, config: MFConfig) -> MF:

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..losses import l2_regularization
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
 
@@ -70,10 +69,7 @@ class VBPR(Backbone):
 
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """reg_weight · ½ Σ‖e‖² / B over the batch's user and full (ID ‖ content) item vectors (as MMRec)."""
-        if self.reg_weight == 0:
-            return user_emb.new_zeros(())
-        return self.reg_weight * l2_regularization(user_emb[batch.users], item_emb[batch.pos_items],
-                                                   item_emb[batch.neg_items])
+        return self.batch_l2(batch, user_emb, item_emb)
 
 
 def build(dataset, config: VBPRConfig) -> VBPR:

@@ -277,7 +277,7 @@ def kg_features(kg: bytes, link: bytes, movie_ids: np.ndarray, *, dim: int = KG_
     relation_ids, relation_vocab = token_ids(relations)
     entity_ids, entity_vocab = token_ids(np.concatenate([heads, tails]))
     head_ids, tail_ids = entity_ids[:heads.size], entity_ids[heads.size:]
-    n_rel, n_ent = relation_vocab.size, entity_vocab.size
+    n_ent = entity_vocab.size
     doc_rows, term_keys = [], []
     for movie, neighbour, direction in ((movie_of(heads), tail_ids, 0), (movie_of(tails), head_ids, 1)):
         keep = movie >= 0
