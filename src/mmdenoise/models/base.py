@@ -31,8 +31,8 @@ class Backbone(nn.Module):
     """A recommender that turns ids (+ features, graphs) into embeddings and scores.
 
     Subclasses implement ``forward`` and may override any other method.
-    Device comes from the module's parameters and buffers; nothing here calls
-    ``.cuda()``.
+    Device comes from the module's parameters and buffers; no device is
+    hard-coded anywhere in a model.
     """
 
     #: L2 weight on the embeddings a batch uses (subclasses set it in __init__).

@@ -88,7 +88,7 @@ class Trainer:
     def evaluate(self, evaluator: Evaluator) -> EvalResult:
         """Full-ranking evaluation of the backbone under its current parameters."""
         was_training = self.denoiser.training
-        self.denoiser.eval()
+        self.denoiser.train(False)  # evaluation mode: no dropout, full graphs
         user_emb, item_emb = self.backbone()
         result = evaluator.evaluate(lambda users: self.backbone.full_scores(user_emb, item_emb, users),
                                     device=self.device)
