@@ -65,34 +65,17 @@ def test_extra_field(folder):
     raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 9", "got 5")
 
 
-def test_non_numeric_value(folder):
-    set_field(folder, 3, "itemID", "abc")
-    raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 3", "field itemID", "'abc'")
-
-
-def test_empty_field(folder):
-    set_field(folder, 4, "timestamp", "")
-    raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 4", "field timestamp")
-
-
-def test_negative_id(folder):
-    set_field(folder, 7, "userID", "-1")
-    raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 7", "field userID", "non-negative integer, got -1")
-
-
-def test_non_integer_id(folder):
-    set_field(folder, 2, "itemID", "2.5")
-    raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 2", "field itemID", "2.5")
-
-
-def test_x_label_3(folder):
-    set_field(folder, 11, "x_label", "3")
-    raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 11", "field x_label", "got 3")
-
-
-def test_non_finite_timestamp(folder):
-    set_field(folder, 6, "timestamp", "nan")
-    raises_naming(lambda: read_mmrec(folder), "ds.inter", "row 6", "field timestamp", "not finite")
+@pytest.mark.parametrize("row, field, value, expected", [
+    (3, "itemID", "abc", "'abc'"),                                   # not a number
+    (4, "timestamp", "", "field timestamp"),                         # empty field
+    (7, "userID", "-1", "non-negative integer, got -1"),             # negative id
+    (2, "itemID", "2.5", "2.5"),                                     # non-integer id
+    (11, "x_label", "3", "got 3"),                                   # x_label out of {0, 1, 2}
+    (6, "timestamp", "nan", "not finite"),                           # non-finite timestamp
+])
+def test_bad_field_names_file_row_and_field(folder, row, field, value, expected):
+    set_field(folder, row, field, value)
+    raises_naming(lambda: read_mmrec(folder), "ds.inter", f"row {row}", f"field {field}", expected)
 
 
 def test_row_numbers_count_blank_lines(folder):
