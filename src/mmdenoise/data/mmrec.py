@@ -140,18 +140,6 @@ def read_table(path: Path, columns: Mapping[str, str] | tuple[str, ...] = ()) ->
     return Table(path, header, values, rows)
 
 
-def parse_table(path: Path, columns: dict[str, str]) -> tuple[list[str], np.ndarray]:
-    """Parse a tab-separated numeric table into (header, float64 [rows, cols]); see ``read_table``."""
-    table = read_table(path, columns)
-    return table.header, table.values
-
-
-def _integer_column(path: Path, header: list[str], table: np.ndarray, name: str) -> np.ndarray:
-    """``Table.integer_column`` for a ``parse_table`` result (rows assumed 1..n, no blank lines)."""
-    rows = np.arange(1, table.shape[0] + 1, dtype=np.int64)
-    return Table(Path(path), header, table, rows).integer_column(name)
-
-
 def _record_rows(body: str) -> np.ndarray:
     """File row number (line − 1) of every non-blank line of ``body`` (the text after the header).
 
