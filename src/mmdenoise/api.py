@@ -150,6 +150,13 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
         "model": run_config.model, "denoiser": run_config.denoiser, "seed": run_config.seed,
         "versions": record.versions(),
     }
+    scores = den.interaction_scores()
+    if scores is not None:
+        noisy = data.noise.noisy_interactions if data.noise is not None else None
+        record.write_scores(run_dir, scores, noisy)
+        detection = trainer.detection()
+        if detection is not None:
+            result["detection"] = detection
     record.write_per_user(run_dir, fit.valid, fit.test)
     record.write_result(run_dir, result)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,

@@ -14,6 +14,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-modal recommendation with plug-and-play denoising.")
 data_app = typer.Typer(no_args_is_help=True, help="Build, generate, noise, inspect and export datasets.")
 app.add_typer(data_app, name="data")
+plot_app = typer.Typer(no_args_is_help=True, help="Figures from run folders.")
+app.add_typer(plot_app, name="plot")
 
 TABLE_KS = (10, 20, 50)
 TABLE_METRICS = ("recall", "ndcg", "precision", "map", "hit")
@@ -176,6 +178,17 @@ def bench_cmd(
     for key, value in result.items():
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         typer.echo(f"{key:<{width}}  {shown}")
+
+
+# -------------------------------------------------------------------- plot
+@plot_app.command("scores")
+def plot_scores(
+    runs: List[Path] = typer.Argument(..., help="run folders trained with planted added interactions"),
+    out: Path = typer.Option(..., help="PNG file to write"),
+):
+    """Clean vs injected interactions: each run's denoiser scores, side by side (GUIDER Fig. 4)."""
+    from .experiments.plots import score_distributions
+    typer.echo(score_distributions(runs, out))
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from tests.planted import planted_dataset
 
 ALL = list(MODELS)
 LEARNERS = [name for name in MODELS if name != "pop"]
-MULTIMODAL = ["vbpr", "freedom"]
+ID_ONLY = ["pop", "mf", "lightgcn"]
+MULTIMODAL = [name for name in MODELS if name not in ID_ONLY]
 
 
 def _tensors(model):

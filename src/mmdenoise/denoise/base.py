@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.sampler import NegativeSampler
 from ..models.base import Backbone, Batch
 
 
@@ -44,6 +45,10 @@ class Denoiser(nn.Module):
     def interaction_scores(self) -> np.ndarray | None:
         """Per-training-interaction clean score, or None if the denoiser makes no judgement."""
         return None
+
+    def negative_sampler(self, dataset) -> NegativeSampler:
+        """Where the trainer's negatives come from: uniform over training items (WBPR overrides)."""
+        return NegativeSampler(dataset)
 
 
 @dataclass

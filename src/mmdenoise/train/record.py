@@ -22,6 +22,7 @@ METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 PER_USER_FILE = "per_user.npz"
 CHECKPOINT_FILE = "checkpoint.pt"
+SCORES_FILE = "interaction_scores.npz"
 
 
 def versions() -> dict[str, str]:
@@ -59,6 +60,20 @@ def write_per_user(run_dir: Path, valid, test) -> None:
 
 def read_per_user(run_dir: Path) -> dict[str, np.ndarray]:
     with np.load(Path(run_dir) / PER_USER_FILE, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def write_scores(run_dir: Path, clean_scores: np.ndarray, noisy: np.ndarray | None) -> None:
+    """interaction_scores.npz: ``clean_score`` float [len(train)] (the denoiser's judgement after the
+    last epoch, higher = cleaner) and, with planted noise, ``noisy`` bool [len(train)]."""
+    arrays = {"clean_score": np.asarray(clean_scores, dtype=np.float32)}
+    if noisy is not None:
+        arrays["noisy"] = np.asarray(noisy, dtype=bool)
+    save_npz(run_dir / SCORES_FILE, **arrays)
+
+
+def read_scores(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(run_dir) / SCORES_FILE, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

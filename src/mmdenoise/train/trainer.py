@@ -27,7 +27,7 @@ from ..data.dataset import Dataset
 from ..data.sampler import NegativeSampler
 from ..denoise.base import Denoiser, StepState
 from ..errors import TrainingError
-from ..eval import EvalResult, Evaluator
+from ..eval import EvalResult, Evaluator, detection_metrics
 from ..models.base import Batch
 from . import record
 
@@ -63,7 +63,8 @@ class Trainer:
     """Trains ``denoiser`` (which holds the backbone) on ``dataset``.
 
     run_dir: where the checkpoint and records go (None: keep nothing on disk).
-    sampler: negatives; default uniform over training items (DESIGN §3.5).
+    sampler: negatives; default the denoiser's (uniform over training items,
+        popularity-weighted for WBPR; DESIGN §3.5).
     on_epoch: optional callback(record dict) after every epoch (e.g. TensorBoard).
     """
 
@@ -76,7 +77,7 @@ class Trainer:
         self.config = config
         self.seed = seed
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.sampler = sampler if sampler is not None else NegativeSampler(dataset)
+        self.sampler = sampler if sampler is not None else denoiser.negative_sampler(dataset)
         self.on_epoch = on_epoch
         self.device = resolve_device(config.device)
         self.valid_evaluator = Evaluator(dataset, "valid", batch_size=config.eval_batch_size)
@@ -140,7 +141,22 @@ class Trainer:
             for name, value in {"loss": loss, **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
         self.denoiser.epoch_end(epoch)
-        return {name: float(v) / max(n_batches, 1) for name, v in sums.items()}
+        row = {name: float(v) / max(n_batches, 1) for name, v in sums.items()}
+        detection = self.detection()
+        if detection is not None:
+            row["detection"] = detection
+        return row
+
+    def detection(self) -> dict[str, float] | None:
+        """ROC-AUC and precision@|noise| of the denoiser's judgement against the planted noise mask
+        (DESIGN §7); None without a mask, without injected interactions or without a judgement."""
+        noise = self.dataset.noise
+        if noise is None or not noise.noisy_interactions.any():
+            return None
+        scores = self.denoiser.interaction_scores()
+        if scores is None:
+            return None
+        return detection_metrics(scores, noise.noisy_interactions)
 
     def _checkpoint_state(self, epoch, optimizer, history, best) -> dict:
         return {"epoch": epoch, "denoiser": self.denoiser.state_dict(),

@@ -1,0 +1,50 @@
+"""Noise-detection quality of a denoiser's per-interaction judgement against planted noise (DESIGN §7).
+
+None of the papers measure whether a denoiser actually finds the noise; with
+a planted mask (``Dataset.noise.noisy_interactions``) we can. A denoiser's
+``interaction_scores()`` says how clean it believes each training interaction
+is (higher = cleaner), so the noise score is its negation.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """P(score of a random positive > score of a random negative), ties counting ½ (Mann–Whitney U).
+
+    scores: float [N]; positive: bool [N]. NaN when either class is empty.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # average ranks for ties
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def precision_at_count(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Share of true positives among the |positive| highest scores (ties broken by lower index first).
+
+    Equals recall at that cut, and 1 only for a perfect separation. NaN without positives.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return float("nan")
+    top = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:n_pos]
+    return float(positive[top].mean())
+
+
+def detection_metrics(clean_scores: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    """{"auc", "precision@noise"} of the noise score −clean_scores against the planted mask.
+
+    clean_scores: float [len(train)], higher = judged cleaner; noisy: bool [len(train)].
+    """
+    clean_scores = np.asarray(clean_scores, dtype=np.float64).reshape(-1)
+    noisy = np.asarray(noisy, dtype=bool).reshape(-1)
+    if clean_scores.shape != noisy.shape:
+        raise ValueError(f"interaction scores have {clean_scores.size} entries, the noise mask {noisy.size}")
+    return {"auc": roc_auc(-clean_scores, noisy), "precision@noise": precision_at_count(-clean_scores, noisy)}
