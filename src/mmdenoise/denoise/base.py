@@ -46,6 +46,11 @@ class Denoiser(nn.Module):
         """Per-training-interaction clean score, or None if the denoiser makes no judgement."""
         return None
 
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the trainer's optimiser steps: every trainable parameter by default. Denoisers that
+        train an inner model with their own optimiser (GUIDER's teacher, BOD's generator) leave it out."""
+        return [p for p in self.parameters() if p.requires_grad]
+
     def negative_sampler(self, dataset) -> NegativeSampler:
         """Where the trainer's negatives come from: uniform over training items (WBPR overrides)."""
         return NegativeSampler(dataset)

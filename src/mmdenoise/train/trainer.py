@@ -115,8 +115,8 @@ class Trainer:
         raise TrainingError(f"non-finite loss at {where}: loss term(s) {', '.join(bad) or 'total'}{kept}")
 
     def make_optimizer(self) -> torch.optim.Optimizer | None:
-        """Adam over every trainable parameter of the denoiser (backbone included); None if there are none."""
-        params = [p for p in self.denoiser.parameters() if p.requires_grad]
+        """Adam over the denoiser's trainable parameters (backbone included); None if there are none."""
+        params = self.denoiser.trainable_parameters()
         if not params:
             return None
         return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)

@@ -1,0 +1,95 @@
+"""GUIDER's pieces against known answers: AMSC on a hand-built user, brute force, CCA hash agreement."""
+import numpy as np
+import pytest
+import torch
+
+from mmdenoise.denoise.guider.amsc import best_reliable_similarity, calibrate, loss_split
+from mmdenoise.denoise.guider.hashing import fit_cca_hash, modality_confidence, normalized_features
+
+# five items, two modalities (already unit rows)
+TEXT = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8], [-1, 0]], dtype=np.float32)
+IMAGE = np.array([[1, 0], [0, 1], [0, 1], [1, 0], [-1, 0]], dtype=np.float32)
+# user 0: items 0..3 with losses 0.1, 0.9, 0.8, 0.2 (mean 0.5: reliable {0, 3}, spurious {1, 2});
+# user 1: items 4, 0 with equal losses (both ≤ the mean: reliable); user 2: item 4 alone (reliable)
+USERS = np.array([0, 0, 0, 0, 1, 1, 2])
+ITEMS = np.array([0, 1, 2, 3, 4, 0, 4])
+LOSSES = np.array([0.1, 0.9, 0.8, 0.2, 1.0, 1.0, 5.0])
+
+
+def _features():
+    return normalized_features({"text": TEXT, "image": IMAGE})
+
+
+def test_loss_split_is_per_user_mean():
+    assert loss_split(USERS, LOSSES, 3).tolist() == [True, False, False, True, True, True, True]
+
+
+def test_amsc_hand_built_user():
+    # spurious item 1: text-identical to reliable item 0 → S_modal = max(1, 0) = 1;
+    # spurious item 2: best is reliable item 3 by text (0.8; image cos 0) → S_modal = 0.8
+    part = calibrate(USERS, ITEMS, LOSSES, 3, _features(), np.ones(5, np.float32), threshold=0.9)
+    assert part.similarity[[1, 2]] == pytest.approx([1.0, 0.8])
+    assert np.isnan(part.similarity[[0, 3, 4, 5, 6]]).all()
+    assert part.recovered.tolist() == [False, True, False, False, False, False, False]
+    assert part.clean.tolist() == [True, True, False, True, True, True, True]
+    # a lower threshold recovers item 2 as well; threshold 1.0 recovers nothing
+    low = calibrate(USERS, ITEMS, LOSSES, 3, _features(), np.ones(5, np.float32), threshold=0.75)
+    assert low.clean[:4].all()
+    assert not calibrate(USERS, ITEMS, LOSSES, 3, _features(), np.ones(5, np.float32), threshold=1.0).recovered.any()
+
+
+def test_amsc_low_confidence_blocks_recovery():
+    # item 1's modalities disagree (S_conf 0.5): S = 1 × 0.5 stays under the threshold (Eq. 4)
+    confidence = np.array([1, 0.5, 1, 1, 1], dtype=np.float32)
+    part = calibrate(USERS, ITEMS, LOSSES, 3, _features(), confidence, threshold=0.9)
+    assert part.similarity[1] == pytest.approx(0.5) and not part.recovered.any()
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 1 << 30])
+def test_best_reliable_similarity_matches_brute_force(chunk_bytes):
+    rng = np.random.default_rng(3)
+    n_users, n_items = 40, 30
+    users = rng.integers(0, n_users, 600)
+    items = rng.integers(0, n_items, 600)
+    reliable = rng.random(600) < 0.5
+    raw = {"a": rng.normal(size=(n_items, 6)), "b": rng.normal(size=(n_items, 4))}
+    features = normalized_features(raw)
+    got = best_reliable_similarity(users, items, reliable, n_users, features, chunk_bytes=chunk_bytes)
+    cos = np.maximum(*(f.numpy() @ f.numpy().T for f in features.values()))
+    for e in range(600):
+        partners = items[(users == users[e]) & reliable]
+        if reliable[e] or partners.size == 0:
+            assert np.isnan(got[e])
+        else:
+            assert got[e] == pytest.approx(cos[items[e], partners].max(), abs=1e-5)
+
+
+def _paired_views(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 8))
+    x = latent @ rng.normal(size=(8, 32)) + 0.3 * rng.normal(size=(n, 32)) + 5.0  # offset: b matters
+    y = np.tanh(latent @ rng.normal(size=(8, 16))) + 0.3 * rng.normal(size=(n, 16))
+    return x, y
+
+
+def test_cca_codes_agree_more_for_an_items_own_modalities_than_for_random_pairs():
+    x, y = _paired_views()
+    fitted = fit_cca_hash(x, y, bits=8)
+    cx, cy = fitted.codes(x, "x"), fitted.codes(y, "y")
+    own = (cx * cy).mean(1).mean()
+    shuffled = (cx * cy[np.random.default_rng(1).permutation(len(y))]).mean(1).mean()
+    assert own > 0.5 and abs(shuffled) < 0.15
+    assert set(np.unique(cx)) == {-1.0, 1.0} and fitted.bits == 8
+
+
+def test_confidence_is_bounded_and_one_for_a_single_modality():
+    x, y = _paired_views()
+    conf = modality_confidence({"text": x, "image": y}, bits=64)
+    assert conf.shape == (400,) and conf.dtype == np.float32
+    assert (-1 <= conf).all() and (conf <= 1).all() and conf.mean() > 0.3
+    assert (modality_confidence({"text": x}) == 1).all()
+    # an item whose image is replaced by another item's gets lower confidence on average
+    swapped = y.copy()
+    swapped[:100] = y[100:200]
+    conf_swapped = modality_confidence({"text": x, "image": swapped}, bits=64)
+    assert conf_swapped[:100].mean() < conf[:100].mean() - 0.2
