@@ -21,7 +21,7 @@ from .io import write_text
 from .models import MODELS
 from .models.base import Backbone
 from .train import record
-from .train.trainer import Trainer
+from .train.trainer import Trainer, limit_threads
 
 
 @dataclass
@@ -84,6 +84,7 @@ def build(dataset: Dataset, config: RunConfig) -> tuple[Backbone, Denoiser]:
     """Construct the backbone and the denoiser around it (seeded by ``config.seed``)."""
     import torch
 
+    limit_threads(config.train.threads)  # before graph builds and hash fits, not only for training
     torch.manual_seed(config.seed)
     model_entry = lookup(MODELS, config.model, "model")
     backbone = model_entry.build(dataset, from_dict(model_entry.config_cls, config.model_params))

@@ -93,3 +93,71 @@ def test_confidence_is_bounded_and_one_for_a_single_modality():
     swapped[:100] = y[100:200]
     conf_swapped = modality_confidence({"text": x, "image": swapped}, bits=64)
     assert conf_swapped[:100].mean() < conf[:100].mean() - 0.2
+
+
+# ------------------------------------------------------------ the denoiser
+from mmdenoise.api import train  # noqa: E402
+from mmdenoise.data import read_mmrec  # noqa: E402
+from mmdenoise.data.noise import inject_noise  # noqa: E402
+from mmdenoise.data.synth import generate  # noqa: E402
+from mmdenoise.denoise import DENOISERS  # noqa: E402
+from tests.planted import planted_dataset  # noqa: E402
+
+VARIANTS = ["guider", "guider-no-dbpr", "guider-no-kd", "guider-no-amsc", "guider-kl"]
+
+
+@pytest.fixture(scope="module")
+def noisy_tiny(tmp_path_factory):
+    tiny = read_mmrec(generate("tiny", seed=0, out=tmp_path_factory.mktemp("synth") / "tiny"))
+    return inject_noise(tiny, add=0.2, seed=0)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_variants_train_through_the_trainer_and_report_detection(name, noisy_tiny, tmp_path):
+    run = train(noisy_tiny, model="vbpr", denoiser=name, out=tmp_path / name,
+                overrides=["train.epochs=2", "train.progress=false", "warmup_epochs=1"])
+    assert all(np.isfinite(row["loss"]) for row in run.history)
+    assert ("kd" in run.history[0]) == (name not in ("guider-no-kd",))
+    detection = run.history[-1]["detection"]
+    assert 0 <= detection["auc"] <= 1
+    assert (tmp_path / name / "interaction_scores.npz").exists()
+
+
+def test_variant_configs_differ_only_in_their_switch():
+    base = DENOISERS["guider"].config_cls()
+    assert DENOISERS["guider-no-dbpr"].config_cls().dbpr is False
+    assert DENOISERS["guider-no-kd"].config_cls().kd == "none"
+    assert DENOISERS["guider-no-amsc"].config_cls().amsc is False
+    assert DENOISERS["guider-kl"].config_cls().kd == "kl"
+    assert base.threshold == 0.9 and base.ot_reg == 0.1 and base.hash_bits == 64
+
+
+def test_teacher_is_not_stepped_by_the_trainer_and_resume_restores_its_optimizer(noisy_tiny, tmp_path):
+    from mmdenoise.api import build, resolve_config
+    config = resolve_config({"dataset": "tiny", "model": "vbpr", "denoiser": "guider"}, ["warmup_epochs=1"])
+    _, guider = build(noisy_tiny, config)
+    trainable = {id(p) for p in guider.trainable_parameters()}
+    assert not trainable & {id(p) for p in guider.teacher.parameters()}
+    guider.epoch_start(0)  # one teacher pass: its Adam now has state
+    state = guider.state_dict()
+    _, fresh = build(noisy_tiny, config)
+    fresh.load_state_dict(state)
+    assert fresh.teacher_optimizer.state_dict()["state"].keys() == guider.teacher_optimizer.state_dict()["state"].keys()
+    assert bool(fresh.calibrated) and torch.equal(fresh.clean, guider.clean)
+
+
+def test_guider_needs_features():
+    from mmdenoise.errors import ConfigError
+    from mmdenoise.models.mf import MF
+    data = planted_dataset(n_users=20, n_items=40, modalities={})
+    with pytest.raises(ConfigError, match="needs item features"):
+        DENOISERS["guider"].build(data, MF(20, 40, 8), DENOISERS["guider"].config_cls())
+
+
+def test_wide_modalities_are_reduced_before_cca_and_still_agree():
+    x, y = _paired_views()
+    wide = np.hstack([x, np.random.default_rng(2).normal(size=(400, 300)) * 0.01])  # 332-d
+    fitted = fit_cca_hash(wide, y, bits=8, reduce_to=32)
+    assert fitted.w_x.shape == (332, 8)
+    own = (fitted.codes(wide, "x") * fitted.codes(y, "y")).mean()
+    assert own > 0.5

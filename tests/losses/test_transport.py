@@ -78,3 +78,18 @@ def test_kl_is_zero_for_equal_logits_and_positive_otherwise():
     z = torch.randn(16)
     assert float(kl_distillation(z, z)) == pytest.approx(0.0, abs=1e-6)
     assert float(kl_distillation(z, z.flip(0))) > 0
+
+
+def test_batched_problems_equal_separate_ones():
+    problems = [_problem(s, 10, 10) for s in range(3)]
+    t = lambda i: torch.tensor(np.stack([p[i] for p in problems]))  # noqa: E731
+    batched = sinkhorn_distance(t(0), t(1), t(2), 0.1, max_iters=2000, tol=1e-10)
+    single = [sinkhorn_distance(*(torch.tensor(x) for x in p), 0.1, max_iters=2000, tol=1e-10) for p in problems]
+    assert torch.allclose(batched, torch.stack(single), atol=1e-8)
+
+
+def test_blocked_distillation_is_the_mean_over_blocks():
+    z_t, z_s = torch.randn(8), torch.randn(8)
+    blocked = ot_distillation(z_t, z_s, 0.5, block=4)
+    halves = (ot_distillation(z_t[:4], z_s[:4], 0.5) + ot_distillation(z_t[4:], z_s[4:], 0.5)) / 2
+    assert torch.allclose(blocked, halves, atol=1e-6)

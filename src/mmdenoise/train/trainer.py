@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
@@ -37,6 +38,17 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def limit_threads(threads: int) -> None:
+    """Cap torch's intra-op pool and numpy's BLAS pool (graph builds, hash fits) at ``threads``; 0 = leave.
+
+    Several processes sharing a few cores (sweeps, studies) otherwise each
+    spawn a thread per core, and spinning pools slow every process down manyfold.
+    """
+    if threads > 0:
+        torch.set_num_threads(threads)
+        threadpool_limits(threads)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -167,8 +179,7 @@ class Trainer:
     # ------------------------------------------------------------------- loop
     def prepare(self) -> None:
         """Threads, determinism and device placement; called by ``fit`` (and by benchmarks)."""
-        if self.config.threads > 0:
-            torch.set_num_threads(self.config.threads)
+        limit_threads(self.config.threads)
         # multi-threaded index_put (the backward of embedding gathers) sums in a racy order otherwise
         torch.use_deterministic_algorithms(self.config.deterministic, warn_only=True)
         self.denoiser.to(self.device)

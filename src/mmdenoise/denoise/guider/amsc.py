@@ -9,9 +9,8 @@ Given each training interaction's teacher loss ℓ(u, i):
 
 Only max_{i' ∈ I_rel(u)} S_modal(i, i') is needed per spurious i, so the work
 is the (spurious, reliable) pairs of each user, Σ_u |I_spr(u)|·|I_rel(u)| ≤
-Σ_u |I_u|²/4. The pairs are enumerated for groups of users at once with
-index arithmetic (no Python loop over users), in chunks whose feature
-gathers stay under a memory budget.
+Σ_u |I_u|²/4, done as batched matrix products over padded groups of users of
+similar size (no Python loop over users) within a memory budget.
 """
 from __future__ import annotations
 
@@ -53,38 +52,55 @@ def _grouped(index: np.ndarray, users: np.ndarray, n_users: int) -> tuple[np.nda
     return order, starts, counts
 
 
+def _padded(order: np.ndarray, starts: np.ndarray, counts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``order`` per user as a padded [G, width] index matrix, and its validity mask."""
+    local = np.arange(width)[None, :]
+    valid = local < counts[:, None]
+    index = np.where(valid, starts[:, None] + local, 0)
+    return order[np.minimum(index, max(order.size - 1, 0))], valid
+
+
 def best_reliable_similarity(users: np.ndarray, items: np.ndarray, reliable: np.ndarray, n_users: int,
                              features: dict[str, torch.Tensor], *,
                              chunk_bytes: int = 256 << 20) -> np.ndarray:
     """max_{i' ∈ I_rel(u)} S_modal(i, i') for every spurious interaction (u, i); NaN elsewhere. float32 [E].
 
     features: row-normalised {modality: [I, d_m]} (cosine = dot product).
+    Users are sorted by their pair count and taken in groups; each group's
+    spurious and reliable item rows are gathered once into padded
+    [G, S_max, d] and [G, R_max, d] blocks and compared by one batched matrix
+    product per modality, so each row is read once per user (not once per
+    pair). A group's blocks stay within ``chunk_bytes`` (at least one user).
     """
     spurious_idx, spr_start, spr_count = _grouped(np.flatnonzero(~reliable), users, n_users)
     reliable_idx, rel_start, rel_count = _grouped(np.flatnonzero(reliable), users, n_users)
-    pairs_per_user = spr_count.astype(np.int64) * rel_count
-    best = torch.full((users.size,), -torch.inf)
+    best = np.full(users.size, np.nan, dtype=np.float32)
+    active = np.flatnonzero((spr_count > 0) & (rel_count > 0))
+    if active.size == 0:
+        return best
+    active = active[np.argsort(spr_count[active] * rel_count[active], kind="stable")]
     width = sum(x.shape[1] for x in features.values())
-    max_pairs = max(1, chunk_bytes // (8 * width))  # two gathered rows of float32 per pair
-    active = np.flatnonzero(pairs_per_user)
-    bounds = np.cumsum(pairs_per_user[active])
+    item_index = torch.from_numpy(items)
     first = 0
-    while first < active.size:  # a group of users whose pairs fit the budget (at least one user)
-        last = max(first + 1, int(np.searchsorted(bounds, bounds[first] - pairs_per_user[active[first]]
-                                                  + max_pairs, side="right")))
+    while first < active.size:
+        # grow the group while its padded blocks fit (sizes only grow along the sorted order)
+        s_max = np.maximum.accumulate(spr_count[active[first:]])
+        r_max = np.maximum.accumulate(rel_count[active[first:]])
+        size = np.arange(1, s_max.size + 1)
+        cost = 4 * size * (s_max * r_max + (s_max + r_max) * width)
+        last = first + max(1, int(np.searchsorted(cost, chunk_bytes, side="right")))
         group = active[first:last]
-        counts = pairs_per_user[group]
-        owner = np.repeat(group, counts)
-        offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        spr = spurious_idx[spr_start[owner] + offset // rel_count[owner]]
-        rel = reliable_idx[rel_start[owner] + offset % rel_count[owner]]
-        ia, ib = torch.from_numpy(items[spr]), torch.from_numpy(items[rel])
-        sim = torch.stack([(x[ia] * x[ib]).sum(1) for x in features.values()]).amax(0)
-        best.scatter_reduce_(0, torch.from_numpy(spr), sim, reduce="amax")
+        spr, spr_valid = _padded(spurious_idx, spr_start[group], spr_count[group], int(spr_count[group].max()))
+        rel, rel_valid = _padded(reliable_idx, rel_start[group], rel_count[group], int(rel_count[group].max()))
+        spr_items, rel_items = item_index[torch.from_numpy(spr)], item_index[torch.from_numpy(rel)]
+        sim = None
+        for x in features.values():
+            block = torch.bmm(x[spr_items], x[rel_items].transpose(1, 2))  # [G, S_max, R_max]
+            sim = block if sim is None else torch.maximum(sim, block)
+        sim.masked_fill_(~torch.from_numpy(rel_valid)[:, None, :], -torch.inf)
+        best[spr[spr_valid]] = sim.amax(2).numpy()[spr_valid]
         first = last
-    out = best.numpy().astype(np.float32)
-    out[reliable | np.isinf(out)] = np.nan
-    return out
+    return best
 
 
 def calibrate(users: np.ndarray, items: np.ndarray, losses: np.ndarray, n_users: int,

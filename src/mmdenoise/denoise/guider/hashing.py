@@ -7,7 +7,11 @@ centred features X [I, d_x], Y [I, d_y] and covariances C_xx, C_yy, C_xy
 (ridge ε·tr(C)/d added for stability), the whitened cross-covariance
 C_xx^{-1/2} C_xy C_yy^{-1/2} = U Σ Vᵀ gives W_x = C_xx^{-1/2} U_h,
 W_y = C_yy^{-1/2} V_h (the h most correlated directions) and b = −W_mᵀ mean_m.
-Deterministic, and O(I·d² + d³) once per dataset.
+Wide modalities (d > ``reduce_to``, e.g. 4096-d image features) are first
+reduced to their top ``reduce_to`` principal components by a seeded
+randomised SVD (PCA-CCA), so a fit costs O(I·d·reduce_to) instead of O(d³);
+the reduction is folded into W, so codes are still sign(Wᵀx + b) on the raw
+features. Deterministic, once per dataset.
 """
 from __future__ import annotations
 
@@ -44,19 +48,43 @@ def _inverse_sqrt(cov: np.ndarray, ridge: float) -> np.ndarray:
     return (vectors / np.sqrt(np.maximum(values, 1e-12))) @ vectors.T
 
 
-def fit_cca_hash(x: np.ndarray, y: np.ndarray, bits: int = 64, ridge: float = 1e-3) -> CCAHash:
-    """CCA hash maps for paired rows x [I, d_x], y [I, d_y]; h = min(bits, d_x, d_y) bits."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+def principal_directions(x: np.ndarray, k: int, *, power_iters: int = 2, seed: int = 0) -> np.ndarray:
+    """The top-k principal directions of x [I, d] (columns of [d, k]) by a seeded randomised SVD.
+
+    Centring is applied implicitly (X − 1μᵀ is never formed); memory O(I·k + d·k).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    mean = x.mean(0, dtype=np.float64).astype(np.float32)
+    times = lambda m: x @ m - mean @ m  # (X − 1μᵀ) m  # noqa: E731
+    times_t = lambda m: x.T @ m - np.outer(mean, m.sum(0))  # (X − 1μᵀ)ᵀ m  # noqa: E731
+    basis = np.linalg.qr(times(np.random.default_rng(seed).normal(size=(x.shape[1], k + 10))
+                               .astype(np.float32)))[0]
+    for _ in range(power_iters):
+        basis = np.linalg.qr(times(np.linalg.qr(times_t(basis))[0]))[0]
+    _, _, vt = np.linalg.svd(times_t(basis).T, full_matrices=False)
+    return vt[:k].T.astype(np.float64)
+
+
+def fit_cca_hash(x: np.ndarray, y: np.ndarray, bits: int = 64, ridge: float = 1e-3,
+                 reduce_to: int = 256) -> CCAHash:
+    """CCA hash maps for paired rows x [I, d_x], y [I, d_y]; h = min(bits, d_x, d_y, reduce_to, I/8) bits."""
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"paired features need the same rows, got {x.shape[0]} and {y.shape[0]}")
-    mean_x, mean_y = x.mean(0), y.mean(0)
-    xc, yc = x - mean_x, y - mean_y
     n = x.shape[0]
+    reduce_to = max(1, min(reduce_to, n // 8))  # canonical correlations overfit unless I ≫ dimensions
+    maps, centred, means = [], [], []
+    for view in (x, y):
+        mean = np.asarray(view, dtype=np.float64).mean(0)
+        reduce = (principal_directions(view, reduce_to) if view.shape[1] > reduce_to
+                  else np.eye(view.shape[1]))
+        centred.append((np.asarray(view, dtype=np.float64) @ reduce) - mean @ reduce)
+        maps.append(reduce)
+        means.append(mean)
+    (xc, yc), (rx, ry) = centred, maps
     wx, wy = _inverse_sqrt(xc.T @ xc / n, ridge), _inverse_sqrt(yc.T @ yc / n, ridge)
     u, _, vt = np.linalg.svd(wx @ (xc.T @ yc / n) @ wy, full_matrices=False)
-    h = min(bits, x.shape[1], y.shape[1])
-    return CCAHash(mean_x, wx @ u[:, :h], mean_y, wy @ vt[:h].T)
+    h = min(bits, xc.shape[1], yc.shape[1])
+    return CCAHash(means[0], rx @ wx @ u[:, :h], means[1], ry @ wy @ vt[:h].T)
 
 
 def modality_confidence(features: dict[str, np.ndarray], bits: int = 64) -> np.ndarray:

@@ -1,0 +1,260 @@
+"""GUIDER (WSDM'25, §4 and Algorithm 1): an ID-only teacher trained with DBPR on the AMSC partition,
+distilled into any multi-modal student through optimal transport, in sync.
+
+Each epoch (Algorithm 1, DESIGN §6.2.6): one teacher pass (plain BPR for the
+first ``warmup_epochs``, then DBPR), recalibration (AMSC, every
+``recalibrate_every`` epochs), then the trainer's student pass with
+L_student = L_Rec + w_kd · L_KD (Eq. 8) on every training interaction.
+
+DBPR (Eq. 7) for the teacher: positives only from I_true, each paired with a
+uniformly sampled unseen item (BPR) and, with weight β, with a random item of
+the user's I_false (Eq. 7's noisy negatives); Eq. 7 alone would give no signal
+to users without noisy items (DESIGN §6.2.3).
+
+Variants (paper Table 3): ``guider-no-dbpr`` (teacher on plain BPR, KD only),
+``guider-no-kd`` (no teacher: AMSC on the student's own losses, DBPR applied
+to the student), ``guider-no-amsc`` (I_true = the loss split of Eq. 2 alone),
+``guider-kl`` (KL instead of OT).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...data.sampler import NegativeSampler
+from ...errors import ConfigError
+from ...losses import bpr_loss
+from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
+from ...models import MODELS
+from ...models.base import Backbone, Batch
+from ..base import Denoiser, StepState
+from .amsc import calibrate
+from .hashing import modality_confidence, normalized_features
+
+
+@dataclass
+class GuiderConfig:
+    """S_thres ``threshold``, OT regulariser λ ``ot_reg``, β ``dbpr_weight``, w_kd ``kd_weight`` (Eq. 8).
+
+    teacher: an ID-only model name (lightgcn or mf) with its default config.
+    kd: ot | kl | none; ot_block: OT over blocks of this many triples (None:
+    the whole batch); ot_gradient: envelope | unrolled.
+    """
+
+    teacher: str = "lightgcn"
+    teacher_lr: float = 1e-3
+    teacher_batch_size: int = 2048
+    warmup_epochs: int = 5
+    recalibrate_every: int = 1
+    threshold: float = 0.9
+    hash_bits: int = 64
+    amsc: bool = True
+    dbpr: bool = True
+    dbpr_weight: float = 1.0
+    kd: str = "ot"
+    kd_weight: float = 1.0
+    ot_reg: float = 0.1
+    ot_block: int | None = 256
+    ot_iters: int = 50
+    ot_gradient: str = "envelope"
+
+
+@dataclass
+class GuiderNoDBPRConfig(GuiderConfig):
+    dbpr: bool = False
+
+
+@dataclass
+class GuiderNoKDConfig(GuiderConfig):
+    kd: str = "none"
+
+
+@dataclass
+class GuiderNoAMSCConfig(GuiderConfig):
+    amsc: bool = False
+
+
+@dataclass
+class GuiderKLConfig(GuiderConfig):
+    kd: str = "kl"
+
+
+def _grouped(index: np.ndarray, users: np.ndarray, n_users: int):
+    order = index[np.argsort(users[index], kind="stable")]
+    counts = np.bincount(users[index], minlength=n_users)
+    return order, np.cumsum(counts) - counts, counts
+
+
+class Guider(Denoiser):
+    """GUIDER around ``backbone`` (the student); ``teacher`` None for ``guider-no-kd``.
+
+    train_users, train_items: int64 [E]; features: {modality: [I, d_m]} raw.
+    The partition is a persistent buffer (``clean`` bool [E]), so a resumed
+    run continues with the same judgement; the teacher's optimiser state
+    travels in the module's extra state.
+    """
+
+    def __init__(self, backbone: Backbone, teacher: Backbone | None, train_users: np.ndarray,
+                 train_items: np.ndarray, n_users: int, features: dict[str, np.ndarray],
+                 sampler: NegativeSampler, config: GuiderConfig):
+        super().__init__(backbone)
+        self.teacher, self.config, self.sampler, self.n_users = teacher, config, sampler, n_users
+        self.train_users, self.train_items = train_users, train_items
+        self.features = normalized_features(features)
+        self.confidence = modality_confidence(features, config.hash_bits)
+        self.register_buffer("clean", torch.ones(len(train_users), dtype=torch.bool))
+        self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
+        self.teacher_optimizer = (torch.optim.Adam(teacher.parameters(), lr=config.teacher_lr)
+                                  if teacher is not None else None)
+        self._teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_similarity = np.full(len(train_users), np.nan, dtype=np.float32)
+
+    # -------------------------------------------------------------- state
+    def trainable_parameters(self):
+        return [p for p in self.backbone.parameters() if p.requires_grad]
+
+    def get_extra_state(self):
+        return {"teacher_optimizer": self.teacher_optimizer.state_dict() if self.teacher_optimizer else {}}
+
+    def set_extra_state(self, state):
+        if self.teacher_optimizer is not None and state["teacher_optimizer"]:
+            self.teacher_optimizer.load_state_dict(state["teacher_optimizer"])
+
+    def interaction_scores(self) -> np.ndarray | None:
+        """1 for I_true, 0 for I_false (the AMSC partition); None before the first recalibration."""
+        return self.clean.cpu().numpy().astype(np.float32) if bool(self.calibrated) else None
+
+    # ------------------------------------------------------------ teacher
+    def _dbpr_ready(self) -> bool:
+        return self.config.dbpr and bool(self.calibrated)
+
+    def _noisy_partner(self, users: np.ndarray, rng: np.random.Generator):
+        """A random I_false item per entry of ``users`` (Eq. 7's noisy negative), and a bool mask of the
+        entries whose user has one (elsewhere the item is a placeholder)."""
+        order, start, count = _grouped(np.flatnonzero(~self.clean.cpu().numpy()), self.train_users, self.n_users)
+        has = count[users] > 0
+        if not has.any():
+            return np.zeros_like(users), has
+        pick = start[users] + (rng.random(users.size) * count[users]).astype(np.int64)
+        return self.train_items[order[np.minimum(pick, order.size - 1)]], has
+
+    def _teacher_epoch(self, rng: np.random.Generator) -> None:
+        teacher, device = self.teacher, self.backbone.device
+        dbpr = self._dbpr_ready()
+        positives = np.flatnonzero(self.clean.cpu().numpy()) if dbpr else np.arange(self.train_users.size)
+        order = rng.permutation(positives)
+        users, items = self.train_users[order], self.train_items[order]
+        negatives = self.sampler.sample(users, rng)
+        noisy, has_noisy = self._noisy_partner(users, rng) if dbpr else (None, None)
+        tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        teacher.train()
+        size = self.config.teacher_batch_size
+        for start in range(0, users.size, size):
+            sl = slice(start, start + size)
+            batch = Batch(tensor(users[sl]), tensor(items[sl]), tensor(negatives[sl]), tensor(order[sl]))
+            user_emb, item_emb = teacher()
+            loss = teacher.rec_loss(batch, user_emb, item_emb) + teacher.regularization(batch, user_emb, item_emb)
+            if dbpr and has_noisy[sl].any():
+                keep = tensor(has_noisy[sl])
+                pos = teacher.score(user_emb, item_emb, batch.users[keep], batch.pos_items[keep])
+                neg = teacher.score(user_emb, item_emb, batch.users[keep], tensor(noisy[sl])[keep])
+                loss = loss + self.config.dbpr_weight * bpr_loss(pos, neg)
+            self.teacher_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.teacher_optimizer.step()
+
+    # -------------------------------------------------------- recalibrate
+    @torch.no_grad()
+    def pointwise_losses(self, model: Backbone) -> np.ndarray:
+        """ℓ(u, i) = −log σ(s_ui) for every training interaction under ``model`` (eval mode): float [E]."""
+        was_training = model.training
+        model.eval()
+        user_emb, item_emb = model()
+        device = model.device
+        out = []
+        for start in range(0, self.train_users.size, 1 << 16):
+            u = torch.from_numpy(self.train_users[start:start + (1 << 16)]).to(device)
+            i = torch.from_numpy(self.train_items[start:start + (1 << 16)]).to(device)
+            out.append((-F.logsigmoid(model.score(user_emb, item_emb, u, i))).cpu())
+        model.train(was_training)
+        return torch.cat(out).double().numpy()
+
+    def recalibrate(self) -> None:
+        """AMSC (Eq. 2–6) on the judge's losses: the teacher's, or the student's without one."""
+        judge = self.teacher if self.teacher is not None else self.backbone
+        losses = self.pointwise_losses(judge)
+        threshold = self.config.threshold if self.config.amsc else np.inf
+        part = calibrate(self.train_users, self.train_items, losses, self.n_users, self.features,
+                         self.confidence, threshold)
+        self.clean.copy_(torch.from_numpy(part.clean))
+        self.calibrated.fill_(True)
+        self.last_similarity = part.similarity
+
+    # ---------------------------------------------------------- schedule
+    def epoch_start(self, epoch: int) -> None:
+        super().epoch_start(epoch)
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))  # torch's RNG is seeded per epoch
+        if self.teacher is not None:
+            self._teacher_epoch(rng)
+        if epoch + 1 >= self.config.warmup_epochs and (epoch + 1) % self.config.recalibrate_every == 0:
+            self.recalibrate()
+        if self.teacher is not None:
+            with torch.no_grad():
+                self.teacher.eval()
+                self._teacher_emb = self.teacher()
+
+    def loss(self, batch: Batch, state: StepState):
+        backbone = self.backbone
+        user_emb, item_emb = backbone()
+        terms = {"extra": backbone.extra_loss(batch, user_emb, item_emb),
+                 "reg": backbone.regularization(batch, user_emb, item_emb)}
+        pos = backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
+        neg = backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
+        if self.teacher is None and self._dbpr_ready():  # guider-no-kd: DBPR on the student itself
+            terms["rec"] = self._student_dbpr(batch, user_emb, item_emb, pos, neg)
+        else:
+            terms["rec"] = backbone.rec_loss(batch, user_emb, item_emb)
+        if self.teacher is not None and self.config.kd != "none":
+            t_user, t_item = self._teacher_emb
+            teacher_logits = ranking_logits(self.teacher.score(t_user, t_item, batch.users, batch.pos_items),
+                                            self.teacher.score(t_user, t_item, batch.users, batch.neg_items))
+            student_logits = ranking_logits(pos, neg)
+            if self.config.kd == "kl":
+                kd = kl_distillation(teacher_logits, student_logits)
+            else:
+                kd = ot_distillation(teacher_logits, student_logits, self.config.ot_reg, block=self.config.ot_block,
+                                     gradient=self.config.ot_gradient, max_iters=self.config.ot_iters, tol=1e-4)
+            terms["kd"] = self.config.kd_weight * kd
+        return sum(terms.values()), terms
+
+    def _student_dbpr(self, batch, user_emb, item_emb, pos, neg) -> torch.Tensor:
+        clean = self.clean[batch.index]
+        loss = bpr_loss(pos[clean], neg[clean]) if clean.any() else pos.new_zeros(())
+        users = batch.users[clean].cpu().numpy()
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        noisy, has = self._noisy_partner(users, rng)
+        if has.any():
+            keep = torch.from_numpy(has).to(pos.device)
+            noisy_scores = self.backbone.score(user_emb, item_emb, batch.users[clean][keep],
+                                               torch.from_numpy(noisy).to(pos.device)[keep])
+            loss = loss + self.config.dbpr_weight * bpr_loss(pos[clean][keep], noisy_scores)
+        return loss
+
+
+def build(dataset, backbone: Backbone, config: GuiderConfig) -> Guider:
+    """GUIDER around ``backbone`` on ``dataset`` (needs item features for AMSC)."""
+    if not dataset.features:
+        raise ConfigError(f"denoiser 'guider' needs item features; dataset {dataset.name!r} has no modality")
+    if config.kd not in ("ot", "kl", "none"):
+        raise ConfigError(f"kd must be one of ot, kl, none; got {config.kd!r}")
+    if config.teacher not in ("lightgcn", "mf"):
+        raise ConfigError(f"teacher must be lightgcn or mf (an ID-only model); got {config.teacher!r}")
+    teacher = None
+    if config.kd != "none":
+        entry = MODELS[config.teacher]
+        teacher = entry.build(dataset, entry.config_cls())
+    return Guider(backbone, teacher, dataset.train.users, dataset.train.items, dataset.n_users,
+                  dict(dataset.features), NegativeSampler(dataset), config)
