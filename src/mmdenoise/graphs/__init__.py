@@ -1,6 +1,13 @@
-"""Graphs as data: the normalised user–item adjacency, chunked item kNN graphs, sparse operators."""
+"""Graphs as data: the normalised user–item adjacency, chunked item kNN graphs, user co-occurrence graphs,
+degree-sensitive edge pruning, sparse operators."""
 from .adjacency import bipartite_adjacency, clear_cache, normalized_adjacency, symmetric_normalize, to_torch_csr
+from .cooccurrence import cached_cooccurrence_graph, cooccurrence_graph, softmax_rows
+from .knn import cached_knn_graph, knn_graph, topk_cosine
 from .ops import SparseOperator, csr_tensor, spmm
+from .pruning import edge_keep_weights, pruned_adjacency, sample_edges
 
 __all__ = ["bipartite_adjacency", "clear_cache", "normalized_adjacency", "symmetric_normalize", "to_torch_csr",
-           "SparseOperator", "csr_tensor", "spmm"]
+           "cached_cooccurrence_graph", "cooccurrence_graph", "softmax_rows",
+           "cached_knn_graph", "knn_graph", "topk_cosine",
+           "SparseOperator", "csr_tensor", "spmm",
+           "edge_keep_weights", "pruned_adjacency", "sample_edges"]

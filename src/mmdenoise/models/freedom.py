@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..graphs import SparseOperator, bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
+from ..graphs import SparseOperator, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.knn import cached_knn_graph
+from ..graphs.pruning import edge_keep_weights, pruned_adjacency
 from ..losses import bpr_loss
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
@@ -83,21 +84,16 @@ class FREEDOM(Backbone):
         self.item_graph = SparseOperator(item_graph, symmetric=False)
         self.full_graph = SparseOperator(adjacency, symmetric=True)
         self.train_graph = self.full_graph
-        degree_u = torch.bincount(users, minlength=n_users).float()
-        degree_i = torch.bincount(items, minlength=n_items).float()
-        self.register_buffer("edge_weight", (degree_u[users] * degree_i[items]).rsqrt(), persistent=False)
+        self.register_buffer("edge_weight", edge_keep_weights(users, items, n_users, n_items), persistent=False)
 
     def epoch_start(self, epoch: int) -> None:
         """Degree-sensitive edge pruning: keep ⌊(1 − dropout)·|E|⌋ edges drawn ∝ 1/√(d_u d_i)."""
         if self.dropout <= 0:
             return
-        keep = int((1.0 - self.dropout) * self.edge_users.numel())
-        kept = torch.multinomial(self.edge_weight, keep, replacement=False).cpu().numpy()
-        graph = symmetric_normalize(bipartite_adjacency(self.n_users, self.n_items,
-                                                        self.edge_users.cpu().numpy()[kept],
-                                                        self.edge_items.cpu().numpy()[kept]))
+        graph = pruned_adjacency(self.n_users, self.n_items, self.edge_users, self.edge_items, self.edge_weight,
+                                 1.0 - self.dropout)
         like = self.full_graph.m_values  # the pruned graph follows the model's device and dtype
-        self.train_graph = SparseOperator(to_torch_csr(graph), symmetric=True).to(like.device, like.dtype)
+        self.train_graph = SparseOperator(graph, symmetric=True).to(like.device, like.dtype)
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: E_m x^m [I, d]}."""

@@ -1,0 +1,196 @@
+"""MGCN (Yu et al., "Multi-View Graph Convolutional Network for Multimedia Recommendation", MM'23).
+
+Paper §3, generalised from (image, text) to any number M of modalities (parts named as in the
+paper; equation numbers omitted: the paper is not in ``shared/papers`` to check them against):
+
+- Behavior-guided purifier: modality m's raw features are projected,
+  e^m_i = W_m x^m_i + b_m, and used to gate the item's ID embedding:
+  ē^m_i = e^id_i ⊙ σ(G_m e^m_i + g_m), so only behaviour-relevant content passes.
+- Multi-view encoder, user–item view: LightGCN on the user–item graph (mean over layers
+  0..n_ui_layers) → the behaviour ("content") embeddings ē^id [U+I, d].
+- Multi-view encoder, item–item view: per modality, the frozen kNN graph (k = 10, raw
+  feature cosine, self included, D^-1/2 S D^-1/2) propagates ē^m_i
+  ``n_layers`` times; user views aggregate their items' views over the
+  user–item block of the symmetric-normalised adjacency,
+  ē^m_u = Σ_{i∈N_u} ē^m_i / √(|N_u||N_i|) (``user_aggregation="mean"``: 1/|N_u|).
+- Behavior-aware fuser: attention α_m = softmax_m qᵀ tanh(W ē^m + b)
+  (shared query, one weight per node and modality); common part
+  ē^c = Σ_m α_m ē^m; specific parts ē^m − ē^c, each gated by the node's
+  preference σ(P_m ē^id + p_m); side view ē^s = (Σ_m pref_m ⊙ (ē^m − ē^c) + ē^c) / (M + 1).
+  Final embedding e = ē^id + ē^s; score = dot product.
+- Self-supervised auxiliary task: InfoNCE (τ = 0.2, in-batch negatives) between
+  the side and behaviour views of the batch's positive items and of its
+  users, weighted by cl_weight → ``extra_loss``; BPR + reg_weight · batch L2
+  of the final embeddings (optimisation).
+
+Raw features are fixed data, as in every backbone here (the authors' code also fine-tunes them);
+no torch_geometric / torch_scatter: plain sparse products via ``SparseOperator``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..graphs import SparseOperator, bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
+from ..graphs.knn import cached_knn_graph, row_normalize
+from .base import Backbone, Batch
+from .features import ModalityFeatures, feature_tensors
+from .lightgcn import propagate
+
+
+@dataclass
+class MGCNConfig:
+    """Defaults from MMRec's MGCN.yaml (ported with the authors' code; lists are its search grid):
+
+    embedding_size 64; n_ui_layers 2 (user–item LightGCN); n_layers 1 (item–item
+    propagation); knn_k 10; reg_weight 1e-4; cl_weight 0.01 (grid [0.001, 0.01, 0.1]);
+    temperature 0.2 (fixed in the authors' code); user_aggregation "symmetric"
+    (the authors' code) or "mean" (row-normalised interaction matrix).
+    """
+
+    embedding_size: int = 64
+    n_ui_layers: int = 2
+    n_layers: int = 1
+    knn_k: int = 10
+    reg_weight: float = 1e-4
+    cl_weight: float = 0.01
+    temperature: float = 0.2
+    user_aggregation: str = "symmetric"
+
+
+def info_nce(view: torch.Tensor, other: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over rows b of −log( exp(cos(v_b, o_b)/τ) / Σ_c exp(cos(v_b, o_c)/τ) ); view, other [B, d]."""
+    logits = F.normalize(view, dim=1) @ (F.normalize(other, dim=1) / temperature).T  # τ on [B, d], not [B, B]
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+
+
+class MGCN(Backbone):
+    """MGCN over fixed graphs and item features.
+
+    adjacency: normalised user–item graph, sparse CSR [(U+I), (U+I)] (``graphs.normalized_adjacency``).
+    user_item: user ← item aggregation, sparse CSR [U, I].
+    item_graphs: one normalised kNN graph per modality, sparse CSR [I, I] (same order as ``features``).
+    features: {modality: float [I, d_m]}, M ≥ 1 modalities.
+    forward() -> (user_emb [U, d], item_emb [I, d]) = behaviour view + side view.
+    """
+
+    def __init__(self, n_users: int, n_items: int, adjacency: torch.Tensor, user_item: torch.Tensor,
+                 item_graphs: list[torch.Tensor], features: dict[str, torch.Tensor], embedding_size: int = 64,
+                 n_ui_layers: int = 2, n_layers: int = 1, reg_weight: float = 1e-4, cl_weight: float = 0.01,
+                 temperature: float = 0.2):
+        super().__init__()
+        if len(item_graphs) != len(features):
+            raise ValueError(f"one item graph per modality needed: {len(item_graphs)} graphs, "
+                             f"{len(features)} modalities")
+        self.n_users, self.n_items = n_users, n_items
+        self.n_ui_layers, self.n_layers = n_ui_layers, n_layers
+        self.reg_weight, self.cl_weight, self.temperature = reg_weight, cl_weight, temperature
+        d = embedding_size
+        self.user_embedding = nn.Embedding(n_users, d)
+        self.item_embedding = nn.Embedding(n_items, d)
+        nn.init.xavier_uniform_(self.user_embedding.weight)
+        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.graph = SparseOperator(adjacency, symmetric=True)
+        self.user_item = SparseOperator(user_item, symmetric=False)
+        self.item_graphs = nn.ModuleList(SparseOperator(g, symmetric=False) for g in item_graphs)
+        self.features = ModalityFeatures(features)
+        self.projections = nn.ModuleList(nn.Linear(dim, d) for dim in self.features.dims())
+        self.purifiers = nn.ModuleList(nn.Linear(d, d) for _ in features)
+        self.preferences = nn.ModuleList(nn.Linear(d, d) for _ in features)
+        self.query = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))
+
+    def purified_items(self) -> list[torch.Tensor]:
+        """ē^m_i = e^id_i ⊙ σ(G_m (W_m x^m_i + b_m) + g_m) per modality: [I, d] each."""
+        ids = self.item_embedding.weight
+        return [ids * torch.sigmoid(purifier(projection(x)))
+                for projection, purifier, (_, x) in zip(self.projections, self.purifiers, self.features.items())]
+
+    def item_views(self) -> list[torch.Tensor]:
+        """Purified item views propagated ``n_layers`` times on their kNN graph: [I, d] each."""
+        views = []
+        for view, graph in zip(self.purified_items(), self.item_graphs):
+            for _ in range(self.n_layers):
+                view = graph(view)
+            views.append(view)
+        return views
+
+    def modality_item_emb(self) -> dict[str, torch.Tensor]:
+        """{modality: item–item view ē^m_i [I, d]}."""
+        return dict(zip(self.features.names, self.item_views()))
+
+    def fuse(self, views: torch.Tensor, behaviour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Behavior-aware fuser: views [N, M, d], behaviour ē^id [N, d] → (side ē^s [N, d], α [N, M]).
+
+        α sums to 1 over the M modalities of each node.
+        """
+        weights = torch.softmax(self.query(views).squeeze(-1), dim=-1)
+        common = (weights.unsqueeze(-1) * views).sum(1)
+        preference = torch.stack([torch.sigmoid(gate(behaviour)) for gate in self.preferences], 1)
+        specific = (preference * (views - common.unsqueeze(1))).sum(1)
+        return (specific + common) / (views.shape[1] + 1), weights
+
+    def behaviour(self) -> torch.Tensor:
+        """User–item view ē^id: LightGCN layer mean of the ID embeddings, [U+I, d] (users first)."""
+        ego = torch.cat([self.user_embedding.weight, self.item_embedding.weight])
+        return propagate(self.graph, ego, self.n_ui_layers)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        behaviour = self.behaviour()
+        views = torch.stack([torch.cat([self.user_item(v), v]) for v in self.item_views()], 1)
+        side, _ = self.fuse(views, behaviour)
+        out = behaviour + side
+        return out[: self.n_users], out[self.n_users:]
+
+    def extra_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        """cl_weight · [InfoNCE(ē^s_i, ē^id_i) over positives + InfoNCE(ē^s_u, ē^id_u) over users].
+
+        ``user_emb``, ``item_emb`` must be this model's ``forward()``: the side view
+        is recovered as (final − behaviour), recomputing only the LightGCN view:
+        the same value and gradient as the side view itself, cheaper than a second
+        full forward.
+        """
+        if self.cl_weight == 0:
+            return user_emb.new_zeros(())
+        behaviour = self.behaviour()
+        behaviour_u, behaviour_i = behaviour[batch.users], behaviour[self.n_users + batch.pos_items]
+        side_u = user_emb[batch.users] - behaviour_u
+        side_i = item_emb[batch.pos_items] - behaviour_i
+        return self.cl_weight * (info_nce(side_i, behaviour_i, self.temperature)
+                                 + info_nce(side_u, behaviour_u, self.temperature))
+
+    def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
+        """reg_weight · ½ Σ‖e‖² / B over the batch's final user, positive and negative embeddings."""
+        return self.batch_l2(batch, user_emb, item_emb)
+
+
+def user_item_matrix(dataset, aggregation: str) -> torch.Tensor:
+    """User ← item aggregation over training interactions, sparse CSR [U, I].
+
+    "symmetric": the user–item block of D^-1/2 A D^-1/2 (as ``normalized_adjacency``);
+    "mean": D_u^-1 R (each user averages its items).
+    """
+    train = dataset.train
+    if aggregation == "symmetric":
+        full = symmetric_normalize(bipartite_adjacency(dataset.n_users, dataset.n_items, train.users, train.items))
+        block = full[: dataset.n_users, dataset.n_users:]
+    elif aggregation == "mean":
+        block = row_normalize(dataset.interaction_matrix("train"))
+    else:
+        raise ConfigError(f"user_aggregation must be 'symmetric' or 'mean', got {aggregation!r}")
+    return to_torch_csr(block)
+
+
+def build(dataset, config: MGCNConfig) -> MGCN:
+    """MGCN on ``dataset``: shared user–item graph, disk-cached kNN graph per modality, all modalities."""
+    if not dataset.features:
+        raise ConfigError(f"model 'mgcn' needs item features; dataset {dataset.name!r} has no modality")
+    user_item = user_item_matrix(dataset, config.user_aggregation)
+    item_graphs = [to_torch_csr(symmetric_normalize(cached_knn_graph(dataset.fingerprint, m, x, config.knn_k)))
+                   for m, x in dataset.features.items()]
+    return MGCN(dataset.n_users, dataset.n_items, normalized_adjacency(dataset), user_item, item_graphs,
+                feature_tensors(dataset), config.embedding_size, config.n_ui_layers, config.n_layers,
+                config.reg_weight, config.cl_weight, config.temperature)

@@ -1,0 +1,56 @@
+"""User co-occurrence graph against a dense brute-force count; tie rule; softmax weights; disk cache."""
+import numpy as np
+import scipy.sparse as sp
+
+from mmdenoise.graphs import cached_cooccurrence_graph, cooccurrence_graph, softmax_rows
+
+
+def _brute(users, items, n_users, n_items, k):
+    r = np.zeros((n_users, n_items))
+    r[users, items] = 1.0
+    c = r @ r.T
+    np.fill_diagonal(c, 0)
+    expected = np.zeros_like(c)
+    for u in range(n_users):
+        order = sorted((v for v in range(n_users) if c[u, v] > 0), key=lambda v: (-c[u, v], v))[:k]
+        expected[u, order] = c[u, order]
+    return expected
+
+
+def test_matches_brute_force_in_small_chunks():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 47, 15
+    users, items = rng.integers(0, n_users, 300), rng.integers(0, n_items, 300)  # with duplicates
+    for k in (1, 3, 40):
+        graph = cooccurrence_graph(users, items, n_users, n_items, k, chunk_rows=6)
+        assert graph.dtype == np.float32 and graph.shape == (n_users, n_users)
+        assert np.array_equal(graph.toarray(), _brute(users, items, n_users, n_items, k))
+        assert np.all(np.diff(graph.indptr) <= k) and graph.diagonal().sum() == 0
+
+
+def test_ties_prefer_lower_user_ids_and_lonely_users_get_empty_rows():
+    # users 0..4 all share item 0 (count 1 each); user 5 shares nothing
+    users, items = np.array([0, 1, 2, 3, 4, 5]), np.array([0, 0, 0, 0, 0, 1])
+    graph = cooccurrence_graph(users, items, 6, 2, 2)
+    assert list(graph[0].indices) == [1, 2] and list(graph[3].indices) == [0, 1]
+    assert list(graph[4].indices) == [0, 1] and graph[5].nnz == 0
+
+
+def test_softmax_rows():
+    m = sp.csr_matrix(np.array([[0, 2, 1, 0], [0, 0, 0, 0], [5, 0, 0, 5]], dtype=np.float32))
+    s = softmax_rows(m).toarray()
+    e = np.exp([2.0, 1.0])
+    assert np.allclose(s[0], [0, e[0] / e.sum(), e[1] / e.sum(), 0])
+    assert not s[1].any() and np.allclose(s[2], [0.5, 0, 0, 0.5])
+    big = softmax_rows(sp.csr_matrix(np.array([[1000.0, 999.0]])))  # no overflow
+    assert np.isfinite(big.data).all() and np.isclose(big.sum(), 1.0)
+
+
+def test_cache(tmp_path):
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 20, 80), rng.integers(0, 10, 80)
+    a = cached_cooccurrence_graph("fp", users, items, 20, 10, 5, cache_dir=tmp_path)
+    b = cached_cooccurrence_graph("fp", users, items, 20, 10, 5, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1 and (a != b).nnz == 0
+    cached_cooccurrence_graph("fp", users, items, 20, 10, 6, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
