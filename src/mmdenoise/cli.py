@@ -191,6 +191,18 @@ def plot_scores(
     typer.echo(score_distributions(runs, out))
 
 
+@app.command("report")
+def report_cmd(
+    runs_dir: Path = typer.Argument(..., help="a folder of run folders"),
+    out: Optional[Path] = typer.Option(None, help="Markdown file (default RUNS_DIR/report.md)"),
+):
+    """Comparison table (bold best, * paired t-test vs none) and detection AUCs of every run found."""
+    from .experiments.report import write_report
+    path = write_report(runs_dir, out)
+    typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(f"written: {path}")
+
+
 def main() -> None:
     """Entry point: usage errors and --help are click's; our own errors become one line and exit 2."""
     try:

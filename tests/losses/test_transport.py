@@ -93,3 +93,14 @@ def test_blocked_distillation_is_the_mean_over_blocks():
     blocked = ot_distillation(z_t, z_s, 0.5, block=4)
     halves = (ot_distillation(z_t[:4], z_s[:4], 0.5) + ot_distillation(z_t[4:], z_s[4:], 0.5)) / 2
     assert torch.allclose(blocked, halves, atol=1e-6)
+
+
+def test_kernel_and_log_domain_iterations_give_the_same_plan():
+    a, b, cost = _problem(11)
+    t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+    kernel = sinkhorn_plan(t(a), t(b), t(cost), 0.5, max_iters=5000, tol=1e-12)  # K normal: kernel path
+    logd = sinkhorn_plan(t(a), t(b), t(cost) * 1000, 500.0, max_iters=5000, tol=1e-12)  # same D/λ
+    assert torch.allclose(kernel, logd, atol=1e-10)
+    from mmdenoise.losses.transport import _sinkhorn_kernel
+    direct = _sinkhorn_kernel(t(a), t(b), torch.exp(-t(cost) / 0.5), 5000, 1e-12, 10)
+    assert torch.allclose(kernel, direct, atol=1e-12)

@@ -1,0 +1,46 @@
+"""The comparison report: bold best, significance marks against ``none``, detection table."""
+import numpy as np
+import pytest
+
+from mmdenoise.errors import MMDenoiseError
+from mmdenoise.experiments.report import comparison_table, find_runs, write_report
+from mmdenoise.train import record
+
+
+def _run(root, model, denoiser, per_user, seed=0, detection=None):
+    path = root / f"{model}-{denoiser}-{seed}"
+    path.mkdir(parents=True)
+    users = np.arange(per_user.size)
+    result = {"dataset": {"name": "toy"}, "model": model, "denoiser": denoiser, "seed": seed,
+              "test": {"recall@20": float(per_user.mean()), "ndcg@20": float(per_user.mean() / 2)}}
+    if detection is not None:
+        result["detection"] = detection
+    record.write_result(path, result)
+    from mmdenoise.io import save_npz
+    save_npz(path / record.PER_USER_FILE, users=users, **{"test_recall@20": per_user, "test_ndcg@20": per_user / 2})
+    return path
+
+
+def test_table_marks_best_and_significant_improvements(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.random(200) * 0.5
+    _run(tmp_path, "mf", "none", base)
+    _run(tmp_path, "mf", "tce", base + 0.05 + 0.01 * rng.random(200))   # clearly better: bold and *
+    _run(tmp_path, "mf", "rce", base + 0.001 * rng.normal(size=200))    # indistinguishable: no *
+    table = comparison_table(find_runs(tmp_path))
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert "*" in rows["tce"] and rows["tce"].count("**") == 4  # both metrics bold
+    assert "*" not in rows["rce"] and "*" not in rows["none"]
+    assert table.index("| none") < table.index("| rce")  # the baseline row first
+
+
+def test_report_file_includes_detection(tmp_path):
+    _run(tmp_path, "lightgcn", "none", np.full(10, 0.3))
+    _run(tmp_path, "lightgcn", "tce", np.full(10, 0.3), detection={"auc": 0.71, "precision@noise": 0.4})
+    text = write_report(tmp_path).read_text()
+    assert "| toy | lightgcn | tce | 0 | 0.710 | 0.400 |" in text
+
+
+def test_no_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(MMDenoiseError, match="no run folders"):
+        find_runs(tmp_path)
