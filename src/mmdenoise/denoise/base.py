@@ -56,6 +56,34 @@ class Denoiser(nn.Module):
         return NegativeSampler(dataset)
 
 
+class InteractionRecord(nn.Module):
+    """A denoiser's latest judgement of each training interaction, filled as batches pass.
+
+    value: float32 [n] and seen: bool [n], non-persistent buffers (they move
+    with ``.to`` and stay out of ``state_dict``): every epoch visits every
+    training interaction, so after any full epoch the record is complete, and
+    a resumed run rebuilds it exactly.
+    """
+
+    def __init__(self, n_interactions: int):
+        super().__init__()
+        self.register_buffer("value", torch.zeros(n_interactions), persistent=False)
+        self.register_buffer("seen", torch.zeros(n_interactions, dtype=torch.bool), persistent=False)
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, values: torch.Tensor) -> None:
+        """Record ``values`` [B] for the interactions at positions ``index`` (int64 [B]) of train."""
+        self.value[index] = values.detach().to(self.value.dtype)
+        self.seen[index] = True
+
+    def scores(self) -> np.ndarray:
+        """float32 [n]; entries never seen get the mean of the seen ones (neutral), 0 if none was seen."""
+        value = self.value.detach().to("cpu", torch.float32).numpy().copy()
+        seen = self.seen.cpu().numpy()
+        value[~seen] = value[seen].mean() if seen.any() else 0.0
+        return value
+
+
 @dataclass
 class NoDenoiserConfig:
     """``none`` has no settings."""
