@@ -44,12 +44,12 @@ def loss_split(users: np.ndarray, losses: np.ndarray, n_users: int) -> np.ndarra
     return losses <= mean[users]
 
 
-def _grouped(index: np.ndarray, users: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grouped_by_user(index: np.ndarray, users: np.ndarray,
+                    n_users: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entries of ``index`` ordered by user, with each user's start and count in that order."""
     order = index[np.argsort(users[index], kind="stable")]
     counts = np.bincount(users[index], minlength=n_users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return order, starts, counts
+    return order, np.cumsum(counts) - counts, counts
 
 
 def _padded(order: np.ndarray, starts: np.ndarray, counts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +72,8 @@ def best_reliable_similarity(users: np.ndarray, items: np.ndarray, reliable: np.
     product per modality, so each row is read once per user (not once per
     pair). A group's blocks stay within ``chunk_bytes`` (at least one user).
     """
-    spurious_idx, spr_start, spr_count = _grouped(np.flatnonzero(~reliable), users, n_users)
-    reliable_idx, rel_start, rel_count = _grouped(np.flatnonzero(reliable), users, n_users)
+    spurious_idx, spr_start, spr_count = grouped_by_user(np.flatnonzero(~reliable), users, n_users)
+    reliable_idx, rel_start, rel_count = grouped_by_user(np.flatnonzero(reliable), users, n_users)
     best = np.full(users.size, np.nan, dtype=np.float32)
     active = np.flatnonzero((spr_count > 0) & (rel_count > 0))
     if active.size == 0:

@@ -31,7 +31,7 @@ from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
 from ...models import MODELS
 from ...models.base import Backbone, Batch
 from ..base import Denoiser, StepState
-from .amsc import calibrate
+from .amsc import calibrate, grouped_by_user
 from .hashing import modality_confidence, normalized_features
 
 
@@ -82,12 +82,6 @@ class GuiderKLConfig(GuiderConfig):
     kd: str = "kl"
 
 
-def _grouped(index: np.ndarray, users: np.ndarray, n_users: int):
-    order = index[np.argsort(users[index], kind="stable")]
-    counts = np.bincount(users[index], minlength=n_users)
-    return order, np.cumsum(counts) - counts, counts
-
-
 class Guider(Denoiser):
     """GUIDER around ``backbone`` (the student); ``teacher`` None for ``guider-no-kd``.
 
@@ -134,7 +128,8 @@ class Guider(Denoiser):
     def _noisy_partner(self, users: np.ndarray, rng: np.random.Generator):
         """A random I_false item per entry of ``users`` (Eq. 7's noisy negative), and a bool mask of the
         entries whose user has one (elsewhere the item is a placeholder)."""
-        order, start, count = _grouped(np.flatnonzero(~self.clean.cpu().numpy()), self.train_users, self.n_users)
+        noisy = np.flatnonzero(~self.clean.cpu().numpy())
+        order, start, count = grouped_by_user(noisy, self.train_users, self.n_users)
         has = count[users] > 0
         if not has.any():
             return np.zeros_like(users), has
