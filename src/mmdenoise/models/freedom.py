@@ -78,7 +78,8 @@ class FREEDOM(Backbone):
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
         self.features = ModalityFeatures(features)
-        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size) for dim in self.features.dims())
+        # bias-free: a bias adds the same u·b to s_ui and s_uj and cancels in every BPR term
+        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size, bias=False) for dim in self.features.dims())
         self.register_buffer("edge_users", users, persistent=False)
         self.register_buffer("edge_items", items, persistent=False)
         self.item_graph = SparseOperator(item_graph, symmetric=False)
@@ -113,8 +114,10 @@ class FREEDOM(Backbone):
             return user_emb.new_zeros(())
         u = user_emb[batch.users]
         total = user_emb.new_zeros(())
-        for view in self.modality_item_emb().values():
-            total = total + bpr_loss((u * view[batch.pos_items]).sum(-1), (u * view[batch.neg_items]).sum(-1))
+        for projection, (_, x) in zip(self.projections, self.features.items()):
+            # only the batch's rows: projecting all I items (4096-d images) per batch dominated the epoch
+            pos, neg = projection(x[batch.pos_items]), projection(x[batch.neg_items])
+            total = total + bpr_loss((u * pos).sum(-1), (u * neg).sum(-1))
         return self.modality_weight * total
 
     def regularization(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
