@@ -133,7 +133,7 @@ def test_sparse_operator_on_cuda():
     x = torch.randn(50, 4, requires_grad=True)
     expected = op(x)
     op.to("cuda")
-    xc = x.detach().cuda().requires_grad_()
+    xc = x.detach().to("cuda").requires_grad_()
     out = op(xc)
     out.sum().backward()
     assert out.is_cuda and torch.allclose(out.cpu(), expected.detach(), atol=1e-5)
