@@ -37,7 +37,7 @@ def sinkhorn_plan(a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor, reg: flo
     scaled = -cost / reg  # log K
     # exp(log K) keeps every entry normal (float32: > e^-87) → scaling iterations by matrix-vector
     # products (Eq. 13) on K; otherwise the log-domain iterations, which never form K
-    if float(scaled.min()) > 0.8 * math.log(torch.finfo(cost.dtype).tiny):
+    if float(scaled.detach().min()) > 0.8 * math.log(torch.finfo(cost.dtype).tiny):
         return _sinkhorn_kernel(a, b, scaled.exp(), max_iters, tol, check_every)
     log_a, log_b = a.clamp_min(1e-38).log(), b.clamp_min(1e-38).log()
     f_over = torch.zeros_like(a)  # f / λ
