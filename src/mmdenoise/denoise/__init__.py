@@ -1,6 +1,6 @@
 """Denoisers: training objectives that wrap any backbone (DESIGN §6)."""
 from ..config import Entry
-from . import bod, guider, rce, tce, wbpr
+from . import bod, damrs, guider, rce, tce, wbpr
 from .base import Denoiser, NoDenoiser, NoDenoiserConfig, StepState, build_none
 
 #: name -> Entry(config class, build(dataset, backbone, config) -> Denoiser)
@@ -10,6 +10,7 @@ DENOISERS: dict[str, Entry] = {
     "rce": Entry(rce.RCEConfig, rce.build),
     "wbpr": Entry(wbpr.WBPRConfig, wbpr.build),
     "bod": Entry(bod.BODConfig, bod.build),
+    "damrs": Entry(damrs.DAMRSConfig, damrs.build),
     "guider": Entry(guider.GuiderConfig, guider.build),
     "guider-no-dbpr": Entry(guider.GuiderNoDBPRConfig, guider.build),
     "guider-no-kd": Entry(guider.GuiderNoKDConfig, guider.build),

@@ -1,0 +1,362 @@
+"""DA-MRS (DESIGN §6.3): known answers for DIIG, IIB, D-BPR, AU and AI; the wrapper Backbone contract on
+MF, LightGCN and VBPR; one epoch through the real trainer."""
+import copy
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmdenoise.api import train
+from mmdenoise.denoise import DENOISERS
+from mmdenoise.denoise.base import StepState
+from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig
+from mmdenoise.denoise.damrs.denoiser import dissimilar_mask, graded_sets, graded_sets_from_similarity
+from mmdenoise.denoise.damrs.graphs import (behaviour_graph, cached_semantic_graphs, cooccurrence_blocks,
+                                            denoised_semantic_graphs, mean_cosine)
+from mmdenoise.errors import ConfigError
+from mmdenoise.graphs.knn import knn_graph
+from mmdenoise.losses import bpr_loss
+from mmdenoise.losses.damrs import denoised_bpr, graded_contrastive, reliability, symmetric_kl
+from mmdenoise.models import MODELS
+from mmdenoise.models.base import Batch
+from tests.planted import planted_dataset
+
+
+@pytest.fixture(autouse=True)
+def _private_home(monkeypatch, tmp_path):
+    """Graph caches go to a per-test data home, never the user's."""
+    monkeypatch.setenv("MMDENOISE_HOME", str(tmp_path / "home"))
+
+
+def _neighbours(graph: sp.csr_matrix) -> list[set]:
+    return [set(graph[i].indices.tolist()) for i in range(graph.shape[0])]
+
+
+# ----------------------------------------------------------------------- DIIG
+# Five items, two 2-d modalities (rows are items):
+#   a: x0 = x1 = (1, 0), x2 = x3 = (0, 1), x4 = (.8, .6)
+#      cos: 0-1 = 2-3 = 1, 0-4 = 1-4 = .8, 2-4 = 3-4 = .6, 0-2 = 0-3 = 1-2 = 1-3 = 0
+#      mean = ‖Σ x̂‖² / 25 = ‖(2.8, 2.6)‖² / 25 = 14.6 / 25 = .584
+#      kept (≥ .584, ≠ 0): 0-1, 2-3, 0-4, 1-4, 2-4, 3-4
+#   b: x0 = (1, 0), x1 = (.6, .8), x2 = (0, 1), x3 = (.8, .6), x4 = (1, 0)
+#      cos: 0-4 = 1, 1-3 = .96, 0-3 = 1-2 = 3-4 = .8, 0-1 = 1-4 = 2-3 = .6, 0-2 = 2-4 = 0
+#      mean = ‖(3.4, 2.4)‖² / 25 = 17.32 / 25 = .6928
+#      kept: 0-4, 1-3, 0-3, 1-2, 3-4
+#   consistent (kept in both): 0-4, 3-4 (and every i-i).
+#   k = 2: self + the best consistent neighbour: 0:{0,4} 1:{1} 2:{2} 3:{3,4}
+#      4:{4,0} in both modalities (a: .8 > .6, b: 1 > .8).
+#   k = 3: row 4 keeps 3 as well.
+HAND_FEATURES = {
+    "a": np.array([[1, 0], [1, 0], [0, 1], [0, 1], [.8, .6]], dtype=np.float32),
+    "b": np.array([[1, 0], [.6, .8], [0, 1], [.8, .6], [1, 0]], dtype=np.float32),
+}
+
+
+def test_diig_hand_example():
+    expected = {2: [{0, 4}, {1}, {2}, {3, 4}, {4, 0}], 3: [{0, 4}, {1}, {2}, {3, 4}, {4, 0, 3}]}
+    for k, rows in expected.items():
+        for chunk_rows in (None, 2):
+            graphs = denoised_semantic_graphs(HAND_FEATURES, k, chunk_rows=chunk_rows)
+            assert list(graphs) == ["a", "b"]
+            for graph in graphs.values():
+                assert graph.shape == (5, 5) and set(graph.data) == {1.0}
+                assert _neighbours(graph) == rows
+
+
+def test_mean_cosine_is_exact_without_the_matrix():
+    x = torch.nn.functional.normalize(torch.randn(37, 5, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert mean_cosine(x) == pytest.approx(float((x.double() @ x.double().T).mean()), rel=1e-6)
+    assert mean_cosine(torch.nn.functional.normalize(torch.tensor(HAND_FEATURES["a"]), dim=1)) == \
+        pytest.approx(0.584, abs=1e-6)
+
+
+def _brute_diig(features, k):
+    sims = []
+    for x in features.values():
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        sims.append(x @ x.T)
+    keep = np.logical_and.reduce([(s >= s.mean()) & (s != 0) for s in sims])
+    out = []
+    for s in sims:
+        ranked = np.where(keep & (s > 0), s, -np.inf)
+        np.fill_diagonal(ranked, np.inf)
+        out.append([set(j for j in np.argsort(-row, kind="stable")[:k] if row[j] > -np.inf) for row in ranked])
+    return out
+
+
+def test_diig_matches_dense_brute_force_in_chunks():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(4, 6))
+    features = {m: (np.eye(4)[np.arange(40) % 4] @ basis + 0.8 * rng.normal(size=(40, 6))).astype(np.float32)
+                for m in ("a", "b", "c")}
+    graphs = denoised_semantic_graphs(features, 5, chunk_rows=7)
+    assert [_neighbours(g) for g in graphs.values()] == _brute_diig(features, 5)
+    # one modality of positive features, k = I: every entry at or above the mean survives
+    dense_positive = {"a": np.abs(features["a"])}
+    one = denoised_semantic_graphs(dense_positive, 40)["a"]
+    s = dense_positive["a"] / np.linalg.norm(dense_positive["a"], axis=1, keepdims=True)
+    s = s @ s.T
+    assert (one.toarray() > 0).sum() == ((s >= s.mean()) | np.eye(40, dtype=bool)).sum()
+
+
+def test_semantic_graphs_are_cached_per_parameter(tmp_path):
+    a = cached_semantic_graphs("fp", HAND_FEATURES, 2, cache_dir=tmp_path)
+    b = cached_semantic_graphs("fp", HAND_FEATURES, 2, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+    assert all((a[m] != b[m]).nnz == 0 for m in a)
+    cached_semantic_graphs("fp", HAND_FEATURES, 3, cache_dir=tmp_path)
+    cached_semantic_graphs("other", HAND_FEATURES, 2, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3
+    iig = cached_semantic_graphs("fp", HAND_FEATURES, 2, variant="iig", cache_dir=tmp_path)
+    assert all((iig[m] != knn_graph(HAND_FEATURES[m], 2)).nnz == 0 for m in iig)
+    with pytest.raises(ValueError, match="variant"):
+        cached_semantic_graphs("fp", HAND_FEATURES, 2, variant="lattice", cache_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------ IIB
+def test_behaviour_graph_against_dense_counts():
+    rng = np.random.default_rng(1)
+    r = (rng.random((30, 12)) < 0.35).astype(np.float32)
+    counts = (r.T @ r).astype(np.int64)
+    blocks = sp.vstack([block for _, block in cooccurrence_blocks(sp.csr_matrix(r), chunk_rows=5)])
+    assert np.array_equal(blocks.toarray(), counts)
+    k, min_count = 3, 2
+    for weights in ("count", "binary"):
+        graph = behaviour_graph(sp.csr_matrix(r), k, min_count, weights=weights, chunk_rows=5).toarray()
+        expected = np.eye(12, dtype=np.float32)
+        for i in range(12):
+            candidates = [j for j in range(12) if j != i and counts[i, j] >= min_count]
+            for j in sorted(candidates, key=lambda j: (-counts[i, j], j))[:k]:
+                expected[i, j] = counts[i, j] if weights == "count" else 1.0
+        assert np.array_equal(graph, expected)
+
+
+def test_behaviour_graph_counts_each_user_once():
+    r = sp.csr_matrix(np.array([[2, 1, 0], [1, 1, 0], [0, 1, 1]], dtype=np.float32))  # a repeated interaction
+    graph = behaviour_graph(r, 10, 2).toarray()
+    assert np.array_equal(graph, [[1, 2, 0], [2, 1, 0], [0, 0, 1]])
+
+
+# ---------------------------------------------------------------------- D-BPR
+def test_stable_dbpr_equals_naive_formula():
+    g = torch.Generator().manual_seed(0)
+    diff = torch.randn(64, generator=g, dtype=torch.float64) * 4
+    f, gg = torch.rand(64, generator=g, dtype=torch.float64), torch.rand(64, generator=g, dtype=torch.float64)
+    naive = -torch.log(f * torch.sigmoid(diff) + gg * (1 - torch.sigmoid(diff))).mean()
+    assert torch.allclose(denoised_bpr(diff, f.log(), gg.log()), naive)
+    # f = 1, g = 0 is BPR
+    ones = torch.zeros(64, dtype=torch.float64)
+    assert torch.allclose(denoised_bpr(diff, ones, torch.full_like(ones, -torch.inf)),
+                          bpr_loss(diff, torch.zeros_like(diff)))
+
+
+def test_stable_dbpr_is_finite_where_naive_is_not():
+    diff = torch.tensor([200.0, -200.0, 200.0, -200.0], requires_grad=True)
+    log_f = torch.tensor([0.0, 0.5, 0.3, 0.0]).log()  # f = 0, .5, .3, 0 (log f = −inf)
+    log_g = torch.tensor([0.5, 0.0, 0.2, 0.4]).log()  # g = .5, 0, .2, .4
+    naive = -torch.log(log_f.exp() * torch.sigmoid(diff) + log_g.exp() * (1 - torch.sigmoid(diff)))
+    assert not torch.isfinite(naive[:2]).any()
+    loss = denoised_bpr(diff, log_f, log_g)
+    # per pair: −log g + 200, −log f + 200, −log(.3) (σ(200) = 1), −log(.4)
+    expected = (np.log(2) + 200 + np.log(2) + 200 - np.log(.3) - np.log(.4)) / 4
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(diff.grad).all()
+
+
+def test_reliability_weights_follow_eq_6_and_7():
+    scores = torch.tensor([[2.0, 0.0, -1.0], [-3.0, -2.0, -4.0]], dtype=torch.float64)
+    log_f, log_g = reliability(scores, torch.tensor(0.3, dtype=torch.float64), alpha=1.5, beta=1.5, gamma=2.0)
+    p = torch.sigmoid(scores)
+    mu, var = p.mean(1), p.var(1, unbiased=False)
+    assert torch.allclose(log_f.exp(), mu ** 1.5 * torch.exp(-var) ** 1.5)
+    # row 0: μ ≈ .46 > ŷ_n = .3 → g = 0; row 1: μ ≈ .05 < .3 → g = σ(max − ŷ_n)^γ = σ(−2.3)²
+    assert log_g[0] == -torch.inf
+    assert float(log_g[1].exp()) == pytest.approx(float(torch.sigmoid(torch.tensor(-2.3)) ** 2), rel=1e-6)
+    extreme = reliability(torch.tensor([[1e4, -1e4], [-1e4, -1e4]]), torch.tensor(0.5), 1.5, 1.5, 1.0)
+    assert torch.isfinite(extreme[0]).all() and not torch.isnan(extreme[1]).any()
+
+
+# ------------------------------------------------------------------------- AU
+def test_au_is_the_symmetric_kl_and_finite_at_extremes():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 9, generator=g, dtype=torch.float64), torch.randn(4, 9, generator=g, dtype=torch.float64)
+    p, q = torch.softmax(a, 1), torch.softmax(b, 1)
+    naive = ((p * (p / q).log()).sum(1) + (q * (q / p).log()).sum(1)).mean()
+    assert torch.allclose(symmetric_kl(a, b), naive)
+    assert float(symmetric_kl(a, a)) == 0.0
+    big = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], requires_grad=True)
+    loss = symmetric_kl(big, big.flip(1))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(big.grad).all()
+
+
+# ------------------------------------------------------------------------- AI
+def test_ai_sets_on_a_hand_built_similarity():
+    # anchor item 0 over items 0..5; both rows hold the same values, so both softmaxes share one
+    # normaliser Z and R^1_j ∝ 2e^{T1_j} + e^{T2_j}, R^2_j ∝ e^{T1_j} + 2e^{T2_j}:
+    #   item:      1      2      3      4      5
+    #   T1:        .9     .8     0      .5     .1
+    #   T2:        0      .8     .9     .1     .5
+    #   R^1·Z:   5.92   6.68   4.46   4.40   3.86
+    #   R^2·Z:   4.46   6.68   5.92   3.86   4.40
+    # k = 2: view 1 multi {2, 1}, single = top-2 T1 of {3, 4, 5} = {4, 5};
+    #        view 2 multi {2, 3}, single = top-2 T2 of {1, 4, 5} = {5, 4}.
+    # k = 3: view 1 multi {2, 1, 3} (item 3 beats 4 on the strength of view 2), single {4, 5}.
+    t1 = torch.tensor([[1.0, .9, .8, 0.0, .5, .1]])
+    t2 = torch.tensor([[1.0, 0.0, .8, .9, .1, .5]])
+    anchors = torch.tensor([0])
+    (m1, s1), (m2, s2) = graded_sets_from_similarity([t1, t2], anchors, 2)
+    assert m1[0].tolist() == [2, 1] and set(s1[0].tolist()) == {4, 5}
+    assert m2[0].tolist() == [2, 3] and set(s2[0].tolist()) == {4, 5}
+    (m1, s1), _ = graded_sets_from_similarity([t1, t2], anchors, 3)
+    assert m1[0].tolist() == [2, 1, 3] and set(s1[0].tolist()) == {4, 5}
+
+
+def test_ai_sets_from_embeddings_in_chunks_exclude_the_anchor(monkeypatch):
+    import mmdenoise.denoise.damrs.denoiser as module
+    h = torch.nn.functional.normalize(torch.randn(30, 4, generator=torch.Generator().manual_seed(2)), dim=1)
+    views = [h, h.flip(1)]
+    anchors = torch.tensor([0, 3, 7, 8, 20, 29])
+    whole = graded_sets(views, anchors, 4)
+    monkeypatch.setattr(module, "SELECTION_ELEMENTS", 2 * 30 * 2)  # two anchors per chunk
+    chunked = graded_sets(views, anchors, 4)
+    for (m, s), (mc, sc) in zip(whole, chunked):
+        assert torch.equal(m, mc) and torch.equal(s, sc)
+        assert m.shape == s.shape == (6, 4)
+        sets = torch.cat([m, s], 1)
+        assert not (sets == anchors[:, None]).any()
+        assert all(len(set(row)) == 8 for row in sets.tolist())
+
+
+def test_dissimilar_mask():
+    anchors = torch.tensor([1, 4, 6, 9])
+    multi = torch.tensor([[4, 2], [1, 3], [0, 5], [6, 4]])
+    single = torch.tensor([[7, 8], [6, 9], [1, 4], [2, 3]])
+    expected = torch.tensor([[0, 0, 1, 1],   # anchor 1: 4 similar, 1 itself
+                             [0, 0, 0, 0],   # anchor 4: 1, 6, 9 similar
+                             [0, 0, 0, 1],   # anchor 6: 1, 4 similar
+                             [1, 0, 0, 0]], dtype=torch.bool)  # anchor 9: 6, 4 similar
+    assert torch.equal(dissimilar_mask(anchors, multi, single), expected)
+
+
+def test_graded_contrastive_matches_eq_11():
+    g = torch.Generator().manual_seed(0)
+    multi, single = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g,
+                                                                                     dtype=torch.float64)
+    batch = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    mask = torch.rand(5, 6, generator=g) < 0.5
+    mask[0] = False  # an anchor without dissimilar items
+    r, t = multi.exp().sum(1), single.exp().sum(1)
+    n = (batch.exp() * mask).sum(1)
+    expected = {"full": (-(r / (r + t + n)).log() - (t / (t + n)).log()).mean(),
+                "sp": (-((r + t) / (r + t + n)).log()).mean(),
+                "mp": (-(r / (r + t + n)).log()).mean()}
+    for strategy, value in expected.items():
+        assert torch.allclose(graded_contrastive(multi, single, batch, mask, strategy), value)
+    empty = graded_contrastive(multi, single[:, :0], batch, mask)
+    assert torch.allclose(empty, (-(r / (r + n)).log()).mean())
+    with pytest.raises(ValueError, match="strategy"):
+        graded_contrastive(multi, single, batch, mask, "xx")
+
+
+# -------------------------------------------------------------- wrapper model
+@pytest.fixture(scope="module")
+def planted():
+    return planted_dataset(n_users=60, n_items=40, per_user=8, seed=0)
+
+
+def _damrs(name, dataset, seed=0, **params):
+    torch.manual_seed(seed)
+    backbone = MODELS[name].build(dataset, MODELS[name].config_cls())
+    return DENOISERS["damrs"].build(dataset, backbone, DAMRSConfig(**params))
+
+
+def _batch(dataset, size=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    index = torch.randint(len(dataset.train), (size,), generator=g)
+    return Batch(torch.from_numpy(dataset.train.users)[index], torch.from_numpy(dataset.train.items)[index],
+                 torch.randint(dataset.n_items, (size,), generator=g), index)
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn", "vbpr"])
+def test_wrapper_contract(name, planted):
+    den = _damrs(name, planted)
+    model = den.backbone
+    assert isinstance(model, DAMRSBackbone)
+    inner_user, inner_item = model.inner()
+    user_emb, item_emb = model()
+    width = 128 if name == "vbpr" else 64  # VBPR's items are [ID ‖ content], propagated whole
+    assert user_emb.shape == (planted.n_users, width) and item_emb.shape == (planted.n_items, width)
+    assert torch.equal(user_emb, inner_user)
+    v = model.views()
+    assert torch.allclose(v.item, (inner_item + torch.stack(v.graph_views()).mean(0)) / 2)
+    assert set(model.modality_item_emb()) == set(planted.features)
+    users, items = torch.tensor([0, 3, 3]), torch.tensor([1, 0, 39])
+    assert torch.allclose(model.score(user_emb, item_emb, users, items),
+                          model.full_scores(user_emb, item_emb, users)[torch.arange(3), items], atol=1e-6)
+    # gradients reach every parameter of the inner backbone through the DA-MRS loss
+    loss, terms = den.loss(_batch(planted), StepState(0, 0))
+    assert torch.isfinite(loss) and all(torch.isfinite(t) for t in terms.values())
+    loss.backward()
+    for pname, p in den.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, pname
+    # graphs and features are data: the state is the inner model's parameters
+    assert set(den.state_dict()) == {f"backbone.{n}" for n, _ in model.named_parameters()}
+    clone = copy.deepcopy(den)
+    assert all(torch.equal(a, b) for a, b in zip(model(), clone.backbone()))
+    den.to(torch.float64)
+    assert all(t.dtype == torch.float64 for t in list(den.parameters()) + list(den.buffers())
+               if t.is_floating_point())
+    loss64, _ = den.loss(_batch(planted), StepState(0, 0))
+    assert loss64.dtype == torch.float64 and torch.isfinite(loss64)
+    scores = den.interaction_scores()
+    assert scores.dtype == np.float32 and scores.shape == (len(planted.train),)
+    assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+
+
+def test_ablation_switches(planted):
+    batch = _batch(planted)
+    full = _damrs("lightgcn", planted)
+    _, terms = full.loss(batch, StepState(0, 0))
+    assert {"dbpr", "au", "ai", "extra", "reg"} <= set(terms)
+    plain = _damrs("lightgcn", planted, dbpr=False, au=False, ai=False)
+    _, terms = plain.loss(batch, StepState(0, 0))
+    assert {"rec", "extra", "reg"} <= set(terms) and not {"dbpr", "au", "ai"} & set(terms)
+    # f ≡ 1 and g ≡ 0 reduce D-BPR to BPR on t
+    bare = _damrs("lightgcn", planted, use_f=False, use_g=False, au=False, ai=False)
+    _, terms = bare.loss(batch, StepState(0, 0))
+    user_emb, item_emb = bare.backbone()
+    assert torch.allclose(terms["dbpr"], bare.backbone.rec_loss(batch, user_emb, item_emb))
+    for strategy in ("sp", "mp"):
+        loss, _ = _damrs("lightgcn", planted, ai_strategy=strategy).loss(batch, StepState(0, 0))
+        assert torch.isfinite(loss)
+    iig = _damrs("lightgcn", planted, graph="iig", cooccurrence_weights="binary")
+    assert torch.isfinite(iig.loss(batch, StepState(0, 0))[0])
+    # sets chosen once per epoch equal the per-batch sets while the parameters have not moved
+    per_epoch = _damrs("lightgcn", planted, ai_refresh="epoch")
+    per_epoch.epoch_start(0)
+    assert per_epoch.multi_sets.shape == (3, planted.n_items, 10)  # image, text, behaviour
+    assert torch.allclose(per_epoch.loss(batch, StepState(0, 0))[0], full.loss(batch, StepState(0, 0))[0])
+
+
+def test_bad_settings_and_featureless_data(planted):
+    for bad in ({"graph": "lattice"}, {"ai_strategy": "both"}, {"ai_refresh": "never"}, {"topk": 0}, {"alpha": 0.0},
+                {"cooccurrence_weights": "tfidf"}, {"lambda_au": -1.0}):
+        with pytest.raises(ConfigError, match="damrs"):
+            _damrs("mf", planted, **bad)
+    bare = planted_dataset(n_users=20, n_items=12, per_user=4, modalities={})
+    with pytest.raises(ConfigError, match="needs item features"):
+        _damrs("mf", bare)
+
+
+def test_one_epoch_through_the_trainer(planted, tmp_path):
+    run = train(planted, model="lightgcn", denoiser="damrs", out=tmp_path / "run",
+                overrides=["train.epochs=1", "train.progress=false", "train.batch_size=128", "lambda_au=1.0"])
+    assert 0.0 <= run.test["recall@20"] <= 1.0
+    assert len(run.history) == 1 and np.isfinite(run.history[0]["loss"])
+    assert {"dbpr", "au", "ai"} <= set(run.history[0])
+    assert run.config.denoiser_params["lambda_au"] == 1.0
+    scores = run.denoiser.interaction_scores()
+    assert scores.shape == (len(planted.train),) and np.isfinite(scores).all()
