@@ -138,7 +138,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
 
-    backbone, den = build(data, run_config)
+    _, den = build(data, run_config)
     trainer = Trainer(data, den, run_config.train, seed=run_config.seed, run_dir=run_dir)
     fit = trainer.fit(resume=resume)
     result = {
@@ -161,7 +161,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     record.write_per_user(run_dir, fit.valid, fit.test)
     record.write_result(run_dir, result)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
-               test=fit.test.metrics, result=result, backbone=backbone, denoiser=den)
+               test=fit.test.metrics, result=result, backbone=den.backbone, denoiser=den)
 
 
 def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[EvalResult, EvalResult]:

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 
 from ...losses.damrs import denoised_bpr, graded_contrastive, reliability, symmetric_kl
 from ...models.base import Batch
-from ..base import Denoiser, StepState
-from ..tce import InteractionRecord
+from ..base import Denoiser, InteractionRecord, StepState
 from .model import DAMRSBackbone
 
 #: similarities per chunk of anchors, all views together (2^24 floats = 64 MiB)

@@ -166,7 +166,7 @@ class Guider(Denoiser):
     def pointwise_losses(self, model: Backbone) -> np.ndarray:
         """ℓ(u, i) = −log σ(s_ui) for every training interaction under ``model`` (eval mode): float [E]."""
         was_training = model.training
-        model.eval()
+        model.train(False)
         user_emb, item_emb = model()
         device = model.device
         out = []
@@ -198,7 +198,7 @@ class Guider(Denoiser):
             self.recalibrate()
         if self.teacher is not None:
             with torch.no_grad():
-                self.teacher.eval()
+                self.teacher.train(False)
                 self._teacher_emb = self.teacher()
 
     def loss(self, batch: Batch, state: StepState):
