@@ -24,9 +24,14 @@ from tests.planted import planted_dataset
 
 
 @pytest.fixture(autouse=True)
-def _private_home(monkeypatch, tmp_path):
-    """Graph caches go to a per-test data home, never the user's."""
+def _private_home_one_thread(monkeypatch, tmp_path):
+    """Graph caches go to a per-test data home, never the user's; one torch thread (tiny problems: extra
+    threads only add synchronisation, 50× slower on a busy machine), restored afterwards."""
     monkeypatch.setenv("MMDENOISE_HOME", str(tmp_path / "home"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _neighbours(graph: sp.csr_matrix) -> list[set]:
@@ -353,7 +358,8 @@ def test_bad_settings_and_featureless_data(planted):
 
 def test_one_epoch_through_the_trainer(planted, tmp_path):
     run = train(planted, model="lightgcn", denoiser="damrs", out=tmp_path / "run",
-                overrides=["train.epochs=1", "train.progress=false", "train.batch_size=128", "lambda_au=1.0"])
+                overrides=["train.epochs=1", "train.progress=false", "train.threads=1", "train.batch_size=128",
+                           "lambda_au=1.0"])
     assert 0.0 <= run.test["recall@20"] <= 1.0
     assert len(run.history) == 1 and np.isfinite(run.history[0]["loss"])
     assert {"dbpr", "au", "ai"} <= set(run.history[0])
