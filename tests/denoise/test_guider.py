@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdenoise.denoise.guider.amsc import best_reliable_similarity, calibrate, loss_split
+from mmdenoise.denoise.guider.amsc import calibrate, candidate_pairs, loss_split
 from mmdenoise.denoise.guider.hashing import fit_cca_hash, modality_confidence, normalized_features
 
 # five items, two modalities (already unit rows)
@@ -24,44 +24,62 @@ def test_loss_split_is_per_user_mean():
     assert loss_split(USERS, LOSSES, 3).tolist() == [True, False, False, True, True, True, True]
 
 
+def _amsc(confidence, threshold):
+    candidates = candidate_pairs(USERS, ITEMS, 3, _features(), confidence, threshold)
+    return calibrate(USERS, LOSSES, 3, candidates), candidates
+
+
 def test_amsc_hand_built_user():
-    # spurious item 1: text-identical to reliable item 0 → S_modal = max(1, 0) = 1;
-    # spurious item 2: best is reliable item 3 by text (0.8; image cos 0) → S_modal = 0.8
-    part = calibrate(USERS, ITEMS, LOSSES, 3, _features(), np.ones(5, np.float32), threshold=0.9)
-    assert part.similarity[[1, 2]] == pytest.approx([1.0, 0.8])
-    assert np.isnan(part.similarity[[0, 3, 4, 5, 6]]).all()
+    # spurious item 1: text-identical to reliable item 0 → S_modal = max(1, 0) = 1 > 0.9: recovered;
+    # spurious item 2: best is reliable item 3 by text (0.8; image cos 0) → S_modal = 0.8 < 0.9: noisy
+    part, _ = _amsc(np.ones(5, np.float32), 0.9)
+    assert part.similarity[1] == pytest.approx(1.0)
+    assert np.isnan(part.similarity[[0, 2, 3, 4, 5, 6]]).all()
     assert part.recovered.tolist() == [False, True, False, False, False, False, False]
     assert part.clean.tolist() == [True, True, False, True, True, True, True]
-    # a lower threshold recovers item 2 as well; threshold 1.0 recovers nothing
-    low = calibrate(USERS, ITEMS, LOSSES, 3, _features(), np.ones(5, np.float32), threshold=0.75)
-    assert low.clean[:4].all()
-    assert not calibrate(USERS, ITEMS, LOSSES, 3, _features(), np.ones(5, np.float32), threshold=1.0).recovered.any()
+    # a lower threshold recovers item 2 as well (through item 3, S = 0.8); 1.0 recovers nothing
+    low, _ = _amsc(np.ones(5, np.float32), 0.75)
+    assert low.clean[:4].all() and low.similarity[2] == pytest.approx(0.8)
+    assert not _amsc(np.ones(5, np.float32), 1.0)[0].recovered.any()
 
 
 def test_amsc_low_confidence_blocks_recovery():
     # item 1's modalities disagree (S_conf 0.5): S = 1 × 0.5 stays under the threshold (Eq. 4)
     confidence = np.array([1, 0.5, 1, 1, 1], dtype=np.float32)
-    part = calibrate(USERS, ITEMS, LOSSES, 3, _features(), confidence, threshold=0.9)
-    assert part.similarity[1] == pytest.approx(0.5) and not part.recovered.any()
+    part, candidates = _amsc(confidence, 0.9)
+    assert not part.recovered.any() and 1 not in candidates.first
+    # item 0 keeps its own confidence: as the recovered side it still pairs with item 1 (S = 1)
+    assert (0, 1) in set(zip(candidates.first.tolist(), candidates.second.tolist()))
+
+
+def test_negative_confidence_never_vouches():
+    # S_modal(4, 4') would be −1 against item 0 for user 1; with S_conf(4) = −1 the raw product is +1
+    confidence = np.array([1, 1, 1, 1, -1], dtype=np.float32)
+    _, candidates = _amsc(confidence, 0.5)
+    assert 4 not in candidates.first
 
 
 @pytest.mark.parametrize("chunk_bytes", [64, 1 << 30])
-def test_best_reliable_similarity_matches_brute_force(chunk_bytes):
+def test_candidate_pairs_match_brute_force(chunk_bytes):
     rng = np.random.default_rng(3)
     n_users, n_items = 40, 30
     users = rng.integers(0, n_users, 600)
     items = rng.integers(0, n_items, 600)
-    reliable = rng.random(600) < 0.5
     raw = {"a": rng.normal(size=(n_items, 6)), "b": rng.normal(size=(n_items, 4))}
     features = normalized_features(raw)
-    got = best_reliable_similarity(users, items, reliable, n_users, features, chunk_bytes=chunk_bytes)
+    confidence = rng.random(n_items).astype(np.float32)
+    got = candidate_pairs(users, items, n_users, features, confidence, 0.3, chunk_bytes=chunk_bytes)
     cos = np.maximum(*(f.numpy() @ f.numpy().T for f in features.values()))
-    for e in range(600):
-        partners = items[(users == users[e]) & reliable]
-        if reliable[e] or partners.size == 0:
-            assert np.isnan(got[e])
-        else:
-            assert got[e] == pytest.approx(cos[items[e], partners].max(), abs=1e-5)
+    score = cos[items[:, None], items[None, :]] * confidence[items][:, None]
+    expected = (users[:, None] == users[None, :]) & ~np.eye(600, dtype=bool) & (score > 0.3)
+    assert sorted(zip(got.first.tolist(), got.second.tolist())) == sorted(zip(*np.nonzero(expected)))
+    assert got.score == pytest.approx(score[got.first, got.second], abs=1e-5)
+    # and the partition: recovered ⇔ spurious with a reliable candidate partner
+    losses = rng.random(600)
+    part = calibrate(users, losses, n_users, got)
+    reliable = loss_split(users, losses, n_users)
+    want = ~reliable & (expected & reliable[None, :]).any(1)
+    assert part.recovered.tolist() == want.tolist()
 
 
 def _paired_views(n=400, seed=0):
@@ -84,15 +102,37 @@ def test_cca_codes_agree_more_for_an_items_own_modalities_than_for_random_pairs(
 
 def test_confidence_is_bounded_and_one_for_a_single_modality():
     x, y = _paired_views()
-    conf = modality_confidence({"text": x, "image": y}, bits=64)
+    conf = modality_confidence({"text": x, "image": y}, bits=64, scale="raw")
     assert conf.shape == (400,) and conf.dtype == np.float32
     assert (-1 <= conf).all() and (conf <= 1).all() and conf.mean() > 0.3
     assert (modality_confidence({"text": x}) == 1).all()
     # an item whose image is replaced by another item's gets lower confidence on average
     swapped = y.copy()
     swapped[:100] = y[100:200]
-    conf_swapped = modality_confidence({"text": x, "image": swapped}, bits=64)
+    conf_swapped = modality_confidence({"text": x, "image": swapped}, bits=64, scale="raw")
     assert conf_swapped[:100].mean() < conf[:100].mean() - 0.2
+
+
+@pytest.mark.parametrize("method", ["cca", "learned"])
+def test_relative_confidence_is_raw_over_its_mean_and_still_separates_swapped_items(method):
+    x, y = _paired_views()
+    swapped = y.copy()
+    swapped[:100] = y[100:200]
+    raw = modality_confidence({"text": x, "image": swapped}, bits=16, method=method, scale="raw")
+    relative = modality_confidence({"text": x, "image": swapped}, bits=16, method=method)
+    assert relative == pytest.approx(np.clip(raw / raw.astype(np.float64).mean(), -1, 1), abs=1e-6)
+    assert np.median(relative[100:]) == 1.0  # a typical consistent item is fully trusted
+    assert relative[:100].mean() < relative[100:].mean() - 0.3
+
+
+def test_learned_hash_agrees_more_than_cca_on_its_own_items():
+    from mmdenoise.denoise.guider.hashing import fit_learned_hash
+    x, y = _paired_views()
+    own = lambda f: (f.codes(x, "x") * f.codes(y, "y")).mean()  # noqa: E731
+    shuffled = np.random.default_rng(1).permutation(len(y))
+    learned = fit_learned_hash(x, y, bits=8, steps=100)
+    assert own(learned) >= own(fit_cca_hash(x, y, bits=8)) - 0.02
+    assert abs((learned.codes(x, "x") * learned.codes(y[shuffled], "y")).mean()) < 0.2
 
 
 # ------------------------------------------------------------ the denoiser

@@ -95,12 +95,28 @@ def test_blocked_distillation_is_the_mean_over_blocks():
     assert torch.allclose(blocked, halves, atol=1e-6)
 
 
-def test_kernel_and_log_domain_iterations_give_the_same_plan():
+@pytest.mark.parametrize("reg", [0.5, 0.01])
+def test_stabilized_and_log_domain_iterations_give_the_same_plan(reg):
     a, b, cost = _problem(11)
     t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-    kernel = sinkhorn_plan(t(a), t(b), t(cost), 0.5, max_iters=5000, tol=1e-12)  # K normal: kernel path
-    logd = sinkhorn_plan(t(a), t(b), t(cost) * 1000, 500.0, max_iters=5000, tol=1e-12)  # same D/λ
-    assert torch.allclose(kernel, logd, atol=1e-10)
-    from mmdenoise.losses.transport import _sinkhorn_kernel
-    direct = _sinkhorn_kernel(t(a), t(b), torch.exp(-t(cost) / 0.5), 5000, 1e-12, 10)
-    assert torch.allclose(kernel, direct, atol=1e-12)
+    stabilized = sinkhorn_plan(t(a), t(b), t(cost), reg, max_iters=50_000, tol=1e-11)
+    logd = sinkhorn_plan(t(a), t(b), t(cost), reg, max_iters=50_000, tol=1e-11, method="log")
+    assert torch.allclose(stabilized, logd, atol=1e-9)
+
+
+def test_stabilized_solver_absorbs_in_float32_where_the_kernel_underflows():
+    rng = np.random.default_rng(3)
+    z_t, z_s = -rng.exponential(3.0, 256), -rng.exponential(3.0, 256)
+    cost = (z_t[:, None] - z_s[None, :]) ** 2
+    a, b = np.exp(z_t) / np.exp(z_t).sum(), np.exp(z_s) / np.exp(z_s).sum()
+    expected = ot.sinkhorn2(a, b, cost, 0.1, method="sinkhorn_log", numItermax=100_000, stopThr=1e-10)
+    t = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    assert (torch.exp(-t(cost) / 0.1) == 0).any()
+    value = sinkhorn_distance(t(a), t(b), t(cost), 0.1, max_iters=20_000, tol=1e-6)
+    assert float(value) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_unknown_method_is_refused():
+    a, b, cost = (torch.tensor(x) for x in _problem(0))
+    with pytest.raises(ValueError, match="method"):
+        sinkhorn_plan(a, b, cost, 0.1, method="naive")

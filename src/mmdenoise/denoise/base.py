@@ -46,6 +46,10 @@ class Denoiser(nn.Module):
         """Per-training-interaction clean score, or None if the denoiser makes no judgement."""
         return None
 
+    def epoch_stats(self) -> dict[str, float]:
+        """Numbers about the denoiser's own state the trainer logs with each epoch (none by default)."""
+        return {}
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the trainer's optimiser steps: every trainable parameter by default. Denoisers that
         train an inner model with their own optimiser (GUIDER's teacher, BOD's generator) leave it out."""

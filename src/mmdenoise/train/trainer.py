@@ -154,6 +154,7 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + value.detach()
         self.denoiser.epoch_end(epoch)
         row = {name: float(v) / max(n_batches, 1) for name, v in sums.items()}
+        row.update(self.denoiser.epoch_stats())
         detection = self.detection()
         if detection is not None:
             row["detection"] = detection

@@ -7,10 +7,11 @@ Given each training interaction's teacher loss ℓ(u, i):
   S_modal = max over modalities of the raw-feature cosine (Eq. 5);
 - I_true = I_rel ∪ recovered, I_false = the rest.
 
-Only max_{i' ∈ I_rel(u)} S_modal(i, i') is needed per spurious i, so the work
-is the (spurious, reliable) pairs of each user, Σ_u |I_spr(u)|·|I_rel(u)| ≤
-Σ_u |I_u|²/4, done as batched matrix products over padded groups of users of
-similar size (no Python loop over users) within a memory budget.
+S(i, i') does not depend on the losses, so the pairs of one user's items that
+clear S_thres are found once per run (``candidate_pairs``: Σ_u |I_u|² work as
+batched matrix products over padded groups of users of similar size, no
+Python loop over users, within a memory budget) and each recalibration is a
+pass over those pairs (``calibrate``), linear in their number.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ class Partition:
     """AMSC's judgement of every training interaction (arrays [E], E = len(train)).
 
     reliable: low-loss split of Eq. 2; recovered: spurious but recovered by Eq. 3;
-    clean: I_true = reliable | recovered; similarity: max_{i'} S(i, i') for
-    spurious interactions (NaN for reliable ones, and for spurious ones whose
-    user has no reliable item).
+    clean: I_true = reliable | recovered; similarity: for recovered
+    interactions, the largest S(i, i') over the reliable i' that vouch for it
+    (NaN elsewhere).
     """
 
     reliable: np.ndarray
@@ -60,59 +61,85 @@ def _padded(order: np.ndarray, starts: np.ndarray, counts: np.ndarray, width: in
     return order[np.minimum(index, max(order.size - 1, 0))], valid
 
 
-def best_reliable_similarity(users: np.ndarray, items: np.ndarray, reliable: np.ndarray, n_users: int,
-                             features: dict[str, torch.Tensor], *,
-                             chunk_bytes: int = 256 << 20) -> np.ndarray:
-    """max_{i' ∈ I_rel(u)} S_modal(i, i') for every spurious interaction (u, i); NaN elsewhere. float32 [E].
+@dataclass
+class Candidates:
+    """Ordered pairs (e, e') of distinct training interactions of one user whose items are similar
+    enough for Eq. 3: S(i_e, i_e') = S_modal(i_e, i_e') · S_conf(i_e) > S_thres (arrays [P])."""
 
-    features: row-normalised {modality: [I, d_m]} (cosine = dot product).
-    Users are sorted by their pair count and taken in groups; each group's
-    spurious and reliable item rows are gathered once into padded
-    [G, S_max, d] and [G, R_max, d] blocks and compared by one batched matrix
-    product per modality, so each row is read once per user (not once per
-    pair). A group's blocks stay within ``chunk_bytes`` (at least one user).
+    first: np.ndarray   # int64: the interaction that may be recovered (i)
+    second: np.ndarray  # int64: the partner that would vouch for it (i')
+    score: np.ndarray   # float32: S(i, i')
+
+    @classmethod
+    def empty(cls) -> "Candidates":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return self.first.size
+
+
+def candidate_pairs(users: np.ndarray, items: np.ndarray, n_users: int, features: dict[str, torch.Tensor],
+                    confidence: np.ndarray, threshold: float, *, chunk_bytes: int = 256 << 20) -> Candidates:
+    """Every pair of one user's interactions that clears S_thres (Eq. 3–5), computed once per run.
+
+    S depends only on the two items, not on the losses, so the pairs that can
+    ever recover an item are fixed; each recalibration then only asks which of
+    them join a spurious i to a reliable i' (``calibrate``), in O(P).
+    features: row-normalised {modality: [I, d_m]} (cosine = dot product);
+    confidence: S_conf [I] (a negative one counts as 0, so two negative
+    factors cannot make a large S). Users are sorted by interaction count and taken in
+    groups; each group's item rows are gathered once into a padded [G, n, d]
+    block and compared by one batched matrix product per modality (Σ_u |I_u|²
+    work, no Python loop over users); a group's blocks stay within
+    ``chunk_bytes`` (at least one user). Memory beyond that is the P pairs.
     """
-    spurious_idx, spr_start, spr_count = grouped_by_user(np.flatnonzero(~reliable), users, n_users)
-    reliable_idx, rel_start, rel_count = grouped_by_user(np.flatnonzero(reliable), users, n_users)
-    best = np.full(users.size, np.nan, dtype=np.float32)
-    active = np.flatnonzero((spr_count > 0) & (rel_count > 0))
-    if active.size == 0:
-        return best
-    active = active[np.argsort(spr_count[active] * rel_count[active], kind="stable")]
+    if users.size == 0 or threshold >= float(confidence.max()) * (1 + 1e-6):  # S ≤ S_conf: nothing passes
+        return Candidates.empty()
+    order, start, count = grouped_by_user(np.arange(users.size), users, n_users)
+    active = np.flatnonzero(count >= 2)
+    active = active[np.argsort(count[active], kind="stable")]
     width = sum(x.shape[1] for x in features.values())
     item_index = torch.from_numpy(items)
-    first = 0
-    while first < active.size:
-        # grow the group while its padded blocks fit (sizes only grow along the sorted order)
-        s_max = np.maximum.accumulate(spr_count[active[first:]])
-        r_max = np.maximum.accumulate(rel_count[active[first:]])
-        size = np.arange(1, s_max.size + 1)
-        cost = 4 * size * (s_max * r_max + (s_max + r_max) * width)
-        last = first + max(1, int(np.searchsorted(cost, chunk_bytes, side="right")))
-        group = active[first:last]
-        spr, spr_valid = _padded(spurious_idx, spr_start[group], spr_count[group], int(spr_count[group].max()))
-        rel, rel_valid = _padded(reliable_idx, rel_start[group], rel_count[group], int(rel_count[group].max()))
-        spr_items, rel_items = item_index[torch.from_numpy(spr)], item_index[torch.from_numpy(rel)]
+    conf = torch.from_numpy(np.asarray(confidence, np.float32)).clamp_min(0)  # distrust never vouches
+    first, second, score = [], [], []
+    head = 0
+    while head < active.size:
+        n_max = count[active[head:]]  # sorted: the running maximum is the current count
+        size = np.arange(1, n_max.size + 1)
+        last = head + max(1, int(np.searchsorted(4 * size * (n_max * n_max + n_max * width), chunk_bytes,
+                                                 side="right")))
+        group = active[head:last]
+        index, valid = _padded(order, start[group], count[group], int(count[group].max()))
+        group_items = item_index[torch.from_numpy(index)]  # [G, n]
         sim = None
         for x in features.values():
-            block = torch.bmm(x[spr_items], x[rel_items].transpose(1, 2))  # [G, S_max, R_max]
+            rows = x[group_items]
+            block = torch.bmm(rows, rows.transpose(1, 2))  # [G, n, n]
             sim = block if sim is None else torch.maximum(sim, block)
-        sim.masked_fill_(~torch.from_numpy(rel_valid)[:, None, :], -torch.inf)
-        best[spr[spr_valid]] = sim.amax(2).numpy()[spr_valid]
-        first = last
-    return best
+        sim.mul_(conf[group_items].unsqueeze(2))  # S(i, i') = S_modal · S_conf(i), row i
+        valid_t = torch.from_numpy(valid)
+        keep = (sim > threshold) & valid_t.unsqueeze(2) & valid_t.unsqueeze(1)
+        keep.diagonal(dim1=1, dim2=2).fill_(False)
+        g, r, c = (t.numpy() for t in keep.nonzero(as_tuple=True))
+        first.append(index[g, r])
+        second.append(index[g, c])
+        score.append(sim[keep].numpy())
+        head = last
+    if not first:
+        return Candidates.empty()
+    return Candidates(np.concatenate(first), np.concatenate(second), np.concatenate(score).astype(np.float32))
 
 
-def calibrate(users: np.ndarray, items: np.ndarray, losses: np.ndarray, n_users: int,
-              features: dict[str, torch.Tensor], confidence: np.ndarray, threshold: float = 0.9,
-              *, chunk_bytes: int = 256 << 20) -> Partition:
-    """AMSC (Eq. 2–5) over all training interactions (u, i) with teacher losses ``losses`` [E].
+def calibrate(users: np.ndarray, losses: np.ndarray, n_users: int, candidates: Candidates) -> Partition:
+    """AMSC (Eq. 2–4) over all training interactions (u, i) with teacher losses ``losses`` [E].
 
-    confidence: S_conf per item [I] (``hashing.modality_confidence``);
-    threshold: S_thres (1.0 or more recovers nothing beyond exact duplicates).
+    candidates: the pairs clearing S_thres (``candidate_pairs``); a spurious
+    interaction is recovered when one of its pairs leads to a reliable one.
     """
     reliable = loss_split(users, losses, n_users)
-    modal = best_reliable_similarity(users, items, reliable, n_users, features, chunk_bytes=chunk_bytes)
-    similarity = modal * confidence[items]
-    recovered = ~reliable & (np.nan_to_num(similarity, nan=-np.inf) > threshold)
+    vouched = ~reliable[candidates.first] & reliable[candidates.second]
+    recovered = np.zeros(users.size, dtype=bool)
+    recovered[candidates.first[vouched]] = True
+    similarity = np.full(users.size, np.nan, dtype=np.float32)
+    np.fmax.at(similarity, candidates.first[vouched], candidates.score[vouched])
     return Partition(reliable, recovered, reliable | recovered, similarity)

@@ -31,7 +31,7 @@ from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
 from ...models import MODELS
 from ...models.base import Backbone, Batch
 from ..base import Denoiser, StepState
-from .amsc import calibrate, grouped_by_user
+from .amsc import Candidates, calibrate, candidate_pairs, grouped_by_user
 from .hashing import modality_confidence, normalized_features
 
 
@@ -40,6 +40,8 @@ class GuiderConfig:
     """S_thres ``threshold``, OT regulariser λ ``ot_reg``, β ``dbpr_weight``, w_kd ``kd_weight`` (Eq. 8).
 
     teacher: an ID-only model name (lightgcn or mf) with its default config.
+    hash: cca | learned (the S_conf hash, Eq. 6); confidence_scale: relative |
+    raw (see ``hashing.modality_confidence``).
     kd: ot | kl | none; ot_block: OT over blocks of this many triples (None:
     the whole batch); ot_gradient: envelope | unrolled.
     """
@@ -51,6 +53,8 @@ class GuiderConfig:
     recalibrate_every: int = 1
     threshold: float = 0.9
     hash_bits: int = 64
+    hash: str = "cca"
+    confidence_scale: str = "relative"
     amsc: bool = True
     dbpr: bool = True
     dbpr_weight: float = 1.0
@@ -98,12 +102,13 @@ class Guider(Denoiser):
         self.teacher, self.config, self.sampler, self.n_users = teacher, config, sampler, n_users
         self.train_users, self.train_items = train_users, train_items
         self.features = normalized_features(features)
-        self.confidence = modality_confidence(features, config.hash_bits)
+        self.confidence = modality_confidence(features, config.hash_bits, config.hash, config.confidence_scale)
         self.register_buffer("clean", torch.ones(len(train_users), dtype=torch.bool))
         self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
         self.teacher_optimizer = (torch.optim.Adam(teacher.parameters(), lr=config.teacher_lr)
                                   if teacher is not None else None)
         self._teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._candidates: Candidates | None = None  # found at the first recalibration
         self.last_similarity = np.full(len(train_users), np.nan, dtype=np.float32)
 
     # -------------------------------------------------------------- state
@@ -120,6 +125,13 @@ class Guider(Denoiser):
     def interaction_scores(self) -> np.ndarray | None:
         """1 for I_true, 0 for I_false (the AMSC partition); None before the first recalibration."""
         return self.clean.cpu().numpy().astype(np.float32) if bool(self.calibrated) else None
+
+    def epoch_stats(self) -> dict[str, float]:
+        """The partition's shares of the training interactions: I_false and recovered (after calibration)."""
+        if not bool(self.calibrated):
+            return {}
+        return {"noisy_share": float((~self.clean).float().mean()),
+                "recovered_share": float(np.isfinite(self.last_similarity).mean())}
 
     # ------------------------------------------------------------ teacher
     def _dbpr_ready(self) -> bool:
@@ -177,13 +189,18 @@ class Guider(Denoiser):
         model.train(was_training)
         return torch.cat(out).double().numpy()
 
+    def candidates(self) -> Candidates:
+        """The pairs of one user's items that clear S_thres (fixed for the run; none without AMSC)."""
+        if self._candidates is None:
+            self._candidates = (candidate_pairs(self.train_users, self.train_items, self.n_users, self.features,
+                                                self.confidence, self.config.threshold)
+                                if self.config.amsc else Candidates.empty())
+        return self._candidates
+
     def recalibrate(self) -> None:
         """AMSC (Eq. 2–6) on the judge's losses: the teacher's, or the student's without one."""
         judge = self.teacher if self.teacher is not None else self.backbone
-        losses = self.pointwise_losses(judge)
-        threshold = self.config.threshold if self.config.amsc else np.inf
-        part = calibrate(self.train_users, self.train_items, losses, self.n_users, self.features,
-                         self.confidence, threshold)
+        part = calibrate(self.train_users, self.pointwise_losses(judge), self.n_users, self.candidates())
         self.clean.copy_(torch.from_numpy(part.clean))
         self.calibrated.fill_(True)
         self.last_similarity = part.similarity
@@ -247,6 +264,9 @@ def build(dataset, backbone: Backbone, config: GuiderConfig) -> Guider:
         raise ConfigError(f"kd must be one of ot, kl, none; got {config.kd!r}")
     if config.teacher not in ("lightgcn", "mf"):
         raise ConfigError(f"teacher must be lightgcn or mf (an ID-only model); got {config.teacher!r}")
+    if config.hash not in ("cca", "learned") or config.confidence_scale not in ("relative", "raw"):
+        raise ConfigError(f"hash must be cca or learned and confidence_scale relative or raw; "
+                          f"got {config.hash!r}, {config.confidence_scale!r}")
     teacher = None
     if config.kd != "none":
         entry = MODELS[config.teacher]
