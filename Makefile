@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# pinned first so the local CPU wheel is used (a bare `torch` pulls CUDA builds)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[features,test]"
+	$(BIN)/python -m pip install -q -e ".[features,test,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

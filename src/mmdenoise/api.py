@@ -104,7 +104,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
           denoiser: str | None = None, *, seed: int | None = None,
           config: str | Path | Mapping[str, Any] | RunConfig | None = None,
           overrides: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
-          progress: bool | None = None) -> Run:
+          progress: bool | None = None, tensorboard: bool = False) -> Run:
     """Train ``model`` with ``denoiser`` on ``dataset`` and return the :class:`Run`.
 
     dataset: a Dataset, a registered name (``"ml-100k"``) or an MMRec folder.
@@ -112,6 +112,8 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
         ``overrides`` (``["train.lr=0.01", "n_layers=3"]``) take precedence.
     out: the run folder (default ``runs/<dataset>-<model>-<denoiser>-s<seed>-<time>``;
         with ``resume`` it must be given and hold a checkpoint).
+    tensorboard: also write each epoch's metrics.jsonl row as TensorBoard
+        scalars to ``<run>/tensorboard/`` (needs the ``tensorboard`` extra).
     """
     if isinstance(config, (str, Path)):
         raw = load_yaml(config)
@@ -135,12 +137,21 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out=...)")
     run_dir = Path(out) if out is not None else default_run_dir(run_config)
+    # a missing tensorboard package fails before anything is written
+    logger = None
+    if tensorboard:
+        from .train.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
+        logger = TensorBoardLogger(run_dir / TENSORBOARD_DIR)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
 
-    _, den = build(data, run_config)
-    trainer = Trainer(data, den, run_config.train, seed=run_config.seed, run_dir=run_dir)
-    fit = trainer.fit(resume=resume)
+    try:
+        _, den = build(data, run_config)
+        trainer = Trainer(data, den, run_config.train, seed=run_config.seed, run_dir=run_dir, on_epoch=logger)
+        fit = trainer.fit(resume=resume)
+    finally:
+        if logger is not None:
+            logger.close()
     result = {
         "valid": fit.valid.metrics, "test": fit.test.metrics,
         "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,

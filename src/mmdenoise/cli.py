@@ -16,6 +16,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Build, generate, noise, inspe
 app.add_typer(data_app, name="data")
 plot_app = typer.Typer(no_args_is_help=True, help="Figures from run folders.")
 app.add_typer(plot_app, name="plot")
+study_app = typer.Typer(no_args_is_help=True, help="Noise-robustness studies and ablations (grids of runs).")
+app.add_typer(study_app, name="study")
 
 TABLE_KS = (10, 20, 50)
 TABLE_METRICS = ("recall", "ndcg", "precision", "map", "hit")
@@ -75,12 +77,17 @@ def data_build(
 
 @data_app.command("synth")
 def data_synth(
-    preset: str = typer.Option(..., help="tiny, baby, sports, clothing or microlens"),
+    preset: str = typer.Option(..., help="tiny, baby, sports, clothing or microlens; seq-tiny or seq-small "
+                                         "(sequential, planted points of interest)"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(..., help="output folder"),
     overwrite: bool = typer.Option(False),
 ):
     """Generate a synthetic dataset with the shape of a paper dataset and a planted truth."""
+    if preset.startswith("seq-"):
+        from .data.seqsynth import generate_sequential
+        typer.echo(str(generate_sequential(preset, seed=seed, out=out, overwrite=overwrite)))
+        return
     from .data.synth import generate
     typer.echo(str(generate(preset, seed=seed, out=out, overwrite=overwrite)))
 
@@ -126,20 +133,30 @@ def train_cmd(
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="registered name or folder"),
     model: Optional[str] = typer.Option(None, "-m", "--model"),
     denoiser: Optional[str] = typer.Option(None, "--denoiser"),
-    task: str = typer.Option("general", help="general (sequential: see the Demure issue)"),
+    task: str = typer.Option("general", help="general, or sequential (Demure and its baselines: "
+                                             "-m demure|base|gru4rec|youtubednn|comirec-sa|pop)"),
     seed: Optional[int] = typer.Option(None),
     config: Optional[Path] = typer.Option(None, help="YAML config file"),
     set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3"),
     out: Optional[Path] = typer.Option(None, help="run folder"),
     resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
     json_out: bool = typer.Option(False, "--json", help="print result.json instead of a table"),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="also log per-epoch metrics to RUN/tensorboard/ (tensorboard extra)"),
 ):
     """Train a backbone (with a denoiser) and report validation and test metrics."""
+    if task == "sequential":
+        if denoiser not in (None, "none"):
+            raise typer.BadParameter("the sequential task has no --denoiser; Demure is -m demure")
+        from .sequential.api import train_sequential
+        run = train_sequential(dataset, model, seed=seed, config=config, overrides=set_, out=out, resume=resume)
+        _print_run(run, json_out)
+        return
     if task != "general":
-        raise typer.BadParameter(f"task {task!r} is not available yet; tasks: general")
+        raise typer.BadParameter(f"unknown task {task!r}; tasks: general, sequential")
     from .api import train
     run = train(dataset, model, denoiser, seed=seed, config=config, overrides=set_, out=out,
-                resume=resume)
+                resume=resume, tensorboard=tensorboard)
     if json_out:
         typer.echo(json.dumps(run.result, indent=2))
         return
@@ -154,6 +171,11 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(run_dir: Path = typer.Argument(..., help="a run folder")):
     """Re-evaluate a run's best checkpoint on validation and test."""
+    from .sequential.api import evaluate_sequential_run, is_sequential_run
+    if is_sequential_run(run_dir):
+        valid, test = evaluate_sequential_run(run_dir)
+        typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
+        return
     from .api import evaluate_run
     valid, test = evaluate_run(run_dir)
     typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
@@ -194,13 +216,119 @@ def plot_scores(
 @app.command("report")
 def report_cmd(
     runs_dir: Path = typer.Argument(..., help="a folder of run folders"),
-    out: Optional[Path] = typer.Option(None, help="Markdown file (default RUNS_DIR/report.md)"),
+    out: Optional[Path] = typer.Option(None, help="report file (default RUNS_DIR/report.md or report.tex)"),
+    fmt: str = typer.Option("md", "--format", help="md or latex (booktabs)"),
 ):
-    """Comparison table (bold best, * paired t-test vs none) and detection AUCs of every run found."""
+    """Comparison table (bold best, * paired t-test vs none), detection AUCs and PNG figures of every run found."""
     from .experiments.report import write_report
-    path = write_report(runs_dir, out)
+    path = write_report(runs_dir, out, fmt=fmt)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
+
+
+# ------------------------------------------------------- sweeps and studies
+def _trial_line(record: dict) -> None:
+    value = record.get("objective")
+    shown = f"{value:.4f}" if value is not None else f"failed: {record.get('error')}"
+    typer.echo(f"{record['status']:>8}  {record['name']}  {shown}")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    spec: Path = typer.Argument(..., help="sweep spec (YAML): base run, search space, objective"),
+    backend: str = typer.Option("local", help="local (processes on this machine) or ray (Ray Tune)"),
+    workers: int = typer.Option(1, help="trials run at the same time (one thread each)"),
+    out: Optional[Path] = typer.Option(None, help="sweep folder (default sweeps/<spec name>); rerun to resume"),
+    address: Optional[str] = typer.Option(None, help="ray: address of a Ray cluster (default: a local instance)"),
+    set_: List[str] = typer.Option([], "--set", help="extra override for every trial, e.g. train.epochs=50"),
+):
+    """Grid/random search selected on validation; finished trials are skipped when run again."""
+    from .experiments.sweep import SWEEP_MD, sweep
+    result = sweep(spec, out, backend=backend, workers=workers, address=address, overrides=set_,
+                   on_result=_trial_line)
+    typer.echo((result.root / SWEEP_MD).read_text(encoding="utf-8"))
+    typer.echo(f"written: {result.root / SWEEP_MD}, {result.root / 'sweep.json'}")
+    if result.failed:
+        typer.echo(f"error: {len(result.failed)} trial(s) failed; rerun the same command to retry them", err=True)
+        raise typer.Exit(1)
+
+
+@study_app.command("noise")
+def study_noise_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset", help="clean dataset: registered name or folder"),
+    models: str = typer.Option(..., "-m", "--models", help="backbones, comma-separated"),
+    denoisers: str = typer.Option("none", "--denoisers", help="comma-separated, e.g. none,tce,guider"),
+    kind: str = typer.Option("add", help="add, remove, swap:MODALITY or misalign:MODALITY"),
+    levels: str = typer.Option("0,0.05,0.1,0.15,0.2", help="noise ratios, comma-separated (0 = clean)"),
+    seeds: int = typer.Option(3, help="seeds 0..N-1: each the noise draw and the training seed"),
+    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-noise-<kind>)"),
+    workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
+    backend: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="ray: cluster address"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.epochs=100"),
+):
+    """Recall@20 vs noise level for every backbone × denoiser: table (mean ± std), decline rate, PNG curves."""
+    from .experiments.study import noise_study
+    result = noise_study(dataset, models, denoisers, kind=kind, levels=levels, seeds=seeds, out=out,
+                         overrides=set_, backend=backend, workers=workers, address=address,
+                         on_result=_trial_line)
+    typer.echo(result.table)
+    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+
+
+@study_app.command("ablation")
+def study_ablation_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset"),
+    model: str = typer.Option(..., "-m", "--model"),
+    denoiser: str = typer.Option(..., "--denoiser", help="guider, damrs, ... (its variants and none are run)"),
+    seeds: int = typer.Option(1, help="seeds 0..N-1"),
+    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-ablation-<model>-<d>)"),
+    workers: int = typer.Option(1),
+    backend: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="ray: cluster address"),
+    set_: List[str] = typer.Option([], "--set"),
+):
+    """Every variant of a denoiser (GUIDER Table 3, DA-MRS Tables 3-4) plus none, in one table."""
+    from .experiments.study import ablation_study
+    result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=set_, backend=backend,
+                            workers=workers, address=address, on_result=_trial_line)
+    typer.echo(result.table)
+    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+
+
+@app.command("seq-study")
+def seq_study_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset", help="registered name or folder (with timestamps)"),
+    grid: str = typer.Option("gamma", help="gamma (γ_i/γ_m, Demure Table 3) or j (J pairs, Table 4)"),
+    seeds: str = typer.Option("0", help="training seeds, comma-separated"),
+    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-demure-<grid>)"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+):
+    """Demure's sensitivity study: the base model and Demure at every grid point, one table (rerun resumes)."""
+    from .sequential.study import sensitivity_study
+    folder = out or Path("studies") / f"{Path(dataset).name}-demure-{grid}"
+    path = sensitivity_study(dataset, grid, folder, seeds=[int(s) for s in seeds.split(",") if s.strip()],
+                             overrides=set_)
+    typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(f"written: {path}")
+
+
+def _print_run(run, json_out: bool) -> None:
+    """A finished run as result.json or a one-line summary and a valid/test table."""
+    if json_out:
+        typer.echo(json.dumps(run.result, indent=2))
+        return
+    r = run.result
+    typer.echo(f"{r['model']} + {r['denoiser']} on {r['dataset']['name']} (seed {r['seed']}): "
+               f"best epoch {r['best_epoch']} of {r['epochs_run']}, "
+               f"{r['seconds_per_epoch']:.3f} s/epoch, {r['eval_seconds']:.3f} s/eval")
+    typer.echo(metrics_table({"valid": run.valid, "test": run.test}))
+    for kind, loc in r.get("localisation", {}).items():
+        k_key = next(k for k in loc if k.startswith("item_precision@"))
+        typer.echo(f"localisation ({kind}): top modality = planted {loc['modality_hit_rate']:.3f} "
+                   f"(chance {loc['modality_chance']:.3f}, majority {loc['modality_majority_rate']:.3f}); "
+                   f"{k_key} {loc[k_key]:.3f} (chance {loc['item_chance']:.3f})")
+    typer.echo(f"run folder: {run.path}")
 
 
 def main() -> None:

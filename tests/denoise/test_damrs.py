@@ -321,6 +321,26 @@ def test_wrapper_contract(name, planted):
     assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
 
 
+def test_au_in_checkpointed_user_chunks_equals_the_whole(planted, monkeypatch):
+    import mmdenoise.denoise.damrs.denoiser as module
+    den = _damrs("lightgcn", planted)
+    batch = _batch(planted)
+
+    def au_and_grads():
+        den.zero_grad(set_to_none=True)
+        v = den.backbone.views()
+        value = den.user_alignment(v.user, v.graph_views(), v.item_id, batch.users)
+        value.backward()
+        return value.detach(), [p.grad.clone() for p in den.parameters() if p.grad is not None]
+
+    whole, whole_grads = au_and_grads()
+    monkeypatch.setattr(module, "AU_ELEMENTS", 3 * planted.n_items)  # three users per chunk
+    chunked, chunked_grads = au_and_grads()
+    assert torch.allclose(whole, chunked, rtol=1e-5, atol=1e-7)
+    assert len(whole_grads) == len(chunked_grads) > 0
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(whole_grads, chunked_grads))
+
+
 def test_ablation_switches(planted):
     batch = _batch(planted)
     full = _damrs("lightgcn", planted)

@@ -201,3 +201,39 @@ def test_wide_modalities_are_reduced_before_cca_and_still_agree():
     assert fitted.w_x.shape == (332, 8)
     own = (fitted.codes(wide, "x") * fitted.codes(y, "y")).mean()
     assert own > 0.5
+
+
+@pytest.mark.parametrize("dbpr", [True, False])
+def test_dbpr_pushes_teacher_scores_of_i_false_down_and_i_true_up(dbpr, noisy_tiny):
+    """Eq. 7 through one teacher pass: an item judged noisy for every user is never a positive and is
+    pushed below its users' clean items; with plain BPR (``dbpr=False``) it is still a positive."""
+    from mmdenoise.api import build, resolve_config
+    config = resolve_config({"dataset": "tiny", "model": "vbpr", "denoiser": "guider"},
+                            ["teacher=mf", "teacher_lr=0.01", f"dbpr={str(dbpr).lower()}"])
+    torch.manual_seed(0)
+    _, guider = build(noisy_tiny, config)
+    items = guider.train_items
+    target = int(np.bincount(items).argmax())  # the most popular item: every one of its interactions
+    judged_noisy = items == target
+    guider.clean.copy_(torch.from_numpy(~judged_noisy))
+    guider.calibrated.fill_(True)
+    users = torch.from_numpy(guider.train_users[judged_noisy])
+    teacher = guider.teacher
+
+    def margin():  # mean s(u, target) − mean over u's other (clean) training items
+        with torch.no_grad():
+            u_emb, i_emb = teacher()
+            noisy = teacher.score(u_emb, i_emb, users, torch.full_like(users, target)).mean()
+            others = ~judged_noisy & np.isin(guider.train_users, users.numpy())
+            clean = teacher.score(u_emb, i_emb, torch.from_numpy(guider.train_users[others]),
+                                  torch.from_numpy(items[others])).mean()
+        return float(noisy - clean)
+
+    before = margin()
+    for _ in range(3):
+        guider._teacher_epoch(np.random.default_rng(0))
+    change = margin() - before
+    if dbpr:
+        assert change < -0.3  # I_false below I_true
+    else:
+        assert change > -0.05  # a positive like any other: no push below the user's other items

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mmdenoise.errors import MMDenoiseError
-from mmdenoise.experiments.report import comparison_table, find_runs, write_report
+from mmdenoise.experiments.report import comparison_table, comparison_table_latex, find_runs, write_report
 from mmdenoise.train import record
 
 
@@ -44,3 +44,37 @@ def test_report_file_includes_detection(tmp_path):
 def test_no_runs_is_a_clear_error(tmp_path):
     with pytest.raises(MMDenoiseError, match="no run folders"):
         find_runs(tmp_path)
+
+
+def test_latex_table_bolds_the_best_and_marks_significance_after_the_value(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.random(200) * 0.5
+    _run(tmp_path, "mf", "none", base)
+    better = _run(tmp_path, "mf", "tce", base + 0.05 + 0.01 * rng.random(200))
+    _run(tmp_path, "mf", "rce", base + 0.001 * rng.normal(size=200))
+    _run(tmp_path, "mf_x", "none", base)
+    tex = comparison_table_latex(find_runs(tmp_path))
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"\multicolumn{2}{c}{mf\_x}" in tex  # names are escaped
+    rows = {line.split(" & ")[0]: line for line in tex.splitlines() if " & " in line and line[0] != " "}
+    r20 = record.read_result(better)["test"]["recall@20"]
+    assert rows["tce"].startswith(rf"tce & \textbf{{{r20:.4f}}}$^*$ & \textbf{{")
+    assert rows["tce"].count("$^*$") == 2
+    assert "$^*$" not in rows["rce"] and "$^*$" not in rows["none"] and r"\textbf" not in rows["rce"]
+    assert rows["rce"].endswith(r"-- & -- \\")  # mf_x has no rce run
+    assert rows["none"].count(r"\textbf") == 2  # mf_x: none is its only, hence best, run
+
+
+def test_report_writes_training_curves_and_latex(tmp_path):
+    for denoiser, slope in (("none", 0.01), ("tce", 0.02)):
+        run = _run(tmp_path, "mf", denoiser, np.full(10, 0.3))
+        record.write_metrics(run, [{"epoch": e, "loss": 1.0, "valid": {"recall@20": slope * e}} for e in range(4)])
+    md = write_report(tmp_path).read_text()
+    png = tmp_path / "training_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "(training_curves.png)" in md
+    tex = write_report(tmp_path, fmt="latex")
+    assert tex.name == "report.tex"
+    assert r"\includegraphics[width=\linewidth]{training_curves.png}" in tex.read_text()
+    with pytest.raises(MMDenoiseError, match="unknown report format 'html'"):
+        write_report(tmp_path, fmt="html")

@@ -5,6 +5,7 @@ machines without a display; files are written atomically.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -68,3 +69,86 @@ def score_distributions(run_dirs: Sequence[str | Path], out: str | Path, bins: i
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return out
+
+
+def _save(fig, plt, out: str | Path) -> Path:
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def training_curves(run_dirs: Sequence[str | Path], out: str | Path, metric: str = "recall@20") -> Path | None:
+    """Validation ``metric`` per epoch, one line per run (from metrics.jsonl), one panel per dataset.
+
+    Lines are labelled ``model + denoiser (seed s)``; runs without validated
+    epochs are left out. Returns ``out``, or None (nothing written) when no
+    run has a validation history.
+    """
+    panels: dict[str, list[tuple[str, list[int], list[float]]]] = {}
+    for run in map(Path, run_dirs):
+        history = [r for r in record.read_metrics(run) if metric in r.get("valid", {})]
+        if not history:
+            continue
+        result = record.read_result(run)
+        label = f"{result.get('model', '?')} + {result.get('denoiser', 'none')} (seed {result.get('seed', '?')})"
+        panels.setdefault(result.get("dataset", {}).get("name", "?"), []).append(
+            (label, [r["epoch"] + 1 for r in history], [r["valid"][metric] for r in history]))
+    if not panels:
+        return None
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.0), squeeze=False)
+    for ax, (dataset, lines) in zip(axes[0], sorted(panels.items())):
+        counts, seen = Counter(label for label, _, _ in lines), Counter()
+        for label, epochs, values in lines:
+            if counts[label] > 1:  # same model, denoiser and seed in several runs (e.g. a sweep): number them
+                seen[label] += 1
+                label = f"{label} #{seen[label]}"
+            ax.plot(epochs, values, marker="." if len(epochs) < 30 else None, linewidth=1.2, label=label)
+        ax.set_title(f"{dataset}: validation {metric} during training", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"validation {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7 if len(lines) > 6 else 8, ncol=1 + len(lines) // 12, loc="best")
+    fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+NOISE_AXIS = {"add": "added interactions (% of the training set)",
+              "remove": "removed interactions (% of the training set)",
+              "swap": "items whose {modality} features are swapped (%)",
+              "misalign": "items whose {modality} features are misaligned (%)"}
+
+
+def noise_curves(out: str | Path, model: str, dataset: str, kind: str, levels: Sequence[float],
+                 series: dict[str, Sequence[tuple[float, float]]], n_seeds: int,
+                 metric_label: str = "test Recall@20") -> Path:
+    """Test metric vs noise level for one backbone: a line per denoiser, error bars = std over seeds.
+
+    levels: ratios (plotted as %); series: denoiser -> [(mean, std)] aligned
+    with levels; kind: ``add``, ``remove``, ``swap:MOD`` or ``misalign:MOD``.
+    """
+    name, _, modality = kind.partition(":")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    x = 100 * np.asarray(levels, dtype=np.float64)
+    # lines are nudged apart sideways (1% of the axis each) so that overlapping error bars stay readable
+    dodge = 0.01 * (np.ptp(x) if x.size > 1 and np.ptp(x) > 0 else 1.0)
+    for k, (denoiser, points) in enumerate(series.items()):
+        mean, std = np.asarray(points, dtype=np.float64).T
+        shift = (k - (len(series) - 1) / 2) * dodge
+        ax.errorbar(x + shift, mean, yerr=std if n_seeds > 1 else None, marker="o", capsize=3, linewidth=1.5,
+                    label=denoiser)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    ax.set_xlabel(NOISE_AXIS.get(name, f"{kind} noise (%)").format(modality=modality))
+    ax.set_ylabel(metric_label)
+    spread = f", mean ± std over {n_seeds} seeds" if n_seeds > 1 else ""
+    ax.set_title(f"{model} on {dataset}: {metric_label} vs {name} noise{spread}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(title="denoiser", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, plt, out)

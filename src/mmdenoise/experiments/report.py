@@ -7,9 +7,13 @@ a paired t-test over test users against the same backbone without denoiser
 averaged; significance then uses the users' per-seed means.
 A second table gives the noise-detection ROC-AUC of every run whose dataset
 carried planted noise and whose denoiser judges interactions.
+Both render as Markdown or as LaTeX (booktabs; best in ``\\textbf``, ``$^*$``
+for p < 0.05); the report adds PNGs of the training curves and of the
+clean-vs-noisy score distributions.
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,13 +49,42 @@ def _per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarra
     return users, values / len(runs)
 
 
-def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
-    """Markdown tables (one per dataset) of test metrics with bold best and ``*`` significance marks."""
+def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, alpha: float = 0.05) -> bool:
+    """Whether runs_a beat runs_b on test ``metric``: higher mean and paired t-test p < alpha.
+
+    Users are those evaluated in every run; each side's per-user values are
+    averaged over its runs (seeds) first.
+    """
+    users_a, a = _per_user_mean(runs_a, metric)
+    users_b, b = _per_user_mean(runs_b, metric)
+    _, a, b = align(users_a, a, users_b, b)
+    return bool(a.mean() > b.mean() and paired_ttest(a, b)[1] < alpha)
+
+
+def _row_label(run: Path, result: dict) -> str:
+    """The denoiser, or the ablation variant an ablation study recorded in the run's trial.json."""
+    trial = run / "trial.json"
+    if trial.exists():
+        variant = json.loads(trial.read_text(encoding="utf-8")).get("params", {}).get("variant")
+        if isinstance(variant, str):
+            return variant
+    return result["denoiser"]
+
+
+def comparison_cells(run_dirs: list[Path], alpha: float = 0.05) -> list[dict]:
+    """The comparison tables as data: per dataset, its models, denoisers (``none`` first) and cells.
+
+    Rows are denoisers (or, for an ablation study's runs, their variant).
+    Each table is ``{"dataset", "models", "denoisers", "cells"}`` with
+    ``cells[(denoiser, model, metric)] = {"value", "best", "significant"}``
+    (absent where that model × denoiser was not run). Renderers:
+    :func:`comparison_table` (Markdown) and :func:`comparison_table_latex`.
+    """
     groups: dict[str, dict[tuple[str, str], list[Path]]] = defaultdict(lambda: defaultdict(list))
     for run in run_dirs:
         result = record.read_result(run)
-        groups[result["dataset"]["name"]][(result["model"], result["denoiser"])].append(run)
-    out = []
+        groups[result["dataset"]["name"]][(result["model"], _row_label(run, result))].append(run)
+    tables = []
     for dataset, cells in sorted(groups.items()):
         models = sorted({m for m, _ in cells})
         denoisers = sorted({d for _, d in cells}, key=lambda d: (d != "none", d))
@@ -59,32 +92,89 @@ def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
                  for key, runs in cells.items()}
         best = {(model, m): max(means[(model, d)][m] for d in denoisers if (model, d) in means)
                 for model in models for m in METRICS}
-        header = "| denoiser | " + " | ".join(f"{model} R@20 | {model} N@20" for model in models) + " |"
-        lines = [f"**{dataset}** (test, mean over seeds; * p < {alpha} paired t-test vs none)", "",
-                 header, "|---|" + "---:|" * (2 * len(models))]
+        table = {}
         for den in denoisers:
+            for model in models:
+                if (model, den) not in cells:
+                    continue
+                for metric in METRICS:
+                    value = means[(model, den)][metric]
+                    significant = (den != "none" and (model, "none") in cells
+                                   and significantly_better(cells[(model, den)], cells[(model, "none")],
+                                                            metric, alpha))
+                    table[(den, model, metric)] = {"value": float(value), "best": value == best[(model, metric)],
+                                                   "significant": significant}
+        tables.append({"dataset": dataset, "models": models, "denoisers": denoisers, "cells": table})
+    return tables
+
+
+def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
+    """Markdown tables (one per dataset) of test metrics with bold best and ``*`` significance marks."""
+    out = []
+    for t in comparison_cells(run_dirs, alpha):
+        models = t["models"]
+        header = "| denoiser | " + " | ".join(f"{model} R@20 | {model} N@20" for model in models) + " |"
+        lines = [f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)", "",
+                 header, "|---|" + "---:|" * (2 * len(models))]
+        for den in t["denoisers"]:
             row = [den]
             for model in models:
                 for metric in METRICS:
-                    if (model, den) not in cells:
+                    cell = t["cells"].get((den, model, metric))
+                    if cell is None:
                         row.append("–")
                         continue
-                    value = means[(model, den)][metric]
-                    text = f"{value:.4f}"
-                    if den != "none" and (model, "none") in cells:
-                        users_a, a = _per_user_mean(cells[(model, den)], metric)
-                        users_b, b = _per_user_mean(cells[(model, "none")], metric)
-                        _, a, b = align(users_a, a, users_b, b)
-                        if a.mean() > b.mean() and paired_ttest(a, b)[1] < alpha:
-                            text += "*"
-                    row.append(f"**{text}**" if value == best[(model, metric)] else text)
+                    text = f"{cell['value']:.4f}" + ("*" if cell["significant"] else "")
+                    row.append(f"**{text}**" if cell["best"] else text)
             lines.append("| " + " | ".join(row) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
 
 
-def detection_table(run_dirs: list[Path]) -> str:
-    """Markdown table of detection ROC-AUC and precision@|noise| (last epoch) per dataset, model and denoiser."""
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (for names in tables)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
+    """LaTeX (booktabs) tables like GUIDER Table 2: best of each column in ``\\textbf``, ``$^*$`` after
+    a value whose paired t-test against ``none`` gives p < alpha. Needs ``\\usepackage{booktabs}``."""
+    out = []
+    short = {"recall@20": "R@20", "ndcg@20": "N@20"}
+    for t in comparison_cells(run_dirs, alpha):
+        models = t["models"]
+        n = len(METRICS)
+        lines = [r"\begin{table}[t]", r"\centering",
+                 rf"\caption{{{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold; "
+                 rf"$^*$: $p < {alpha}$, paired t-test against the backbone without denoiser.}}",
+                 r"\begin{tabular}{l" + ("r" * n) * len(models) + "}", r"\toprule",
+                 " & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(m)}}}" for m in models) + r" \\",
+                 " ".join(rf"\cmidrule(lr){{{2 + k * n}-{1 + (k + 1) * n}}}" for k in range(len(models))),
+                 "Denoiser & " + " & ".join(short.get(m, latex_escape(m)) for _ in models for m in METRICS)
+                 + r" \\",
+                 r"\midrule"]
+        for den in t["denoisers"]:
+            row = [latex_escape(den)]
+            for model in models:
+                for metric in METRICS:
+                    cell = t["cells"].get((den, model, metric))
+                    if cell is None:
+                        row.append("--")
+                        continue
+                    text = f"{cell['value']:.4f}"
+                    text = rf"\textbf{{{text}}}" if cell["best"] else text
+                    row.append(text + (r"$^*$" if cell["significant"] else ""))
+            lines.append(" & ".join(row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def _detection_rows(run_dirs: list[Path]) -> list[tuple]:
     rows = []
     for run in run_dirs:
         result = record.read_result(run)
@@ -92,21 +182,93 @@ def detection_table(run_dirs: list[Path]) -> str:
             d = result["detection"]
             rows.append((result["dataset"]["name"], result["model"], result["denoiser"], result["seed"],
                          d["auc"], d["precision@noise"]))
+    return sorted(rows)
+
+
+def detection_table(run_dirs: list[Path]) -> str:
+    """Markdown table of detection ROC-AUC and precision@|noise| (last epoch) per dataset, model and denoiser."""
+    rows = _detection_rows(run_dirs)
     if not rows:
         return ""
     lines = ["| dataset | model | denoiser | seed | detection AUC | precision@noise |", "|---|---|---|---:|---:|---:|"]
-    lines += [f"| {a} | {b} | {c} | {s} | {auc:.3f} | {p:.3f} |" for a, b, c, s, auc, p in sorted(rows)]
+    lines += [f"| {a} | {b} | {c} | {s} | {auc:.3f} | {p:.3f} |" for a, b, c, s, auc, p in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_report(root: str | Path, out: str | Path | None = None) -> Path:
-    """report.md under ``root`` (or ``out``): the comparison and detection tables of every run found."""
+def detection_table_latex(run_dirs: list[Path]) -> str:
+    """The detection table as a LaTeX (booktabs) tabular; empty when no run has detection metrics."""
+    rows = _detection_rows(run_dirs)
+    if not rows:
+        return ""
+    lines = [r"\begin{table}[t]", r"\centering",
+             r"\caption{Noise detection: ROC-AUC and precision@$|$noise$|$ of each denoiser's per-interaction "
+             r"judgement against the planted added interactions (last epoch).}",
+             r"\begin{tabular}{lllrrr}", r"\toprule",
+             r"Dataset & Model & Denoiser & Seed & AUC & Precision@noise \\", r"\midrule"]
+    lines += [" & ".join([latex_escape(a), latex_escape(b), latex_escape(c), str(s), f"{auc:.3f}", f"{p:.3f}"])
+              + r" \\" for a, b, c, s, auc, p in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+REPORT_FORMATS = ("md", "latex")
+TRAINING_CURVES_PNG = "training_curves.png"
+SCORES_PNG = "score_distributions.png"
+
+
+def report_figures(run_dirs: list[Path], folder: Path) -> dict[str, Path]:
+    """The report's PNGs in ``folder``: training curves (runs with a metrics.jsonl) and score
+    distributions (first seed of each dataset × model × denoiser whose judgement was scored against
+    planted added interactions). Returns caption -> path for the figures that could be drawn."""
+    from .plots import score_distributions, training_curves
+    figures = {}
+    curves = training_curves(run_dirs, folder / TRAINING_CURVES_PNG)
+    if curves is not None:
+        figures["Training curves: validation Recall@20 per epoch"] = curves
+    scored = {}
+    for run in run_dirs:
+        if not (run / record.SCORES_FILE).exists():
+            continue
+        scores = record.read_scores(run)
+        if "noisy" in scores and scores["noisy"].any():
+            result = record.read_result(run)
+            scored.setdefault((result["dataset"]["name"], result["model"], result["denoiser"]), run)
+    if scored:
+        figures["Clean vs injected interactions: denoiser scores"] = score_distributions(
+            [scored[k] for k in sorted(scored)], folder / SCORES_PNG)
+    return figures
+
+
+def write_report(root: str | Path, out: str | Path | None = None, fmt: str = "md") -> Path:
+    """The report of every run under ``root``: comparison and detection tables, and PNG figures beside it.
+
+    fmt: ``md`` (report.md) or ``latex`` (report.tex: booktabs tables and
+    figure environments). out: the report file (default ``root/report.md`` or
+    ``root/report.tex``); the PNGs go to its folder.
+    """
     from ..io import write_text
+    if fmt not in REPORT_FORMATS:
+        raise MMDenoiseError(f"unknown report format {fmt!r}; valid formats: {', '.join(REPORT_FORMATS)}")
     runs = find_runs(root)
-    text = "# Results\n\n" + comparison_table(runs)
-    detection = detection_table(runs)
-    if detection:
-        text += "\n## Noise detection (planted added interactions)\n\n" + detection
-    path = Path(out) if out is not None else Path(root) / "report.md"
+    path = Path(out) if out is not None else Path(root) / ("report.md" if fmt == "md" else "report.tex")
+    figures = report_figures(runs, path.parent)
+    if fmt == "md":
+        text = "# Results\n\n" + comparison_table(runs)
+        detection = detection_table(runs)
+        if detection:
+            text += "\n## Noise detection (planted added interactions)\n\n" + detection
+        if figures:
+            text += "\n## Figures\n\n" + "\n\n".join(f"{caption}\n\n![{caption}]({p.name})"
+                                                       for caption, p in figures.items()) + "\n"
+    else:
+        text = ("% mmdenoise report; needs \\usepackage{booktabs} and \\usepackage{graphicx}\n\n"
+                + comparison_table_latex(runs))
+        detection = detection_table_latex(runs)
+        if detection:
+            text += "\n" + detection
+        for caption, p in figures.items():
+            text += ("\n" + r"\begin{figure}[t]" + "\n" + r"\centering" + "\n"
+                     + rf"\includegraphics[width=\linewidth]{{{p.name}}}" + "\n"
+                     + rf"\caption{{{latex_escape(caption)}}}" + "\n" + r"\end{figure}" + "\n")
     write_text(path, text)
     return path

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ...losses.damrs import denoised_bpr, graded_contrastive, reliability, symmetric_kl
 from ...models.base import Batch
@@ -31,6 +32,8 @@ from .model import DAMRSBackbone
 
 #: similarities per chunk of anchors, all views together (2^24 floats = 64 MiB)
 SELECTION_ELEMENTS = 1 << 24
+#: user × item logits per AU chunk (2^23 floats = 32 MiB per tensor)
+AU_ELEMENTS = 1 << 23
 
 
 def graded_sets_from_similarity(similarities: list[torch.Tensor], anchors: torch.Tensor,
@@ -163,8 +166,19 @@ class DAMRS(Denoiser):
         """L_AU (Eq. 9–10) over the batch's distinct users: P^mm from h^mm = mean of the views, P^id from h^id."""
         users = torch.unique(batch_users)
         content = torch.stack(graph_views).mean(0)
-        return symmetric_kl(self.backbone.full_scores(user_emb, content, users),
-                            self.backbone.full_scores(user_emb, item_id, users))
+
+        def chunk_sum(rows: torch.Tensor, user_emb, content, item_id) -> torch.Tensor:
+            return symmetric_kl(self.backbone.full_scores(user_emb, content, rows),
+                                self.backbone.full_scores(user_emb, item_id, rows)) * rows.shape[0]
+
+        # [users, I] logits in row chunks of ≤ AU_ELEMENTS, each recomputed in the backward pass
+        # (activation checkpointing), so memory stays O(AU_ELEMENTS) at any number of items
+        step = max(1, AU_ELEMENTS // item_id.shape[0])
+        if users.shape[0] <= step:
+            return chunk_sum(users, user_emb, content, item_id) / users.shape[0]
+        total = sum(checkpoint(chunk_sum, rows, user_emb, content, item_id, use_reentrant=False)
+                    for rows in users.split(step))
+        return total / users.shape[0]
 
     def item_alignment(self, graph_views: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         """L_AI-MM + L_AI-S (Eq. 11) summed over the views, for the batch's distinct items ``items`` (sorted).

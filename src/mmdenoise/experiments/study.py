@@ -1,0 +1,361 @@
+"""Noise-robustness studies and ablations (DESIGN §7; GUIDER Fig. 8 / Table 3, DA-MRS Fig. 3–4 / Tables 3–4).
+
+Both are grids of runs: each cell (backbone × denoiser or variant × noise
+level × seed) is a trial run by :func:`experiments.sweep.run_trials`, so a
+study resumes after an interruption exactly as a sweep does (finished cells
+are skipped) and runs on the local or the Ray backend.
+
+Noise study: for each seed s and level r > 0, the clean dataset is noised once
+with seed s (``data.noise.write_noised``; cached under ``<out>/data/seed<s>/``
+and reused when its noise.json matches), so different seeds give different
+noise draws; level 0 is the clean dataset. The seed is also the run's
+training seed. Outputs: ``study.md`` (test Recall@20 and NDCG@20, mean ± std
+over seeds, per backbone × denoiser × level, and the decline rate
+(R@20(0) − R@20(max)) / R@20(0)), ``study.json`` and one PNG curve per backbone.
+
+Ablation: every variant of a denoiser (registered names ``<d>-*`` such as
+GUIDER's, or the DA-MRS switch settings of :data:`DAMRS_VARIANTS`) plus
+``none``, one table (``ablation.md``, ``ablation.json``).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .sweep import Objective, format_value, make_trial, run_trials, trial_defaults, validate_trial
+
+TABLE_METRICS = (("recall@20", "R@20"), ("ndcg@20", "N@20"))
+NOISE_KINDS = ("add", "remove", "swap", "misalign")
+DEFAULT_LEVELS = (0.0, 0.05, 0.1, 0.15, 0.2)
+
+#: DA-MRS ablations (paper Table 3 and Table 4; LightGCN backbone in the paper) as
+#: switches of DAMRSConfig. The DIIG/IIG rows train with the plain BPR loss (dbpr off).
+DAMRS_VARIANTS: dict[str, dict] = {
+    "iig": {"graph": "iig", "dbpr": False, "au": False, "ai": False},
+    "diig": {"dbpr": False, "au": False, "ai": False},
+    "diig+dbpr": {"au": False, "ai": False},
+    "diig+au": {"dbpr": False, "ai": False},
+    "diig+ai": {"dbpr": False, "au": False},
+    "diig+aui": {"dbpr": False},
+    "diig+sp": {"dbpr": False, "au": False, "ai_strategy": "sp"},
+    "diig+mp": {"dbpr": False, "au": False, "ai_strategy": "mp"},
+    "damrs-f": {"use_f": False},
+    "damrs-g": {"use_g": False},
+    "damrs": {},
+}
+
+
+@dataclass
+class StudyResult:
+    """A finished study: its folder, every cell's record (params, valid/test metrics) and the report files."""
+
+    root: Path
+    records: list[dict]
+    table: str
+    files: list[Path]
+
+
+# --------------------------------------------------------------- helpers
+def parse_kind(kind: str) -> tuple[str, str | None]:
+    """``add`` / ``remove`` / ``swap:MOD`` / ``misalign:MOD`` → (kind, modality or None)."""
+    name, _, modality = kind.partition(":")
+    if name not in NOISE_KINDS:
+        raise ConfigError(f"--kind {kind!r}: unknown noise kind; valid: add, remove, swap:MODALITY, "
+                          "misalign:MODALITY")
+    if name in ("swap", "misalign") and not modality:
+        raise ConfigError(f"--kind {kind!r}: {name} needs a modality, e.g. {name}:image")
+    if name in ("add", "remove") and modality:
+        raise ConfigError(f"--kind {kind!r}: {name} takes no modality")
+    return name, modality or None
+
+
+def _noise_options(kind: str, modality: str | None, level: float) -> dict:
+    if kind in ("add", "remove"):
+        return {kind: level}
+    return {kind: {modality: level}}
+
+
+def noised_dataset(source, kind: str, modality: str | None, level: float, seed: int, root: Path) -> str:
+    """The dataset argument of a study cell: the clean source at level 0, else a cached noised folder.
+
+    The folder ``root/data/seed<seed>/<source>-<kind>[-<modality>]-<level>`` is
+    written once by ``write_noised`` (same name for every seed, so reports
+    group seeds); an existing folder is reused when its noise.json records the
+    same source fingerprint, kind, level and seed, and is an error otherwise.
+    """
+    from ..data import read_mmrec
+    from ..data.noise import write_noised
+    if level == 0:
+        return str(source.path.resolve()) if source.path is not None else source.name
+    label = f"{source.name}-{kind}{'-' + modality if modality else ''}-{level:g}"
+    folder = (root / "data" / f"seed{seed}" / label).resolve()
+    options = _noise_options(kind, modality, level)
+    if folder.exists():
+        spec = (read_mmrec(folder).noise.spec if (folder / "noise.json").exists() else {})
+        wanted = {"add": 0.0, "remove": 0.0, "swap": {}, "misalign": {}, **options, "seed": seed}
+        same = (spec.get("source", {}).get("fingerprint") == source.fingerprint
+                and all(spec.get(k) == v for k, v in wanted.items()))
+        if not same:
+            raise DataError(f"{folder} holds other data (not {kind} {level:g} with seed {seed} from "
+                            f"{source.name}); remove it or use another --out")
+        return str(folder)
+    return str(write_noised(source, folder, seed=seed, **options))
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single seed)."""
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def _cell(mean: float, std: float, n: int, bold: bool = False, mark: str = "") -> str:
+    text = f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+    return f"**{text}**{mark}" if bold else text + mark
+
+
+def decline_rate(clean: float, noisiest: float) -> float:
+    """(R(0) − R(max)) / R(0): the share of the clean score lost at the highest noise level."""
+    return (clean - noisiest) / clean if clean != 0 else float("nan")
+
+
+def _split_list(text: str | Sequence[str], option: str) -> list[str]:
+    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else [str(s).strip() for s in text]
+    items = [s for s in items if s]
+    if not items:
+        raise ConfigError(f"{option}: give at least one value")
+    return list(dict.fromkeys(items))
+
+
+def _parse_levels(levels: str | Sequence[float]) -> list[float]:
+    raw = _split_list(levels, "--levels") if isinstance(levels, str) else list(levels)
+    out = []
+    for value in raw:
+        try:
+            level = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--levels: {value!r} is not a number") from None
+        if not 0.0 <= level <= 1.0:
+            raise ConfigError(f"--levels: {level} is not a ratio in [0, 1]")
+        out.append(level)
+    if len(set(out)) != len(out):
+        raise ConfigError(f"--levels: repeated level in {out}")
+    return sorted(out)
+
+
+def _check_seeds(seeds: int) -> list[int]:
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    return list(range(seeds))
+
+
+def _validated(trials: list[dict]) -> list[dict]:
+    for trial in trials:
+        validate_trial(trial, f"cell {trial['params']}")
+    return trials
+
+
+# ------------------------------------------------------------ noise study
+def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequence[str] = "none", *,
+                kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS, seeds: int = 3,
+                out: str | Path | None = None, overrides: Sequence[str] = (), backend: str = "local",
+                workers: int = 1, address: str | None = None,
+                on_result: Callable[[dict], None] | None = None) -> StudyResult:
+    """Train every backbone × denoiser × noise level × seed and write the table and curves.
+
+    dataset: a registered name or a folder (clean). models, denoisers: names
+    (lists or comma-separated). kind: add | remove | swap:MOD | misalign:MOD.
+    levels: noise ratios (0 = clean). seeds: 0..seeds-1, each the noise draw
+    and the training seed. overrides: ``key=value`` for every run (e.g.
+    ``train.epochs=50``). out: default ``studies/<dataset>-noise-<kind>``.
+    """
+    from ..data import load_dataset
+    from .plots import noise_curves
+    models, denoisers = _split_list(models, "models"), _split_list(denoisers, "denoisers")
+    kind_name, modality = parse_kind(kind)
+    levels, seed_list = _parse_levels(levels), _check_seeds(seeds)
+    source = load_dataset(dataset)
+    if source.noise is not None:
+        raise ConfigError(f"{dataset}: a noise study starts from clean data, but it carries planted noise")
+    if modality is not None and modality not in source.features:
+        raise ConfigError(f"--kind {kind}: {source.name} has no modality {modality!r}; modalities: "
+                          f"{', '.join(source.features) or 'none'}")
+    root = Path(out if out is not None else Path("studies") / f"{source.name}-noise-{kind.replace(':', '-')}")
+    root.mkdir(parents=True, exist_ok=True)
+    objective = Objective()
+    datasets = {(level, seed): noised_dataset(source, kind_name, modality, level, seed, root)
+                for level in levels for seed in seed_list}
+    trials = []
+    for model in models:
+        for denoiser in denoisers:
+            for level in levels:
+                for seed in seed_list:
+                    params = {"model": model, "denoiser": denoiser, "noise": kind, "level": level, "seed": seed}
+                    fixed = trial_defaults(objective) + [f"model={model}", f"denoiser={denoiser}", f"seed={seed}"]
+                    trials.append(make_trial(params, {"dataset": datasets[(level, seed)]},
+                                             fixed + list(overrides)))
+    records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
+                         address=address, on_result=on_result)
+    _raise_if_failed(records)
+
+    cells = defaultdict(list)
+    for rec in records:
+        p = rec["params"]
+        cells[(p["model"], p["denoiser"], p["level"])].append(rec["test"])
+    table = noise_table(source.name, kind, models, denoisers, levels, cells, len(seed_list))
+    files = []
+    for model in models:
+        series = {d: [_stats([t["recall@20"] for t in cells[(model, d, lv)]]) for lv in levels] for d in denoisers}
+        files.append(noise_curves(root / f"noise_{model}.png", model, source.name, kind, levels, series,
+                                  len(seed_list)))
+    summary = {"dataset": source.name, "kind": kind, "levels": levels, "seeds": seed_list, "models": models,
+               "denoisers": denoisers, "overrides": list(overrides),
+               "cells": [{"model": m, "denoiser": d, "level": lv,
+                          **{metric: dict(zip(("mean", "std"), _stats([t[metric] for t in cells[(m, d, lv)]])),
+                                          values=[t[metric] for t in cells[(m, d, lv)]])
+                             for metric, _ in TABLE_METRICS}}
+                         for m in models for d in denoisers for lv in levels],
+               "decline_rate": {m: {d: decline_rate(np.mean([t["recall@20"] for t in cells[(m, d, levels[0])]]),
+                                                    np.mean([t["recall@20"] for t in cells[(m, d, levels[-1])]]))
+                                    for d in denoisers} for m in models},
+               "runs": [{k: r[k] for k in ("name", "params", "path")} for r in records]}
+    files += _write(root, "study", table, summary, [f.name for f in files])
+    return StudyResult(root.resolve(), records, table, files)
+
+
+def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Sequence[str],
+                levels: Sequence[float], cells: dict, n_seeds: int) -> str:
+    """Markdown: per backbone and metric, a row per denoiser, a column per level (mean ± std), the decline rate.
+
+    cells: (model, denoiser, level) -> list of test metric dicts (one per seed).
+    The best mean of each level column (as printed, 4 decimals) is bold.
+    """
+    out = []
+    lo, hi = levels[0], levels[-1]
+    for model in models:
+        for metric, short in TABLE_METRICS:
+            stats = {(d, lv): _stats([t[metric] for t in cells[(model, d, lv)]])
+                     for d in denoisers for lv in levels}
+            best = {lv: max(round(stats[(d, lv)][0], 4) for d in denoisers) for lv in levels}
+            header = ("| denoiser | " + " | ".join(f"{100 * lv:g}%" for lv in levels)
+                      + f" | decline {100 * lo:g}%→{100 * hi:g}% |")
+            lines = [f"**{model}** on {dataset}: test {short} under {kind} noise "
+                     f"(mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''})", "",
+                     header, "|---|" + "---:|" * (len(levels) + 1)]
+            for d in denoisers:
+                row = [_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv])
+                       for lv in levels]
+                rate = decline_rate(stats[(d, lo)][0], stats[(d, hi)][0])
+                lines.append(f"| {d} | " + " | ".join(row) + f" | {100 * rate:.1f}% |")
+            out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------- ablation
+def ablation_variants(denoiser: str) -> dict[str, list[str]]:
+    """Variant label → overrides: ``none``, then the registered ``<denoiser>-*`` names or DA-MRS's switches."""
+    from ..denoise import DENOISERS
+    variants: dict[str, list[str]] = {"none": ["denoiser=none"]}
+    if denoiser == "damrs":
+        for label, switches in DAMRS_VARIANTS.items():
+            variants[label] = ["denoiser=damrs"] + [f"denoiser_params.{k}={format_value(v)}"
+                                                    for k, v in switches.items()]
+        return variants
+    names = [n for n in DENOISERS if n.startswith(f"{denoiser}-")]
+    if denoiser not in DENOISERS or not names:
+        with_variants = sorted({n.split("-")[0] for n in DENOISERS if "-" in n} | {"damrs"})
+        raise ConfigError(f"no ablation variants of denoiser {denoiser!r}; ablations exist for "
+                          f"{', '.join(with_variants)}")
+    for name in [denoiser] + names:
+        variants[name] = [f"denoiser={name}"]
+    return variants
+
+
+def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int = 1, out: str | Path | None = None,
+                   overrides: Sequence[str] = (), backend: str = "local", workers: int = 1,
+                   address: str | None = None, on_result: Callable[[dict], None] | None = None) -> StudyResult:
+    """Train ``none`` and every variant of ``denoiser`` on ``model`` for each seed; write one table.
+
+    out: default ``studies/<dataset>-ablation-<model>-<denoiser>``.
+    """
+    from ..data.registry import resolve
+    seed_list = _check_seeds(seeds)
+    variants = ablation_variants(denoiser)
+    path = Path(dataset).expanduser()
+    data_arg = str(path.resolve()) if path.is_dir() else dataset
+    resolve(data_arg)  # a clear error for a missing dataset before anything trains
+    name = path.name
+    root = Path(out if out is not None else Path("studies") / f"{name}-ablation-{model}-{denoiser}")
+    objective = Objective()
+    trials = [make_trial({"model": model, "variant": label, "seed": seed}, {"dataset": data_arg},
+                         trial_defaults(objective) + [f"model={model}", f"seed={seed}"] + extra + list(overrides))
+              for label, extra in variants.items() for seed in seed_list]
+    records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
+                         address=address, on_result=on_result)
+    _raise_if_failed(records)
+    table = ablation_table(name, model, denoiser, list(variants), records)
+    summary = {"dataset": name, "model": model, "denoiser": denoiser, "seeds": seed_list,
+               "variants": variants, "overrides": list(overrides),
+               "runs": [{k: r[k] for k in ("name", "params", "valid", "test", "path")} for r in records]}
+    return StudyResult(Path(root).resolve(), records, table, _write(Path(root), "ablation", table, summary, []))
+
+
+def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str], records: Sequence[dict],
+                   alpha: float = 0.05) -> str:
+    """Markdown: a row per variant (``none`` first), test R@20 / N@20 mean ± std over seeds and valid R@20.
+
+    Best test mean (as printed) in bold; ``*`` where the paired t-test over test users
+    (per-user metrics averaged over seeds) against ``none`` gives p < alpha
+    and the variant's mean is higher (as in the comparison report).
+    """
+    from .report import significantly_better
+    runs = defaultdict(list)
+    for rec in records:
+        runs[rec["params"]["variant"]].append(rec)
+    n = max(len(v) for v in runs.values())
+    stats = {(label, metric): _stats([r["test"][metric] for r in runs[label]])
+             for label in labels for metric, _ in TABLE_METRICS}
+    best = {metric: max(round(stats[(label, metric)][0], 4) for label in labels) for metric, _ in TABLE_METRICS}
+    header = "| variant | " + " | ".join(f"test {short}" for _, short in TABLE_METRICS) + " | valid R@20 |"
+    lines = [f"**{model}** + {denoiser} ablation on {dataset} (mean ± std over {n} seed{'s' if n > 1 else ''}; "
+             f"* p < {alpha} paired t-test vs none)", "", header, "|---|" + "---:|" * (len(TABLE_METRICS) + 1)]
+    for label in labels:
+        row = []
+        for metric, _ in TABLE_METRICS:
+            mean, std = stats[(label, metric)]
+            mark = ""
+            if label != "none" and significantly_better([Path(r["path"]) for r in runs[label]],
+                                                        [Path(r["path"]) for r in runs["none"]], metric, alpha):
+                mark = "*"
+            row.append(_cell(mean, std, n, bold=round(mean, 4) == best[metric], mark=mark))
+        valid = _stats([r["valid"]["recall@20"] for r in runs[label]])
+        lines.append(f"| {label} | " + " | ".join(row) + f" | {_cell(*valid, n)} |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ files
+def _raise_if_failed(records: Sequence[dict]) -> None:
+    from ..errors import TrainingError
+    failed = [r for r in records if r.get("status") == "failed"]
+    if failed:
+        raise TrainingError(f"{len(failed)} run(s) failed (rerun the same command to retry them; finished "
+                            "runs are kept):\n" + "\n".join(f"{r['path']}: {r['error']}" for r in failed))
+
+
+def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[str]) -> list[Path]:
+    from ..io import write_json, write_text
+    md, js = root / f"{stem}.md", root / f"{stem}.json"
+    text = f"# {stem.capitalize()}\n\n{table}"
+    if figures:
+        text += "\n" + "\n".join(f"![{Path(f).stem}]({f})" for f in figures) + "\n"
+    write_text(md, text)
+    write_json(js, summary)
+    return [md, js]
+
+
+__all__ = ["StudyResult", "noise_study", "ablation_study", "ablation_variants", "noise_table", "ablation_table",
+           "decline_rate", "noised_dataset", "parse_kind", "DAMRS_VARIANTS"]
