@@ -32,6 +32,21 @@ def test_precision_at_noise_count():
     assert precision_at_count(np.array([0.9, 0.1, 0.1, 0.8]), positive) == 1.0
 
 
+def test_precision_at_noise_count_fills_a_tie_at_the_cut_in_expectation():
+    # a binary partition: 3 flagged (score 1) of which 2 positive; 3 positives in all → the cut takes
+    # all 3 flagged; a 4th positive among the 3 unflagged ties is not reached
+    scores = np.array([1, 1, 1, 0, 0, 0], dtype=float)
+    positive = np.array([True, True, False, True, False, False])
+    assert precision_at_count(scores, positive) == pytest.approx(2 / 3)
+    # 2 slots among 4 tied items holding 1 positive: expected 0.5 hits, plus the 1 sure hit above
+    scores = np.array([2, 1, 1, 1, 1, 0], dtype=float)
+    positive = np.array([True, False, True, False, False, True])
+    assert precision_at_count(scores, positive) == pytest.approx((1 + 2 * 0.25) / 3)
+    # the order of the interactions no longer matters
+    order = np.array([5, 3, 1, 0, 4, 2])
+    assert precision_at_count(scores[order], positive[order]) == pytest.approx((1 + 2 * 0.25) / 3)
+
+
 def test_detection_uses_negated_clean_scores():
     clean = np.array([0.1, 0.9, 0.8, 0.2])  # interactions 0 and 3 judged noisy
     noisy = np.array([True, False, False, True])

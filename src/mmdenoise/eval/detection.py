@@ -26,16 +26,24 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def precision_at_count(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Share of true positives among the |positive| highest scores (ties broken by lower index first).
+    """Share of true positives among the |positive| highest scores, ties at the cut in expectation.
 
-    Equals recall at that cut, and 1 only for a perfect separation. NaN without positives.
+    When the cut falls inside a group of equal scores (a binary clean/noisy
+    partition is one big tie), the slots left are filled by a uniformly random
+    draw from that group, counted by its expected share of positives; so the
+    value does not depend on the order of the interactions. Equals recall at
+    that cut, and 1 only for a perfect separation. NaN without positives.
     """
     positive = np.asarray(positive, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
     n_pos = int(positive.sum())
     if n_pos == 0:
         return float("nan")
-    top = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:n_pos]
-    return float(positive[top].mean())
+    cut = np.partition(scores, scores.size - n_pos)[scores.size - n_pos]  # the n_pos-th highest
+    above, tied = scores > cut, scores == cut
+    slots = n_pos - int(above.sum())
+    hits = positive[above].sum() + slots * positive[tied].mean()
+    return float(hits / n_pos)
 
 
 def detection_metrics(clean_scores: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
