@@ -237,3 +237,17 @@ def test_dbpr_pushes_teacher_scores_of_i_false_down_and_i_true_up(dbpr, noisy_ti
         assert change < -0.3  # I_false below I_true
     else:
         assert change > -0.05  # a positive like any other: no push below the user's other items
+
+
+def test_pretrained_teacher_runs_its_epochs_and_recalibrations_before_the_student(noisy_tiny):
+    from mmdenoise.api import build, resolve_config
+    config = resolve_config({"dataset": "tiny", "model": "vbpr", "denoiser": "guider"},
+                            ["teacher_pretrain_epochs=3", "warmup_epochs=2", "teacher_batch_size=100000"])
+    _, guider = build(noisy_tiny, config)
+    calls = []
+    guider.recalibrate = lambda: calls.append("recalibrate")
+    steps = lambda: int(next(iter(guider.teacher_optimizer.state.values()))["step"])  # noqa: E731
+    guider.epoch_start(0)  # positions 0..3: four teacher passes (one batch each), recalibrations at 1, 2, 3
+    assert steps() == 4 and calls == ["recalibrate"] * 3
+    guider.epoch_start(1)  # position 4: one more of each
+    assert steps() == 5 and len(calls) == 4

@@ -42,6 +42,10 @@ class GuiderConfig:
     teacher: an ID-only model name (lightgcn or mf) with its default config.
     hash: cca | learned (the S_conf hash, Eq. 6); confidence_scale: relative |
     raw (see ``hashing.modality_confidence``).
+    teacher_pretrain_epochs: teacher epochs (with their recalibrations) run
+    before the student's first, DESIGN §6.2.6's pre-trained teacher option;
+    0 = Algorithm 1's in-sync schedule from scratch. The teacher keeps
+    training in sync afterwards.
     kd: ot | kl | none; ot_block: OT over blocks of this many triples (None:
     the whole batch); ot_gradient: envelope | unrolled.
     """
@@ -51,6 +55,7 @@ class GuiderConfig:
     teacher_batch_size: int = 2048
     warmup_epochs: int = 5
     recalibrate_every: int = 1
+    teacher_pretrain_epochs: int = 0
     threshold: float = 0.9
     hash_bits: int = 64
     hash: str = "cca"
@@ -209,10 +214,13 @@ class Guider(Denoiser):
     def epoch_start(self, epoch: int) -> None:
         super().epoch_start(epoch)
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))  # torch's RNG is seeded per epoch
-        if self.teacher is not None:
-            self._teacher_epoch(rng)
-        if epoch + 1 >= self.config.warmup_epochs and (epoch + 1) % self.config.recalibrate_every == 0:
-            self.recalibrate()
+        pretrain = self.config.teacher_pretrain_epochs if self.teacher is not None else 0
+        steps = range(pretrain + 1) if epoch == 0 else [pretrain + epoch]  # teacher schedule positions
+        for step in steps:
+            if self.teacher is not None:
+                self._teacher_epoch(rng)
+            if step + 1 >= self.config.warmup_epochs and (step + 1) % self.config.recalibrate_every == 0:
+                self.recalibrate()
         if self.teacher is not None:
             with torch.no_grad():
                 self.teacher.train(False)
