@@ -171,8 +171,10 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(run_dir: Path = typer.Argument(..., help="a run folder")):
     """Re-evaluate a run's best checkpoint on validation and test."""
-    from .sequential.api import evaluate_sequential_run, is_sequential_run
-    if is_sequential_run(run_dir):
+    from .config import load_yaml
+    config_file = run_dir / "config.yaml"
+    if config_file.exists() and load_yaml(config_file).get("task") == "sequential":
+        from .sequential.api import evaluate_sequential_run
         valid, test = evaluate_sequential_run(run_dir)
         typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
         return

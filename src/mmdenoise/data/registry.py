@@ -23,12 +23,22 @@ def _synth_builder(preset: str) -> Callable[[Path], Path]:
     return build
 
 
+def _seq_synth_builder(preset: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        from .seqsynth import generate_sequential
+        return generate_sequential(preset, seed=0, out=folder)
+    build.__name__ = f"build_synth_{preset.replace('-', '_')}"
+    return build
+
+
 SYNTH_PRESETS = ("tiny", "baby", "sports", "clothing", "microlens")
+SEQ_SYNTH_PRESETS = ("seq-tiny", "seq-small")   # planted points of interest (data/seqsynth.py)
 
 #: name -> builder(folder) writing an MMRec folder there.
 DATASETS: dict[str, Callable[[Path], Path]] = {
     "ml-100k": _build_ml100k,
     **{f"synth-{p}": _synth_builder(p) for p in SYNTH_PRESETS},
+    **{f"synth-{p}": _seq_synth_builder(p) for p in SEQ_SYNTH_PRESETS},
 }
 
 

@@ -1,0 +1,146 @@
+"""Python API of the sequential task: ``train_sequential(...)`` returns a ``Run`` like ``mmdenoise.train``.
+
+    from mmdenoise.sequential import train_sequential
+    run = train_sequential("synth-seq-tiny", "demure", seed=0, overrides=["gamma_i=0.4", "train.threads=1"])
+    run.test["recall@20"], run.result["localisation"]
+
+The run folder is the general task's (DESIGN §7): ``config.yaml``
+(``task: sequential``), ``metrics.jsonl``, ``result.json`` (plus ``task``,
+``sequence``: the view's sizes, and on planted datasets ``localisation``),
+``per_user.npz`` (validation/test users, so ``eval.compare`` pairs two runs)
+and ``checkpoint.pt``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..api import Run
+from ..config import dump_yaml, from_dict, load_yaml, lookup, to_dict
+from ..data import Dataset, load_dataset
+from ..data.seqsynth import read_seq_truth
+from ..errors import ConfigError
+from ..eval import EvalResult
+from ..io import write_text
+from ..train import record
+from ..train.trainer import limit_threads
+from .config import SEQUENTIAL_MODELS, SequentialRunConfig, resolve_sequential_config
+from .interest import INTEREST_KINDS
+from .localisation import localisation_accuracy
+from .trainer import SequentialTrainer
+from .view import SequenceView
+
+
+def make_view(dataset: Dataset, config: SequentialRunConfig) -> SequenceView:
+    """The run's sequence view (same dataset and ``sequence`` settings → the same user split)."""
+    seq = config.sequence
+    return SequenceView.from_dataset(dataset, max_len=seq.max_len, history_ratio=seq.history_ratio,
+                                     user_ratios=tuple(seq.user_ratios), seed=seq.split_seed)
+
+
+def build_sequential(dataset: Dataset, view: SequenceView, config: SequentialRunConfig) -> torch.nn.Module:
+    """The configured model, its parameters drawn under ``config.seed``."""
+    limit_threads(config.train.threads)
+    torch.manual_seed(config.seed)
+    entry = lookup(SEQUENTIAL_MODELS, config.model, "sequential model")
+    return entry.build(dataset, view, from_dict(entry.config_cls, config.model_params))
+
+
+def default_sequential_run_dir(config: SequentialRunConfig, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{Path(config.dataset).name}-seq-{config.model}-s{config.seed}-{stamp}"
+
+
+def _raw_config(config) -> dict:
+    if isinstance(config, (str, Path)):
+        return load_yaml(config)
+    if isinstance(config, SequentialRunConfig):
+        return to_dict(config)
+    return dict(config or {})
+
+
+ConfigSource = str | Path | Mapping[str, Any] | SequentialRunConfig | None
+
+
+def train_sequential(dataset: Dataset | str | Path | None = None, model: str | None = None, *,
+                     seed: int | None = None, config: ConfigSource = None, overrides: Sequence[str] = (),
+                     out: str | Path | None = None, resume: bool = False, progress: bool | None = None) -> Run:
+    """Train sequential model ``model`` (a ``SEQUENTIAL_MODELS`` name) on ``dataset`` and return the Run.
+
+    dataset: a Dataset (with timestamps), a registered name or a folder.
+    config: a YAML file, a mapping or a SequentialRunConfig; explicit
+        arguments, then ``overrides``, take precedence.
+    out: the run folder (default ``runs/<dataset>-seq-<model>-s<seed>-<time>``).
+    ``Run.backbone`` is the trained model; ``Run.denoiser`` is None.
+    """
+    raw = _raw_config(config)
+    if isinstance(dataset, Dataset):
+        raw["dataset"] = str(dataset.path) if dataset.path is not None else dataset.name
+    elif dataset is not None:
+        raw["dataset"] = str(dataset)
+    for key, value in (("model", model), ("seed", seed)):
+        if value is not None:
+            raw[key] = value
+    if progress is not None:
+        raw["train"] = {**(raw.get("train") or {}), "progress": progress}
+    run_config = resolve_sequential_config(raw, overrides)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
+    if resume and out is None:
+        raise ConfigError("resume needs the run folder (out=...)")
+    run_dir = Path(out) if out is not None else default_sequential_run_dir(run_config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
+
+    view = make_view(data, run_config)
+    net = build_sequential(data, view, run_config)
+    trainer = SequentialTrainer(data, view, net, run_config.train, n_negatives=run_config.sequence.n_negatives,
+                                seed=run_config.seed, run_dir=run_dir)
+    fit = trainer.fit(resume=resume)
+    result = {
+        "valid": fit.valid.metrics, "test": fit.test.metrics,
+        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,
+        "seconds_per_epoch": fit.seconds_per_epoch, "eval_seconds": fit.eval_seconds,
+        "total_seconds": fit.total_seconds, "peak_rss_mb": record.peak_rss_mb(),
+        "device": str(trainer.device), "dataset": {"name": data.name, "fingerprint": data.fingerprint},
+        "task": "sequential", "model": run_config.model, "denoiser": "none", "seed": run_config.seed,
+        "sequence": view.summary(), "versions": record.versions(),
+    }
+    truth = read_seq_truth(data.path) if data.path is not None else None
+    if truth is not None and hasattr(getattr(net, "base", net), "encoder"):
+        result["localisation"] = {kind: localisation_accuracy(net, view, truth, "test", kind=kind)
+                                  for kind in INTEREST_KINDS}
+    record.write_per_user(run_dir, fit.valid, fit.test)
+    record.write_result(run_dir, result)
+    return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
+               test=fit.test.metrics, result=result, backbone=net, denoiser=None)
+
+
+def load_sequential_run(run_dir: str | Path) -> Run:
+    """Read a sequential run folder (no model is rebuilt)."""
+    path = Path(run_dir)
+    config = resolve_sequential_config(load_yaml(path / record.CONFIG_FILE))
+    result = record.read_result(path)
+    return Run(config=config, path=path, history=record.read_metrics(path), valid=result["valid"],
+               test=result["test"], result=result)
+
+
+def evaluate_sequential_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[EvalResult, EvalResult]:
+    """Rebuild a sequential run's model, load its best state and evaluate validation and test users."""
+    run_dir = Path(run_dir)
+    config = resolve_sequential_config(load_yaml(run_dir / record.CONFIG_FILE))
+    data = dataset if dataset is not None else load_dataset(config.dataset)
+    state = record.load_checkpoint(run_dir)
+    if state["fingerprint"] != data.fingerprint:
+        raise ConfigError(f"{run_dir} was trained on dataset {state['fingerprint']}, "
+                          f"but {config.dataset} now has fingerprint {data.fingerprint}")
+    view = make_view(data, config)
+    net = build_sequential(data, view, config)
+    net.load_state_dict(state["best"]["state"] if state["best"]["state"] is not None else state["denoiser"])
+    trainer = SequentialTrainer(data, view, net, dataclasses.replace(config.train, progress=False),
+                                n_negatives=config.sequence.n_negatives, seed=config.seed)
+    trainer.prepare()
+    return trainer.evaluate(trainer.valid_evaluator), trainer.evaluate(trainer.test_evaluator)

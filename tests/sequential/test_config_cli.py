@@ -1,0 +1,73 @@
+"""Sequential configs fail loudly; the CLI trains, evaluates, generates and runs the sensitivity study."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmdenoise.cli import app
+from mmdenoise.errors import ConfigError
+from mmdenoise.sequential import resolve_sequential_config
+from mmdenoise.sequential import study as study_module
+from mmdenoise.train import record
+
+FAST = ["--set", "train.threads=1", "--set", "train.epochs=1", "--set", "train.progress=false",
+        "--set", "train.batch_size=256"]
+
+
+def test_overrides_land_in_their_sections_and_errors_list_valid_names():
+    config = resolve_sequential_config({"model": "demure"}, ["gamma_i=0.5", "max_len=10", "train.lr=0.01",
+                                                              "model.n_views=2", "seed=3"])
+    assert config.model_params["gamma_i"] == 0.5 and config.model_params["n_views"] == 2
+    assert config.sequence.max_len == 10 and config.train.lr == 0.01 and config.seed == 3
+    assert config.train.epochs == 200 and config.model_params["interest"] == "grad_input"   # defaults
+    with pytest.raises(ConfigError, match="valid sequential models: .*comirec-sa.*demure"):
+        resolve_sequential_config({"model": "sasrec"})
+    with pytest.raises(ConfigError, match="'gama_i' is not a known key; valid keys: .*model_params.gamma_i"):
+        resolve_sequential_config({"model": "demure"}, ["gama_i=0.5"])
+    with pytest.raises(ConfigError, match=r"model_params \(demure\).gamma_m: must be in \[0, 1\]"):
+        resolve_sequential_config({"model": "demure"}, ["gamma_m=1.5"])
+    with pytest.raises(ConfigError, match="n_views: J must be"):
+        resolve_sequential_config({"model": "demure", "model_params": {"n_views": 0}})
+    with pytest.raises(ConfigError, match="expected an integer"):
+        resolve_sequential_config({"model": "base"}, ["dim=wide"])
+    with pytest.raises(ConfigError, match="sequence.user_ratios"):
+        resolve_sequential_config({}, ["user_ratios=[0.5,0.1,0.1]"])
+
+
+def test_cli_synth_train_evaluate(tmp_path):
+    runner = CliRunner()
+    data = tmp_path / "seq"
+    out = runner.invoke(app, ["data", "synth", "--preset", "seq-tiny", "--out", str(data)])
+    assert out.exit_code == 0, out.output
+    run = tmp_path / "run"
+    out = runner.invoke(app, ["train", "--task", "sequential", "-m", "base", "-d", str(data), "--out", str(run),
+                              "--set", "dim=16", *FAST])
+    assert out.exit_code == 0, out.output
+    assert "recall@20" in out.output and "localisation (grad_input)" in out.output
+    assert record.read_result(run)["task"] == "sequential"
+    out = runner.invoke(app, ["evaluate", str(run)])
+    assert out.exit_code == 0 and "recall@50" in out.output, out.output
+    bad = runner.invoke(app, ["train", "--task", "sequential", "-m", "base", "--denoiser", "tce", "-d", str(data)])
+    assert bad.exit_code != 0 and "no --denoiser" in bad.output
+    bad = runner.invoke(app, ["train", "--task", "graph", "-m", "base", "-d", str(data)])
+    assert bad.exit_code != 0 and "tasks: general, sequential" in bad.output
+
+
+def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
+    monkeypatch.setattr(study_module, "J_POINTS", (1, 2))
+    out = CliRunner().invoke(app, ["seq-study", "-d", str(seq_tiny_folder), "--grid", "j", "--out",
+                                   str(tmp_path / "study"), "--set", "dim=16", *FAST])
+    assert out.exit_code == 0, out.output
+    table = (tmp_path / "study" / "sensitivity-j.md").read_text()
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| J | valid R@20 | test R@20") and len(lines) == 4      # header, base, J=1, J=2
+    assert lines[1].startswith("| base |") and "←" in table
+    summary = json.loads((tmp_path / "study" / "sensitivity-j.json").read_text())
+    assert [r["label"] for r in summary["rows"]] == ["base", "j1", "j2"]
+    assert all(0.0 <= r["p_vs_base"] <= 1.0 for r in summary["rows"][1:])
+    assert (tmp_path / "study" / "demure-j2-s0" / record.PER_USER_FILE).exists()
+    assert len(study_module.grid_points("gamma")) == 9
+    with pytest.raises(ConfigError, match="grids: gamma"):
+        study_module.grid_points("lambda")
