@@ -28,6 +28,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/mmdenoise bench -d ml-100k -m lightgcn
 	$(BIN)/mmdenoise bench -d synth-baby -m lightgcn
+	$(BIN)/mmdenoise bench -d synth-baby -m freedom
+	$(BIN)/mmdenoise bench -d synth-baby -m freedom --denoiser guider --set warmup_epochs=1
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
