@@ -157,15 +157,7 @@ def train_cmd(
     from .api import train
     run = train(dataset, model, denoiser, seed=seed, config=config, overrides=set_, out=out,
                 resume=resume, tensorboard=tensorboard)
-    if json_out:
-        typer.echo(json.dumps(run.result, indent=2))
-        return
-    r = run.result
-    typer.echo(f"{r['model']} + {r['denoiser']} on {r['dataset']['name']} (seed {r['seed']}): "
-               f"best epoch {r['best_epoch']} of {r['epochs_run']}, "
-               f"{r['seconds_per_epoch']:.3f} s/epoch, {r['eval_seconds']:.3f} s/eval")
-    typer.echo(metrics_table({"valid": run.valid, "test": run.test}))
-    typer.echo(f"run folder: {run.path}")
+    _print_run(run, json_out)
 
 
 @app.command("evaluate")

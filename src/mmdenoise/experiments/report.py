@@ -36,7 +36,7 @@ def find_runs(root: str | Path) -> list[Path]:
     return runs
 
 
-def _per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
+def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Users evaluated in every run and their metric averaged over the runs (seeds)."""
     users, values = None, None
     for run in runs:
@@ -55,8 +55,8 @@ def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, al
     Users are those evaluated in every run; each side's per-user values are
     averaged over its runs (seeds) first.
     """
-    users_a, a = _per_user_mean(runs_a, metric)
-    users_b, b = _per_user_mean(runs_b, metric)
+    users_a, a = per_user_mean(runs_a, metric)
+    users_b, b = per_user_mean(runs_b, metric)
     _, a, b = align(users_a, a, users_b, b)
     return bool(a.mean() > b.mean() and paired_ttest(a, b)[1] < alpha)
 
@@ -108,6 +108,12 @@ def comparison_cells(run_dirs: list[Path], alpha: float = 0.05) -> list[dict]:
     return tables
 
 
+def _rows(table: dict):
+    """(denoiser, [cell or None per model × metric]) for each row of one ``comparison_cells`` table."""
+    for den in table["denoisers"]:
+        yield den, [table["cells"].get((den, model, metric)) for model in table["models"] for metric in METRICS]
+
+
 def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
     """Markdown tables (one per dataset) of test metrics with bold best and ``*`` significance marks."""
     out = []
@@ -116,17 +122,15 @@ def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
         header = "| denoiser | " + " | ".join(f"{model} R@20 | {model} N@20" for model in models) + " |"
         lines = [f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)", "",
                  header, "|---|" + "---:|" * (2 * len(models))]
-        for den in t["denoisers"]:
-            row = [den]
-            for model in models:
-                for metric in METRICS:
-                    cell = t["cells"].get((den, model, metric))
-                    if cell is None:
-                        row.append("–")
-                        continue
-                    text = f"{cell['value']:.4f}" + ("*" if cell["significant"] else "")
-                    row.append(f"**{text}**" if cell["best"] else text)
-            lines.append("| " + " | ".join(row) + " |")
+        for den, cells in _rows(t):
+            texts = [den]
+            for cell in cells:
+                if cell is None:
+                    texts.append("–")
+                    continue
+                text = f"{cell['value']:.4f}" + ("*" if cell["significant"] else "")
+                texts.append(f"**{text}**" if cell["best"] else text)
+            lines.append("| " + " | ".join(texts) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
 
@@ -157,18 +161,16 @@ def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
                  "Denoiser & " + " & ".join(short.get(m, latex_escape(m)) for _ in models for m in METRICS)
                  + r" \\",
                  r"\midrule"]
-        for den in t["denoisers"]:
-            row = [latex_escape(den)]
-            for model in models:
-                for metric in METRICS:
-                    cell = t["cells"].get((den, model, metric))
-                    if cell is None:
-                        row.append("--")
-                        continue
-                    text = f"{cell['value']:.4f}"
-                    text = rf"\textbf{{{text}}}" if cell["best"] else text
-                    row.append(text + (r"$^*$" if cell["significant"] else ""))
-            lines.append(" & ".join(row) + r" \\")
+        for den, cells in _rows(t):
+            texts = [latex_escape(den)]
+            for cell in cells:
+                if cell is None:
+                    texts.append("--")
+                    continue
+                text = f"{cell['value']:.4f}"
+                text = rf"\textbf{{{text}}}" if cell["best"] else text
+                texts.append(text + (r"$^*$" if cell["significant"] else ""))
+            lines.append(" & ".join(texts) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..eval.significance import align, paired_ttest
+from ..experiments.report import per_user_mean
 from ..io import write_json, write_text
 from ..train import record
 
@@ -47,19 +48,6 @@ def _run(folder: Path, dataset, model: str, seed: int, overrides: Sequence[str])
     return folder
 
 
-def _mean_per_user(folders: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Test users of the first run and their ``metric`` averaged over the runs (seeds, same split)."""
-    users, total = None, None
-    for folder in folders:
-        arrays = record.read_per_user(folder)
-        if users is None:
-            users, total = arrays["users"], arrays[f"test_{metric}"].astype(np.float64)
-        else:
-            users, total, values = align(users, total, arrays["users"], arrays[f"test_{metric}"])
-            total = total + values
-    return users, total / len(folders)
-
-
 def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[int] = (0,),
                       overrides: Sequence[str] = ()) -> Path:
     """Train the base model and Demure over ``grid`` (``gamma`` or ``j``) and write the table; returns
@@ -67,7 +55,7 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
     out = Path(out)
     points = grid_points(grid)
     base = [_run(out / f"base-s{s}", dataset, "base", s, overrides) for s in seeds]
-    base_users, base_values = _mean_per_user(base, "recall@20")
+    base_users, base_values = per_user_mean(base, "recall@20")
     rows = [{"label": "base", "columns": {}, "runs": base}]
     for label, columns, extra in points:
         runs = [_run(out / f"demure-{label}-s{s}", dataset, "demure", s, [*overrides, *extra]) for s in seeds]
@@ -77,7 +65,7 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
         for split in ("valid", "test"):
             row[split] = {m: float(np.mean([r[split][m] for r in results])) for m in METRICS}
         if row["label"] != "base":
-            users, values = _mean_per_user(row["runs"], "recall@20")
+            users, values = per_user_mean(row["runs"], "recall@20")
             _, a, b = align(users, values, base_users, base_values)
             row["p_vs_base"] = paired_ttest(a, b)[1]
     best = max(rows[1:], key=lambda r: r["valid"]["recall@20"])["label"]
