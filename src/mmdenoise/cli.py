@@ -259,7 +259,8 @@ def study_noise_cmd(
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     backend: str = typer.Option("local", help="local or ray"),
     address: Optional[str] = typer.Option(None, help="ray: cluster address"),
-    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.epochs=100"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.epochs=100; "
+                                   "NAME:key=value for the runs of one backbone or denoiser"),
 ):
     """Recall@20 vs noise level for every backbone × denoiser: table (mean ± std), decline rate, PNG curves."""
     from .experiments.study import noise_study

@@ -11,7 +11,8 @@ from mmdenoise.api import train
 from mmdenoise.denoise import DENOISERS
 from mmdenoise.denoise.base import StepState
 from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig
-from mmdenoise.denoise.damrs.denoiser import dissimilar_mask, graded_sets, graded_sets_from_similarity
+from mmdenoise.denoise.damrs.denoiser import (dissimilar_mask, graded_sets, graded_sets_from_similarity,
+                                              subsample)
 from mmdenoise.denoise.damrs.graphs import (behaviour_graph, cached_semantic_graphs, cooccurrence_blocks,
                                             denoised_semantic_graphs, mean_cosine)
 from mmdenoise.errors import ConfigError
@@ -212,10 +213,10 @@ def test_ai_sets_on_a_hand_built_similarity():
     t1 = torch.tensor([[1.0, .9, .8, 0.0, .5, .1]])
     t2 = torch.tensor([[1.0, 0.0, .8, .9, .1, .5]])
     anchors = torch.tensor([0])
-    (m1, s1), (m2, s2) = graded_sets_from_similarity([t1, t2], anchors, 2)
+    (m1, s1), (m2, s2) = graded_sets_from_similarity(torch.stack([t1, t2]), anchors, 2)
     assert m1[0].tolist() == [2, 1] and set(s1[0].tolist()) == {4, 5}
     assert m2[0].tolist() == [2, 3] and set(s2[0].tolist()) == {4, 5}
-    (m1, s1), _ = graded_sets_from_similarity([t1, t2], anchors, 3)
+    (m1, s1), _ = graded_sets_from_similarity(torch.stack([t1, t2]), anchors, 3)
     assert m1[0].tolist() == [2, 1, 3] and set(s1[0].tolist()) == {4, 5}
 
 
@@ -243,7 +244,20 @@ def test_dissimilar_mask():
                              [0, 0, 0, 0],   # anchor 4: 1, 6, 9 similar
                              [0, 0, 0, 1],   # anchor 6: 1, 4 similar
                              [1, 0, 0, 0]], dtype=torch.bool)  # anchor 9: 6, 4 similar
-    assert torch.equal(dissimilar_mask(anchors, multi, single), expected)
+    assert torch.equal(dissimilar_mask(anchors, anchors, multi, single), expected)
+    # a subset of anchors against the whole batch: the rows of the anchors kept
+    assert torch.equal(dissimilar_mask(anchors[[1, 3]], anchors, multi[[1, 3]], single[[1, 3]]), expected[[1, 3]])
+
+
+def test_subsample_draws_distinct_ids_in_order_and_keeps_small_sets():
+    ids = torch.arange(100, 200)
+    assert subsample(ids, 0) is ids and subsample(ids, 100) is ids
+    torch.manual_seed(0)
+    drawn = subsample(ids, 10)
+    assert drawn.shape == (10,) and torch.unique(drawn).shape == (10,)
+    assert torch.equal(drawn, drawn.sort().values) and bool(((drawn >= 100) & (drawn < 200)).all())
+    torch.manual_seed(0)
+    assert torch.equal(subsample(ids, 10), drawn)  # torch's (per-epoch seeded) RNG decides
 
 
 def test_graded_contrastive_matches_eq_11():
@@ -341,6 +355,25 @@ def test_au_in_checkpointed_user_chunks_equals_the_whole(planted, monkeypatch):
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(whole_grads, chunked_grads))
 
 
+def test_sampled_alignment_is_an_unbiased_estimate_of_the_batch_mean(planted):
+    """AU and AI over a random subset of the batch's users / anchors average to the all-batch value, because
+    each user's (anchor's) term does not depend on which others are drawn."""
+    batch = _batch(planted, size=96)
+    exact = _damrs("lightgcn", planted, au_users=0, ai_anchors=0)
+    sampled = _damrs("lightgcn", planted, au_users=8, ai_anchors=8)
+    sampled.load_state_dict(exact.state_dict())
+    with torch.no_grad():
+        v = exact.backbone.views()
+        items = torch.unique(torch.cat([batch.pos_items, batch.neg_items]))
+        terms = {"au": lambda d: d.user_alignment(v.user, v.graph_views(), v.item_id, batch.users),
+                 "ai": lambda d: d.item_alignment(v.graph_views(), items)}
+        torch.manual_seed(0)
+        for name, term in terms.items():
+            draws = torch.stack([term(sampled) for _ in range(400)])
+            assert draws.std() > 0  # the subsets differ
+            assert abs(draws.mean() - term(exact)) < 4 * draws.std() / 20, name
+
+
 def test_ablation_switches(planted):
     batch = _batch(planted)
     full = _damrs("lightgcn", planted)
@@ -368,7 +401,7 @@ def test_ablation_switches(planted):
 
 def test_bad_settings_and_featureless_data(planted):
     for bad in ({"graph": "lattice"}, {"ai_strategy": "both"}, {"ai_refresh": "never"}, {"topk": 0}, {"alpha": 0.0},
-                {"cooccurrence_weights": "tfidf"}, {"lambda_au": -1.0}):
+                {"cooccurrence_weights": "tfidf"}, {"lambda_au": -1.0}, {"au_users": -1}):
         with pytest.raises(ConfigError, match="damrs"):
             _damrs("mf", planted, **bad)
     bare = planted_dataset(n_users=20, n_items=12, per_user=4, modalities={})

@@ -103,3 +103,15 @@ def test_study_rejects_bad_levels_before_training(tmp_path, tiny):
     with pytest.raises(ConfigError, match="has no modality 'audio'"):
         noise_study(str(tiny), "lightgcn", kind="swap:audio", levels="0,0.1", seeds=1, out=tmp_path / "s")
     assert not list((tmp_path / "s").glob(f"*/{record.RESULT_FILE}"))
+
+
+def test_scoped_override_reaches_only_its_denoisers_runs(tmp_path, tiny):
+    result = noise_study(str(tiny), "lightgcn", "none,tce", levels="0", seeds=1, out=tmp_path / "s",
+                         overrides=FAST + ["tce:denoiser_params.num_gradual=7"])
+    configs = {r["params"]["denoiser"]: yaml.safe_load(open(f"{r['path']}/{record.CONFIG_FILE}"))
+               for r in result.records}
+    assert configs["tce"]["denoiser_params"]["num_gradual"] == 7
+    assert configs["none"]["denoiser_params"] == {} and configs["none"]["train"]["epochs"] == 2
+    with pytest.raises(ConfigError, match="scope 'tcee' is none of this study's backbones or denoisers"):
+        noise_study(str(tiny), "lightgcn", "none,tce", levels="0", seeds=1, out=tmp_path / "s2",
+                    overrides=["tcee:denoiser_params.num_gradual=7"])

@@ -153,6 +153,26 @@ def _check_seeds(seeds: int) -> list[int]:
     return list(range(seeds))
 
 
+def scoped_overrides(overrides: Sequence[str], names: Sequence[str]) -> dict[str | None, list[str]]:
+    """Split ``key=value`` overrides into those for every cell (key None) and ``NAME:key=value`` ones.
+
+    A scoped override applies only to the cells whose backbone or denoiser is
+    NAME (e.g. ``tce:denoiser_params.num_gradual=1000``); NAME must be one of
+    ``names``, so a misspelt scope is an error rather than a silent no-op.
+    """
+    scoped: dict[str | None, list[str]] = defaultdict(list)
+    for text in overrides:
+        scope, sep, _ = text.partition("=")[0].partition(":")
+        if not sep:
+            scoped[None].append(text)
+            continue
+        if scope not in names:
+            raise ConfigError(f"--set {text!r}: scope {scope!r} is none of this study's backbones or "
+                              f"denoisers ({', '.join(names)})")
+        scoped[scope].append(text[len(scope) + 1:])
+    return scoped
+
+
 def _validated(trials: list[dict]) -> list[dict]:
     for trial in trials:
         validate_trial(trial, f"cell {trial['params']}")
@@ -171,7 +191,9 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     (lists or comma-separated). kind: add | remove | swap:MOD | misalign:MOD.
     levels: noise ratios (0 = clean). seeds: 0..seeds-1, each the noise draw
     and the training seed. overrides: ``key=value`` for every run (e.g.
-    ``train.epochs=50``). out: default ``studies/<dataset>-noise-<kind>``.
+    ``train.epochs=50``), or ``NAME:key=value`` for the runs of one backbone or
+    denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
+    out: default ``studies/<dataset>-noise-<kind>``.
     """
     from ..data import load_dataset
     from .plots import noise_curves
@@ -186,6 +208,7 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
                           f"{', '.join(source.features) or 'none'}")
     root = Path(out if out is not None else Path("studies") / f"{source.name}-noise-{kind.replace(':', '-')}")
     root.mkdir(parents=True, exist_ok=True)
+    scoped = scoped_overrides(overrides, models + denoisers)
     objective = Objective()
     datasets = {(level, seed): noised_dataset(source, kind_name, modality, level, seed, root)
                 for level in levels for seed in seed_list}
@@ -196,8 +219,8 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
                 for seed in seed_list:
                     params = {"model": model, "denoiser": denoiser, "noise": kind, "level": level, "seed": seed}
                     fixed = trial_defaults(objective) + [f"model={model}", f"denoiser={denoiser}", f"seed={seed}"]
-                    trials.append(make_trial(params, {"dataset": datasets[(level, seed)]},
-                                             fixed + list(overrides)))
+                    extra = scoped[None] + scoped[model] + scoped[denoiser]
+                    trials.append(make_trial(params, {"dataset": datasets[(level, seed)]}, fixed + extra))
     records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
                          address=address, on_result=on_result)
     _raise_if_failed(records)
@@ -358,4 +381,4 @@ def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[s
 
 
 __all__ = ["StudyResult", "noise_study", "ablation_study", "ablation_variants", "noise_table", "ablation_table",
-           "decline_rate", "noised_dataset", "parse_kind", "DAMRS_VARIANTS"]
+           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "DAMRS_VARIANTS"]

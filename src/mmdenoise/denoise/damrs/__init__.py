@@ -24,7 +24,7 @@ COOCCURRENCE_WEIGHTS = ("count", "binary")
 AI_REFRESH = ("batch", "epoch")
 #: the DAMRSConfig fields that are DAMRS's constructor arguments (the rest build the graphs)
 DENOISER_SETTINGS = ("alpha", "beta", "gamma", "dbpr", "use_f", "use_g", "au", "ai", "ai_strategy", "ai_k",
-                     "ai_tau", "ai_refresh", "lambda_au", "lambda_ai")
+                     "ai_tau", "ai_refresh", "lambda_au", "lambda_ai", "au_users", "ai_anchors")
 
 
 @dataclass
@@ -47,6 +47,11 @@ class DAMRSConfig:
         ``batch`` (every batch, as Eq. 11 reads) or ``epoch`` (once per epoch
         for all items, then reused: about half the cost of AI, sets up to an
         epoch old).
+    au_users, ai_anchors: AU / AI averaged over this many of the batch's
+        distinct users / items drawn at random each batch (an unbiased estimate
+        of the batch mean; the whole batch stays AI's dissimilar pool); 0 = all
+        of them, as in the paper. 256 each keeps DA-MRS within 2× of its
+        backbone's epoch time on CPU (a user or anchor costs a row of I logits).
     lambda_au, lambda_ai: λ1, λ2 of Eq. 12. The paper tunes them on validation
         (λ1 ∈ {10, 1, 0.1, 0.01}, λ2 ∈ {1, 0.1, 0.01, 1e-3, 1e-4}) and does not
         report the chosen values; 0.1 each.
@@ -71,6 +76,8 @@ class DAMRSConfig:
     ai_refresh: str = "batch"
     lambda_au: float = 0.1
     lambda_ai: float = 0.1
+    au_users: int = 256
+    ai_anchors: int = 256
 
 
 def _check(config: DAMRSConfig) -> None:
@@ -85,6 +92,9 @@ def _check(config: DAMRSConfig) -> None:
     for name in ("alpha", "beta", "gamma", "ai_tau"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"damrs: {name} must be > 0, got {getattr(config, name)}")
+    for name in ("au_users", "ai_anchors"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"damrs: {name} must be >= 0 (0 = the whole batch), got {getattr(config, name)}")
     for name in ("lambda_au", "lambda_ai"):
         if getattr(config, name) < 0:
             raise ConfigError(f"damrs: {name} must be >= 0, got {getattr(config, name)}")

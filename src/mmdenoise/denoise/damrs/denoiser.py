@@ -12,9 +12,16 @@ interaction the last time it was in a batch.
 Choices where the paper is silent: ŷ_n (Eq. 7) is one number per batch, the
 mean of σ(u·t_j) over its negatives; AU runs over the batch's distinct users
 against all items ([users, I] logits, as in the paper); AI's anchors are the
-batch's distinct items (positives and negatives), an anchor is never in its
-own similar or dissimilar sets (literally, i would top its own R_i with the
-constant φ(h_i, h_i) = e^{1/τ}); AI sums over the views, averages over anchors.
+batch's distinct items (positives and negatives), each against the other
+batch items as its dissimilar set; an anchor is never in its own similar or
+dissimilar sets (literally, i would top its own R_i with the constant
+φ(h_i, h_i) = e^{1/τ}); AI sums over the views, averages over anchors.
+
+Cost: both alignment terms are means over the batch's distinct users (AU) and
+items (AI), and each user costs a row of I logits. ``au_users`` and
+``ai_anchors`` average them over a uniform random subset of that many users /
+anchor items per batch instead (an unbiased estimate of the same mean, with
+the full batch still the dissimilar set); 0 uses them all, as the paper.
 Scale: the cosine in φ makes AI's gradient grow as 1/‖h‖, so with small
 initial embeddings it can dominate the ranking loss unless λ2 is small.
 """
@@ -36,62 +43,67 @@ SELECTION_ELEMENTS = 1 << 24
 AU_ELEMENTS = 1 << 23
 
 
-def graded_sets_from_similarity(similarities: list[torch.Tensor], anchors: torch.Tensor,
+def graded_sets_from_similarity(similarities: torch.Tensor, anchors: torch.Tensor,
                                 k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The multi-modal and single-modal similar sets of Eq. 11 for each view.
 
-    similarities: per view m, cosine T^m of the anchors against every item [N, I];
-    anchors: the anchor items' ids [N] (each is excluded from its own sets).
-    T̃^m = row-softmax(T^m); R^m = T̃^m + Σ_m' T̃^m'; multi = the top-k of R^m;
-    single = the top-k of T̃^m among the rest. Returns per view
-    (multi [N, a], single [N, b]) item ids, a = min(k, I − 1),
-    b = min(k, I − 1 − a).
+    similarities: cosine T^m of the anchors against every item, all views
+    stacked [V, N, I] (overwritten); anchors: the anchor items' ids [N] (each is
+    excluded from its own sets). T̃^m = row-softmax(T^m); R^m = T̃^m + Σ_m' T̃^m';
+    multi = the top-k of R^m; single = the top-k of T̃^m (the same order as
+    T^m) among the rest. Returns per view (multi [N, a], single [N, b]) item
+    ids, a = min(k, I − 1), b = min(k, I − 1 − a).
     """
-    n_items = similarities[0].shape[1]
+    n_items = similarities.shape[2]
     a = min(k, n_items - 1)
     b = min(k, n_items - 1 - a)
     rows = torch.arange(anchors.shape[0], device=anchors.device)
-    soft = [torch.softmax(s, dim=1) for s in similarities]
-    total = torch.stack(soft).sum(0)
-    sets = []
-    for s in soft:
-        graded = s + total
-        graded[rows, anchors] = -torch.inf
-        multi = torch.topk(graded, a, dim=1).indices
-        rest = s.clone()
-        rest[rows, anchors] = -torch.inf
-        rest.scatter_(1, multi, -torch.inf)
-        sets.append((multi, torch.topk(rest, b, dim=1).indices))
-    return sets
+    soft = torch.softmax(similarities, dim=2)
+    graded = soft.add_(soft.sum(0))  # R^m, in place of T̃^m
+    graded[:, rows, anchors] = -torch.inf
+    multi = torch.topk(graded, a, dim=2).indices
+    similarities[:, rows, anchors] = -torch.inf
+    similarities.scatter_(2, multi, -torch.inf)
+    single = torch.topk(similarities, b, dim=2).indices
+    return list(zip(multi.unbind(0), single.unbind(0)))
 
 
 @torch.no_grad()
 def graded_sets(unit_views: list[torch.Tensor], anchors: torch.Tensor,
                 k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``graded_sets_from_similarity`` for unit-norm views [I, d], in chunks of anchors (memory O(chunk · I))."""
-    n_items = unit_views[0].shape[0]
-    step = max(1, SELECTION_ELEMENTS // (n_items * len(unit_views)))
-    chunks = []
-    for start in range(0, anchors.shape[0], step):
-        index = anchors[start:start + step]
-        chunks.append(graded_sets_from_similarity([h[index] @ h.T for h in unit_views], index, k))
+    units = torch.stack(unit_views)  # [V, I, d]
+    step = max(1, SELECTION_ELEMENTS // (units.shape[1] * units.shape[0]))
+    chunks = [graded_sets_from_similarity(torch.bmm(units[:, index], units.transpose(1, 2)), index, k)
+              for index in anchors.split(step)]
     return [(torch.cat([c[m][0] for c in chunks]), torch.cat([c[m][1] for c in chunks]))
             for m in range(len(unit_views))]
 
 
-def dissimilar_mask(anchors: torch.Tensor, multi: torch.Tensor, single: torch.Tensor) -> torch.Tensor:
-    """bool [N, N]: anchor j is in the dissimilar set of anchor i (j ≠ i and j in neither similar set).
+def dissimilar_mask(anchors: torch.Tensor, items: torch.Tensor, multi: torch.Tensor,
+                    single: torch.Tensor) -> torch.Tensor:
+    """bool [N, n]: batch item j is in the dissimilar set of anchor i (j ≠ i and j in neither similar set).
 
-    anchors: sorted distinct item ids [N] (the batch's items); multi, single: [N, ·] item ids.
+    anchors: the anchors' item ids [N]; items: the batch's sorted distinct item
+    ids [n] (the anchors are among them); multi, single: [N, ·] item ids.
     """
-    n = anchors.shape[0]
-    mask = ~torch.eye(n, dtype=torch.bool, device=anchors.device)
+    n = items.shape[0]
+    mask = anchors[:, None] != items[None, :]
     similar = torch.cat([multi, single], dim=1)
-    position = torch.searchsorted(anchors, similar).clamp(max=n - 1)
-    in_batch = anchors[position] == similar
-    rows = torch.arange(n, device=anchors.device)[:, None].expand_as(similar)
+    position = torch.searchsorted(items, similar).clamp(max=n - 1)
+    in_batch = items[position] == similar
+    rows = torch.arange(anchors.shape[0], device=anchors.device)[:, None].expand_as(similar)
     mask[rows[in_batch], position[in_batch]] = False
     return mask
+
+
+def subsample(ids: torch.Tensor, limit: int) -> torch.Tensor:
+    """``ids`` itself when ``limit`` is 0 or it has at most ``limit`` entries, else ``limit`` of them drawn
+    uniformly without replacement (torch's RNG, re-seeded each epoch), in their original order."""
+    if limit == 0 or ids.shape[0] <= limit:
+        return ids
+    keep = torch.randperm(ids.shape[0], device=ids.device)[:limit].sort().values
+    return ids[keep]
 
 
 class DAMRS(Denoiser):
@@ -106,13 +118,15 @@ class DAMRS(Denoiser):
     def __init__(self, backbone: DAMRSBackbone, n_interactions: int, *, alpha: float = 1.5, beta: float = 1.5,
                  gamma: float = 1.0, dbpr: bool = True, use_f: bool = True, use_g: bool = True,
                  au: bool = True, ai: bool = True, ai_strategy: str = "full", ai_k: int = 10,
-                 ai_tau: float = 0.2, ai_refresh: str = "batch", lambda_au: float = 0.1, lambda_ai: float = 0.1):
+                 ai_tau: float = 0.2, ai_refresh: str = "batch", lambda_au: float = 0.1, lambda_ai: float = 0.1,
+                 au_users: int = 256, ai_anchors: int = 256):
         super().__init__(backbone)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.dbpr, self.use_f, self.use_g = dbpr, use_f, use_g
         self.au, self.ai, self.ai_strategy, self.ai_k, self.ai_tau = au, ai, ai_strategy, ai_k, ai_tau
         self.ai_refresh = ai_refresh
         self.lambda_au, self.lambda_ai = lambda_au, lambda_ai
+        self.au_users, self.ai_anchors = au_users, ai_anchors
         self.judgement = InteractionRecord(n_interactions)
         # ai_refresh == "epoch": the similar sets of every item per view, [V, I, a] and [V, I, b]
         self.register_buffer("multi_sets", None, persistent=False)
@@ -163,8 +177,9 @@ class DAMRS(Denoiser):
 
     def user_alignment(self, user_emb: torch.Tensor, graph_views: list[torch.Tensor], item_id: torch.Tensor,
                        batch_users: torch.Tensor) -> torch.Tensor:
-        """L_AU (Eq. 9–10) over the batch's distinct users: P^mm from h^mm = mean of the views, P^id from h^id."""
-        users = torch.unique(batch_users)
+        """L_AU (Eq. 9–10) over the batch's distinct users (``au_users`` of them at random if set):
+        P^mm from h^mm = mean of the views, P^id from h^id."""
+        users = subsample(torch.unique(batch_users), self.au_users)
         content = torch.stack(graph_views).mean(0)
 
         def chunk_sum(rows: torch.Tensor, user_emb, content, item_id) -> torch.Tensor:
@@ -181,27 +196,27 @@ class DAMRS(Denoiser):
         return total / users.shape[0]
 
     def item_alignment(self, graph_views: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
-        """L_AI-MM + L_AI-S (Eq. 11) summed over the views, for the batch's distinct items ``items`` (sorted).
+        """L_AI-MM + L_AI-S (Eq. 11) summed over the views, anchored on the batch's distinct items ``items``
+        (sorted; ``ai_anchors`` of them at random if set), with all of ``items`` as the dissimilar pool.
 
         Sets are chosen against all items without gradient (chunked; every
         batch, or once per epoch with ``ai_refresh="epoch"``); φ is
-        differentiated on the chosen pairs and on the batch × batch pairs only.
+        differentiated on the chosen pairs and on the anchor × batch pairs only.
         """
         units = [F.normalize(h, dim=1) for h in graph_views]
+        anchors = subsample(items, self.ai_anchors)
         if self.ai_refresh == "epoch":
             if self.multi_sets is None:
                 self.refresh_sets()
-            sets = list(zip(self.multi_sets[:, items], self.single_sets[:, items]))
+            sets = list(zip(self.multi_sets[:, anchors], self.single_sets[:, anchors]))
         else:
-            sets = graded_sets([u.detach() for u in units], items, self.ai_k)
+            sets = graded_sets([u.detach() for u in units], anchors, self.ai_k)
         total = units[0].new_zeros(())
         for unit, (multi, single) in zip(units, sets):
-            anchor = unit[items]
-            scaled = anchor / self.ai_tau  # cos/τ, scaling [N, d] rather than [N, N]
+            scaled = unit[anchors] / self.ai_tau  # cos/τ, scaling [N, d] rather than [N, n]
             logits = lambda ids: (scaled[:, None, :] * unit[ids]).sum(-1)  # noqa: E731
-            batch_logits = scaled @ anchor.T
-            total = total + graded_contrastive(logits(multi), logits(single), batch_logits,
-                                               dissimilar_mask(items, multi, single), self.ai_strategy)
+            total = total + graded_contrastive(logits(multi), logits(single), scaled @ unit[items].T,
+                                               dissimilar_mask(anchors, items, multi, single), self.ai_strategy)
         return total
 
     def interaction_scores(self) -> np.ndarray:
