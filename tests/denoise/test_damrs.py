@@ -213,22 +213,22 @@ def test_ai_sets_on_a_hand_built_similarity():
     t1 = torch.tensor([[1.0, .9, .8, 0.0, .5, .1]])
     t2 = torch.tensor([[1.0, 0.0, .8, .9, .1, .5]])
     anchors = torch.tensor([0])
-    (m1, s1), (m2, s2) = graded_sets_from_similarity(torch.stack([t1, t2]), anchors, 2)
+    (m1, m2), (s1, s2) = graded_sets_from_similarity(torch.stack([t1, t2]), anchors, 2)
     assert m1[0].tolist() == [2, 1] and set(s1[0].tolist()) == {4, 5}
     assert m2[0].tolist() == [2, 3] and set(s2[0].tolist()) == {4, 5}
-    (m1, s1), _ = graded_sets_from_similarity(torch.stack([t1, t2]), anchors, 3)
+    (m1, _), (s1, _) = graded_sets_from_similarity(torch.stack([t1, t2]), anchors, 3)
     assert m1[0].tolist() == [2, 1, 3] and set(s1[0].tolist()) == {4, 5}
 
 
 def test_ai_sets_from_embeddings_in_chunks_exclude_the_anchor(monkeypatch):
     import mmdenoise.denoise.damrs.denoiser as module
     h = torch.nn.functional.normalize(torch.randn(30, 4, generator=torch.Generator().manual_seed(2)), dim=1)
-    views = [h, h.flip(1)]
+    views = torch.stack([h, h.flip(1)])
     anchors = torch.tensor([0, 3, 7, 8, 20, 29])
     whole = graded_sets(views, anchors, 4)
     monkeypatch.setattr(module, "SELECTION_ELEMENTS", 2 * 30 * 2)  # two anchors per chunk
     chunked = graded_sets(views, anchors, 4)
-    for (m, s), (mc, sc) in zip(whole, chunked):
+    for (m, s), (mc, sc) in zip(zip(*whole), zip(*chunked)):
         assert torch.equal(m, mc) and torch.equal(s, sc)
         assert m.shape == s.shape == (6, 4)
         sets = torch.cat([m, s], 1)
@@ -353,6 +353,23 @@ def test_au_in_checkpointed_user_chunks_equals_the_whole(planted, monkeypatch):
     assert torch.allclose(whole, chunked, rtol=1e-5, atol=1e-7)
     assert len(whole_grads) == len(chunked_grads) > 0
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(whole_grads, chunked_grads))
+
+
+def test_item_alignment_is_the_sum_over_views_of_eq_11(planted):
+    """All views in one batched pass equal a plain loop over the views, one Eq. 11 term each."""
+    den = _damrs("lightgcn", planted, ai_anchors=0)
+    batch = _batch(planted)
+    items = torch.unique(torch.cat([batch.pos_items, batch.neg_items]))
+    views = den.backbone.views().graph_views()
+    units = [torch.nn.functional.normalize(h, dim=1) for h in views]
+    multi, single = graded_sets(torch.stack(units).detach(), items, den.ai_k)
+    expected = 0.0
+    for m, unit in enumerate(units):
+        cos = unit[items] @ unit.T / den.ai_tau  # [N, I]
+        rows = torch.arange(items.shape[0])[:, None]
+        expected = expected + graded_contrastive(cos[rows, multi[m]], cos[rows, single[m]], cos[:, items],
+                                                 dissimilar_mask(items, items, multi[m], single[m]))
+    assert torch.allclose(den.item_alignment(views, items), expected, rtol=1e-5)
 
 
 def test_sampled_alignment_is_an_unbiased_estimate_of_the_batch_mean(planted):

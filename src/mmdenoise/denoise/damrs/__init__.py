@@ -50,8 +50,9 @@ class DAMRSConfig:
     au_users, ai_anchors: AU / AI averaged over this many of the batch's
         distinct users / items drawn at random each batch (an unbiased estimate
         of the batch mean; the whole batch stays AI's dissimilar pool); 0 = all
-        of them, as in the paper. 256 each keeps DA-MRS within 2× of its
-        backbone's epoch time on CPU (a user or anchor costs a row of I logits).
+        of them, as in the paper. A user or an anchor costs a row of I logits
+        (BPR: one score per pair); 64 each keeps DA-MRS near 2× its backbone's
+        epoch time on the baby preset on CPU (all of them: 25×).
     lambda_au, lambda_ai: λ1, λ2 of Eq. 12. The paper tunes them on validation
         (λ1 ∈ {10, 1, 0.1, 0.01}, λ2 ∈ {1, 0.1, 0.01, 1e-3, 1e-4}) and does not
         report the chosen values; 0.1 each.
@@ -76,8 +77,8 @@ class DAMRSConfig:
     ai_refresh: str = "batch"
     lambda_au: float = 0.1
     lambda_ai: float = 0.1
-    au_users: int = 256
-    ai_anchors: int = 256
+    au_users: int = 64
+    ai_anchors: int = 64
 
 
 def _check(config: DAMRSConfig) -> None:

@@ -44,15 +44,15 @@ AU_ELEMENTS = 1 << 23
 
 
 def graded_sets_from_similarity(similarities: torch.Tensor, anchors: torch.Tensor,
-                                k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                                k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The multi-modal and single-modal similar sets of Eq. 11 for each view.
 
     similarities: cosine T^m of the anchors against every item, all views
     stacked [V, N, I] (overwritten); anchors: the anchor items' ids [N] (each is
     excluded from its own sets). T̃^m = row-softmax(T^m); R^m = T̃^m + Σ_m' T̃^m';
     multi = the top-k of R^m; single = the top-k of T̃^m (the same order as
-    T^m) among the rest. Returns per view (multi [N, a], single [N, b]) item
-    ids, a = min(k, I − 1), b = min(k, I − 1 − a).
+    T^m) among the rest. Returns the item ids (multi [V, N, a], single
+    [V, N, b]), a = min(k, I − 1), b = min(k, I − 1 − a).
     """
     n_items = similarities.shape[2]
     a = min(k, n_items - 1)
@@ -64,20 +64,16 @@ def graded_sets_from_similarity(similarities: torch.Tensor, anchors: torch.Tenso
     multi = torch.topk(graded, a, dim=2).indices
     similarities[:, rows, anchors] = -torch.inf
     similarities.scatter_(2, multi, -torch.inf)
-    single = torch.topk(similarities, b, dim=2).indices
-    return list(zip(multi.unbind(0), single.unbind(0)))
+    return multi, torch.topk(similarities, b, dim=2).indices
 
 
 @torch.no_grad()
-def graded_sets(unit_views: list[torch.Tensor], anchors: torch.Tensor,
-                k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``graded_sets_from_similarity`` for unit-norm views [I, d], in chunks of anchors (memory O(chunk · I))."""
-    units = torch.stack(unit_views)  # [V, I, d]
+def graded_sets(units: torch.Tensor, anchors: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``graded_sets_from_similarity`` for unit-norm views [V, I, d], in chunks of anchors (memory O(chunk · I))."""
     step = max(1, SELECTION_ELEMENTS // (units.shape[1] * units.shape[0]))
     chunks = [graded_sets_from_similarity(torch.bmm(units[:, index], units.transpose(1, 2)), index, k)
               for index in anchors.split(step)]
-    return [(torch.cat([c[m][0] for c in chunks]), torch.cat([c[m][1] for c in chunks]))
-            for m in range(len(unit_views))]
+    return torch.cat([m for m, _ in chunks], dim=1), torch.cat([s for _, s in chunks], dim=1)
 
 
 def dissimilar_mask(anchors: torch.Tensor, items: torch.Tensor, multi: torch.Tensor,
@@ -119,7 +115,7 @@ class DAMRS(Denoiser):
                  gamma: float = 1.0, dbpr: bool = True, use_f: bool = True, use_g: bool = True,
                  au: bool = True, ai: bool = True, ai_strategy: str = "full", ai_k: int = 10,
                  ai_tau: float = 0.2, ai_refresh: str = "batch", lambda_au: float = 0.1, lambda_ai: float = 0.1,
-                 au_users: int = 256, ai_anchors: int = 256):
+                 au_users: int = 64, ai_anchors: int = 64):
         super().__init__(backbone)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.dbpr, self.use_f, self.use_g = dbpr, use_f, use_g
@@ -140,10 +136,9 @@ class DAMRS(Denoiser):
     @torch.no_grad()
     def refresh_sets(self) -> None:
         """Choose every item's similar sets from the current views (``ai_refresh="epoch"``)."""
-        units = [F.normalize(h, dim=1) for h in self.backbone.views().graph_views()]
-        sets = graded_sets(units, torch.arange(units[0].shape[0], device=units[0].device), self.ai_k)
-        self.multi_sets = torch.stack([multi for multi, _ in sets])
-        self.single_sets = torch.stack([single for _, single in sets])
+        units = F.normalize(torch.stack(self.backbone.views().graph_views()), dim=2)
+        self.multi_sets, self.single_sets = graded_sets(units, torch.arange(units.shape[1], device=units.device),
+                                                        self.ai_k)
 
     def loss(self, batch: Batch, state: StepState):
         v = self.backbone.views()
@@ -203,21 +198,31 @@ class DAMRS(Denoiser):
         batch, or once per epoch with ``ai_refresh="epoch"``); φ is
         differentiated on the chosen pairs and on the anchor × batch pairs only.
         """
-        units = [F.normalize(h, dim=1) for h in graph_views]
+        stacked = torch.stack(graph_views)  # [V, I, d]
         anchors = subsample(items, self.ai_anchors)
         if self.ai_refresh == "epoch":
             if self.multi_sets is None:
                 self.refresh_sets()
-            sets = list(zip(self.multi_sets[:, anchors], self.single_sets[:, anchors]))
+            multi, single = self.multi_sets[:, anchors], self.single_sets[:, anchors]
         else:
-            sets = graded_sets([u.detach() for u in units], anchors, self.ai_k)
-        total = units[0].new_zeros(())
-        for unit, (multi, single) in zip(units, sets):
-            scaled = unit[anchors] / self.ai_tau  # cos/τ, scaling [N, d] rather than [N, n]
-            logits = lambda ids: (scaled[:, None, :] * unit[ids]).sum(-1)  # noqa: E731
-            total = total + graded_contrastive(logits(multi), logits(single), scaled @ unit[items].T,
-                                               dissimilar_mask(anchors, items, multi, single), self.ai_strategy)
-        return total
+            with torch.no_grad():
+                multi, single = graded_sets(F.normalize(stacked, dim=2), anchors, self.ai_k)
+        n_views, n_items, dim = stacked.shape
+        flat = stacked.reshape(n_views * n_items, dim)
+        offset = torch.arange(0, n_views * n_items, n_items, device=flat.device)  # view v's rows start here
+
+        def rows(ids: torch.Tensor) -> torch.Tensor:
+            """[V, ...] item ids of each view -> their unit-norm rows [V, ..., d] (normalising only these)."""
+            index = (ids + offset.view(-1, *([1] * (ids.dim() - 1)))).flatten()
+            return F.normalize(flat.index_select(0, index), dim=1).view(*ids.shape, dim)  # backward: index_add
+
+        scaled = rows(anchors.expand(n_views, -1)) / self.ai_tau  # cos/τ, scaling [V, N, d], not [V, N, n]
+        logits = lambda ids: (scaled[:, :, None, :] * rows(ids)).sum(-1)  # noqa: E731  [V, N, ·]
+        batch_logits = torch.bmm(scaled, rows(items.expand(n_views, -1)).transpose(1, 2))  # [V, N, n]
+        mask = dissimilar_mask(anchors.repeat(n_views), items, multi.flatten(0, 1), single.flatten(0, 1))
+        # the mean over (view, anchor) rows × V = Σ over views of each view's mean over anchors
+        return n_views * graded_contrastive(logits(multi).flatten(0, 1), logits(single).flatten(0, 1),
+                                            batch_logits.flatten(0, 1), mask, self.ai_strategy)
 
     def interaction_scores(self) -> np.ndarray:
         """f(u, i) (Eq. 6) of each training interaction when last seen, float32 [len(train)]
