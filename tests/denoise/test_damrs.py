@@ -393,7 +393,8 @@ def test_sampled_alignment_is_an_unbiased_estimate_of_the_batch_mean(planted):
 
 def test_ablation_switches(planted):
     batch = _batch(planted)
-    full = _damrs("lightgcn", planted)
+    assert {"dbpr", "ai"} <= set(_damrs("lightgcn", planted).loss(batch, StepState(0, 0))[1])  # AU off by default
+    full = _damrs("lightgcn", planted, au=True)
     _, terms = full.loss(batch, StepState(0, 0))
     assert {"dbpr", "au", "ai", "extra", "reg"} <= set(terms)
     plain = _damrs("lightgcn", planted, dbpr=False, au=False, ai=False)
@@ -410,7 +411,7 @@ def test_ablation_switches(planted):
     iig = _damrs("lightgcn", planted, graph="iig", cooccurrence_weights="binary")
     assert torch.isfinite(iig.loss(batch, StepState(0, 0))[0])
     # sets chosen once per epoch equal the per-batch sets while the parameters have not moved
-    per_epoch = _damrs("lightgcn", planted, ai_refresh="epoch")
+    per_epoch = _damrs("lightgcn", planted, au=True, ai_refresh="epoch")
     per_epoch.epoch_start(0)
     assert per_epoch.multi_sets.shape == (3, planted.n_items, 10)  # image, text, behaviour
     assert torch.allclose(per_epoch.loss(batch, StepState(0, 0))[0], full.loss(batch, StepState(0, 0))[0])
@@ -429,7 +430,7 @@ def test_bad_settings_and_featureless_data(planted):
 def test_one_epoch_through_the_trainer(planted, tmp_path):
     run = train(planted, model="lightgcn", denoiser="damrs", out=tmp_path / "run",
                 overrides=["train.epochs=1", "train.progress=false", "train.threads=1", "train.batch_size=128",
-                           "lambda_au=1.0"])
+                           "au=true", "lambda_au=1.0"])
     assert 0.0 <= run.test["recall@20"] <= 1.0
     assert len(run.history) == 1 and np.isfinite(run.history[0]["loss"])
     assert {"dbpr", "au", "ai"} <= set(run.history[0])

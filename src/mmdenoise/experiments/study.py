@@ -34,19 +34,21 @@ NOISE_KINDS = ("add", "remove", "swap", "misalign")
 DEFAULT_LEVELS = (0.0, 0.05, 0.1, 0.15, 0.2)
 
 #: DA-MRS ablations (paper Table 3 and Table 4; LightGCN backbone in the paper) as
-#: switches of DAMRSConfig. The DIIG/IIG rows train with the plain BPR loss (dbpr off).
+#: switches of DAMRSConfig. The DIIG/IIG rows train with the plain BPR loss (dbpr off);
+#: ``damrs`` is the default (AU off), ``damrs+au`` the paper's full objective.
 DAMRS_VARIANTS: dict[str, dict] = {
     "iig": {"graph": "iig", "dbpr": False, "au": False, "ai": False},
     "diig": {"dbpr": False, "au": False, "ai": False},
     "diig+dbpr": {"au": False, "ai": False},
-    "diig+au": {"dbpr": False, "ai": False},
+    "diig+au": {"dbpr": False, "au": True, "ai": False},
     "diig+ai": {"dbpr": False, "au": False},
-    "diig+aui": {"dbpr": False},
+    "diig+aui": {"dbpr": False, "au": True},
     "diig+sp": {"dbpr": False, "au": False, "ai_strategy": "sp"},
     "diig+mp": {"dbpr": False, "au": False, "ai_strategy": "mp"},
     "damrs-f": {"use_f": False},
     "damrs-g": {"use_g": False},
     "damrs": {},
+    "damrs+au": {"au": True},
 }
 
 

@@ -113,8 +113,8 @@ class DAMRS(Denoiser):
 
     def __init__(self, backbone: DAMRSBackbone, n_interactions: int, *, alpha: float = 1.5, beta: float = 1.5,
                  gamma: float = 1.0, dbpr: bool = True, use_f: bool = True, use_g: bool = True,
-                 au: bool = True, ai: bool = True, ai_strategy: str = "full", ai_k: int = 10,
-                 ai_tau: float = 0.2, ai_refresh: str = "batch", lambda_au: float = 0.1, lambda_ai: float = 0.1,
+                 au: bool = False, ai: bool = True, ai_strategy: str = "full", ai_k: int = 10,
+                 ai_tau: float = 0.2, ai_refresh: str = "batch", lambda_au: float = 0.01, lambda_ai: float = 1e-3,
                  au_users: int = 64, ai_anchors: int = 64):
         super().__init__(backbone)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
