@@ -115,3 +115,27 @@ def test_scoped_override_reaches_only_its_denoisers_runs(tmp_path, tiny):
     with pytest.raises(ConfigError, match="scope 'tcee' is none of this study's backbones or denoisers"):
         noise_study(str(tiny), "lightgcn", "none,tce", levels="0", seeds=1, out=tmp_path / "s2",
                     overrides=["tcee:denoiser_params.num_gradual=7"])
+
+
+def test_noise_table_marks_cells_significantly_above_none(tmp_path):
+    """``*`` on a level where a denoiser's users beat ``none``'s in a paired t-test, not where they tie."""
+    import numpy as np
+    from mmdenoise.experiments.study import noise_table
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.4, 50)
+    cells = {}
+    for denoiser, level, shift in (("none", 0.0, 0.0), ("none", 0.2, 0.0), ("tce", 0.0, 0.0), ("tce", 0.2, 0.05)):
+        records = []
+        for seed in range(2):
+            run = tmp_path / f"{denoiser}-{level}-{seed}"
+            run.mkdir()
+            values = base + shift + rng.normal(0, 0.01, 50)
+            np.savez(run / record.PER_USER_FILE, users=np.arange(50), **{f"test_{m}": values
+                                                                        for m in ("recall@20", "ndcg@20")})
+            records.append({"path": str(run), "test": {"recall@20": float(values.mean()),
+                                                       "ndcg@20": float(values.mean())}})
+        cells[("lightgcn", denoiser, level)] = records
+    table = noise_table("d", "add", ["lightgcn"], ["none", "tce"], [0.0, 0.2], cells, 2)
+    tce_row = next(line for line in table.splitlines() if line.startswith("| tce |"))
+    clean, noisy = tce_row.split("|")[2], tce_row.split("|")[3]
+    assert not clean.strip().endswith("*") and noisy.strip().endswith("*")

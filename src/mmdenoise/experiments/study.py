@@ -230,22 +230,23 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     cells = defaultdict(list)
     for rec in records:
         p = rec["params"]
-        cells[(p["model"], p["denoiser"], p["level"])].append(rec["test"])
+        cells[(p["model"], p["denoiser"], p["level"])].append(rec)
     table = noise_table(source.name, kind, models, denoisers, levels, cells, len(seed_list))
     files = []
     for model in models:
-        series = {d: [_stats([t["recall@20"] for t in cells[(model, d, lv)]]) for lv in levels] for d in denoisers}
+        series = {d: [_stats([r["test"]["recall@20"] for r in cells[(model, d, lv)]]) for lv in levels]
+                  for d in denoisers}
         files.append(noise_curves(root / f"noise_{model}.png", model, source.name, kind, levels, series,
                                   len(seed_list)))
     summary = {"dataset": source.name, "kind": kind, "levels": levels, "seeds": seed_list, "models": models,
                "denoisers": denoisers, "overrides": list(overrides),
                "cells": [{"model": m, "denoiser": d, "level": lv,
-                          **{metric: dict(zip(("mean", "std"), _stats([t[metric] for t in cells[(m, d, lv)]])),
-                                          values=[t[metric] for t in cells[(m, d, lv)]])
+                          **{metric: dict(zip(("mean", "std"), _stats([r["test"][metric] for r in cells[(m, d, lv)]])),
+                                          values=[r["test"][metric] for r in cells[(m, d, lv)]])
                              for metric, _ in TABLE_METRICS}}
                          for m in models for d in denoisers for lv in levels],
-               "decline_rate": {m: {d: decline_rate(np.mean([t["recall@20"] for t in cells[(m, d, levels[0])]]),
-                                                    np.mean([t["recall@20"] for t in cells[(m, d, levels[-1])]]))
+               "decline_rate": {m: {d: decline_rate(np.mean([r["test"]["recall@20"] for r in cells[(m, d, levels[0])]]),
+                                                    np.mean([r["test"]["recall@20"] for r in cells[(m, d, levels[-1])]]))
                                     for d in denoisers} for m in models},
                "runs": [{k: r[k] for k in ("name", "params", "path")} for r in records]}
     files += _write(root, "study", table, summary, [f.name for f in files])
@@ -253,27 +254,35 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
 
 
 def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Sequence[str],
-                levels: Sequence[float], cells: dict, n_seeds: int) -> str:
+                levels: Sequence[float], cells: dict, n_seeds: int, alpha: float = 0.05) -> str:
     """Markdown: per backbone and metric, a row per denoiser, a column per level (mean ± std), the decline rate.
 
-    cells: (model, denoiser, level) -> list of test metric dicts (one per seed).
-    The best mean of each level column (as printed, 4 decimals) is bold.
+    cells: (model, denoiser, level) -> the cell's trial records (one per seed:
+    ``test`` metrics and run ``path``). The best mean of each level column (as
+    printed, 4 decimals) is bold; ``*`` where a paired t-test over test users
+    (per-user values averaged over seeds) against ``none`` at the same level
+    gives p < alpha and the mean is higher.
     """
+    from .report import significantly_better
     out = []
     lo, hi = levels[0], levels[-1]
     for model in models:
         for metric, short in TABLE_METRICS:
-            stats = {(d, lv): _stats([t[metric] for t in cells[(model, d, lv)]])
+            stats = {(d, lv): _stats([r["test"][metric] for r in cells[(model, d, lv)]])
                      for d in denoisers for lv in levels}
+            paths = {(d, lv): [Path(r["path"]) for r in cells[(model, d, lv)]] for d in denoisers for lv in levels}
+            marked = {(d, lv) for d in denoisers for lv in levels if d != "none" and "none" in denoisers
+                      and significantly_better(paths[(d, lv)], paths[("none", lv)], metric, alpha)}
             best = {lv: max(round(stats[(d, lv)][0], 4) for d in denoisers) for lv in levels}
             header = ("| denoiser | " + " | ".join(f"{100 * lv:g}%" for lv in levels)
                       + f" | decline {100 * lo:g}%→{100 * hi:g}% |")
             lines = [f"**{model}** on {dataset}: test {short} under {kind} noise "
-                     f"(mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''})", "",
+                     f"(mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''}; "
+                     f"* p < {alpha} paired t-test vs none)", "",
                      header, "|---|" + "---:|" * (len(levels) + 1)]
             for d in denoisers:
-                row = [_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv])
-                       for lv in levels]
+                row = [_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv],
+                             mark="*" if (d, lv) in marked else "") for lv in levels]
                 rate = decline_rate(stats[(d, lo)][0], stats[(d, hi)][0])
                 lines.append(f"| {d} | " + " | ".join(row) + f" | {100 * rate:.1f}% |")
             out.append("\n".join(lines))
