@@ -180,12 +180,9 @@ def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[E
     run_dir = Path(run_dir)
     config = resolve_config(load_yaml(run_dir / record.CONFIG_FILE))
     data = dataset if dataset is not None else load_dataset(config.dataset)
-    state = record.load_checkpoint(run_dir)
-    if state["fingerprint"] != data.fingerprint:
-        raise ConfigError(f"{run_dir} was trained on dataset {state['fingerprint']}, "
-                          f"but {config.dataset} now has fingerprint {data.fingerprint}")
+    best = record.load_best_state(run_dir, data)
     backbone, den = build(data, config)
-    den.load_state_dict(state["best"]["state"] if state["best"]["state"] is not None else state["denoiser"])
+    den.load_state_dict(best)
     trainer = Trainer(data, den, dataclasses.replace(config.train, progress=False), seed=config.seed)
     trainer.prepare()
     return trainer.evaluate(trainer.valid_evaluator), trainer.evaluate(trainer.test_evaluator)

@@ -14,7 +14,7 @@ import torch
 
 from mmdenoise.api import Run, evaluate_run, train
 from mmdenoise.data import write_mmrec
-from mmdenoise.errors import TrainingError
+from mmdenoise.errors import ConfigError, TrainingError
 from mmdenoise.models.lightgcn import LightGCN
 from mmdenoise.train import record
 
@@ -63,6 +63,11 @@ def test_run_folder_contract(small, tmp_path):
     assert loaded.test == run.test and loaded.config == run.config
     valid, test = evaluate_run(run.path)
     assert test.metrics == pytest.approx(run.test) and valid.metrics == pytest.approx(run.valid)
+    # a checkpoint never loads into other data
+    from tests.planted import planted_dataset
+    other = planted_dataset(n_users=120, n_items=80, seed=1)
+    with pytest.raises(ConfigError, match="was trained on dataset .* now has fingerprint"):
+        evaluate_run(run.path, other)
 
 
 def test_best_validation_checkpoint_is_reported(small, tmp_path):

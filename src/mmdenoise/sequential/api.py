@@ -133,13 +133,10 @@ def evaluate_sequential_run(run_dir: str | Path, dataset: Dataset | None = None)
     run_dir = Path(run_dir)
     config = resolve_sequential_config(load_yaml(run_dir / record.CONFIG_FILE))
     data = dataset if dataset is not None else load_dataset(config.dataset)
-    state = record.load_checkpoint(run_dir)
-    if state["fingerprint"] != data.fingerprint:
-        raise ConfigError(f"{run_dir} was trained on dataset {state['fingerprint']}, "
-                          f"but {config.dataset} now has fingerprint {data.fingerprint}")
+    best = record.load_best_state(run_dir, data)
     view = make_view(data, config)
     net = build_sequential(data, view, config)
-    net.load_state_dict(state["best"]["state"] if state["best"]["state"] is not None else state["denoiser"])
+    net.load_state_dict(best)
     trainer = SequentialTrainer(data, view, net, dataclasses.replace(config.train, progress=False),
                                 n_negatives=config.sequence.n_negatives, seed=config.seed)
     trainer.prepare()

@@ -96,10 +96,5 @@ class SequentialTrainer(Trainer):
             negatives = rng.integers(0, self.view.n_items, self.n_negatives)
             batch = self.batch(order[b * size:(b + 1) * size], negatives)
             loss, terms = model.loss(batch, epoch)
-            self._check_finite(loss, terms, epoch, b)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach()
+            self.optimizer_step(optimizer, loss, terms, sums, epoch, b)
         return {name: float(v) / max(n_batches, 1) for name, v in sums.items()}

@@ -92,3 +92,14 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     return torch.load(Path(run_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def load_best_state(run_dir: Path, dataset) -> dict[str, Any]:
+    """The model state of a run's best validation epoch (the last state if it never evaluated),
+    after checking that the checkpoint was trained on ``dataset`` (same fingerprint)."""
+    from ..errors import ConfigError
+    state = load_checkpoint(run_dir)
+    if state["fingerprint"] != dataset.fingerprint:
+        raise ConfigError(f"{run_dir} was trained on dataset {state['fingerprint']}, "
+                          f"but {dataset.name} now has fingerprint {dataset.fingerprint}")
+    return state["best"]["state"] if state["best"]["state"] is not None else state["denoiser"]

@@ -146,12 +146,7 @@ class Trainer:
             sl = slice(b * size, (b + 1) * size)
             batch = Batch(users[sl], pos[sl], neg[sl], index[sl])
             loss, terms = self.denoiser.loss(batch, StepState(epoch, epoch * n_batches + b))
-            self._check_finite(loss, terms, epoch, b)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach()
+            self.optimizer_step(optimizer, loss, terms, sums, epoch, b)
         self.denoiser.epoch_end(epoch)
         row = {name: float(v) / max(n_batches, 1) for name, v in sums.items()}
         row.update(self.denoiser.epoch_stats())
@@ -159,6 +154,16 @@ class Trainer:
         if detection is not None:
             row["detection"] = detection
         return row
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, terms: dict[str, torch.Tensor],
+                       sums: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
+        """Check the batch's loss is finite, take one optimiser step, add loss and terms to ``sums``."""
+        self._check_finite(loss, terms, epoch, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for name, value in {"loss": loss, **terms}.items():
+            sums[name] = sums.get(name, 0.0) + value.detach()
 
     def detection(self) -> dict[str, float] | None:
         """ROC-AUC and precision@|noise| of the denoiser's judgement against the planted noise mask
