@@ -33,6 +33,7 @@ from ..io import atomic_dir, save_npz, write_json
 from .dataset import Dataset, Interactions
 from .mmrec import write_mmrec
 from .split import split_labels
+from .synth import check_generator_args
 
 TRUTH_FILE = "seq_truth.npz"
 FEATURE_NOISE = 0.5
@@ -66,12 +67,7 @@ def generate_sequential(preset: str, seed: int = 0, out: str | Path | None = Non
     Same (preset, seed) → identical files. Vectorised: one users × items key
     matrix per draw (the presets are small), no loop over users.
     """
-    if preset not in SEQ_PRESETS:
-        raise DataError(f"unknown sequential preset {preset!r}; presets: {', '.join(SEQ_PRESETS)}", field="preset")
-    if out is None:
-        raise DataError("generate_sequential needs an output folder (out=...)", field="out")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DataError(f"seed must be a non-negative integer, got {seed!r}", field="seed")
+    check_generator_args(preset, SEQ_PRESETS, seed, out, "generate_sequential", "sequential preset")
     spec = SEQ_PRESETS[preset]
     rng = np.random.default_rng([seed, 9])
     n_mod = len(spec.modalities)

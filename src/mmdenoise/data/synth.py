@@ -246,14 +246,19 @@ def _stream_modality(rng: np.random.Generator, path: Path, item_factors: np.ndar
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def _check_options(preset: str, seed: int, out, dims: dict[str, int], informativeness: dict[str, float],
-                   sharpness: float) -> Preset:
-    if preset not in PRESETS:
-        raise DataError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}", field="preset")
+def check_generator_args(preset: str, presets: dict, seed, out, caller: str, what: str = "preset") -> None:
+    """A DataError naming the field for an unknown ``what`` (preset), a missing ``out`` or a bad seed."""
+    if preset not in presets:
+        raise DataError(f"unknown {what} {preset!r}; presets: {', '.join(presets)}", field="preset")
     if out is None:
-        raise DataError("generate needs an output folder (out=...)", field="out")
+        raise DataError(f"{caller} needs an output folder (out=...)", field="out")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}", field="seed")
+
+
+def _check_options(preset: str, seed: int, out, dims: dict[str, int], informativeness: dict[str, float],
+                   sharpness: float) -> Preset:
+    check_generator_args(preset, PRESETS, seed, out, "generate")
     for modality, dim in dims.items():
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise DataError(f"{modality}_dim must be a positive integer, got {dim!r}", field=f"{modality}_dim")
