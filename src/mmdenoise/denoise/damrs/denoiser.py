@@ -111,11 +111,9 @@ class DAMRS(Denoiser):
 
     backbone: DAMRSBackbone
 
-    def __init__(self, backbone: DAMRSBackbone, n_interactions: int, *, alpha: float = 1.5, beta: float = 1.5,
-                 gamma: float = 1.0, dbpr: bool = True, use_f: bool = True, use_g: bool = True,
-                 au: bool = False, ai: bool = True, ai_strategy: str = "full", ai_k: int = 10,
-                 ai_tau: float = 0.2, ai_refresh: str = "batch", lambda_au: float = 0.01, lambda_ai: float = 1e-3,
-                 au_users: int = 64, ai_anchors: int = 64):
+    def __init__(self, backbone: DAMRSBackbone, n_interactions: int, *, alpha: float, beta: float, gamma: float,
+                 dbpr: bool, use_f: bool, use_g: bool, au: bool, ai: bool, ai_strategy: str, ai_k: int,
+                 ai_tau: float, ai_refresh: str, lambda_au: float, lambda_ai: float, au_users: int, ai_anchors: int):
         super().__init__(backbone)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.dbpr, self.use_f, self.use_g = dbpr, use_f, use_g
