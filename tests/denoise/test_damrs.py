@@ -417,6 +417,27 @@ def test_ablation_switches(planted):
     assert torch.allclose(per_epoch.loss(batch, StepState(0, 0))[0], full.loss(batch, StepState(0, 0))[0])
 
 
+def test_without_g_dbpr_trains_exactly_like_bpr(planted):
+    """f is detached, so −log(f·σ(Δ)) = −log f − log σ(Δ) has BPR's gradient: the paper's "−g" row is BPR on t."""
+    batch = _batch(planted)
+    grads = []
+    for params in ({"use_g": False}, {"dbpr": False}):
+        model = _damrs("lightgcn", planted, ai=False, **params)
+        loss, terms = model.loss(batch, StepState(0, 0))
+        loss.backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+        assert float(terms["flip_share"]) == 0.0
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*grads))
+    # with g, flip_share is the share of the batch where g > f: D-BPR's optimum ranks the negative first
+    model = _damrs("lightgcn", planted, ai=False)
+    _, terms = model.loss(batch, StepState(0, 0))
+    v = model.backbone.views()
+    scores = torch.stack([model.backbone.score(v.user, h, batch.users, batch.pos_items) for h in v.graph_views()], 1)
+    neg = model.backbone.score(v.user, v.item, batch.users, batch.neg_items)
+    log_f, log_g = reliability(scores, torch.sigmoid(neg).mean(), 1.5, 1.5, 1.0)
+    assert torch.isclose(terms["flip_share"], (log_g > log_f).float().mean())
+
+
 def test_bad_settings_and_featureless_data(planted):
     for bad in ({"graph": "lattice"}, {"ai_strategy": "both"}, {"ai_refresh": "never"}, {"topk": 0}, {"alpha": 0.0},
                 {"cooccurrence_weights": "tfidf"}, {"lambda_au": -1.0}, {"au_users": -1}):

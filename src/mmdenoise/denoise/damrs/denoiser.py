@@ -149,10 +149,10 @@ class DAMRS(Denoiser):
             log_f, log_g = reliability(view_scores, torch.sigmoid(neg).mean(), self.alpha, self.beta, self.gamma)
         self.judgement.update(batch.index, log_f.exp())
         terms = {}
+        used_f = log_f if self.use_f else torch.zeros_like(log_f)
+        used_g = log_g if self.use_g else torch.full_like(log_g, -torch.inf)
         if self.dbpr:
-            terms["dbpr"] = denoised_bpr(pos - neg,
-                                         log_f if self.use_f else torch.zeros_like(log_f),
-                                         log_g if self.use_g else torch.full_like(log_g, -torch.inf))
+            terms["dbpr"] = denoised_bpr(pos - neg, used_f, used_g)
         else:
             terms["rec"] = self.backbone.rec_loss(batch, v.user, v.item)
         if self.au:
@@ -166,6 +166,8 @@ class DAMRS(Denoiser):
         total = sum(terms.values())
         terms["f_mean"] = log_f.exp().mean()
         terms["g_share"] = torch.isfinite(log_g).to(log_f.dtype).mean()
+        # share of the batch whose D-BPR optimum ranks the negative above the positive (g > f)
+        terms["flip_share"] = (used_g > used_f).to(log_f.dtype).mean() if self.dbpr else torch.zeros(())
         return total, terms
 
     def user_alignment(self, user_emb: torch.Tensor, graph_views: list[torch.Tensor], item_id: torch.Tensor,
