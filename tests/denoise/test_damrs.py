@@ -429,12 +429,13 @@ def test_without_g_dbpr_trains_exactly_like_bpr(planted):
         assert float(terms["flip_share"]) == 0.0
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(*grads))
     # with g, flip_share is the share of the batch where g > f: D-BPR's optimum ranks the negative first
-    model = _damrs("lightgcn", planted, ai=False)
+    model = _damrs("lightgcn", planted, ai=False, gamma=1.0)
     _, terms = model.loss(batch, StepState(0, 0))
+    assert terms["flip_share"] > 0
     v = model.backbone.views()
     scores = torch.stack([model.backbone.score(v.user, h, batch.users, batch.pos_items) for h in v.graph_views()], 1)
     neg = model.backbone.score(v.user, v.item, batch.users, batch.neg_items)
-    log_f, log_g = reliability(scores, torch.sigmoid(neg).mean(), 1.5, 1.5, 1.0)
+    log_f, log_g = reliability(scores, torch.sigmoid(neg).mean(), model.alpha, model.beta, model.gamma)
     assert torch.isclose(terms["flip_share"], (log_g > log_f).float().mean())
 
 
