@@ -39,10 +39,10 @@ class DAMRSConfig:
     alpha, beta: exponents of f (Eq. 6), 1.5 on Baby and Clothing (3 on Sports).
     gamma: exponent of g (Eq. 7), which the paper tunes in {1, 2}; 2, chosen on
         ml-100k validation Recall@20 (LightGCN + 20% added: 0.3464 vs 0.3431; MF:
-        0.3415 vs 0.3332; VBPR: 0.3258 vs 0.2996). Where g is active (ŷ_n > μ)
-        it nearly always exceeds f, and where g > f Eq. 8 pushes the negative
-        above the positive (∂L/∂σ(Δ) = (g − f) / (f σ(Δ) + g (1 − σ(Δ)));
-        "flip_share" in the metrics); g ∈ (0, 1), so γ = 2 weakens that push.
+        0.3415 vs 0.3332; VBPR: 0.3258 vs 0.2996). Where g > f, Eq. 8 trains the
+        observed item below the negative ("flip_share" in the metrics); at
+        γ = 1 that is every interaction with g active, 40% of VBPR's first
+        epoch, at γ = 2 about 1% (docs/results/damrs-ml100k.md).
     dbpr: D-BPR (Eq. 8); off = the backbone's own loss on t (BPR), Table 3's DIIG rows.
     use_f / use_g: off = f ≡ 1 / g ≡ 0 (Table 3, "−f(u,i)" / "−g(u,i)").
     au / ai: the alignment terms (Eq. 10 / Eq. 11); AU is off by default (see λ1 below).
