@@ -12,8 +12,9 @@ with L_ssm^aug the sampled softmax of the positive views against the same
 target (mean over the J views) and L_cont Eq. 14. Demure composes the base
 model (``self.base``); at evaluation it is the base model.
 
-Choices where the paper is silent: λ₁ = 1, λ₂ = 0.1 by default; the
-augmentation starts after ``warmup_epochs`` (0: from the first batch); the
+Choices where the paper is silent: λ₁ = 0 and λ₂ = 0.1 by default (λ₁ chosen
+on validation, see ``DemureConfig``; L_ssm^aug is still computed and logged);
+the augmentation starts after ``warmup_epochs`` (0: from the first batch); the
 views are drawn once per batch from the same candidate pool.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .models import AttentionBase, SeqBatch
 
 
 class Demure(nn.Module):
-    """Demure around an ``AttentionBase``.
+    """Demure around an ``AttentionBase``; settings as in :class:`~mmdenoise.sequential.config.DemureConfig`.
 
     seen_keys: sorted int64 [S], ``user * n_items + item`` of every known
         interaction (replacements are drawn from items the user has not
@@ -37,10 +38,9 @@ class Demure(nn.Module):
 
     multi_interest = False
 
-    def __init__(self, base: AttentionBase, seen_keys: torch.Tensor, n_items: int, *, gamma_i: float = 0.4,
-                 gamma_m: float = 0.2, n_views: int = 1, lambda_aug: float = 1.0, lambda_cont: float = 0.1,
-                 interest: str = "grad_input", similarity: str = "dot", temperature: float = 1.0,
-                 pool_size: int = 256, warmup_epochs: int = 0):
+    def __init__(self, base: AttentionBase, seen_keys: torch.Tensor, n_items: int, *, gamma_i: float,
+                 gamma_m: float, n_views: int, lambda_aug: float, lambda_cont: float, interest: str,
+                 similarity: str, temperature: float, pool_size: int, warmup_epochs: int):
         super().__init__()
         self.base = base
         self.register_buffer("seen_keys", torch.as_tensor(seen_keys, dtype=torch.long), persistent=False)
@@ -99,8 +99,9 @@ class Demure(nn.Module):
         n_views, size = self.n_views, batch.history.shape[0]
         augmented = base.encode(views, mask.repeat(2 * n_views, 1)).user.reshape(2, n_views, size, -1)
         positives, negatives = augmented[0].transpose(0, 1), augmented[1].transpose(0, 1)       # [B, J, d]
-        ssm_aug = sampled_softmax_loss(augmented[0].reshape(n_views * size, -1), target_emb.repeat(n_views, 1),
-                                       negative_emb, batch.targets.repeat(n_views), batch.negatives)
+        with torch.set_grad_enabled(self.lambda_aug != 0):  # logged either way
+            ssm_aug = sampled_softmax_loss(augmented[0].reshape(n_views * size, -1), target_emb.repeat(n_views, 1),
+                                           negative_emb, batch.targets.repeat(n_views), batch.negatives)
         cont = contrastive_loss(encoded.user, positives, negatives, self.similarity, self.temperature)  # Eq. 14
         terms.update(ssm_aug=ssm_aug.detach(), cont=cont.detach())
         return ssm + self.lambda_aug * ssm_aug + self.lambda_cont * cont, terms
