@@ -112,3 +112,23 @@ def test_resume_matches_an_uninterrupted_run(seq_tiny, tmp_path):
                                overrides=[*settings, "train.epochs=2"])
     assert resumed.test == full.test and resumed.result["epochs_run"] == 2
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+
+
+def test_demure_loss_is_eq15_and_lambda1_zero_only_logs_the_positive_view_loss(runs, seq_tiny):
+    demure = runs["demure"].backbone
+    view = make_view(seq_tiny, runs["demure"].config)
+    trainer = SequentialTrainer(seq_tiny, view, demure, runs["demure"].config.train, n_negatives=64)
+    batch = trainer.batch(np.arange(32), np.arange(64))
+    for lambda_aug in (0.0, 1.0):
+        demure.lambda_aug = lambda_aug
+        torch.manual_seed(0)
+        loss, terms = demure.loss(batch, epoch=1)
+        expected = terms["ssm"] + lambda_aug * terms["ssm_aug"] + demure.lambda_cont * terms["cont"]
+        assert torch.isclose(loss, expected) and terms["ssm_aug"] > 0
+        demure.zero_grad()
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in demure.parameters() if p.grad is not None])
+        if lambda_aug == 0.0:
+            without = grads
+    assert not torch.allclose(without, grads)   # the positive views' softmax moves the weights only at λ₁ > 0
+    demure.lambda_aug = 0.0
