@@ -119,16 +119,17 @@ def test_demure_loss_is_eq15_and_lambda1_zero_only_logs_the_positive_view_loss(r
     view = make_view(seq_tiny, runs["demure"].config)
     trainer = SequentialTrainer(seq_tiny, view, demure, runs["demure"].config.train, n_negatives=64)
     batch = trainer.batch(np.arange(32), np.arange(64))
-    for lambda_aug in (0.0, 1.0):
-        demure.lambda_aug = lambda_aug
-        torch.manual_seed(0)
-        loss, terms = demure.loss(batch, epoch=1)
-        expected = terms["ssm"] + lambda_aug * terms["ssm_aug"] + demure.lambda_cont * terms["cont"]
-        assert torch.isclose(loss, expected) and terms["ssm_aug"] > 0
-        demure.zero_grad()
-        loss.backward()
-        grads = torch.cat([p.grad.flatten() for p in demure.parameters() if p.grad is not None])
-        if lambda_aug == 0.0:
-            without = grads
-    assert not torch.allclose(without, grads)   # the positive views' softmax moves the weights only at λ₁ > 0
-    demure.lambda_aug = 0.0
+    grads, original = {}, demure.lambda_aug
+    try:
+        for lambda_aug in (0.0, 1.0):
+            demure.lambda_aug = lambda_aug
+            torch.manual_seed(0)   # the same views both times
+            loss, terms = demure.loss(batch, epoch=1)
+            expected = terms["ssm"] + lambda_aug * terms["ssm_aug"] + demure.lambda_cont * terms["cont"]
+            assert torch.isclose(loss, expected) and terms["ssm_aug"] > 0
+            demure.zero_grad()
+            loss.backward()
+            grads[lambda_aug] = torch.cat([p.grad.flatten() for p in demure.parameters() if p.grad is not None])
+    finally:
+        demure.lambda_aug = original   # the fixture is shared
+    assert not torch.allclose(grads[0.0], grads[1.0])   # the positive views' softmax moves the weights only at λ₁ > 0

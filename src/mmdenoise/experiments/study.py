@@ -115,6 +115,11 @@ def _stats(values: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
 
 
+def _test_values(records: Sequence[dict], metric: str) -> list[float]:
+    """The test ``metric`` of each trial record (one per seed)."""
+    return [r["test"][metric] for r in records]
+
+
 def _cell(mean: float, std: float, n: int, bold: bool = False, mark: str = "") -> str:
     text = f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
     return f"**{text}**{mark}" if bold else text + mark
@@ -234,19 +239,19 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     table = noise_table(source.name, kind, models, denoisers, levels, cells, len(seed_list))
     files = []
     for model in models:
-        series = {d: [_stats([r["test"]["recall@20"] for r in cells[(model, d, lv)]]) for lv in levels]
+        series = {d: [_stats(_test_values(cells[(model, d, lv)], "recall@20")) for lv in levels]
                   for d in denoisers}
         files.append(noise_curves(root / f"noise_{model}.png", model, source.name, kind, levels, series,
                                   len(seed_list)))
     summary = {"dataset": source.name, "kind": kind, "levels": levels, "seeds": seed_list, "models": models,
                "denoisers": denoisers, "overrides": list(overrides),
                "cells": [{"model": m, "denoiser": d, "level": lv,
-                          **{metric: dict(zip(("mean", "std"), _stats([r["test"][metric] for r in cells[(m, d, lv)]])),
-                                          values=[r["test"][metric] for r in cells[(m, d, lv)]])
+                          **{metric: dict(zip(("mean", "std"), _stats(_test_values(cells[(m, d, lv)], metric))),
+                                          values=_test_values(cells[(m, d, lv)], metric))
                              for metric, _ in TABLE_METRICS}}
                          for m in models for d in denoisers for lv in levels],
-               "decline_rate": {m: {d: decline_rate(np.mean([r["test"]["recall@20"] for r in cells[(m, d, levels[0])]]),
-                                                    np.mean([r["test"]["recall@20"] for r in cells[(m, d, levels[-1])]]))
+               "decline_rate": {m: {d: decline_rate(np.mean(_test_values(cells[(m, d, levels[0])], "recall@20")),
+                                                    np.mean(_test_values(cells[(m, d, levels[-1])], "recall@20")))
                                     for d in denoisers} for m in models},
                "runs": [{k: r[k] for k in ("name", "params", "path")} for r in records]}
     files += _write(root, "study", table, summary, [f.name for f in files])
@@ -268,7 +273,7 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
     lo, hi = levels[0], levels[-1]
     for model in models:
         for metric, short in TABLE_METRICS:
-            stats = {(d, lv): _stats([r["test"][metric] for r in cells[(model, d, lv)]])
+            stats = {(d, lv): _stats(_test_values(cells[(model, d, lv)], metric))
                      for d in denoisers for lv in levels}
             paths = {(d, lv): [Path(r["path"]) for r in cells[(model, d, lv)]] for d in denoisers for lv in levels}
             marked = {(d, lv) for d in denoisers for lv in levels if d != "none" and "none" in denoisers
@@ -351,7 +356,7 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
     for rec in records:
         runs[rec["params"]["variant"]].append(rec)
     n = max(len(v) for v in runs.values())
-    stats = {(label, metric): _stats([r["test"][metric] for r in runs[label]])
+    stats = {(label, metric): _stats(_test_values(runs[label], metric))
              for label in labels for metric, _ in TABLE_METRICS}
     best = {metric: max(round(stats[(label, metric)][0], 4) for label in labels) for metric, _ in TABLE_METRICS}
     header = "| variant | " + " | ".join(f"test {short}" for _, short in TABLE_METRICS) + " | valid R@20 |"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..io import atomic_path, save_npz, write_json, write_text
 
 CONFIG_FILE = "config.yaml"
@@ -97,7 +98,6 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
 def load_best_state(run_dir: Path, dataset) -> dict[str, Any]:
     """The model state of a run's best validation epoch (the last state if it never evaluated),
     after checking that the checkpoint was trained on ``dataset`` (same fingerprint)."""
-    from ..errors import ConfigError
     state = load_checkpoint(run_dir)
     if state["fingerprint"] != dataset.fingerprint:
         raise ConfigError(f"{run_dir} was trained on dataset {state['fingerprint']}, "

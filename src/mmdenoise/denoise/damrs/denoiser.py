@@ -148,11 +148,13 @@ class DAMRS(Denoiser):
                                        for h in graph_views], dim=1)
             log_f, log_g = reliability(view_scores, torch.sigmoid(neg).mean(), self.alpha, self.beta, self.gamma)
         self.judgement.update(batch.index, log_f.exp())
-        terms = {}
-        used_f = log_f if self.use_f else torch.zeros_like(log_f)
-        used_g = log_g if self.use_g else torch.full_like(log_g, -torch.inf)
+        terms, stats = {}, {"f_mean": log_f.exp().mean(), "g_share": torch.isfinite(log_g).to(log_f.dtype).mean()}
         if self.dbpr:
+            used_f = log_f if self.use_f else torch.zeros_like(log_f)
+            used_g = log_g if self.use_g else torch.full_like(log_g, -torch.inf)
             terms["dbpr"] = denoised_bpr(pos - neg, used_f, used_g)
+            # share of the batch whose D-BPR optimum ranks the negative above the positive (g > f)
+            stats["flip_share"] = (used_g > used_f).to(log_f.dtype).mean()
         else:
             terms["rec"] = self.backbone.rec_loss(batch, v.user, v.item)
         if self.au:
@@ -163,12 +165,7 @@ class DAMRS(Denoiser):
         inner = self.backbone.inner
         terms["extra"] = inner.extra_loss(batch, v.user, v.item_id)
         terms["reg"] = inner.regularization(batch, v.user, v.item_id)
-        total = sum(terms.values())
-        terms["f_mean"] = log_f.exp().mean()
-        terms["g_share"] = torch.isfinite(log_g).to(log_f.dtype).mean()
-        # share of the batch whose D-BPR optimum ranks the negative above the positive (g > f)
-        terms["flip_share"] = (used_g > used_f).to(log_f.dtype).mean() if self.dbpr else torch.zeros(())
-        return total, terms
+        return sum(terms.values()), terms | stats
 
     def user_alignment(self, user_emb: torch.Tensor, graph_views: list[torch.Tensor], item_id: torch.Tensor,
                        batch_users: torch.Tensor) -> torch.Tensor:
