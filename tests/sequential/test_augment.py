@@ -10,8 +10,9 @@ from mmdenoise.sequential.augment import augment_view, replacement_weights, samp
 def test_replacement_weights_are_min_max_normalised_similarities():
     similarity = torch.tensor([[0.0, 1.0, 2.0, 3.0, 4.0], [5.0, 1.0, 3.0, 9.0, 2.0]])
     allowed = torch.tensor([[True] * 5, [False, True, True, False, True]])
-    negative = replacement_weights(similarity, allowed, toward_similar=False)
-    positive = replacement_weights(similarity, allowed, toward_similar=True)
+    # proportional to P and 1 − P: each row scaled by its span (4 and 2 here), which the draw ignores
+    negative = replacement_weights(similarity, allowed, toward_similar=False) / torch.tensor([[4.0], [2.0]])
+    positive = replacement_weights(similarity, allowed, toward_similar=True) / torch.tensor([[4.0], [2.0]])
     assert torch.allclose(negative[0], torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0]))       # 1 − P (Eq. 10)
     assert torch.allclose(positive[0], torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))       # P
     # min and max over the allowed candidates only (1, 3); disallowed get 0
@@ -32,9 +33,13 @@ def test_samples_follow_one_minus_similarity_and_similarity():
     allowed = torch.ones(60_000, 5, dtype=torch.bool)
     allowed[:, 2] = False                                                # a seen item is never drawn
     for toward_similar, expected in ((False, [1.0, 0.75, 0.0, 0.25, 0.0]), (True, [0.0, 0.25, 0.0, 0.75, 1.0])):
-        draws = sample_replacements(query, candidates, allowed, toward_similar, generator)
-        freq = np.bincount(draws.numpy(), minlength=5) / draws.numel()
+        draws = sample_replacements(query, candidates, allowed, toward_similar, generator, n_draws=3)
+        assert draws.shape == (3, 60_000)
+        # the three draws of a row are independent: the pair (first, second) spreads over all allowed pairs
+        pairs = np.bincount((draws[0] * 5 + draws[1]).numpy(), minlength=25).reshape(5, 5) / draws.shape[1]
         expected = np.array(expected) / sum(expected)
+        assert np.abs(pairs - np.outer(expected, expected)).max() < 0.01
+        freq = np.bincount(draws.flatten().numpy(), minlength=5) / draws.numel()
         assert np.abs(freq - expected).max() < 0.01, (toward_similar, freq, expected)
         assert freq[2] == 0
 
@@ -65,9 +70,13 @@ def _view_inputs(seed=0):
 def test_negative_view_replaces_the_highest_interest_items_then_modalities():
     args = _view_inputs()
     history, alpha_item, alpha_mod = args[0], args[1], args[2]
-    out = augment_view(*args, gamma_i=0.4, gamma_m=0.25, positive=False)
-    assert out.shape == (2, 10, 2)
+    views = augment_view(*args, gamma_i=0.4, gamma_m=0.25, positive=False, n_views=3)
+    assert views.shape == (3, 2, 10, 2)
     original = history.unsqueeze(-1).expand(2, 10, 2)
+    # the J views change the same slots (chosen by the interests), with their own draws
+    changed = views != original
+    assert (changed == changed[0]).all() and not (views == views[0]).all()
+    out = views[0]
     # an item-level replacement puts one new item in every slot of the position
     whole = (out[..., 0] == out[..., 1]) & (out[..., 0] != history)
     # K_i = ⌊n γ_i⌋: 4 of 10 and 2 of 5; the highest interests (positions 0, 2, 4, 6 and 0, 1)
@@ -87,7 +96,7 @@ def test_negative_view_replaces_the_highest_interest_items_then_modalities():
 def test_positive_view_replaces_the_lowest_interest_items():
     args = _view_inputs(1)
     history = args[0]
-    out = augment_view(*args, gamma_i=0.2, gamma_m=0.0, positive=True)
+    out, = augment_view(*args, gamma_i=0.2, gamma_m=0.0, positive=True)
     whole = (out[..., 0] == out[..., 1]) & (out[..., 0] != history)
     assert ((out != history.unsqueeze(-1)).any(-1) == whole).all()        # γ_m = 0: no modality-level change
     assert torch.nonzero(whole[0]).squeeze(1).tolist() == [1, 9]           # α = 1 and 0: the two lowest

@@ -45,47 +45,51 @@ def top_ranked(scores: torch.Tensor, valid: torch.Tensor, counts: torch.Tensor, 
 
 
 def replacement_weights(similarity: torch.Tensor, allowed: torch.Tensor, toward_similar: bool) -> torch.Tensor:
-    """Sampling weights of Eq. 10/13: P = (D − min)/(max − min) per row over the allowed candidates;
-    weight P (positive view, ``toward_similar``) or 1 − P (negative view); 0 where not allowed.
+    """Sampling weights of Eq. 10/13, up to a per-row factor: P = (D − min)/(max − min) per row over
+    the allowed candidates, weight P (positive view, ``toward_similar``) or 1 − P (negative view);
+    0 where not allowed.
 
-    similarity: D [R, C]; allowed: bool [R, C]. A row whose allowed similarities
-    are all equal (or whose weights would all be 0) gets uniform weights over
+    Only proportions matter to the draw, so the row's span (max − min) is not divided out:
+    the weights are D − min or max − D. similarity: D [R, C]; allowed: bool [R, C]. A row whose
+    allowed similarities are all equal (or whose weights would all be 0) gets uniform weights over
     its allowed candidates. Returns float [R, C].
     """
-    low = similarity.masked_fill(~allowed, torch.inf).min(1, keepdim=True).values
-    high = similarity.masked_fill(~allowed, -torch.inf).max(1, keepdim=True).values
-    span = high - low
-    normalised = torch.where(span > 0, (similarity - low) / span.clamp_min(1e-12), torch.full_like(similarity, 0.5))
-    weights = (normalised if toward_similar else 1.0 - normalised).clamp_min(0.0) * allowed
+    if toward_similar:
+        low = similarity.masked_fill(~allowed, torch.inf).amin(1, keepdim=True)
+        weights = (similarity - low).masked_fill_(~allowed, 0.0)
+    else:
+        high = similarity.masked_fill(~allowed, -torch.inf).amax(1, keepdim=True)
+        weights = (high - similarity).masked_fill_(~allowed, 0.0)
     empty = weights.sum(1, keepdim=True) <= 0
     return torch.where(empty, allowed.to(weights.dtype), weights)
 
 
 def sample_replacements(query: torch.Tensor, candidates: torch.Tensor, allowed: torch.Tensor,
-                        toward_similar: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One candidate per query row, drawn with the weights of ``replacement_weights`` (Eq. 10/13).
+                        toward_similar: bool, generator: torch.Generator | None = None,
+                        n_draws: int = 1) -> torch.Tensor:
+    """``n_draws`` independent candidates per query row, drawn with the weights of
+    ``replacement_weights`` (Eq. 10/13); the weights are computed once for all draws.
 
     query: [R, d] (S_rep); candidates: [C, d] (U or U_m); allowed: bool [R, C],
-    each row with ≥ 1 True. Returns int64 [R], indices into ``candidates``.
+    each row with ≥ 1 True. Returns int64 [n_draws, R], indices into ``candidates``.
     """
     if query.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long, device=query.device)
-    weights = replacement_weights(query @ candidates.T, allowed, toward_similar)
-    # inverse-CDF draw (one uniform per row; torch.multinomial spends one exponential per candidate)
-    cdf = weights.cumsum(1)
-    point = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
-    pick = torch.searchsorted(cdf, point, right=True).squeeze(1)
-    # a draw rounded up to the row's total lands past the end: take the last candidate with weight
-    columns = torch.arange(cdf.shape[1], device=cdf.device)
-    return torch.minimum(pick, torch.where(weights > 0, columns, -1).max(1).values)
+        return torch.zeros(n_draws, 0, dtype=torch.long, device=query.device)
+    cdf = replacement_weights(query @ candidates.T, allowed, toward_similar).cumsum_(1)
+    total = cdf[:, -1:]
+    # inverse-CDF draws (one uniform per draw; torch.multinomial spends one exponential per candidate),
+    # kept below the row's total so that a draw never lands past the last candidate with weight
+    point = torch.rand(cdf.shape[0], n_draws, generator=generator, device=cdf.device, dtype=cdf.dtype) * total
+    point = torch.minimum(point, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, point, right=True).T
 
 
 def augment_view(history: torch.Tensor, alpha_item: torch.Tensor, alpha_modality: torch.Tensor,
                  item_emb: torch.Tensor, modality_act: torch.Tensor, pool_items: torch.Tensor,
                  pool_item_emb: torch.Tensor, pool_modality_act: torch.Tensor, allowed: torch.Tensor,
                  gamma_i: float, gamma_m: float, positive: bool,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """One augmented view of each history window (Eq. 9–13) → modality_items int64 [B, L, M].
+                 generator: torch.Generator | None = None, n_views: int = 1) -> torch.Tensor:
+    """``n_views`` augmented views of each history window (Eq. 9–13) → modality_items int64 [J, B, L, M].
 
     history: int64 [B, L] (PAD = −1); alpha_item [B, L], alpha_modality
     [B, L, M]: interest scores (Eq. 7–8); item_emb [B, L, d] and modality_act
@@ -94,6 +98,8 @@ def augment_view(history: torch.Tensor, alpha_item: torch.Tensor, alpha_modality
     pool items user b has not interacted with (rows need ≥ 1 True).
     positive=False: negative view (highest interests replaced, ∝ 1 − P);
     True: positive view (lowest replaced, ∝ P). PAD positions stay PAD.
+    The J views replace the same positions and slots (they depend on the
+    interests only) with independent draws.
     """
     mask = history >= 0
     batch, length = history.shape
@@ -101,11 +107,12 @@ def augment_view(history: torch.Tensor, alpha_item: torch.Tensor, alpha_modality
     n_real = mask.sum(1)
     k_items = torch.floor(n_real * gamma_i + _EPS).long()
     replaced = top_ranked(alpha_item, mask, k_items, highest=not positive)                    # Eq. 9
-    out = history.unsqueeze(-1).expand(batch, length, n_mod).clone()
+    out = history.unsqueeze(-1).expand(n_views, batch, length, n_mod).clone()
 
     rows, cols = replaced.nonzero(as_tuple=True)
-    choice = sample_replacements(item_emb[rows, cols], pool_item_emb, allowed[rows], positive, generator)  # Eq. 10
-    out[rows, cols] = pool_items[choice].unsqueeze(-1)
+    choice = sample_replacements(item_emb[rows, cols], pool_item_emb, allowed[rows], positive, generator,
+                                 n_views)                                                      # Eq. 10
+    out[:, rows, cols] = pool_items[choice].unsqueeze(-1)
 
     rest = (mask & ~replaced).unsqueeze(-1).expand(batch, length, n_mod).reshape(batch, -1)  # Eq. 11
     k_modalities = torch.floor((n_real - k_items) * n_mod * gamma_m + _EPS).long()
@@ -114,6 +121,6 @@ def augment_view(history: torch.Tensor, alpha_item: torch.Tensor, alpha_modality
     for m in range(n_mod):  # a handful of modalities; each has its own candidate set U_m
         rows, cols = chosen[..., m].nonzero(as_tuple=True)
         pick = sample_replacements(modality_act[rows, cols, m], pool_modality_act[:, m], allowed[rows],
-                                   positive, generator)                                       # Eq. 13
-        out[rows, cols, m] = pool_items[pick]
+                                   positive, generator, n_views)                              # Eq. 13
+        out[:, rows, cols, m] = pool_items[pick]
     return out

@@ -117,6 +117,6 @@ class Demure(nn.Module):
         pool_act = encoder.activations(pool.unsqueeze(-1).expand(-1, encoder.n_modalities))
         pool_emb = encoder.aggregate(pool_act)[0]
         out = [augment_view(batch.history, alpha_item, alpha_modality, item_act, modality_act, pool, pool_emb,
-                            pool_act, allowed, self.gamma_i, self.gamma_m, positive)
-               for positive in (True, False) for _ in range(self.n_views)]
-        return torch.cat(out)
+                            pool_act, allowed, self.gamma_i, self.gamma_m, positive, n_views=self.n_views)
+               for positive in (True, False)]
+        return torch.cat(out).flatten(0, 1)
