@@ -308,6 +308,25 @@ def seq_study_cmd(
     typer.echo(f"written: {path}")
 
 
+@app.command("seq-compare")
+def seq_compare_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset", help="registered name or folder (with timestamps)"),
+    models: str = typer.Option("base,demure", "-m", "--models",
+                               help="sequential models, comma-separated; the first is the reference"),
+    splits: str = typer.Option("0,1,2", help="user split seeds (sequence.split_seed), comma-separated"),
+    seed: int = typer.Option(0, help="training seed of every run"),
+    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-seq-splits)"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+):
+    """Models over several user splits: per-split and pooled paired tests against the first (rerun resumes)."""
+    from .sequential.study import split_study
+    folder = out or Path("studies") / f"{Path(dataset).name}-seq-splits"
+    path = split_study(dataset, [m.strip() for m in models.split(",") if m.strip()], folder,
+                       splits=[int(k) for k in splits.split(",") if k.strip()], seed=seed, overrides=set_)
+    typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(f"written: {path}")
+
+
 def _print_run(run, json_out: bool) -> None:
     """A finished run as result.json or a one-line summary and a valid/test table."""
     if json_out:

@@ -1,9 +1,12 @@
-"""Sequential configs fail loudly; the CLI trains, evaluates, generates and runs the sensitivity study."""
+"""Sequential configs fail loudly; the CLI trains, evaluates, generates and runs the sensitivity and
+split studies."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from scipy import stats
 from typer.testing import CliRunner
 
 from mmdenoise.cli import app
@@ -71,3 +74,33 @@ def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
     assert len(study_module.grid_points("gamma")) == 9
     with pytest.raises(ConfigError, match="grids: gamma"):
         study_module.grid_points("lambda")
+
+
+def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_folder):
+    out = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "youtubednn,base",
+                                   "--splits", "0,1", "--out", str(tmp_path / "cmp"), "--set", "dim=16", *FAST])
+    assert out.exit_code == 0, out.output
+    summary = json.loads((tmp_path / "cmp" / "splits.json").read_text())
+    runs = {(r["model"], r["split"]): r["run"] for r in summary["per_split"]}
+    assert sorted(runs) == [("base", 0), ("base", 1), ("youtubednn", 0), ("youtubednn", 1)]
+    # the two splits hold different test users; each (split, user) is one pair
+    users = [record.read_per_user(runs[("base", k)])["users"] for k in (0, 1)]
+    assert not np.array_equal(users[0], users[1])
+    ref = np.concatenate([record.read_per_user(runs[("youtubednn", k)])["test_recall@20"] for k in (0, 1)])
+    other = np.concatenate([record.read_per_user(runs[("base", k)])["test_recall@20"] for k in (0, 1)])
+    pooled = {r["model"]: r for r in summary["pooled"]}
+    assert pooled["base"]["n_pairs"] == ref.size == users[0].size + users[1].size
+    assert pooled["base"]["recall@20"] == pytest.approx(other.mean())
+    assert pooled["base"]["p_recall@20"] == pytest.approx(stats.ttest_rel(other, ref).pvalue)
+    assert "p_recall@20" not in pooled["youtubednn"]
+    for row in summary["per_split"]:
+        if row["model"] == "base":
+            reference = record.read_result(runs[("youtubednn", row["split"])])["test"]["recall@20"]
+            assert row["delta"] == pytest.approx(row["recall@20"] - reference)
+    table = (tmp_path / "cmp" / "splits.md").read_text()
+    assert "| 1 | base |" in table and "| base | " in table and "(p = " in table
+    bad = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "base,sasrec",
+                                   "--out", str(tmp_path / "bad")])
+    assert isinstance(bad.exception, ConfigError) and "valid sequential models" in str(bad.exception)
+    with pytest.raises(ConfigError, match="distinct split seeds"):
+        study_module.split_study(str(seq_tiny_folder), ["base", "demure"], tmp_path / "bad", splits=[0, 0])

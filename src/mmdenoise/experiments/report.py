@@ -49,6 +49,26 @@ def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray
     return users, values / len(runs)
 
 
+def pooled_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Test ``metric`` of two models paired user by user within each split, pooled over the splits.
+
+    runs_a[k] and runs_b[k] were trained on the same user split (their users
+    are aligned); the result concatenates the aligned per-user values of every
+    split: (a float64 [n], b float64 [n]), one entry per (split, user). A user
+    held out in several splits counts once per split.
+    """
+    if len(runs_a) != len(runs_b):
+        raise ValueError(f"one run per split on each side, got {len(runs_a)} and {len(runs_b)}")
+    pairs = []
+    for run_a, run_b in zip(runs_a, runs_b):
+        za, zb = record.read_per_user(run_a), record.read_per_user(run_b)
+        _, a, b = align(za["users"], za[f"test_{metric}"], zb["users"], zb[f"test_{metric}"])
+        pairs.append((a, b))
+    a = np.concatenate([a for a, _ in pairs]).astype(np.float64)
+    b = np.concatenate([b for _, b in pairs]).astype(np.float64)
+    return a, b
+
+
 def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, alpha: float = 0.05) -> bool:
     """Whether runs_a beat runs_b on test ``metric``: higher mean and paired t-test p < alpha.
 
