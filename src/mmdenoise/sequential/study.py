@@ -121,45 +121,54 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: Sequ
     out = Path(out)
     runs = {m: [_run(out / f"{m}-split{k}-s{seed}", dataset, m, seed, [*overrides, f"sequence.split_seed={k}"])
                 for k in splits] for m in models}
-    reference = models[0]
+    per_split, pooled = _compare_over_splits(runs, splits, models[0])
+    note = (f"\nModels on {dataset} over user splits {splits}, training seed {seed}; Δ and p per split: paired "
+            f"t-test of test Recall@20 against {models[0]} over that split's test users.\n")
+    path = out / "splits.md"
+    write_text(path, _split_tables(per_split, pooled, splits, models[0]) + note)
+    write_json(out / "splits.json", {"dataset": str(dataset), "models": models, "reference": models[0],
+                                     "splits": splits, "seed": seed, "per_split": per_split, "pooled": pooled})
+    return path
+
+
+def _compare_over_splits(runs: dict[str, list[Path]], splits: list[int], reference: str
+                         ) -> tuple[list[dict], list[dict]]:
+    """Rows of the per-split and the pooled table; ``runs[model][j]`` was trained on ``splits[j]``."""
     per_split, pooled = [], []
-    for m in models:
-        results = [record.read_result(r) for r in runs[m]]
-        for k, run, result in zip(splits, runs[m], results):
-            row = {"split": k, "model": m, "run": str(run), "best_epoch": result["best_epoch"],
-                   "valid_recall@20": result["valid"]["recall@20"], **{m_: result["test"][m_] for m_ in METRICS}}
-            if m != reference:
-                a, b = pooled_per_user([run], [runs[reference][splits.index(k)]], "recall@20")
+    for model, folders in runs.items():
+        results = [record.read_result(r) for r in folders]
+        for j, (folder, result) in enumerate(zip(folders, results)):
+            row = {"split": splits[j], "model": model, "run": str(folder), "best_epoch": result["best_epoch"],
+                   "valid_recall@20": result["valid"]["recall@20"], **{k: result["test"][k] for k in METRICS}}
+            if model != reference:
+                a, b = pooled_per_user([folder], [runs[reference][j]], "recall@20")
                 row.update(delta=float(a.mean() - b.mean()), p=paired_ttest(a, b)[1])
             per_split.append(row)
-        row = {"model": m, "valid_recall@20": float(np.mean([r["valid"]["recall@20"] for r in results]))}
+        row = {"model": model, "valid_recall@20": float(np.mean([r["valid"]["recall@20"] for r in results]))}
         for metric in METRICS:
-            a, b = pooled_per_user(runs[m], runs[reference], metric)
-            row[metric] = float(a.mean())
-            row["n_pairs"] = int(a.size)
-            if m != reference:
+            a, b = pooled_per_user(folders, runs[reference], metric)
+            row[metric], row["n_pairs"] = float(a.mean()), int(a.size)
+            if model != reference:
                 row[f"p_{metric}"] = paired_ttest(a, b)[1]
         pooled.append(row)
+    return per_split, pooled
 
+
+def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], reference: str) -> str:
+    """The two Markdown tables of ``split_study``."""
     lines = ["| split | model | valid R@20 | R@20 | N@20 | R@50 | N@50 | best epoch | Δ R@20 (p) |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in sorted(per_split, key=lambda r: r["split"]):
         delta = f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""
         lines.append(f"| {row['split']} | {row['model']} | {row['valid_recall@20']:.4f} | "
-                     + " | ".join(f"{row[m]:.4f}" for m in METRICS) + f" | {row['best_epoch']} | {delta} |")
+                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']} | {delta} |")
     lines += ["", f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
               f"t-test against {reference}:", "",
               "| model | mean valid R@20 | R@20 | N@20 | R@50 | N@50 |", "|---|---:|---:|---:|---:|---:|"]
     for row in pooled:
-        cells = [f"{row[m]:.4f}" + (f" (p = {row[f'p_{m}']:.2g})" if f"p_{m}" in row else "") for m in METRICS]
+        cells = [f"{row[k]:.4f}" + (f" (p = {row[f'p_{k}']:.2g})" if f"p_{k}" in row else "") for k in METRICS]
         lines.append(f"| {row['model']} | {row['valid_recall@20']:.4f} | " + " | ".join(cells) + " |")
-    note = (f"\nModels on {dataset} over user splits {splits}, training seed {seed}; Δ and p per split: paired "
-            f"t-test of test Recall@20 against {reference} over that split's test users.\n")
-    path = out / "splits.md"
-    write_text(path, "\n".join(lines) + "\n" + note)
-    write_json(out / "splits.json", {"dataset": str(dataset), "models": models, "reference": reference,
-                                     "splits": splits, "seed": seed, "per_split": per_split, "pooled": pooled})
-    return path
+    return "\n".join(lines) + "\n"
 
 
 def read_table(path: str | Path) -> dict:
