@@ -314,7 +314,7 @@ def seq_compare_cmd(
     models: str = typer.Option("base,demure", "-m", "--models",
                                help="sequential models, comma-separated; the first is the reference"),
     splits: str = typer.Option("0,1,2", help="user split seeds (sequence.split_seed), comma-separated"),
-    seed: int = typer.Option(0, help="training seed of every run"),
+    seeds: str = typer.Option("0", help="training seeds, comma-separated (per-user values averaged over them)"),
     out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-seq-splits)"),
     set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
 ):
@@ -322,7 +322,8 @@ def seq_compare_cmd(
     from .sequential.study import split_study
     folder = out or Path("studies") / f"{Path(dataset).name}-seq-splits"
     path = split_study(dataset, [m.strip() for m in models.split(",") if m.strip()], folder,
-                       splits=[int(k) for k in splits.split(",") if k.strip()], seed=seed, overrides=set_)
+                       splits=[int(k) for k in splits.split(",") if k.strip()],
+                       seeds=[int(s) for s in seeds.split(",") if s.strip()], overrides=set_)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 

@@ -78,25 +78,35 @@ def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
 
 def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_folder):
     out = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "youtubednn,base",
-                                   "--splits", "0,1", "--out", str(tmp_path / "cmp"), "--set", "dim=16", *FAST])
+                                   "--splits", "0,1", "--seeds", "0,1", "--out", str(tmp_path / "cmp"),
+                                   "--set", "dim=16", *FAST])
     assert out.exit_code == 0, out.output
     summary = json.loads((tmp_path / "cmp" / "splits.json").read_text())
-    runs = {(r["model"], r["split"]): r["run"] for r in summary["per_split"]}
+    runs = {(r["model"], r["split"]): r["runs"] for r in summary["per_split"]}
     assert sorted(runs) == [("base", 0), ("base", 1), ("youtubednn", 0), ("youtubednn", 1)]
+    assert all(len(group) == 2 for group in runs.values())                # one run per training seed
+
+    def seed_mean(model, split, key):                                       # per-user values, mean of the seeds
+        arrays = [record.read_per_user(run) for run in runs[(model, split)]]
+        assert (arrays[0]["users"] == arrays[1]["users"]).all()
+        return (arrays[0][key] + arrays[1][key]) / 2
+
     # the two splits hold different test users; each (split, user) is one pair
-    users = [record.read_per_user(runs[("base", k)])["users"] for k in (0, 1)]
+    users = [seed_mean("base", k, "users") for k in (0, 1)]
     assert not np.array_equal(users[0], users[1])
-    ref = np.concatenate([record.read_per_user(runs[("youtubednn", k)])["test_recall@20"] for k in (0, 1)])
-    other = np.concatenate([record.read_per_user(runs[("base", k)])["test_recall@20"] for k in (0, 1)])
+    ref = np.concatenate([seed_mean("youtubednn", k, "test_recall@20") for k in (0, 1)])
+    other = np.concatenate([seed_mean("base", k, "test_recall@20") for k in (0, 1)])
     pooled = {r["model"]: r for r in summary["pooled"]}
     assert pooled["base"]["n_pairs"] == ref.size == users[0].size + users[1].size
     assert pooled["base"]["recall@20"] == pytest.approx(other.mean())
     assert pooled["base"]["p_recall@20"] == pytest.approx(stats.ttest_rel(other, ref).pvalue)
     assert "p_recall@20" not in pooled["youtubednn"]
     for row in summary["per_split"]:
+        results = [record.read_result(run)["test"]["recall@20"] for run in runs[(row["model"], row["split"])]]
+        assert row["recall@20"] == pytest.approx(np.mean(results))
         if row["model"] == "base":
-            reference = record.read_result(runs[("youtubednn", row["split"])])["test"]["recall@20"]
-            assert row["delta"] == pytest.approx(row["recall@20"] - reference)
+            assert row["delta"] == pytest.approx(seed_mean("base", row["split"], "test_recall@20").mean()
+                                                 - seed_mean("youtubednn", row["split"], "test_recall@20").mean())
     table = (tmp_path / "cmp" / "splits.md").read_text()
     assert "| 1 | base |" in table and "| base | " in table and "(p = " in table
     bad = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "base,sasrec",

@@ -49,24 +49,24 @@ def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray
     return users, values / len(runs)
 
 
-def pooled_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Test ``metric`` of two models paired user by user within each split, pooled over the splits.
-
-    runs_a[k] and runs_b[k] were trained on the same user split (their users
-    are aligned); the result concatenates the aligned per-user values of every
-    split: (a float64 [n], b float64 [n]), one entry per (split, user). A user
-    held out in several splits counts once per split.
-    """
-    if len(runs_a) != len(runs_b):
-        raise ValueError(f"one run per split on each side, got {len(runs_a)} and {len(runs_b)}")
-    pairs = []
-    for run_a, run_b in zip(runs_a, runs_b):
-        za, zb = record.read_per_user(run_a), record.read_per_user(run_b)
-        _, a, b = align(za["users"], za[f"test_{metric}"], zb["users"], zb[f"test_{metric}"])
-        pairs.append((a, b))
-    a = np.concatenate([a for a, _ in pairs]).astype(np.float64)
-    b = np.concatenate([b for _, b in pairs]).astype(np.float64)
+def paired_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Test ``metric`` of two groups of runs (seeds) on one split, user by user: each side's per-user
+    values averaged over its runs, over the users every run evaluated → (a float64 [n], b float64 [n])."""
+    users_a, a = per_user_mean(runs_a, metric)
+    users_b, b = per_user_mean(runs_b, metric)
+    _, a, b = align(users_a, a, users_b, b)
     return a, b
+
+
+def pooled_per_user(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``paired_per_user`` on each user split, concatenated: groups_a[k] and groups_b[k] are the runs
+    (seeds) of the two models on split k. Returns (a, b) float64 [n], one entry per (split, user);
+    a user held out in several splits counts once per split."""
+    if len(groups_a) != len(groups_b):
+        raise ValueError(f"one group of runs per split on each side, got {len(groups_a)} and {len(groups_b)}")
+    pairs = [paired_per_user(a, b, metric) for a, b in zip(groups_a, groups_b)]
+    return np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
 
 
 def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, alpha: float = 0.05) -> bool:
@@ -75,9 +75,7 @@ def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, al
     Users are those evaluated in every run; each side's per-user values are
     averaged over its runs (seeds) first.
     """
-    users_a, a = per_user_mean(runs_a, metric)
-    users_b, b = per_user_mean(runs_b, metric)
-    _, a, b = align(users_a, a, users_b, b)
+    a, b = paired_per_user(runs_a, runs_b, metric)
     return bool(a.mean() > b.mean() and paired_ttest(a, b)[1] < alpha)
 
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..config import lookup
 from ..errors import ConfigError
-from ..eval.significance import align, paired_ttest
-from ..experiments.report import per_user_mean, pooled_per_user
+from ..eval.significance import paired_ttest
+from ..experiments.report import paired_per_user, pooled_per_user
 from ..io import write_json, write_text
 from ..train import record
 from .config import SEQUENTIAL_MODELS
@@ -65,7 +65,6 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
     out = Path(out)
     points = grid_points(grid)
     base = [_run(out / f"base-s{s}", dataset, "base", s, overrides) for s in seeds]
-    base_users, base_values = per_user_mean(base, "recall@20")
     rows = [{"label": "base", "columns": {}, "runs": base}]
     for label, columns, extra in points:
         runs = [_run(out / f"demure-{label}-s{s}", dataset, "demure", s, [*overrides, *extra]) for s in seeds]
@@ -75,8 +74,7 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
         for split in ("valid", "test"):
             row[split] = {m: float(np.mean([r[split][m] for r in results])) for m in METRICS}
         if row["label"] != "base":
-            users, values = per_user_mean(row["runs"], "recall@20")
-            _, a, b = align(users, values, base_users, base_values)
+            a, b = paired_per_user(row["runs"], base, "recall@20")
             row["p_vs_base"] = paired_ttest(a, b)[1]
     best = max(rows[1:], key=lambda r: r["valid"]["recall@20"])["label"]
     keys = list(rows[1]["columns"])
@@ -101,52 +99,59 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
 
 
 def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: Sequence[int] = (0, 1, 2),
-                seed: int = 0, overrides: Sequence[str] = ()) -> Path:
-    """Train ``models`` (``SEQUENTIAL_MODELS`` names, the first the reference) on every user split
-    ``splits`` and write ``splits.md`` and ``.json`` under ``out``; returns the Markdown file.
+                seeds: Sequence[int] = (0,), overrides: Sequence[str] = ()) -> Path:
+    """Train ``models`` (``SEQUENTIAL_MODELS`` names, the first the reference) with every training seed
+    on every user split and write ``splits.md`` and ``.json`` under ``out``; returns the Markdown file.
 
-    Per split: validation/test metrics, best epoch, and the test Recall@20
-    difference to the reference with its paired t-test over that split's test
-    users. Pooled: the mean over all (split, test user) pairs and the paired
-    t-test of each metric against the reference over those pairs. Finished
-    runs (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes.
+    Per split: validation/test metrics and best epoch (means over seeds), and
+    the test Recall@20 difference to the reference with its paired t-test over
+    that split's test users (each user's value averaged over the seeds).
+    Pooled: the mean over all (split, test user) pairs and the paired t-test of
+    each metric against the reference over those pairs. Finished runs
+    (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes.
     """
-    models, splits = list(models), [int(k) for k in splits]
+    models, splits, seeds = list(models), [int(k) for k in splits], [int(s) for s in seeds]
     if len(models) < 2 or len(set(models)) != len(models):
         raise ConfigError(f"split study: give the reference model and at least one other, each once; got {models}")
-    if not splits or len(set(splits)) != len(splits):
-        raise ConfigError(f"split study: give distinct split seeds, got {splits}")
+    for name, values in (("split seeds", splits), ("training seeds", seeds)):
+        if not values or len(set(values)) != len(values):
+            raise ConfigError(f"split study: give distinct {name}, got {values}")
     for model in models:
         lookup(SEQUENTIAL_MODELS, model, "sequential model")
     out = Path(out)
-    runs = {m: [_run(out / f"{m}-split{k}-s{seed}", dataset, m, seed, [*overrides, f"sequence.split_seed={k}"])
-                for k in splits] for m in models}
+    runs = {m: [[_run(out / f"{m}-split{k}-s{s}", dataset, m, s, [*overrides, f"sequence.split_seed={k}"])
+                 for s in seeds] for k in splits] for m in models}
     per_split, pooled = _compare_over_splits(runs, splits, models[0])
-    note = (f"\nModels on {dataset} over user splits {splits}, training seed {seed}; Δ and p per split: paired "
-            f"t-test of test Recall@20 against {models[0]} over that split's test users.\n")
+    note = (f"\nModels on {dataset} over user splits {splits}, training seeds {seeds} (per-user values "
+            f"averaged over the seeds); Δ and p per split: paired t-test of test Recall@20 against "
+            f"{models[0]} over that split's test users.\n")
     path = out / "splits.md"
     write_text(path, _split_tables(per_split, pooled, splits, models[0]) + note)
     write_json(out / "splits.json", {"dataset": str(dataset), "models": models, "reference": models[0],
-                                     "splits": splits, "seed": seed, "per_split": per_split, "pooled": pooled})
+                                     "splits": splits, "seeds": seeds, "per_split": per_split, "pooled": pooled})
     return path
 
 
-def _compare_over_splits(runs: dict[str, list[Path]], splits: list[int], reference: str
+def _compare_over_splits(runs: dict[str, list[list[Path]]], splits: list[int], reference: str
                          ) -> tuple[list[dict], list[dict]]:
-    """Rows of the per-split and the pooled table; ``runs[model][j]`` was trained on ``splits[j]``."""
+    """Rows of the per-split and the pooled table; ``runs[model][j]`` are the seeds' runs on ``splits[j]``."""
+    mean = lambda results, part, key: float(np.mean([r[part][key] for r in results]))  # noqa: E731
     per_split, pooled = [], []
-    for model, folders in runs.items():
-        results = [record.read_result(r) for r in folders]
-        for j, (folder, result) in enumerate(zip(folders, results)):
-            row = {"split": splits[j], "model": model, "run": str(folder), "best_epoch": result["best_epoch"],
-                   "valid_recall@20": result["valid"]["recall@20"], **{k: result["test"][k] for k in METRICS}}
+    for model, groups in runs.items():
+        split_results = [[record.read_result(r) for r in group] for group in groups]
+        for j, (group, results) in enumerate(zip(groups, split_results)):
+            row = {"split": splits[j], "model": model, "runs": [str(r) for r in group],
+                   "best_epoch": float(np.mean([r["best_epoch"] for r in results])),
+                   "valid_recall@20": mean(results, "valid", "recall@20"),
+                   **{k: mean(results, "test", k) for k in METRICS}}
             if model != reference:
-                a, b = pooled_per_user([folder], [runs[reference][j]], "recall@20")
+                a, b = paired_per_user(group, runs[reference][j], "recall@20")
                 row.update(delta=float(a.mean() - b.mean()), p=paired_ttest(a, b)[1])
             per_split.append(row)
-        row = {"model": model, "valid_recall@20": float(np.mean([r["valid"]["recall@20"] for r in results]))}
+        row = {"model": model, "valid_recall@20": float(np.mean([mean(r, "valid", "recall@20")
+                                                                 for r in split_results]))}
         for metric in METRICS:
-            a, b = pooled_per_user(folders, runs[reference], metric)
+            a, b = pooled_per_user(groups, runs[reference], metric)
             row[metric], row["n_pairs"] = float(a.mean()), int(a.size)
             if model != reference:
                 row[f"p_{metric}"] = paired_ttest(a, b)[1]
@@ -161,7 +166,7 @@ def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], 
     for row in sorted(per_split, key=lambda r: r["split"]):
         delta = f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""
         lines.append(f"| {row['split']} | {row['model']} | {row['valid_recall@20']:.4f} | "
-                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']} | {delta} |")
+                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']:g} | {delta} |")
     lines += ["", f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
               f"t-test against {reference}:", "",
               "| model | mean valid R@20 | R@20 | N@20 | R@50 | N@50 |", "|---|---:|---:|---:|---:|---:|"]
