@@ -92,7 +92,7 @@ def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_fold
         return (arrays[0][key] + arrays[1][key]) / 2
 
     # the two splits hold different test users; each (split, user) is one pair
-    users = [seed_mean("base", k, "users") for k in (0, 1)]
+    users = [record.read_per_user(runs[("base", k)][0])["users"] for k in (0, 1)]
     assert not np.array_equal(users[0], users[1])
     ref = np.concatenate([seed_mean("youtubednn", k, "test_recall@20") for k in (0, 1)])
     other = np.concatenate([seed_mean("base", k, "test_recall@20") for k in (0, 1)])

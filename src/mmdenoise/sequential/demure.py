@@ -19,8 +19,6 @@ views are drawn once per batch from the same candidate pool.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
@@ -101,7 +99,7 @@ class Demure(nn.Module):
         n_views, size = self.n_views, batch.history.shape[0]
         augmented = base.encode(views, mask.repeat(2 * n_views, 1)).user.reshape(2, n_views, size, -1)
         positives, negatives = augmented[0].transpose(0, 1), augmented[1].transpose(0, 1)       # [B, J, d]
-        with torch.no_grad() if self.lambda_aug == 0 else contextlib.nullcontext():  # logged either way
+        with torch.set_grad_enabled(self.lambda_aug != 0 and torch.is_grad_enabled()):  # logged either way
             ssm_aug = sampled_softmax_loss(augmented[0].reshape(n_views * size, -1), target_emb.repeat(n_views, 1),
                                            negative_emb, batch.targets.repeat(n_views), batch.negatives)
         cont = contrastive_loss(encoded.user, positives, negatives, self.similarity, self.temperature)  # Eq. 14

@@ -72,7 +72,7 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
     for row in rows:
         results = [record.read_result(r) for r in row["runs"]]
         for split in ("valid", "test"):
-            row[split] = {m: float(np.mean([r[split][m] for r in results])) for m in METRICS}
+            row[split] = {m: _mean(results, split, m) for m in METRICS}
         if row["label"] != "base":
             a, b = paired_per_user(row["runs"], base, "recall@20")
             row["p_vs_base"] = paired_ttest(a, b)[1]
@@ -135,20 +135,19 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: Sequ
 def _compare_over_splits(runs: dict[str, list[list[Path]]], splits: list[int], reference: str
                          ) -> tuple[list[dict], list[dict]]:
     """Rows of the per-split and the pooled table; ``runs[model][j]`` are the seeds' runs on ``splits[j]``."""
-    mean = lambda results, part, key: float(np.mean([r[part][key] for r in results]))  # noqa: E731
     per_split, pooled = [], []
     for model, groups in runs.items():
         split_results = [[record.read_result(r) for r in group] for group in groups]
         for j, (group, results) in enumerate(zip(groups, split_results)):
             row = {"split": splits[j], "model": model, "runs": [str(r) for r in group],
                    "best_epoch": float(np.mean([r["best_epoch"] for r in results])),
-                   "valid_recall@20": mean(results, "valid", "recall@20"),
-                   **{k: mean(results, "test", k) for k in METRICS}}
+                   "valid_recall@20": _mean(results, "valid", "recall@20"),
+                   **{k: _mean(results, "test", k) for k in METRICS}}
             if model != reference:
                 a, b = paired_per_user(group, runs[reference][j], "recall@20")
                 row.update(delta=float(a.mean() - b.mean()), p=paired_ttest(a, b)[1])
             per_split.append(row)
-        row = {"model": model, "valid_recall@20": float(np.mean([mean(r, "valid", "recall@20")
+        row = {"model": model, "valid_recall@20": float(np.mean([_mean(r, "valid", "recall@20")
                                                                  for r in split_results]))}
         for metric in METRICS:
             a, b = pooled_per_user(groups, runs[reference], metric)
@@ -157,6 +156,11 @@ def _compare_over_splits(runs: dict[str, list[list[Path]]], splits: list[int], r
                 row[f"p_{metric}"] = paired_ttest(a, b)[1]
         pooled.append(row)
     return per_split, pooled
+
+
+def _mean(results: list[dict], part: str, metric: str) -> float:
+    """The mean of ``result[part][metric]`` over the runs' results (seeds)."""
+    return float(np.mean([r[part][metric] for r in results]))
 
 
 def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], reference: str) -> str:
