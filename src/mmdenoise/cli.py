@@ -298,12 +298,14 @@ def seq_study_cmd(
     seeds: str = typer.Option("0", help="training seeds, comma-separated"),
     out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-demure-<grid>)"),
     set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+    finished_only: bool = typer.Option(False, "--finished-only",
+                                       help="train nothing: table of the finished points, the rest 'not run'"),
 ):
     """Demure's sensitivity study: the base model and Demure at every grid point, one table (rerun resumes)."""
     from .sequential.study import sensitivity_study
     folder = out or Path("studies") / f"{Path(dataset).name}-demure-{grid}"
     path = sensitivity_study(dataset, grid, folder, seeds=[int(s) for s in seeds.split(",") if s.strip()],
-                             overrides=set_)
+                             overrides=set_, train=not finished_only)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 

@@ -59,18 +59,35 @@ def test_cli_synth_train_evaluate(tmp_path):
 
 
 def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
+    study = tmp_path / "study"
     monkeypatch.setattr(study_module, "J_POINTS", (1, 2))
-    out = CliRunner().invoke(app, ["seq-study", "-d", str(seq_tiny_folder), "--grid", "j", "--out",
-                                   str(tmp_path / "study"), "--set", "dim=16", *FAST])
+    args = ["seq-study", "-d", str(seq_tiny_folder), "--grid", "j", "--out", str(study), "--set", "dim=16", *FAST]
+    bad = CliRunner().invoke(app, [*args, "--finished-only"])                # nothing trained yet
+    assert bad.exit_code != 0 and "base model's runs" in str(bad.exception)
+    out = CliRunner().invoke(app, args)
     assert out.exit_code == 0, out.output
-    table = (tmp_path / "study" / "sensitivity-j.md").read_text()
+    table = (study / "sensitivity-j.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| ")]
     assert lines[0].startswith("| J | valid R@20 | test R@20") and len(lines) == 4      # header, base, J=1, J=2
+    assert lines[0].endswith("| best epoch | s/epoch |")
     assert lines[1].startswith("| base |") and "←" in table
-    summary = json.loads((tmp_path / "study" / "sensitivity-j.json").read_text())
+    summary = json.loads((study / "sensitivity-j.json").read_text())
     assert [r["label"] for r in summary["rows"]] == ["base", "j1", "j2"]
     assert all(0.0 <= r["p_vs_base"] <= 1.0 for r in summary["rows"][1:])
-    assert (tmp_path / "study" / "demure-j2-s0" / record.PER_USER_FILE).exists()
+    j2 = record.read_result(study / "demure-j2-s0")
+    assert summary["rows"][2]["best_epoch"] == j2["best_epoch"]
+    assert summary["rows"][2]["seconds_per_epoch"] == pytest.approx(j2["seconds_per_epoch"])
+    assert (study / "demure-j2-s0" / record.PER_USER_FILE).exists()
+
+    # a grid with a point not yet run: --finished-only tables what exists and trains nothing
+    monkeypatch.setattr(study_module, "J_POINTS", (1, 2, 3))
+    out = CliRunner().invoke(app, [*args, "--finished-only"])
+    assert out.exit_code == 0, out.output
+    assert not (study / "demure-j3-s0").exists()
+    partial = json.loads((study / "sensitivity-j.json").read_text())
+    assert partial["rows"][3]["runs"] is None and "p_vs_base" not in partial["rows"][3]
+    assert partial["rows"][:3] == summary["rows"] and partial["best_valid"] == summary["best_valid"]
+    assert "| 3 | not run |" in (study / "sensitivity-j.md").read_text()
     assert len(study_module.grid_points("gamma")) == 9
     with pytest.raises(ConfigError, match="grids: gamma"):
         study_module.grid_points("lambda")

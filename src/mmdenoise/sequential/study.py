@@ -52,50 +52,80 @@ def grid_points(grid: str) -> list[tuple[str, dict, list[str]]]:
 
 
 def _run(folder: Path, dataset, model: str, seed: int, overrides: Sequence[str]) -> Path:
-    if not (folder / record.RESULT_FILE).exists():
+    if not _finished(folder):
         from .api import train_sequential
         train_sequential(dataset, model, seed=seed, overrides=list(overrides), out=folder, progress=False)
     return folder
 
 
+def _finished(folder: Path) -> bool:
+    return (folder / record.RESULT_FILE).exists()
+
+
 def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[int] = (0,),
-                      overrides: Sequence[str] = ()) -> Path:
+                      overrides: Sequence[str] = (), train: bool = True) -> Path:
     """Train the base model and Demure over ``grid`` (``gamma`` or ``j``) and write the table; returns
-    the Markdown file. ``overrides`` apply to every run (e.g. ``train.threads=1``)."""
+    the Markdown file. ``overrides`` apply to every run (e.g. ``train.threads=1``).
+
+    With ``train=False`` nothing is trained: the table is written from the
+    finished runs under ``out`` and a point with any seed unfinished is listed
+    as "not run" (the base model's runs must be finished).
+    """
     out = Path(out)
-    points = grid_points(grid)
-    base = [_run(out / f"base-s{s}", dataset, "base", s, overrides) for s in seeds]
+
+    def runs(prefix: str, model: str, extra: Sequence[str]) -> list[Path] | None:
+        folders = [out / f"{prefix}-s{s}" for s in seeds]
+        if train:
+            return [_run(f, dataset, model, s, [*overrides, *extra]) for f, s in zip(folders, seeds)]
+        return folders if all(_finished(f) for f in folders) else None
+
+    base = runs("base", "base", [])
+    if base is None:
+        raise ConfigError(f"sensitivity study in {out}: the base model's runs (base-s<seed>) are not finished; "
+                          "run the study with training first")
     rows = [{"label": "base", "columns": {}, "runs": base}]
-    for label, columns, extra in points:
-        runs = [_run(out / f"demure-{label}-s{s}", dataset, "demure", s, [*overrides, *extra]) for s in seeds]
-        rows.append({"label": label, "columns": columns, "runs": runs})
+    rows += [{"label": label, "columns": columns, "runs": runs(f"demure-{label}", "demure", extra)}
+             for label, columns, extra in grid_points(grid)]
     for row in rows:
+        if row["runs"] is None:
+            continue
         results = [record.read_result(r) for r in row["runs"]]
         for split in ("valid", "test"):
             row[split] = {m: _mean(results, split, m) for m in METRICS}
+        row["best_epoch"], row["seconds_per_epoch"] = _mean(results, "best_epoch"), _mean(results, "seconds_per_epoch")
         if row["label"] != "base":
             a, b = paired_per_user(row["runs"], base, "recall@20")
             row["p_vs_base"] = paired_ttest(a, b)[1]
-    best = max(rows[1:], key=lambda r: r["valid"]["recall@20"])["label"]
+    finished = [row for row in rows[1:] if row["runs"] is not None]
+    best = max(finished, key=lambda r: r["valid"]["recall@20"])["label"] if finished else None
+    path = out / f"sensitivity-{grid}.md"
+    write_text(path, _sensitivity_table(rows, best, grid, dataset, seeds))
+    write_json(out / f"sensitivity-{grid}.json",
+               {"grid": grid, "dataset": str(dataset), "seeds": list(seeds), "best_valid": best,
+                "rows": [{**row, "runs": None if row["runs"] is None else [str(r) for r in row["runs"]]}
+                         for row in rows]})
+    return path
+
+
+def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, seeds: Sequence[int]) -> str:
     keys = list(rows[1]["columns"])
-    lines = ["| " + " | ".join(keys + ["valid R@20", "test R@20", "test N@20", "test R@50", "test N@50",
-                                      "p vs base"]) + " |",
-             "|" + "---|" * (len(keys) + 6)]
+    header = keys + ["valid R@20", "test R@20", "test N@20", "test R@50", "test N@50", "p vs base",
+                     "best epoch", "s/epoch"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         shown = [str(row["columns"][k]) for k in keys] if row["columns"] else ["base"] + [""] * (len(keys) - 1)
+        if row["runs"] is None:
+            lines.append("| " + " | ".join(shown + ["not run"] + [""] * (len(header) - len(keys) - 1)) + " |")
+            continue
         mark = " ←" if row["label"] == best else ""
         p = f"{row['p_vs_base']:.3g}" if "p_vs_base" in row else "–"
         lines.append("| " + " | ".join(shown + [f"{row['valid']['recall@20']:.4f}{mark}"] +
-                                       [f"{row['test'][m]:.4f}" for m in METRICS] + [p]) + " |")
+                                       [f"{row['test'][m]:.4f}" for m in METRICS] +
+                                       [p, f"{row['best_epoch']:g}", f"{row['seconds_per_epoch']:.1f}"]) + " |")
     note = (f"\nDemure sensitivity ({grid}) on {dataset}, seeds {list(seeds)}; ← = best validation "
-            "Recall@20 (the point to select); p = paired t-test of test Recall@20 vs base over test users.\n")
-    table = "\n".join(lines) + "\n" + note
-    path = out / f"sensitivity-{grid}.md"
-    write_text(path, table)
-    write_json(out / f"sensitivity-{grid}.json",
-               {"grid": grid, "dataset": str(dataset), "seeds": list(seeds), "best_valid": best,
-                "rows": [{**row, "runs": [str(r) for r in row["runs"]]} for row in rows]})
-    return path
+            "Recall@20 (the point to select); p = paired t-test of test Recall@20 vs base over test users; "
+            "best epoch and s/epoch are means over the seeds.\n")
+    return "\n".join(lines) + "\n" + note
 
 
 def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: Sequence[int] = (0, 1, 2),
@@ -140,7 +170,7 @@ def _compare_over_splits(runs: dict[str, list[list[Path]]], splits: list[int], r
         split_results = [[record.read_result(r) for r in group] for group in groups]
         for j, (group, results) in enumerate(zip(groups, split_results)):
             row = {"split": splits[j], "model": model, "runs": [str(r) for r in group],
-                   "best_epoch": float(np.mean([r["best_epoch"] for r in results])),
+                   "best_epoch": _mean(results, "best_epoch"),
                    "valid_recall@20": _mean(results, "valid", "recall@20"),
                    **{k: _mean(results, "test", k) for k in METRICS}}
             if model != reference:
@@ -158,9 +188,15 @@ def _compare_over_splits(runs: dict[str, list[list[Path]]], splits: list[int], r
     return per_split, pooled
 
 
-def _mean(results: list[dict], part: str, metric: str) -> float:
-    """The mean of ``result[part][metric]`` over the runs' results (seeds)."""
-    return float(np.mean([r[part][metric] for r in results]))
+def _mean(results: list[dict], *keys: str) -> float:
+    """The mean over the runs' results (seeds) of ``result[keys[0]][keys[1]]...``, e.g. ``("test", "recall@20")``
+    or ``("best_epoch",)``."""
+    values = []
+    for result in results:
+        for key in keys:
+            result = result[key]
+        values.append(result)
+    return float(np.mean(values))
 
 
 def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], reference: str) -> str:
