@@ -108,6 +108,7 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
 
 
 def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, seeds: Sequence[int]) -> str:
+    """The Markdown table of ``sensitivity_study``: the base model, then one row per grid point."""
     keys = list(rows[1]["columns"])
     header = keys + ["valid R@20", "test R@20", "test N@20", "test R@50", "test N@50", "p vs base",
                      "best epoch", "s/epoch"]
