@@ -118,6 +118,16 @@ def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_fold
     assert pooled["base"]["recall@20"] == pytest.approx(other.mean())
     assert pooled["base"]["p_recall@20"] == pytest.approx(stats.ttest_rel(other, ref).pvalue)
     assert "p_recall@20" not in pooled["youtubednn"]
+    # each distinct user once: its base − youtubednn differences averaged over the splits holding it
+    by_user = {}
+    for k in (0, 1):
+        diff = seed_mean("base", k, "test_recall@20") - seed_mean("youtubednn", k, "test_recall@20")
+        for user, d in zip(users[k].tolist(), diff):
+            by_user.setdefault(user, []).append(d)
+    assert any(len(v) == 2 for v in by_user.values())                     # the splits share test users
+    once = np.array([np.mean(v) for v in by_user.values()])
+    assert pooled["base"]["n_users"] == len(by_user) < pooled["base"]["n_pairs"]
+    assert pooled["base"]["p_users_recall@20"] == pytest.approx(stats.ttest_1samp(once, 0.0).pvalue)
     for row in summary["per_split"]:
         results = [record.read_result(run)["test"]["recall@20"] for run in runs[(row["model"], row["split"])]]
         assert row["recall@20"] == pytest.approx(np.mean(results))

@@ -52,10 +52,15 @@ def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray
 def paired_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Test ``metric`` of two groups of runs (seeds) on one split, user by user: each side's per-user
     values averaged over its runs, over the users every run evaluated → (a float64 [n], b float64 [n])."""
+    return _paired_with_users(runs_a, runs_b, metric)[1:]
+
+
+def _paired_with_users(runs_a: list[Path], runs_b: list[Path], metric: str
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``paired_per_user`` with the users: (users [n], a [n], b [n])."""
     users_a, a = per_user_mean(runs_a, metric)
     users_b, b = per_user_mean(runs_b, metric)
-    _, a, b = align(users_a, a, users_b, b)
-    return a, b
+    return align(users_a, a, users_b, b)
 
 
 def pooled_per_user(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
@@ -63,10 +68,29 @@ def pooled_per_user(groups_a: list[list[Path]], groups_b: list[list[Path]], metr
     """``paired_per_user`` on each user split, concatenated: groups_a[k] and groups_b[k] are the runs
     (seeds) of the two models on split k. Returns (a, b) float64 [n], one entry per (split, user);
     a user held out in several splits counts once per split."""
+    triples = _pairs_per_split(groups_a, groups_b, metric)
+    return np.concatenate([a for _, a, _ in triples]), np.concatenate([b for _, _, b in triples])
+
+
+def _pairs_per_split(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``_paired_with_users`` of every split's two groups of runs."""
     if len(groups_a) != len(groups_b):
         raise ValueError(f"one group of runs per split on each side, got {len(groups_a)} and {len(groups_b)}")
-    pairs = [paired_per_user(a, b, metric) for a, b in zip(groups_a, groups_b)]
-    return np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
+    return [_paired_with_users(a, b, metric) for a, b in zip(groups_a, groups_b)]
+
+
+def distinct_user_differences(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct user's a − b over the splits: groups as in ``pooled_per_user``; a user held out in
+    several splits gets the mean of its per-split differences, so every user counts once (the
+    pooled pairs are not independent when splits share test users). Returns (users int [m], sorted;
+    difference float64 [m])."""
+    triples = _pairs_per_split(groups_a, groups_b, metric)
+    users = np.concatenate([u for u, _, _ in triples])
+    diff = np.concatenate([a - b for _, a, b in triples])
+    distinct, index, counts = np.unique(users, return_inverse=True, return_counts=True)
+    return distinct, np.bincount(index, weights=diff, minlength=distinct.size) / counts
 
 
 def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, alpha: float = 0.05) -> bool:
