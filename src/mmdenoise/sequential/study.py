@@ -124,7 +124,7 @@ def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, s
         p = f"{row['p_vs_base']:.3g}" if "p_vs_base" in row else "–"
         lines.append("| " + " | ".join(shown + [f"{row['valid']['recall@20']:.4f}{mark}"] +
                                        [f"{row['test'][m]:.4f}" for m in METRICS] +
-                                       [p, f"{row['best_epoch']:g}", f"{row['seconds_per_epoch']:.1f}"]) + " |")
+                                       [p, f"{row['best_epoch']:.3g}", f"{row['seconds_per_epoch']:.1f}"]) + " |")
     note = (f"\nDemure sensitivity ({grid}) on {dataset}, seeds {list(seeds)}; ← = best validation "
             "Recall@20 (the point to select); p = paired t-test of test Recall@20 vs base over test users; "
             "best epoch and s/epoch are means over the seeds.\n")
@@ -200,9 +200,10 @@ def _mean(results: list[dict], *keys: str) -> float:
     or ``("best_epoch",)``."""
     values = []
     for result in results:
+        value = result
         for key in keys:
-            result = result[key]
-        values.append(result)
+            value = value[key]
+        values.append(value)
     return float(np.mean(values))
 
 
@@ -213,7 +214,7 @@ def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], 
     for row in sorted(per_split, key=lambda r: r["split"]):
         delta = f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""
         lines.append(f"| {row['split']} | {row['model']} | {row['valid_recall@20']:.4f} | "
-                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']:g} | {delta} |")
+                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']:.3g} | {delta} |")
     n_users = next((row["n_users"] for row in pooled if "n_users" in row), 0)
     lines += ["", f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
               f"t-test against {reference}; last column: the same for R@20 with each of the {n_users} distinct "
