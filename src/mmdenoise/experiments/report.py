@@ -63,32 +63,30 @@ def _paired_with_users(runs_a: list[Path], runs_b: list[Path], metric: str
     return align(users_a, a, users_b, b)
 
 
-def pooled_per_user(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """``paired_per_user`` on each user split, concatenated: groups_a[k] and groups_b[k] are the runs
-    (seeds) of the two models on split k. Returns (a, b) float64 [n], one entry per (split, user);
-    a user held out in several splits counts once per split."""
-    triples = _pairs_per_split(groups_a, groups_b, metric)
-    return np.concatenate([a for _, a, _ in triples]), np.concatenate([b for _, _, b in triples])
-
-
-def _pairs_per_split(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
+def paired_per_split(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``_paired_with_users`` of every split's two groups of runs."""
+    """``paired_per_user`` on each user split, with the users: groups_a[k] and groups_b[k] are the runs
+    (seeds) of the two models on split k. Returns one (users int64 [n_k], a float64 [n_k], b float64 [n_k])
+    per split; ``pooled_per_user`` and ``distinct_user_differences`` combine them."""
     if len(groups_a) != len(groups_b):
         raise ValueError(f"one group of runs per split on each side, got {len(groups_a)} and {len(groups_b)}")
     return [_paired_with_users(a, b, metric) for a, b in zip(groups_a, groups_b)]
 
 
-def distinct_user_differences(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
+def pooled_per_user(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The splits' pairs (``paired_per_split``) concatenated: (a, b) float64 [n], one entry per
+    (split, user); a user held out in several splits counts once per split."""
+    return np.concatenate([a for _, a, _ in pairs]), np.concatenate([b for _, _, b in pairs])
+
+
+def distinct_user_differences(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
                               ) -> tuple[np.ndarray, np.ndarray]:
-    """Each distinct user's a − b over the splits: groups as in ``pooled_per_user``; a user held out in
+    """Each distinct user's a − b over the splits' pairs (``paired_per_split``): a user held out in
     several splits gets the mean of its per-split differences, so every user counts once (the
-    pooled pairs are not independent when splits share test users). Returns (users int [m], sorted;
-    difference float64 [m])."""
-    triples = _pairs_per_split(groups_a, groups_b, metric)
-    users = np.concatenate([u for u, _, _ in triples])
-    diff = np.concatenate([a - b for _, a, b in triples])
+    pooled pairs are not independent when splits share test users). Returns (users int64 [m],
+    ascending; difference float64 [m])."""
+    users = np.concatenate([u for u, _, _ in pairs])
+    diff = np.concatenate([a - b for _, a, b in pairs])
     distinct, index, counts = np.unique(users, return_inverse=True, return_counts=True)
     return distinct, np.bincount(index, weights=diff, minlength=distinct.size) / counts
 

@@ -30,7 +30,7 @@ import numpy as np
 from ..config import lookup
 from ..errors import ConfigError
 from ..eval.significance import paired_ttest
-from ..experiments.report import distinct_user_differences, paired_per_user, pooled_per_user
+from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
 from ..io import write_json, write_text
 from ..train import record
 from .config import SEQUENTIAL_MODELS
@@ -173,23 +173,24 @@ def _compare_over_splits(runs: dict[str, list[list[Path]]], splits: list[int], r
     per_split, pooled = [], []
     for model, groups in runs.items():
         split_results = [[record.read_result(r) for r in group] for group in groups]
+        pairs = {metric: paired_per_split(groups, runs[reference], metric) for metric in METRICS}
         for j, (group, results) in enumerate(zip(groups, split_results)):
             row = {"split": splits[j], "model": model, "runs": [str(r) for r in group],
                    "best_epoch": _mean(results, "best_epoch"),
                    "valid_recall@20": _mean(results, "valid", "recall@20"),
                    **{k: _mean(results, "test", k) for k in METRICS}}
             if model != reference:
-                a, b = paired_per_user(group, runs[reference][j], "recall@20")
+                _, a, b = pairs["recall@20"][j]
                 row.update(delta=float(a.mean() - b.mean()), p=paired_ttest(a, b)[1])
             per_split.append(row)
         row = {"model": model, "valid_recall@20": float(np.mean([_mean(r, "valid", "recall@20")
                                                                  for r in split_results]))}
         for metric in METRICS:
-            a, b = pooled_per_user(groups, runs[reference], metric)
+            a, b = pooled_per_user(pairs[metric])
             row[metric], row["n_pairs"] = float(a.mean()), int(a.size)
             if model != reference:
                 row[f"p_{metric}"] = paired_ttest(a, b)[1]
-                users, diff = distinct_user_differences(groups, runs[reference], metric)
+                users, diff = distinct_user_differences(pairs[metric])
                 row["n_users"], row[f"p_users_{metric}"] = int(users.size), paired_ttest(diff, np.zeros_like(diff))[1]
         pooled.append(row)
     return per_split, pooled
