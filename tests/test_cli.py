@@ -44,3 +44,13 @@ def test_errors_are_one_clear_line(tmp_path):
     assert info.returncode == 2 and "d.inter: row 2, field itemID: not a number: 'x'" in info.stderr
     unknown = _run("data", "synth", "--preset", "huge", "--out", str(tmp_path / "h"))
     assert unknown.returncode == 2 and "unknown preset 'huge'" in unknown.stderr
+
+
+def test_build_options_are_refused_for_datasets_they_do_not_apply_to(tmp_path):
+    for args, message in ((("ml-100k", "--min-rating", "4"), "--min-rating applies to ml-1m, book-crossing only"),
+                          (("book-crossing", "--chronological"), "--chronological applies to ml-100k, ml-1m only"),
+                          (("ml-1m", "--kg"), "--kg applies to ml-100k only"),
+                          (("ml-10m",), "unknown dataset 'ml-10m'; buildable: ml-100k, ml-1m, book-crossing")):
+        out = _run("data", "build", *args, "--out", str(tmp_path / "x"))
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+        assert not (tmp_path / "x").exists()

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import MMDenoiseError
+from .errors import ConfigError, MMDenoiseError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-modal recommendation with plug-and-play denoising.")
@@ -48,11 +48,15 @@ def _parse_ratio(spec: str, option: str) -> tuple[str, float]:
 # -------------------------------------------------------------------- data
 @data_app.command("build")
 def data_build(
-    name: str = typer.Argument(..., help="ml-100k or amazon"),
+    name: str = typer.Argument(..., help="ml-100k, ml-1m, book-crossing or amazon"),
     out: Optional[Path] = typer.Option(None, help="output folder (default: the data home)"),
     seed: int = typer.Option(0, help="split seed"),
     kg: bool = typer.Option(False, "--kg", help="ml-100k: add the knowledge-graph modality"),
-    chronological: bool = typer.Option(False, help="ml-100k: chronological instead of random split"),
+    chronological: bool = typer.Option(False, help="ml-100k, ml-1m: chronological instead of random split"),
+    min_rating: Optional[float] = typer.Option(None, help="ml-1m, book-crossing: keep ratings >= this "
+                                                          "(default: every rating is an interaction)"),
+    core: Optional[int] = typer.Option(None, help="ml-1m, book-crossing: keep the k-core after filtering "
+                                                  "(default 1 for ml-1m, 5 for book-crossing)"),
     ratings: Optional[Path] = typer.Option(None, help="amazon: ratings_<Category>.csv"),
     meta: Optional[Path] = typer.Option(None, help="amazon: meta_<Category>.json.gz"),
     image_features: Optional[Path] = typer.Option(None, help="amazon: image_features_<Category>.b"),
@@ -60,10 +64,23 @@ def data_build(
 ):
     """Build a real dataset in the MMRec layout (cached: a second call is instant)."""
     from .data.registry import dataset_folder
+    only = {"--kg": (kg, ("ml-100k",)), "--chronological": (chronological, ("ml-100k", "ml-1m")),
+            "--min-rating": (min_rating is not None, ("ml-1m", "book-crossing")),
+            "--core": (core is not None, ("ml-1m", "book-crossing"))}
+    for option, (given, names) in only.items():
+        if given and name not in names:
+            raise ConfigError(f"data build: {option} applies to {', '.join(names)} only, not {name}")
+    folder_out = out or dataset_folder(name)
+    filters = {"min_rating": min_rating, **({} if core is None else {"core": core})}
     if name == "ml-100k":
         from .data.builders.ml100k import build_ml100k
-        folder = build_ml100k(out or dataset_folder("ml-100k"), seed=seed, with_kg=kg,
-                              overwrite=overwrite, chronological=chronological)
+        folder = build_ml100k(folder_out, seed=seed, with_kg=kg, overwrite=overwrite, chronological=chronological)
+    elif name == "ml-1m":
+        from .data.builders.ml1m import build_ml1m
+        folder = build_ml1m(folder_out, seed=seed, chronological=chronological, overwrite=overwrite, **filters)
+    elif name == "book-crossing":
+        from .data.builders.bookcrossing import build_book_crossing
+        folder = build_book_crossing(folder_out, seed=seed, overwrite=overwrite, **filters)
     elif name == "amazon":
         if ratings is None or meta is None or out is None:
             raise typer.BadParameter("amazon needs --ratings, --meta and --out")
@@ -71,7 +88,7 @@ def data_build(
         folder = build_amazon(ratings, meta, out, image_features=image_features, seed=seed,
                               overwrite=overwrite)
     else:
-        raise typer.BadParameter(f"unknown dataset {name!r}; buildable: ml-100k, amazon")
+        raise ConfigError(f"data build: unknown dataset {name!r}; buildable: ml-100k, ml-1m, book-crossing, amazon")
     typer.echo(str(folder))
 
 
@@ -117,6 +134,19 @@ def data_info(dataset: str = typer.Argument(..., help="registered name or folder
     from .data import load_dataset
     from .data.info import dataset_info, format_info
     typer.echo(format_info(dataset_info(load_dataset(dataset))))
+
+
+@data_app.command("stats")
+def data_stats(
+    datasets: List[str] = typer.Argument(..., help="registered names or folders"),
+    out: Path = typer.Option(Path("docs/results/datasets.md"), help="Markdown page (a .json is written beside)"),
+    k: int = typer.Option(10, help="neighbours compared per item (overlap@k)"),
+):
+    """Statistics page: users, items, density, and per modality its mean cosine and kNN/co-interaction overlap."""
+    from .experiments.datasets import write_stats_page
+    page = write_stats_page(datasets, out, k=k)
+    typer.echo(page.read_text(encoding="utf-8"))
+    typer.echo(f"written: {page}")
 
 
 @data_app.command("export")
@@ -287,6 +317,24 @@ def study_ablation_cmd(
     from .experiments.study import ablation_study
     result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=set_, backend=backend,
                             workers=workers, address=address, on_result=_trial_line)
+    typer.echo(result.table)
+    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+
+
+@study_app.command("baselines")
+def study_baselines_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset", help="registered name or folder (clean)"),
+    models: str = typer.Option("pop,mf,lightgcn,vbpr,freedom,bm3", "-m", "--models",
+                               help="backbones, comma-separated"),
+    seeds: int = typer.Option(1, help="seeds 0..N-1"),
+    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-baselines)"),
+    workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run; NAME:key=value for one backbone"),
+):
+    """Backbones at their defaults on one dataset: test R@20 / N@20 at the best validation epoch and s/epoch."""
+    from .experiments.study import baseline_study
+    result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=set_, workers=workers,
+                            on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
 

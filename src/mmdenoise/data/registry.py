@@ -15,6 +15,16 @@ def _build_ml100k(folder: Path) -> Path:
     return build_ml100k(folder)
 
 
+def _build_ml1m(folder: Path) -> Path:
+    from .builders.ml1m import build_ml1m
+    return build_ml1m(folder)
+
+
+def _build_book_crossing(folder: Path) -> Path:
+    from .builders.bookcrossing import build_book_crossing
+    return build_book_crossing(folder)
+
+
 def _synth_builder(preset: str) -> Callable[[Path], Path]:
     def build(folder: Path) -> Path:
         from .synth import generate
@@ -37,6 +47,8 @@ SEQ_SYNTH_PRESETS = ("seq-tiny", "seq-small")   # planted points of interest (da
 #: name -> builder(folder) writing an MMRec folder there.
 DATASETS: dict[str, Callable[[Path], Path]] = {
     "ml-100k": _build_ml100k,
+    "ml-1m": _build_ml1m,
+    "book-crossing": _build_book_crossing,
     **{f"synth-{p}": _synth_builder(p) for p in SYNTH_PRESETS},
     **{f"synth-{p}": _seq_synth_builder(p) for p in SEQ_SYNTH_PRESETS},
 }

@@ -16,6 +16,10 @@ over seeds, per backbone × denoiser × level, and the decline rate
 Ablation: every variant of a denoiser (registered names ``<d>-*`` such as
 GUIDER's, or the DA-MRS switch settings of :data:`DAMRS_VARIANTS`) plus
 ``none``, one table (``ablation.md``, ``ablation.json``).
+
+Baselines: backbones at their defaults on one clean dataset, one table of
+validation and test accuracy at the best validation epoch with the cost
+(``baselines.md``, ``baselines.json``).
 """
 from __future__ import annotations
 
@@ -377,6 +381,72 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
 
 
 # ------------------------------------------------------------------ files
+# -------------------------------------------------------------- baselines
+def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int = 1, out: str | Path | None = None,
+                   overrides: Sequence[str] = (), workers: int = 1,
+                   on_result: Callable[[dict], None] | None = None) -> StudyResult:
+    """Train every backbone at its defaults (no denoiser) on ``dataset`` for seeds 0..seeds-1; write the table.
+
+    out: default ``studies/<dataset>-baselines``; a rerun skips finished runs
+    and resumes a partial one. overrides as in :func:`noise_study`.
+    """
+    from ..data import load_dataset
+    models, seed_list = _split_list(models, "models"), _check_seeds(seeds)
+    source = load_dataset(dataset)
+    root = Path(out if out is not None else Path("studies") / f"{source.name}-baselines")
+    scoped = scoped_overrides(overrides, models)
+    objective = Objective()
+    trials = [make_trial({"model": m, "seed": s}, {"dataset": dataset},
+                         trial_defaults(objective) + [f"model={m}", "denoiser=none", f"seed={s}"]
+                         + scoped[None] + scoped[m])
+              for m in models for s in seed_list]
+    records = run_trials(root, _validated(trials), objective, workers=workers, on_result=on_result)
+    _raise_if_failed(records)
+    rows = baseline_rows(records)
+    table = baseline_table(source.name, models, rows, len(seed_list))
+    summary = {"dataset": source.name, "fingerprint": source.fingerprint, "models": models, "seeds": seed_list,
+               "overrides": list(overrides), "rows": rows,
+               "runs": [{k: r[k] for k in ("name", "params", "path")} for r in records]}
+    return StudyResult(root.resolve(), records, table, _write(root, "baselines", table, summary, []))
+
+
+def baseline_rows(records: Sequence[dict]) -> dict[str, dict]:
+    """Per backbone: the mean over its seeds of validation/test R@20 and N@20, best epoch, s/epoch, s/eval."""
+    from ..train.record import read_result
+    by_model = defaultdict(list)
+    for rec in records:
+        by_model[rec["params"]["model"]].append({**rec, "result": read_result(Path(rec["path"]))})
+    return {model: {
+        "valid_recall@20": float(np.mean([r["valid"]["recall@20"] for r in recs])),
+        **{f"test_{metric}": float(np.mean(_test_values(recs, metric))) for metric, _ in TABLE_METRICS},
+        "best_epoch": float(np.mean([r["best_epoch"] for r in recs])),
+        "epochs_run": float(np.mean([r["epochs_run"] for r in recs])),
+        "seconds_per_epoch": float(np.mean([r["result"]["seconds_per_epoch"] for r in recs])),
+        "eval_seconds": float(np.mean([r["result"]["eval_seconds"] for r in recs])),
+    } for model, recs in by_model.items()}
+
+
+def baseline_table(dataset: str, models: Sequence[str], rows: dict[str, dict], n_seeds: int) -> str:
+    """Markdown: one row per backbone (validation R@20, test R@20 / N@20, best epoch, cost); best test R@20 bold."""
+    best = max(round(rows[m]["test_recall@20"], 4) for m in models)
+    lines = [f"Backbones at their defaults on {dataset} (no denoiser; test at the best validation epoch; "
+             f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}; s/epoch = training only, one thread)", "",
+             "| model | valid R@20 | test R@20 | test N@20 | best epoch | epochs run | s/epoch | s/eval |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in models:
+        r = rows[m]
+        recall = f"{r['test_recall@20']:.4f}"
+        lines.append(f"| {m} | {r['valid_recall@20']:.4f} | {f'**{recall}**' if float(recall) == best else recall} "
+                     f"| {r['test_ndcg@20']:.4f} | {_epoch(r['best_epoch'])} | {r['epochs_run']:g} "
+                     f"| {r['seconds_per_epoch']:.2f} | {r['eval_seconds']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _epoch(value: float) -> str:
+    """An epoch number as printed; a model without training (pop: best epoch −1) shows a dash."""
+    return "–" if value < 0 else f"{value:g}"
+
+
 def _raise_if_failed(records: Sequence[dict]) -> None:
     from ..errors import TrainingError
     failed = [r for r in records if r.get("status") == "failed"]
@@ -396,5 +466,6 @@ def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[s
     return [md, js]
 
 
-__all__ = ["StudyResult", "noise_study", "ablation_study", "ablation_variants", "noise_table", "ablation_table",
+__all__ = ["StudyResult", "noise_study", "ablation_study", "baseline_study", "baseline_table", "ablation_variants",
+           "noise_table", "ablation_table",
            "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "DAMRS_VARIANTS"]

