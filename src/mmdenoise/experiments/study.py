@@ -406,7 +406,7 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int = 1,
     table = baseline_table(source.name, models, rows, len(seed_list))
     summary = {"dataset": source.name, "fingerprint": source.fingerprint, "models": models, "seeds": seed_list,
                "overrides": list(overrides), "rows": rows,
-               "runs": [{k: r[k] for k in ("name", "params", "path")} for r in records]}
+               "runs": [{k: r[k] for k in ("name", "params")} for r in records]}  # folders relative to out
     return StudyResult(root.resolve(), records, table, _write(root, "baselines", table, summary, []))
 
 
