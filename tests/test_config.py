@@ -68,9 +68,9 @@ def test_values_are_parsed_as_data_never_code(tmp_path):
 
 # ------------------------------------------------------- declared allowed values (issue 23, class 3)
 @pytest.mark.parametrize("override, message", [
-    ("train.lr=-0.1", r"config.train.lr: must be > 0, got -0.1"),
-    ("train.lr=.nan", r"config.train.lr: must be > 0, got nan"),
-    ("train.lr=.inf", r"config.train.lr: must be > 0, got inf"),
+    ("train.lr=-0.1", r"config.train.lr: must be ≥ 0, got -0.1"),
+    ("train.lr=.nan", r"config.train.lr: must be ≥ 0, got nan"),
+    ("train.lr=.inf", r"config.train.lr: must be ≥ 0, got inf"),
     ("train.weight_decay=-1", r"config.train.weight_decay: must be ≥ 0"),
     ("train.batch_size=0", r"config.train.batch_size: must be ≥ 1, got 0"),
     ("train.eval_every=0", r"config.train.eval_every: must be ≥ 1"),

@@ -191,7 +191,7 @@ class TrainConfig:
 
     epochs: int = setting(1000, Range(min=1))
     batch_size: int = setting(2048, Range(min=1))
-    lr: float = setting(1e-3, Range(above=0))
+    lr: float = setting(1e-3, Range(min=0))  # 0: a frozen model (evaluation and stopping tests)
     weight_decay: float = setting(0.0, Range(min=0))
     eval_every: int = setting(1, Range(min=1))
     patience: int = setting(20, Range(min=1))
