@@ -7,6 +7,10 @@ a paired t-test over test users against the same backbone without denoiser
 averaged; significance then uses the users' per-seed means.
 A second table gives the noise-detection ROC-AUC of every run whose dataset
 carried planted noise and whose denoiser judges interactions.
+Runs are grouped by dataset fingerprint, never by name alone: a noised copy
+keeps its source's name, so two fingerprints under one name get two tables,
+labelled with their planted noise (or fingerprint); averaging or pairing runs
+trained on different data is a RunError.
 Both render as Markdown or as LaTeX (booktabs; best in ``\\textbf``, ``$^*$``
 for p < 0.05); the report adds PNGs of the training curves and of the
 clean-vs-noisy score distributions.
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MMDenoiseError
+from ..errors import MMDenoiseError, RunError
 from ..eval import paired_ttest
 from ..eval.significance import align
 from ..train import record
@@ -36,8 +40,52 @@ def find_runs(root: str | Path) -> list[Path]:
     return runs
 
 
+def dataset_key(result: dict) -> tuple[str, str | None]:
+    """(name, fingerprint) of a run's data: what groups and pairs runs (the name alone is shared by a
+    dataset and its noised copies)."""
+    return str(result["dataset"].get("name")), result["dataset"].get("fingerprint")
+
+
+def dataset_labels(results: list[dict]) -> dict[tuple[str, str | None], str]:
+    """A label per ``dataset_key``: the name where one fingerprint carries it, else the name with the
+    planted noise (``ml-100k (noise add 0.1, seed 0)``) or, for clean data, ``(clean)``, or the fingerprint."""
+    keys: dict[tuple, dict] = {}
+    for result in results:
+        keys.setdefault(dataset_key(result), result["dataset"])
+    names = [name for name, _ in keys]
+    labels = {}
+    for (name, fingerprint), summary in keys.items():
+        if names.count(name) == 1:
+            labels[(name, fingerprint)] = name
+        elif summary.get("noise"):
+            labels[(name, fingerprint)] = f"{name} ({record.noise_label(summary['noise'])})"
+        else:
+            labels[(name, fingerprint)] = f"{name} (fingerprint {str(fingerprint)[:12]})"
+    return labels
+
+
+def check_same_data(runs: list[Path]) -> None:
+    """RunError unless every run was trained on the same data (dataset fingerprint): per-user values of
+    runs on different data are never averaged or paired, whatever the runs' dataset names say."""
+    first: dict[str | None, Path] = {}
+    results = {}
+    for run in runs:
+        result = record.read_result(run)
+        key = dataset_key(result)
+        if key[1] not in first:
+            first[key[1]] = run
+            results[key[1]] = result
+    if len(first) > 1:
+        labels = dataset_labels(list(results.values()))
+        shown = [f"{run} ({labels[dataset_key(results[fp])]}, fingerprint {str(fp)[:12]})"
+                 for fp, run in list(first.items())[:2]]
+        raise RunError(f"cannot average or pair runs trained on different data: {shown[0]} and {shown[1]}")
+
+
 def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Users evaluated in every run and their metric averaged over the runs (seeds)."""
+    """Users evaluated in every run and their metric averaged over the runs (seeds), which must share
+    their data (``check_same_data``)."""
+    check_same_data(runs)
     users, values = None, None
     for run in runs:
         z = record.read_per_user(run)
@@ -58,6 +106,7 @@ def paired_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tupl
 def _paired_with_users(runs_a: list[Path], runs_b: list[Path], metric: str
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``paired_per_user`` with the users: (users [n], a [n], b [n])."""
+    check_same_data([*runs_a, *runs_b])
     users_a, a = per_user_mean(runs_a, metric)
     users_b, b = per_user_mean(runs_b, metric)
     return align(users_a, a, users_b, b)
@@ -120,10 +169,11 @@ def comparison_cells(run_dirs: list[Path], alpha: float = 0.05) -> list[dict]:
     (absent where that model × denoiser was not run). Renderers:
     :func:`comparison_table` (Markdown) and :func:`comparison_table_latex`.
     """
-    groups: dict[str, dict[tuple[str, str], list[Path]]] = defaultdict(lambda: defaultdict(list))
-    for run in run_dirs:
-        result = record.read_result(run)
-        groups[result["dataset"]["name"]][(result["model"], _row_label(run, result))].append(run)
+    groups: dict[tuple, dict[tuple[str, str], list[Path]]] = defaultdict(lambda: defaultdict(list))
+    results = [record.read_result(run) for run in run_dirs]
+    labels = dataset_labels(results)
+    for run, result in zip(run_dirs, results):
+        groups[labels[dataset_key(result)]][(result["model"], _row_label(run, result))].append(run)
     tables = []
     for dataset, cells in sorted(groups.items()):
         models = sorted({m for m, _ in cells})
@@ -218,11 +268,12 @@ def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
 
 def _detection_rows(run_dirs: list[Path]) -> list[tuple]:
     rows = []
-    for run in run_dirs:
-        result = record.read_result(run)
+    results = [record.read_result(run) for run in run_dirs]
+    labels = dataset_labels(results)
+    for result in results:
         if "detection" in result:
             d = result["detection"]
-            rows.append((result["dataset"]["name"], result["model"], result["denoiser"], result["seed"],
+            rows.append((labels[dataset_key(result)], result["model"], result["denoiser"], result["seed"],
                          d["auc"], d["precision@noise"]))
     return sorted(rows)
 
@@ -274,10 +325,10 @@ def report_figures(run_dirs: list[Path], folder: Path) -> dict[str, Path]:
         scores = record.read_scores(run)
         if "noisy" in scores and scores["noisy"].any():
             result = record.read_result(run)
-            scored.setdefault((result["dataset"]["name"], result["model"], result["denoiser"]), run)
+            scored.setdefault((*dataset_key(result), result["model"], result["denoiser"]), run)
     if scored:
         figures["Clean vs injected interactions: denoiser scores"] = score_distributions(
-            [scored[k] for k in sorted(scored)], folder / SCORES_PNG)
+            [scored[k] for k in sorted(scored, key=str)], folder / SCORES_PNG)
     return figures
 
 
