@@ -123,7 +123,8 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     """
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out=...)")
-    stored = folder.read_for_resume(Path(out)) if resume else None
+    resolved = lambda raw: to_dict(resolve_config(raw))  # noqa: E731
+    stored = folder.read_for_resume(Path(out), resolved, "general") if resume else None
     raw = dict(stored or {})
     if isinstance(config, (str, Path)):
         raw.update(load_yaml(config))
@@ -150,7 +151,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     if resume:
         checkpoint = folder.check_resume(run_dir, settings, stored, RunConfig)
     else:
-        folder.check_new_run(run_dir, settings, RunConfig, overwrite)
+        folder.check_new_run(run_dir, settings, RunConfig, resolved, overwrite)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
     if resume:
         record.check_fingerprint(run_dir, checkpoint, data, "resume")

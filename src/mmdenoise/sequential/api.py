@@ -81,7 +81,8 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
     """
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out=...)")
-    stored = folder.read_for_resume(Path(out)) if resume else None
+    resolved = lambda raw: to_dict(resolve_sequential_config(raw))  # noqa: E731
+    stored = folder.read_for_resume(Path(out), resolved, "sequential") if resume else None
     raw = {**(stored or {}), **_raw_config(config)}
     if isinstance(dataset, Dataset):
         raw["dataset"] = str(dataset.path) if dataset.path is not None else dataset.name
@@ -101,7 +102,7 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
     if resume:
         checkpoint = folder.check_resume(run_dir, settings, stored, SequentialRunConfig)
     else:
-        folder.check_new_run(run_dir, settings, SequentialRunConfig, overwrite)
+        folder.check_new_run(run_dir, settings, SequentialRunConfig, resolved, overwrite)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
     if resume:
         record.check_fingerprint(run_dir, checkpoint, data, "resume")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..config import load_yaml, result_settings, short
 from ..errors import MMDenoiseError, RunError, StorageError, describe_os_error
@@ -43,9 +43,20 @@ def describe_run(config: Mapping[str, Any]) -> str:
     return f"a run of {plain('model')}{denoiser}, seed {plain('seed')}, on {plain('dataset')}"
 
 
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) and len(value) <= 60 else short(value)
+
+
+def listed(changes: list[str], at_most: int = 4) -> str:
+    """``a; b; c`` (and ``and N more``): differences for a one-line message."""
+    more = f"; and {len(changes) - at_most} more" if len(changes) > at_most else ""
+    return "; ".join(changes[:at_most]) + more
+
+
 def differences(stored: Mapping[str, Any], new: Mapping[str, Any], config_cls: type,
                 ignore: tuple[str, ...] = ()) -> list[str]:
-    """``key: stored, not new`` for every result-deciding setting that differs (dotted keys)."""
+    """``key: stored, not new`` for every result-deciding setting that differs (dotted keys); both
+    mappings resolved (every field present), so a default left out is not a difference."""
     a, b = result_settings(config_cls, stored), result_settings(config_cls, new)
     out = []
 
@@ -55,23 +66,28 @@ def differences(stored: Mapping[str, Any], new: Mapping[str, Any], config_cls: t
                 if f"{prefix}{key}" not in ignore:
                     walk(x.get(key), y.get(key), f"{prefix}{key}.")
         elif x != y:
-            out.append(f"{prefix[:-1]}: {short(x)}, not {short(y)}")
+            out.append(f"{prefix[:-1]}: {_shown(x)}, not {_shown(y)}")
 
     walk(a, b, "")
     return out
 
 
-def stored_config(run_dir: Path) -> dict | None:
-    """The run folder's config.yaml as a mapping; None if it has none or it is unreadable."""
+Resolve = Callable[[Mapping[str, Any]], dict]
+
+
+def stored_config(run_dir: Path, resolve: Resolve) -> dict | None:
+    """The run folder's config.yaml, resolved (``resolve``: raw mapping -> resolved dict, defaults
+    filled in); None if it has none, or it is unreadable or not a config of this task."""
     if not (run_dir / record.CONFIG_FILE).is_file():
         return None
     try:
-        return load_yaml(run_dir / record.CONFIG_FILE)
+        return resolve(load_yaml(run_dir / record.CONFIG_FILE))
     except MMDenoiseError:
         return None
 
 
-def check_new_run(run_dir: Path, config: Mapping[str, Any], config_cls: type, overwrite: bool) -> None:
+def check_new_run(run_dir: Path, config: Mapping[str, Any], config_cls: type, resolve: Resolve,
+                  overwrite: bool) -> None:
     """RunError unless a new run may be written into ``run_dir`` (see the module docstring)."""
     if not run_dir.exists():
         return
@@ -83,26 +99,31 @@ def check_new_run(run_dir: Path, config: Mapping[str, Any], config_cls: type, ov
     entries = sorted(p.name for p in run_dir.iterdir() if p.name not in PRE_RUN_FILES)
     if not entries or overwrite:
         return
-    stored = stored_config(run_dir)
+    stored = stored_config(run_dir, resolve)
     if stored is None:
-        raise RunError(f"{run_dir} is not empty and holds no mmdenoise run ({short(entries)}); give --out a "
+        raise RunError(f"{run_dir} is not empty and holds no mmdenoise run of this task ({short(entries)}); give --out a "
                        "new or empty folder, or pass --overwrite to write the run among these files")
     changed = differences(stored, config, config_cls)
     if changed:
         raise RunError(f"{run_dir} holds another run ({describe_run(stored)}; it differs in "
-                       f"{short(changed)}); pass --resume to continue it, --overwrite to replace it, "
+                       f"{listed(changed)}); pass --resume to continue it, --overwrite to replace it, "
                        "or give --out another folder")
 
 
-def read_for_resume(run_dir: Path) -> dict:
-    """The config.yaml of the run to resume (the base of the resumed run's settings); RunError if
-    ``run_dir`` is not a run folder."""
+def read_for_resume(run_dir: Path, resolve: Resolve, task: str) -> dict:
+    """The resolved config.yaml of the run to resume (the base of the resumed run's settings);
+    RunError if ``run_dir`` is not a run folder of ``task`` (general or sequential)."""
     if not run_dir.is_dir():
         raise RunError(f"cannot resume: {run_dir} does not exist")
-    stored = stored_config(run_dir)
-    if stored is None:
+    if not (run_dir / record.CONFIG_FILE).is_file():
         raise RunError(f"cannot resume: {run_dir} holds no readable {record.CONFIG_FILE}, so it is not a run folder")
-    return stored
+    raw = load_yaml(run_dir / record.CONFIG_FILE)
+    if raw.get("task", "general") != task:
+        raise RunError(f"cannot resume {run_dir}: it holds a {raw.get('task', 'general')} run, not a {task} one")
+    try:
+        return resolve(raw)
+    except MMDenoiseError as exc:
+        raise RunError(f"cannot resume: {run_dir / record.CONFIG_FILE} is not a valid run config ({exc})") from None
 
 
 def check_resume_names(run_dir: Path, raw: Mapping[str, Any], stored: Mapping[str, Any]) -> None:
@@ -111,7 +132,7 @@ def check_resume_names(run_dir: Path, raw: Mapping[str, Any], stored: Mapping[st
     than the parameters of one model that do not fit another)."""
     names = [k for k in ("task", "model", "denoiser") if k in raw and raw[k] != stored.get(k)]
     if names:
-        _refuse_resume(run_dir, stored, [f"{k}: {short(stored.get(k))}, not {short(raw[k])}" for k in names])
+        _refuse_resume(run_dir, stored, [f"{k}: {_shown(stored.get(k))}, not {_shown(raw[k])}" for k in names])
 
 
 def check_resume(run_dir: Path, config: Mapping[str, Any], stored: Mapping[str, Any],
@@ -134,7 +155,7 @@ def check_resume(run_dir: Path, config: Mapping[str, Any], stored: Mapping[str, 
 
 def _refuse_resume(run_dir: Path, stored: Mapping[str, Any], changed: list[str]) -> None:
     raise RunError(f"cannot resume {run_dir}: it holds {describe_run(stored)}, and the settings given differ "
-                   f"in {short(changed)}; drop them to continue that run, or start a new run elsewhere")
+                   f"in {listed(changed)}; drop them to continue that run, or start a new run elsewhere")
 
 
 def remove_run_files(run_dir: Path) -> None:

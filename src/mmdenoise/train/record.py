@@ -5,6 +5,7 @@ these files, so their shapes are a contract.
 """
 from __future__ import annotations
 
+import io
 import json
 import platform
 import resource
@@ -138,8 +139,12 @@ def read_result(run_dir: Path) -> dict[str, Any]:
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
+    """checkpoint.pt, atomically. Serialised in memory first and written as bytes: torch's own file
+    writer turns a full disk into an opaque RuntimeError, a plain write into an OSError naming it."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(run_dir / CHECKPOINT_FILE) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
