@@ -40,45 +40,53 @@ def find_runs(root: str | Path) -> list[Path]:
     return runs
 
 
-def dataset_key(result: dict) -> tuple[str, str | None]:
-    """(name, fingerprint) of a run's data: what groups and pairs runs (the name alone is shared by a
-    dataset and its noised copies)."""
-    return str(result["dataset"].get("name")), result["dataset"].get("fingerprint")
+def dataset_key(result: dict) -> tuple:
+    """The data condition of a run: what groups runs into one table and what runs averaged or paired
+    user by user must share. (name, fingerprint) for clean data; for a noised copy (which keeps its
+    source's name) (name, source fingerprint, the planted-noise spec without its seed), so a noise
+    study's seeds, each its own noise draw, average within their level and never with other levels
+    or the clean data."""
+    data = result["dataset"]
+    noise = data.get("noise")
+    if isinstance(noise, dict) and noise.get("source"):
+        spec = json.dumps({k: v for k, v in noise.items() if k not in ("seed", "source")}, sort_keys=True)
+        return str(data.get("name")), noise["source"], spec
+    return str(data.get("name")), data.get("fingerprint"), None
 
 
-def dataset_labels(results: list[dict]) -> dict[tuple[str, str | None], str]:
-    """A label per ``dataset_key``: the name where one fingerprint carries it, else the name with the
-    planted noise (``ml-100k (noise add 0.1, seed 0)``) or, for clean data, ``(clean)``, or the fingerprint."""
+def dataset_labels(results: list[dict]) -> dict[tuple, str]:
+    """A label per ``dataset_key``: the name where one data condition carries it, else the name with the
+    planted noise (``ml-100k (noise add 0.1)``) or, without a record of it, the fingerprint."""
     keys: dict[tuple, dict] = {}
     for result in results:
         keys.setdefault(dataset_key(result), result["dataset"])
-    names = [name for name, _ in keys]
+    names = [key[0] for key in keys]
     labels = {}
-    for (name, fingerprint), summary in keys.items():
-        if names.count(name) == 1:
-            labels[(name, fingerprint)] = name
+    for key, summary in keys.items():
+        if names.count(key[0]) == 1:
+            labels[key] = key[0]
         elif summary.get("noise"):
-            labels[(name, fingerprint)] = f"{name} ({record.noise_label(summary['noise'])})"
+            noise = {k: v for k, v in summary["noise"].items() if k not in ("source",)}
+            labels[key] = f"{key[0]} ({record.noise_label(noise).rsplit(', seed', 1)[0]})"
         else:
-            labels[(name, fingerprint)] = f"{name} (fingerprint {str(fingerprint)[:12]})"
+            labels[key] = f"{key[0]} (fingerprint {str(key[1])[:12]})"
     return labels
 
 
 def check_same_data(runs: list[Path]) -> None:
-    """RunError unless every run was trained on the same data (dataset fingerprint): per-user values of
-    runs on different data are never averaged or paired, whatever the runs' dataset names say."""
-    first: dict[str | None, Path] = {}
-    results = {}
+    """RunError unless every run shares its data condition (``dataset_key``): per-user values of runs on
+    different data are never averaged or paired, whatever the runs' dataset names say. Runs without a
+    result.json (per-user files alone) cannot be checked and are let through."""
+    first: dict[tuple, tuple[Path, dict]] = {}
     for run in runs:
+        if not (Path(run) / record.RESULT_FILE).exists():
+            continue
         result = record.read_result(run)
-        key = dataset_key(result)
-        if key[1] not in first:
-            first[key[1]] = run
-            results[key[1]] = result
+        first.setdefault(dataset_key(result), (run, result))
     if len(first) > 1:
-        labels = dataset_labels(list(results.values()))
-        shown = [f"{run} ({labels[dataset_key(results[fp])]}, fingerprint {str(fp)[:12]})"
-                 for fp, run in list(first.items())[:2]]
+        labels = dataset_labels([result for _, result in first.values()])
+        shown = [f"{run} ({labels[key]}, fingerprint {str(result['dataset'].get('fingerprint'))[:12]})"
+                 for key, (run, result) in list(first.items())[:2]]
         raise RunError(f"cannot average or pair runs trained on different data: {shown[0]} and {shown[1]}")
 
 
@@ -325,7 +333,7 @@ def report_figures(run_dirs: list[Path], folder: Path) -> dict[str, Path]:
         scores = record.read_scores(run)
         if "noisy" in scores and scores["noisy"].any():
             result = record.read_result(run)
-            scored.setdefault((*dataset_key(result), result["model"], result["denoiser"]), run)
+            scored.setdefault((dataset_key(result), result["model"], result["denoiser"]), run)
     if scored:
         figures["Clean vs injected interactions: denoiser scores"] = score_distributions(
             [scored[k] for k in sorted(scored, key=str)], folder / SCORES_PNG)

@@ -204,8 +204,11 @@ def dataset_summary(dataset) -> dict[str, Any]:
     a noised copy, the planted-noise spec (its name is the clean source's)."""
     summary = {"name": dataset.name, "fingerprint": dataset.fingerprint}
     if dataset.noise is not None:
-        summary["noise"] = {k: dataset.noise.spec[k] for k in ("add", "remove", "swap", "misalign", "seed")
-                            if k in dataset.noise.spec}
+        spec = dataset.noise.spec
+        summary["noise"] = {k: spec[k] for k in ("add", "remove", "swap", "misalign", "seed") if k in spec}
+        source = spec.get("source")
+        if isinstance(source, dict) and "fingerprint" in source:
+            summary["noise"]["source"] = source["fingerprint"]
     return summary
 
 
