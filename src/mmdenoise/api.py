@@ -15,13 +15,13 @@ from typing import Any, Mapping, Sequence
 from .config import RunConfig, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, lookup, to_dict
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
-from .errors import ConfigError
+from .errors import ConfigError, RunError
 from .eval import EvalResult
 from .io import write_text
 from .models import MODELS
 from .models.base import Backbone
-from .train import record
-from .train.trainer import Trainer, limit_threads
+from .train import folder, record
+from .train.trainer import Trainer, limit_threads, resolve_device
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Run:
     def load(cls, path: str | Path) -> "Run":
         """Read a run folder written by :func:`train` (no model is rebuilt)."""
         path = Path(path)
-        config = resolve_config(load_yaml(path / record.CONFIG_FILE))
+        config = resolve_config(read_run_config(path))
         result = record.read_result(path)
         return cls(config=config, path=path, history=record.read_metrics(path),
                    valid=result["valid"], test=result["test"], result=result)
@@ -104,23 +104,34 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
           denoiser: str | None = None, *, seed: int | None = None,
           config: str | Path | Mapping[str, Any] | RunConfig | None = None,
           overrides: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
-          progress: bool | None = None, tensorboard: bool = False) -> Run:
+          overwrite: bool = False, progress: bool | None = None, tensorboard: bool = False) -> Run:
     """Train ``model`` with ``denoiser`` on ``dataset`` and return the :class:`Run`.
 
     dataset: a Dataset, a registered name (``"ml-100k"``) or an MMRec folder.
     config: a YAML file, a mapping or a RunConfig; explicit arguments and then
         ``overrides`` (``["train.lr=0.01", "n_layers=3"]``) take precedence.
-    out: the run folder (default ``runs/<dataset>-<model>-<denoiser>-s<seed>-<time>``;
-        with ``resume`` it must be given and hold a checkpoint).
+    out: the run folder (default ``runs/<dataset>-<model>-<denoiser>-s<seed>-<time>``);
+        it must be new, empty or hold this same run (``train.folder``).
+    resume: continue the run in ``out`` from its checkpoint; what is not given
+        is taken from the folder's config.yaml, and what is given must match it.
+    overwrite: replace another run in ``out`` (a dataset folder is always refused).
     tensorboard: also write each epoch's metrics.jsonl row as TensorBoard
         scalars to ``<run>/tensorboard/`` (needs the ``tensorboard`` extra).
+
+    Everything (settings, folder, data, model) is checked before the folder
+    is created or changed; a refused resume changes nothing.
     """
+    if resume and out is None:
+        raise ConfigError("resume needs the run folder (out=...)")
+    resolved = lambda raw: to_dict(resolve_config(raw))  # noqa: E731
+    stored = folder.read_for_resume(Path(out), resolved, "general") if resume else None
+    raw = dict(stored or {})
     if isinstance(config, (str, Path)):
-        raw = load_yaml(config)
+        raw.update(load_yaml(config))
     elif isinstance(config, RunConfig):
-        raw = to_dict(config)
+        raw.update(to_dict(config))
     else:
-        raw = dict(config or {})
+        raw.update(config or {})
     if isinstance(dataset, Dataset):
         raw["dataset"] = str(dataset.path) if dataset.path is not None else dataset.name
     elif dataset is not None:
@@ -131,46 +142,57 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     if progress is not None:
         raw.setdefault("train", {})
         raw["train"] = {**raw["train"], "progress": progress}
+    if resume:
+        folder.check_resume_names(Path(out), raw, stored)
     run_config = resolve_config(raw, overrides)
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
-
-    if resume and out is None:
-        raise ConfigError("resume needs the run folder (out=...)")
+    resolve_device(run_config.train.device)
     run_dir = Path(out) if out is not None else default_run_dir(run_config)
-    # a missing tensorboard package fails before anything is written
-    logger = None
-    if tensorboard:
-        from .train.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
-        logger = TensorBoardLogger(run_dir / TENSORBOARD_DIR)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
+    settings = to_dict(run_config)
+    if resume:
+        checkpoint = folder.check_resume(run_dir, settings, stored, RunConfig)
+    else:
+        folder.check_new_run(run_dir, settings, RunConfig, resolved, overwrite)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
+    if resume:
+        record.check_fingerprint(run_dir, checkpoint, data, "resume")
+    _, den = build(data, run_config)
+    if tensorboard:  # a missing tensorboard package fails before anything is written
+        from .train.tensorboard import summary_writer
+        summary_writer()
 
-    try:
-        _, den = build(data, run_config)
-        trainer = Trainer(data, den, run_config.train, seed=run_config.seed, run_dir=run_dir, on_epoch=logger)
-        fit = trainer.fit(resume=resume)
-    finally:
-        if logger is not None:
-            logger.close()
-    result = {
-        "valid": fit.valid.metrics, "test": fit.test.metrics,
-        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,
-        "seconds_per_epoch": fit.seconds_per_epoch, "eval_seconds": fit.eval_seconds,
-        "total_seconds": fit.total_seconds, "peak_rss_mb": record.peak_rss_mb(),
-        "device": str(trainer.device),
-        "dataset": {"name": data.name, "fingerprint": data.fingerprint},
-        "model": run_config.model, "denoiser": run_config.denoiser, "seed": run_config.seed,
-        "versions": record.versions(),
-    }
-    scores = den.interaction_scores()
-    if scores is not None:
-        noisy = data.noise.noisy_interactions if data.noise is not None else None
-        record.write_scores(run_dir, scores, noisy)
-        detection = trainer.detection()
-        if detection is not None:
-            result["detection"] = detection
-    record.write_per_user(run_dir, fit.valid, fit.test)
-    record.write_result(run_dir, result)
+    with folder.writing_run(run_dir, fresh=not resume):
+        if not resume:
+            write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
+        logger = None
+        if tensorboard:
+            from .train.tensorboard import TensorBoardLogger
+            logger = TensorBoardLogger(run_dir / record.TENSORBOARD_DIR)
+        try:
+            trainer = Trainer(data, den, run_config.train, seed=run_config.seed, run_dir=run_dir,
+                              on_epoch=logger)
+            fit = trainer.fit(resume=resume)
+        finally:
+            if logger is not None:
+                logger.close()
+        result = {
+            "valid": fit.valid.metrics, "test": fit.test.metrics,
+            "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,
+            "seconds_per_epoch": fit.seconds_per_epoch, "eval_seconds": fit.eval_seconds,
+            "total_seconds": fit.total_seconds, "peak_rss_mb": record.peak_rss_mb(),
+            "device": str(trainer.device),
+            "dataset": record.dataset_summary(data),
+            "model": run_config.model, "denoiser": run_config.denoiser, "seed": run_config.seed,
+            "versions": record.versions(),
+        }
+        scores = den.interaction_scores()
+        if scores is not None:
+            noisy = data.noise.noisy_interactions if data.noise is not None else None
+            record.write_scores(run_dir, scores, noisy)
+            detection = trainer.detection()
+            if detection is not None:
+                result["detection"] = detection
+        record.write_per_user(run_dir, fit.valid, fit.test)
+        record.write_result(run_dir, result)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
                test=fit.test.metrics, result=result, backbone=den.backbone, denoiser=den)
 
@@ -178,7 +200,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
 def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[EvalResult, EvalResult]:
     """Rebuild a run's model from its folder, load the best state and evaluate valid and test."""
     run_dir = Path(run_dir)
-    config = resolve_config(load_yaml(run_dir / record.CONFIG_FILE))
+    config = resolve_config(read_run_config(run_dir))
     data = dataset if dataset is not None else load_dataset(config.dataset)
     best = record.load_best_state(run_dir, data)
     backbone, den = build(data, config)
@@ -186,6 +208,15 @@ def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[E
     trainer = Trainer(data, den, dataclasses.replace(config.train, progress=False), seed=config.seed)
     trainer.prepare()
     return trainer.evaluate(trainer.valid_evaluator), trainer.evaluate(trainer.test_evaluator)
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """A run folder's config.yaml; RunError if ``run_dir`` is not a run folder."""
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    if not (run_dir / record.CONFIG_FILE).is_file():
+        raise RunError(f"{run_dir} is not a run folder (no {record.CONFIG_FILE})")
+    return load_yaml(run_dir / record.CONFIG_FILE)
 
 
 __all__ = ["Run", "train", "evaluate_run", "resolve_config", "build", "TrainConfig"]

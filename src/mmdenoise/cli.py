@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from .errors import ConfigError, MMDenoiseError
+from .errors import ConfigError, MMDenoiseError, describe_os_error
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-modal recommendation with plug-and-play denoising.")
@@ -169,7 +171,8 @@ def train_cmd(
     config: Optional[Path] = typer.Option(None, help="YAML config file"),
     set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3"),
     out: Optional[Path] = typer.Option(None, help="run folder"),
-    resume: bool = typer.Option(False, help="continue from the checkpoint in --out"),
+    resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint (same settings)"),
+    overwrite: bool = typer.Option(False, help="replace another run in --out (never a dataset folder)"),
     json_out: bool = typer.Option(False, "--json", help="print result.json instead of a table"),
     tensorboard: bool = typer.Option(False, "--tensorboard",
                                      help="also log per-epoch metrics to RUN/tensorboard/ (tensorboard extra)"),
@@ -179,14 +182,15 @@ def train_cmd(
         if denoiser not in (None, "none"):
             raise typer.BadParameter("the sequential task has no --denoiser; Demure is -m demure")
         from .sequential.api import train_sequential
-        run = train_sequential(dataset, model, seed=seed, config=config, overrides=set_, out=out, resume=resume)
+        run = train_sequential(dataset, model, seed=seed, config=config, overrides=set_, out=out, resume=resume,
+                               overwrite=overwrite)
         _print_run(run, json_out)
         return
     if task != "general":
         raise typer.BadParameter(f"unknown task {task!r}; tasks: general, sequential")
     from .api import train
     run = train(dataset, model, denoiser, seed=seed, config=config, overrides=set_, out=out,
-                resume=resume, tensorboard=tensorboard)
+                resume=resume, overwrite=overwrite, tensorboard=tensorboard)
     _print_run(run, json_out)
 
 
@@ -396,12 +400,34 @@ def _print_run(run, json_out: bool) -> None:
     typer.echo(f"run folder: {run.path}")
 
 
+#: longest error line printed (a message quoting a huge value is cut, not the terminal flooded)
+MAX_ERROR_CHARS = 1000
+
+
+def error_line(exc: BaseException) -> str:
+    """``error: <message>`` on one line of at most MAX_ERROR_CHARS characters."""
+    text = describe_os_error(exc) if isinstance(exc, OSError) and not isinstance(exc, MMDenoiseError) else str(exc)
+    text = " ".join(text.split()) or type(exc).__name__
+    line = f"error: {text}"
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
+
+
 def main() -> None:
-    """Entry point: usage errors and --help are click's; our own errors become one line and exit 2."""
+    """Entry point: usage errors and --help are click's; our own errors and the operating system's
+    (missing files, full disk, permissions) become one ``error:`` line and exit 2.
+
+    ``--debug`` anywhere on the command line (or ``MMDENOISE_DEBUG=1``) also
+    prints the traceback. It is taken out before typer parses the arguments,
+    so every command accepts it without declaring it.
+    """
+    debug = "--debug" in sys.argv[1:] or os.environ.get("MMDENOISE_DEBUG", "") not in ("", "0")
+    sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != "--debug"]
     try:
         app()
-    except (MMDenoiseError, FileExistsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (MMDenoiseError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(error_line(exc), err=True)
         sys.exit(2)
 
 

@@ -11,39 +11,197 @@ A run is described by one :class:`RunConfig`. Its YAML form::
     denoiser_params: {}                   # fields of the denoiser's config class
 
 Every unknown key, unknown name and wrongly typed value is a ConfigError that
-lists what is valid. Values in YAML and in ``--set`` are parsed with
-``yaml.safe_load``; nothing is ever evaluated as code.
+lists what is valid. The values a setting may take beyond its type (ranges,
+choices) are declared next to the field with :func:`setting` and checked by
+:func:`from_dict`, the one validator every config class goes through. Values
+in YAML and in ``--set`` are parsed with PyYAML's safe loader, bounded in size
+and in alias expansion; nothing is ever evaluated as code. Error messages show
+values shortened (:func:`short`), so a huge value cannot make a huge message.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import yaml
 
 from .errors import ConfigError
 
 
+# -------------------------------------------------------- allowed values
+def short(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters and 3 levels (error messages stay one short line)."""
+    return _SHORT.repr(value)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+class Allowed:
+    """What a setting may hold beyond its type; declared beside the field with :func:`setting`."""
+
+    def allows(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def check(self, value: Any, where: str) -> None:
+        """ConfigError ``"<where>: must be <description>, got <value>"`` unless ``value`` is allowed."""
+        if value is not None and not self.allows(value):  # None: an optional setting left unset
+            raise ConfigError(f"{where}: must be {self.describe()}, got {short(value)}")
+
+
+@dataclass(frozen=True)
+class Range(Allowed):
+    """A finite number within bounds: ``min``/``max`` inclusive, ``above``/``below`` exclusive."""
+
+    min: float | None = None
+    max: float | None = None
+    above: float | None = None
+    below: float | None = None
+
+    def allows(self, value: Any) -> bool:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+                and (self.above is None or value > self.above) and (self.below is None or value < self.below))
+
+    def describe(self) -> str:
+        low = (f"[{_bound(self.min)}" if self.min is not None else f"({_bound(self.above)}"
+               if self.above is not None else None)
+        high = (f"{_bound(self.max)}]" if self.max is not None else f"{_bound(self.below)})"
+                if self.below is not None else None)
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return f"{'≥' if self.min is not None else '>'} {low[1:]}"
+        if high:
+            return f"{'≤' if self.max is not None else '<'} {high[:-1]}"
+        return "a finite number"
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+class OneOf(Allowed):
+    """One of a fixed set of names."""
+
+    def __init__(self, *choices: Any):
+        self.choices = choices
+
+    def allows(self, value: Any) -> bool:
+        return value in self.choices
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(str(c) for c in self.choices)
+
+
+class Check(Allowed):
+    """A predicate with the sentence that describes what it allows (for what a range cannot say)."""
+
+    def __init__(self, predicate: Callable[[Any], bool], description: str):
+        self.predicate, self.description = predicate, description
+
+    def allows(self, value: Any) -> bool:
+        return bool(self.predicate(value))
+
+    def describe(self) -> str:
+        return self.description
+
+
+def setting(default: Any = dataclasses.MISSING, allowed: Allowed | None = None, *,
+            factory: Callable[[], Any] | None = None, runtime: bool = False) -> Any:
+    """A config field with its allowed values declared beside it, e.g. ``lr: float = setting(1e-3, Range(above=0))``.
+
+    runtime: the setting changes how a run executes, not its results (progress
+    bar, threads, device, evaluation batch size): a resumed run may change it,
+    and comparisons of two runs' configs ignore it.
+    """
+    metadata = {"allowed": allowed, "runtime": runtime}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _field_meta(cls: type, name: str, key: str) -> Any:
+    """``key`` of field ``name``'s metadata, from ``cls`` or the nearest base that declares it (a
+    subclass that only changes a default, ``kd: str = "none"``, keeps its parent's allowed values)."""
+    for base in cls.__mro__:
+        if dataclasses.is_dataclass(base):
+            for f in dataclasses.fields(base):
+                if f.name == name and f.metadata.get(key) is not None:
+                    return f.metadata[key]
+    return None
+
+
+def validate(obj: Any, where: str = "config") -> Any:
+    """Check every field of dataclass ``obj`` (nested ones too) against its declared allowed values."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        allowed = _field_meta(type(obj), f.name, "allowed")
+        if allowed is not None:
+            allowed.check(value, f"{where}.{f.name}")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate(value, f"{where}.{f.name}")
+    return obj
+
+
+def result_settings(cls: type, data: Mapping[str, Any]) -> dict:
+    """``data`` (a dict of dataclass ``cls``) without its runtime settings, nested sections included:
+    the part that decides a run's results."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in data.items():
+        if _field_meta(cls, key, "runtime"):
+            continue
+        sub = hints.get(key)
+        out[key] = result_settings(sub, value) if (dataclasses.is_dataclass(sub) and isinstance(value, Mapping)) \
+            else value
+    return out
+
+
+def _is_device(name: str) -> bool:
+    return name == "auto" or re.fullmatch(r"(cpu|mps|cuda(:\d+)?)", name) is not None
+
+
+def _is_metric(name: str) -> bool:
+    from .eval.evaluator import DEFAULT_KS
+    from .eval.metrics import METRICS
+    metric, _, k = name.partition("@")
+    return metric in METRICS and k.isdigit() and int(k) in DEFAULT_KS
+
+
+#: seeds reach numpy's SeedSequence and torch.manual_seed, which take 0 .. 2**63 - 1
+SEED_RANGE = Range(min=0, max=2 ** 63 - 1)
+
+
 @dataclass
 class TrainConfig:
     """Settings of the training loop (DESIGN §4, §5)."""
 
-    epochs: int = 1000
-    batch_size: int = 2048
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    eval_every: int = 1
-    patience: int = 20
-    valid_metric: str = "recall@20"
-    eval_batch_size: int = 4096
+    epochs: int = setting(1000, Range(min=1))
+    batch_size: int = setting(2048, Range(min=1))
+    lr: float = setting(1e-3, Range(min=0))  # 0: a frozen model (evaluation and stopping tests)
+    weight_decay: float = setting(0.0, Range(min=0))
+    eval_every: int = setting(1, Range(min=1))
+    patience: int = setting(20, Range(min=1))
+    valid_metric: str = setting("recall@20", Check(_is_metric, "a metric@k of recall, ndcg, precision, map, "
+                                                               "hit with k in 5, 10, 20, 50 (e.g. recall@20)"))
+    eval_batch_size: int = setting(4096, Range(min=1), runtime=True)
     mask_valid_in_test: bool = False
-    device: str = "auto"
-    progress: bool = True
-    threads: int = 0
+    device: str = setting("auto", Check(_is_device, "auto, cpu, cuda, cuda:N or mps"), runtime=True)
+    progress: bool = setting(True, runtime=True)
+    threads: int = setting(0, Range(min=0), runtime=True)
     deterministic: bool = True
 
 
@@ -54,7 +212,7 @@ class RunConfig:
     dataset: str = "ml-100k"
     model: str = "lightgcn"
     denoiser: str = "none"
-    seed: int = 0
+    seed: int = setting(0, SEED_RANGE)
     train: TrainConfig = field(default_factory=TrainConfig)
     model_params: dict = field(default_factory=dict)
     denoiser_params: dict = field(default_factory=dict)
@@ -70,7 +228,7 @@ class Entry(NamedTuple):
 def lookup(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:
     """The entry for ``name``; a ConfigError listing the valid names otherwise."""
     if name not in registry:
-        raise ConfigError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(registry))}")
+        raise ConfigError(f"unknown {kind} {short(name)}; valid {kind}s: {', '.join(sorted(registry))}")
     return registry[name]
 
 
@@ -87,37 +245,37 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
                 return _check_type(value, option, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} matches none of {annotation}")
+        raise ConfigError(f"{where}: {short(value)} matches none of {annotation}")
     if annotation is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{where}: expected null, got {value!r}")
+        raise ConfigError(f"{where}: expected null, got {short(value)}")
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected true/false, got {short(value)} ({type(value).__name__})")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected an integer, got {short(value)} ({type(value).__name__})")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected a number, got {short(value)} ({type(value).__name__})")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected a string, got {short(value)} ({type(value).__name__})")
     if origin in (list, tuple) or annotation in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short(value)}")
         args = typing.get_args(annotation)
         item_type = args[0] if args else Any
         items = [_check_type(v, item_type, f"{where}[{k}]") for k, v in enumerate(value)]
         return tuple(items) if (origin or annotation) is tuple else items
     if origin is dict or annotation is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {short(value)}")
         return dict(value)
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
@@ -127,17 +285,18 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
 
 
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys, wrong types and values outside
+    the fields' declared allowed values (:func:`setting`)."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping, got {short(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(names)}")
+        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}; valid keys: {', '.join(names)}")
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    return validate(cls(**kwargs), where)
 
 
 def to_dict(obj: Any) -> Any:
@@ -157,15 +316,12 @@ def to_dict(obj: Any) -> Any:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"train.lr=0.01"`` into (["train", "lr"], 0.01); values via yaml.safe_load."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form key=value")
+        raise ConfigError(f"override {short(text)} is not of the form key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
-        raise ConfigError(f"override {text!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: cannot parse value: {exc}") from None
+        raise ConfigError(f"override {short(text)} has an empty key")
+    value = parse_yaml(raw, f"override {short(text)}") if raw.strip() else ""
     return key.split("."), value
 
 
@@ -195,29 +351,120 @@ def apply_overrides(data: dict, overrides: list[str], model_fields: list[str],
             if len(owners) != 1:
                 problem = "is ambiguous between " + ", ".join(owners) if owners else "is not a known key"
                 valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
-                raise ConfigError(f"override {text!r}: {name!r} {problem}; valid keys: {', '.join(valid)}")
+                raise ConfigError(f"override {short(text)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
             path = [owners[0], name]
         section = {"model": "model_params", "denoiser": "denoiser_params"}.get(path[0], path[0])
         if len(path) != 2 or section not in _SECTIONS:
-            raise ConfigError(f"override {text!r}: unknown key; use one of {top_fields} or "
+            raise ConfigError(f"override {short(text)}: unknown key; use one of {top_fields} or "
                               f"{', '.join(_SECTIONS)}.<field>")
         data.setdefault(section, {})
         data[section][path[1]] = value
     return data
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML config file (safe loader) into a mapping."""
-    path = Path(path)
+#: bounds on YAML input: a config is a few hundred bytes; an alias bomb expands a few hundred bytes into
+#: billions of nodes, which are cheap to load (aliases are shared) but not to walk, compare or print
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``text`` parsed by PyYAML's safe loader, refusing more than MAX_YAML_BYTES or a document that
+    expands (aliases followed) to more than MAX_YAML_NODES nodes; ConfigError naming ``source``."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(f"{source}: {len(text)} characters; YAML input is limited to {MAX_YAML_BYTES}")
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, source)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{source}: invalid YAML: {_cut(str(exc), 300)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """ConfigError if the node graph, aliases expanded, has more than MAX_YAML_NODES nodes or a cycle.
+
+    Aliases make the graph a DAG whose expanded size can be exponential in its
+    own; sizes are summed bottom-up once per distinct node (iteratively, no
+    recursion), so the check costs the graph, not the expansion.
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            if size[key] > MAX_YAML_NODES:
+                raise ConfigError(f"{source}: YAML expands (aliases followed) to more than {MAX_YAML_NODES} "
+                                  "values; config files are limited to that")
+            continue
+        if key in size:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                raise ConfigError(f"{source}: YAML with a recursive alias (a value that contains itself)")
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file (bounded safe loading, :func:`parse_yaml`) into a mapping.
+
+    A missing, unreadable or non-UTF-8 file is a ConfigError naming it.
+    """
+    path = Path(path)
+    data = read_yaml_file(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def read_yaml_file(path: Path) -> Any:
+    """The document of YAML file ``path`` (any shape), read at most MAX_YAML_BYTES; ConfigError naming
+    the file when it is missing, a folder, unreadable, not UTF-8 or invalid (:func:`parse_yaml`)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES} bytes; YAML input is limited to that")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return parse_yaml(text, str(path))
 
 
 def dump_yaml(obj: Any) -> str:

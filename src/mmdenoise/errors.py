@@ -1,6 +1,7 @@
 """Error types that carry the place of a problem (file, row, field) in their message."""
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -42,3 +43,22 @@ class ConfigError(MMDenoiseError, ValueError):
 
 class TrainingError(MMDenoiseError, RuntimeError):
     """Training cannot go on (for example a NaN loss); the message names where."""
+
+
+class RunError(MMDenoiseError, RuntimeError):
+    """A run folder cannot be used as asked: it holds another run or a dataset, a resume does not
+    match it, or one of its files (checkpoint, result) is missing or damaged."""
+
+
+class StorageError(MMDenoiseError, OSError):
+    """The operating system refused a read or write (full disk, file size limit, permissions);
+    the message names the file and says what was kept."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: the file, the system's reason and, for a full disk, what to do."""
+    where = exc.filename if exc.filename is not None else None
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        reason += " (free some space or raise the file size limit, then run the command again)"
+    return f"{where}: {reason}" if where is not None else reason

@@ -130,7 +130,16 @@ def test_feature_row_counts_disagree_without_meta(folder):
     os.remove(folder / "mmdenoise.json")
     x = np.load(folder / "text_feat.npy")
     np.save(folder / "text_feat.npy", x[:-2])
-    raises_naming(lambda: read_mmrec(folder), "text_feat.npy", "38 != n_items 40")
+    raises_naming(lambda: read_mmrec(folder), "image_feat.npy has 40", "text_feat.npy has 38",
+                  "disagree on the number of items")
+
+
+def test_feature_with_extra_rows_is_not_blamed_on_the_right_one(folder):
+    """Without mmdenoise.json neither file can be blamed: the message names both (it named the good one)."""
+    os.remove(folder / "mmdenoise.json")
+    x = np.load(folder / "text_feat.npy")
+    np.save(folder / "text_feat.npy", np.concatenate([x, x[:2]]))
+    raises_naming(lambda: read_mmrec(folder), "image_feat.npy has 40", "text_feat.npy has 42")
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -390,3 +399,112 @@ def test_tiktok_huge_numbers(tmp_path):
     raises_naming(lambda: read_tiktok(folder), "train.json", "cannot parse JSON")
     (folder / "train.json").write_text('{"0": [99999999999999999999999]}')
     raises_naming(lambda: read_tiktok(folder), "train.json", "user '0', position 0", "too large")
+
+
+# --------------------------------------- repeated pairs: warned about and dropped (issue 23, class 7)
+def _with_rows(folder, *extra: str) -> None:
+    set_inter_lines(folder, inter_lines(folder) + list(extra))
+
+
+def _row(folder, k: int) -> dict:
+    lines = inter_lines(folder)
+    return dict(zip(lines[0].split("\t"), lines[k].split("\t")))
+
+
+def _as_line(folder, fields: dict) -> str:
+    return "\t".join(fields[c] for c in inter_lines(folder)[0].split("\t"))
+
+
+def test_clean_data_loads_without_a_warning(folder, caplog):
+    read_mmrec(folder)
+    assert not caplog.records
+
+
+def test_repeated_training_row_is_dropped_with_a_warning(folder, caplog):
+    clean = read_mmrec(folder)
+    k = next(k for k in range(1, 50) if _row(folder, k)["x_label"] == "0")
+    _with_rows(folder, inter_lines(folder)[k])
+    n_rows = len(inter_lines(folder)) - 1
+    ds = read_mmrec(folder)
+    assert len(ds.train) == len(clean.train) and ds.fingerprint == clean.fingerprint
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "ds.inter: 1 repeated (user, item) row(s) dropped, 0 of them a pair already in an earlier split" in message
+    assert f"row {n_rows}" in message
+
+
+def test_test_pair_seen_in_training_is_dropped_from_test(folder, caplog):
+    clean = read_mmrec(folder)
+    k = next(k for k in range(1, 50) if _row(folder, k)["x_label"] == "0")
+    fields = {**_row(folder, k), "x_label": "2"}
+    _with_rows(folder, _as_line(folder, fields))
+    ds = read_mmrec(folder)
+    assert len(ds.test) == len(clean.test) and len(ds.train) == len(clean.train)
+    assert "1 of them a pair already in an earlier split" in caplog.records[0].getMessage()
+
+
+def test_pair_in_valid_and_test_is_kept_in_valid(folder, caplog):
+    clean = read_mmrec(folder)
+    k = next(k for k in range(1, len(inter_lines(folder))) if _row(folder, k)["x_label"] == "1")
+    _with_rows(folder, _as_line(folder, {**_row(folder, k), "x_label": "2"}),
+               _as_line(folder, {**_row(folder, k), "x_label": "2"}))
+    ds = read_mmrec(folder)
+    assert len(ds.valid) == len(clean.valid) and len(ds.test) == len(clean.test)
+    assert "2 repeated (user, item) row(s) dropped, 2 of them" in caplog.records[0].getMessage()
+
+
+# ------------------------------------------ messages that point at the real problem (issue 23, class 9)
+def _load(folder):
+    from mmdenoise.data import load_dataset
+    return load_dataset(folder)
+
+
+def test_missing_x_label_is_named_not_a_recbole_header(folder):
+    lines = inter_lines(folder)
+    lines[0] = lines[0].replace("\tx_label", "\tsplit")
+    set_inter_lines(folder, lines)
+    error = raises_naming(lambda: _load(folder), "ds.inter", "row 0", "lacks column(s) ['x_label']")
+    assert "token" not in str(error)
+
+
+def test_empty_inter_file_says_empty(folder):
+    (folder / "ds.inter").write_text("")
+    error = raises_naming(lambda: _load(folder), "ds.inter", "empty file")
+    assert "token" not in str(error)
+
+
+def test_comma_separated_inter_file_says_tabs(folder):
+    set_inter_lines(folder, [line.replace("\t", ",") for line in inter_lines(folder)])
+    error = raises_naming(lambda: _load(folder), "ds.inter", "comma-separated; fields must be separated by tabs")
+    assert "token" not in str(error)
+
+
+def test_recbole_folders_are_still_recbole(tmp_path):
+    folder = tmp_path / "rb"
+    folder.mkdir()
+    (folder / "rb.inter").write_text("user_id:token\titem_id:token\n" + "".join(
+        f"u{u}\ti{i}\n" for u in range(12) for i in range(u % 4, u % 4 + 6)))
+    assert _load(folder).n_users == 12
+
+
+def test_csv_saved_as_npy_is_not_called_a_pickle(folder):
+    (folder / "image_feat.npy").write_text("0.1,0.2\n0.3,0.4\n")
+    error = raises_naming(lambda: read_mmrec(folder), "image_feat.npy", "not a .npy array")
+    assert "pickle" not in str(error) and "allow_pickle" not in str(error)
+
+
+def test_pickle_saved_as_npy_is_named_and_no_unsafe_advice(folder, tmp_path):
+    marker = tmp_path / "unpickled"
+    (folder / "text_feat.npy").write_bytes(pickle.dumps(PickleTrap(marker)))
+    error = raises_naming(lambda: read_mmrec(folder), "text_feat.npy", "a Python pickle (refused unopened")
+    assert "allow_pickle" not in str(error) and not marker.exists()
+
+
+def test_object_npy_gives_no_unsafe_advice(folder, tmp_path):
+    np.save(folder / "image_feat.npy", np.array([PickleTrap(tmp_path / "m"), 1], dtype=object), allow_pickle=True)
+    error = raises_naming(lambda: read_mmrec(folder), "image_feat.npy", "an array of Python objects")
+    assert "allow_pickle" not in str(error)
+
+
+def test_empty_npy_says_empty(folder):
+    (folder / "image_feat.npy").write_bytes(b"")
+    raises_naming(lambda: read_mmrec(folder), "image_feat.npy", "the file is empty")

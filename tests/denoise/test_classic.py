@@ -98,8 +98,9 @@ def test_judgement_has_one_entry_per_training_interaction_and_is_neutral_where_u
                                        ("rce", {"beta": -0.1}), ("wbpr", {"alpha": -1.0}),
                                        ("bod", {"reference": "holdout"}), ("bod", {"outer_every": 0})])
 def test_bad_settings_are_config_errors(name, bad, small):
-    with pytest.raises(ConfigError, match=name):
-        make_denoiser(name, small, **bad)
+    from mmdenoise.api import resolve_config
+    with pytest.raises(ConfigError, match=rf"denoiser_params \({name}\)\.{next(iter(bad))}: must be"):
+        resolve_config({"denoiser": name, "denoiser_params": bad})
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmdenoise.api import train
+from mmdenoise.api import resolve_config, train
 from mmdenoise.denoise import DENOISERS
 from mmdenoise.denoise.base import StepState
 from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig
@@ -443,8 +443,8 @@ def test_without_g_dbpr_trains_exactly_like_bpr(planted):
 def test_bad_settings_and_featureless_data(planted):
     for bad in ({"graph": "lattice"}, {"ai_strategy": "both"}, {"ai_refresh": "never"}, {"topk": 0}, {"alpha": 0.0},
                 {"cooccurrence_weights": "tfidf"}, {"lambda_au": -1.0}, {"au_users": -1}):
-        with pytest.raises(ConfigError, match="damrs"):
-            _damrs("mf", planted, **bad)
+        with pytest.raises(ConfigError, match=rf"denoiser_params \(damrs\)\.{next(iter(bad))}: must be"):
+            resolve_config({"model": "mf", "denoiser": "damrs", "denoiser_params": bad})
     bare = planted_dataset(n_users=20, n_items=12, per_user=4, modalities={})
     with pytest.raises(ConfigError, match="needs item features"):
         _damrs("mf", bare)

@@ -9,7 +9,8 @@ from mmdenoise.train import record
 
 def _fake_run(path, model, scores=True, noisy=True):
     path.mkdir()
-    record.write_result(path, {"model": model, "denoiser": "tce"})
+    record.write_result(path, {"model": model, "denoiser": "tce", "seed": 0, "valid": {}, "test": {},
+                              "dataset": {"name": "d", "fingerprint": "f"}})
     if scores:
         rng = np.random.default_rng(0)
         mask = np.arange(200) < 40

@@ -78,3 +78,72 @@ def test_report_writes_training_curves_and_latex(tmp_path):
     assert r"\includegraphics[width=\linewidth]{training_curves.png}" in tex.read_text()
     with pytest.raises(MMDenoiseError, match="unknown report format 'html'"):
         write_report(tmp_path, fmt="html")
+
+
+# ------------------------------------------------ runs on different data never mix (issue 23, class 8)
+def _run_on(root, name, model, denoiser, per_user, fingerprint, noise=None, seed=0):
+    path = _run(root / fingerprint, model, denoiser, per_user, seed=seed)
+    result = record.read_result(path)
+    result["dataset"] = {"name": name, "fingerprint": fingerprint, **({"noise": noise} if noise else {})}
+    record.write_result(path, result)
+    return path
+
+
+def test_a_noised_copy_under_the_same_name_gets_its_own_table(tmp_path):
+    clean = _run_on(tmp_path, "ml-100k", "freedom", "none", np.full(50, 0.3459), "aaaa")
+    noised = _run_on(tmp_path, "ml-100k", "freedom", "none", np.full(50, 0.3400), "bbbb",
+                     noise={"add": 0.1, "seed": 0})
+    table = comparison_table([clean, noised])
+    assert "0.3430" not in table                         # never the mean of clean and noised
+    assert "0.3459" in table and "0.3400" in table
+    assert "**ml-100k (noise add 0.1)**" in table and "**ml-100k (fingerprint aaaa)**" in table
+
+
+def test_same_name_different_fingerprints_without_noise_are_labelled_by_fingerprint(tmp_path):
+    a = _run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.2), "f1")
+    b = _run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.4), "f2", seed=1)
+    table = comparison_table([a, b])
+    assert table.count("(test, mean over seeds") == 2 and "toy (fingerprint f1)" in table
+
+
+def test_pairing_or_averaging_runs_on_different_data_is_refused(tmp_path):
+    from mmdenoise.errors import RunError
+    from mmdenoise.experiments.report import paired_per_user, per_user_mean
+    a = _run_on(tmp_path, "ml-100k", "mf", "none", np.full(20, 0.2), "f1")
+    b = _run_on(tmp_path, "ml-100k", "mf", "tce", np.full(20, 0.4), "f2", noise={"add": 0.2, "seed": 1})
+    with pytest.raises(RunError, match="cannot average or pair runs trained on different data"):
+        paired_per_user([b], [a], "recall@20")
+    with pytest.raises(RunError, match=r"ml-100k \(noise add 0.2\)"):
+        per_user_mean([a, b], "recall@20")
+
+
+def test_detection_rows_name_the_noised_copy(tmp_path):
+    from mmdenoise.experiments.report import detection_table
+    a = _run_on(tmp_path, "ml-100k", "mf", "none", np.full(20, 0.2), "f1")
+    path = _run(tmp_path / "n", "mf", "tce", np.full(20, 0.2), detection={"auc": 0.7, "precision@noise": 0.3})
+    result = record.read_result(path)
+    result["dataset"] = {"name": "ml-100k", "fingerprint": "f2", "noise": {"add": 0.1, "seed": 0}}
+    record.write_result(path, result)
+    assert "| ml-100k (noise add 0.1) | mf | tce |" in detection_table([a, path])
+
+
+@pytest.mark.parametrize("content", ['{"model": "mf", "test": {"recall', "", "[1, 2]", '{"model": "mf"}'])
+def test_a_damaged_result_is_a_clear_error(tmp_path, content):
+    from mmdenoise.errors import RunError
+    path = _run(tmp_path, "mf", "none", np.full(10, 0.3))
+    (path / record.RESULT_FILE).write_text(content)
+    with pytest.raises(RunError, match="result.json is damaged"):
+        write_report(tmp_path)
+
+
+def test_noise_draws_of_one_level_average_but_levels_do_not_mix(tmp_path):
+    """A noise study's seeds are each their own noise draw: same level → one cell, other level → refused."""
+    from mmdenoise.errors import RunError
+    from mmdenoise.experiments.report import per_user_mean
+    runs = [_run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.2 + s / 100), f"f{s}", seed=s,
+                    noise={"add": 0.1, "seed": s, "source": "clean"}) for s in range(2)]
+    assert np.allclose(per_user_mean(runs, "recall@20")[1], 0.205)
+    other = _run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.3), "g", noise={"add": 0.2, "seed": 0, "source": "clean"})
+    with pytest.raises(RunError, match=r"toy \(noise add 0.2\)"):
+        per_user_mean([*runs, other], "recall@20")
+    assert comparison_table(runs).count("mean over seeds") == 1

@@ -31,7 +31,7 @@ def test_overrides_land_in_their_sections_and_errors_list_valid_names():
         resolve_sequential_config({"model": "demure"}, ["gama_i=0.5"])
     with pytest.raises(ConfigError, match=r"model_params \(demure\).gamma_m: must be in \[0, 1\]"):
         resolve_sequential_config({"model": "demure"}, ["gamma_m=1.5"])
-    with pytest.raises(ConfigError, match="n_views: J must be"):
+    with pytest.raises(ConfigError, match=r"model_params \(demure\).n_views: must be ≥ 1, got 0"):
         resolve_sequential_config({"model": "demure", "model_params": {"n_views": 0}})
     with pytest.raises(ConfigError, match="expected an integer"):
         resolve_sequential_config({"model": "base"}, ["dim=wide"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmdenoise.config import dump_yaml
 from mmdenoise.data.seqsynth import read_seq_truth
 from mmdenoise.eval import compare
 from mmdenoise.sequential import SEQUENTIAL_MODELS, resolve_sequential_config, train_sequential
@@ -103,6 +104,8 @@ def test_resume_matches_an_uninterrupted_run(seq_tiny, tmp_path):
         if row["epoch"] == 1:
             raise KeyboardInterrupt
 
+    (tmp_path / "cut").mkdir()  # the folder as train_sequential starts it: its config first
+    (tmp_path / "cut" / record.CONFIG_FILE).write_text(dump_yaml(config))
     trainer = SequentialTrainer(seq_tiny, view, build_sequential(seq_tiny, view, config), config.train, seed=1,
                                 n_negatives=config.sequence.n_negatives, run_dir=tmp_path / "cut", on_epoch=crash)
     with pytest.raises(KeyboardInterrupt):

@@ -14,7 +14,7 @@ import torch
 
 from mmdenoise.api import Run, evaluate_run, train
 from mmdenoise.data import write_mmrec
-from mmdenoise.errors import ConfigError, TrainingError
+from mmdenoise.errors import ConfigError, RunError, TrainingError
 from mmdenoise.models.lightgcn import LightGCN
 from mmdenoise.train import record
 
@@ -66,7 +66,7 @@ def test_run_folder_contract(small, tmp_path):
     # a checkpoint never loads into other data
     from tests.planted import planted_dataset
     other = planted_dataset(n_users=120, n_items=80, seed=1)
-    with pytest.raises(ConfigError, match="was trained on dataset .* now has fingerprint"):
+    with pytest.raises(RunError, match="cannot evaluate .*: it was trained on dataset fingerprint .* now has"):
         evaluate_run(run.path, other)
 
 
@@ -152,8 +152,9 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
 
 
 def test_resume_without_checkpoint_is_a_clear_error(small, tmp_path):
-    with pytest.raises(TrainingError, match="cannot resume: no checkpoint.pt"):
+    with pytest.raises(RunError, match="cannot resume: .*empty does not exist"):
         train(str(small), model="mf", out=tmp_path / "empty", resume=True, overrides=FAST)
+    assert not (tmp_path / "empty").exists()
 
 
 def test_cli_train_prints_table_and_bad_model_lists_valid(small, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import math
 import zipfile
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ..io import atomic_dir, save_npy, save_npz, write_json
 from .dataset import SPLITS, Dataset, Interactions, NoiseTruth
 
 FEATURE_SUFFIX = "_feat.npy"
+NPY_MAGIC = b"\x93NUMPY"
 REQUIRED_COLUMNS = ("userID", "itemID", "x_label")
 META_FILE = "mmdenoise.json"
 NOISE_FILE = "noise.json"
@@ -40,12 +42,15 @@ SPARSE_ID_LIMIT = 1 << 24
 
 
 def is_mmrec_folder(path: Path) -> bool:
+    """Whether ``path``'s ``.inter`` file is meant as MMRec's: every header field but RecBole's
+    ``name:type`` ones. A header without ``x_label``, an empty file or a comma-separated one is
+    read as MMRec, so that the error names what is wrong with it (not RecBole's header rules)."""
     inter = _find_inter_file(path, required=False)
     if inter is None:
         return False
     with open(inter, encoding="utf-8", errors="replace") as f:
         header = f.readline().rstrip("\r\n").split("\t")
-    return "x_label" in header
+    return "x_label" in header or not any(":" in name for name in header)
 
 
 def _find_inter_file(folder: Path, required: bool = True) -> Path | None:
@@ -119,10 +124,16 @@ def read_table(path: Path, columns: Mapping[str, str] | tuple[str, ...] = ()) ->
         line = raw.count(b"\n", 0, exc.start)
         raise DataError(f"not UTF-8 text (byte {exc.start})", path=path, row=line) from None
     head, _, body = text.partition("\n")
+    if not head.strip() and not body.strip():
+        raise DataError(f"empty file; expected a tab-separated header ({', '.join(columns)}) and one row "
+                        "per interaction", path=path)
     header = head.split("\t")
+    if len(header) == 1 and "," in head:
+        raise DataError(f"the header {short_text(head)} is comma-separated; fields must be separated by tabs",
+                        path=path, row=0)
     missing = [c for c in columns if c not in header]
     if missing:
-        raise DataError(f"header {header} lacks column(s) {missing}", path=path, row=0)
+        raise DataError(f"header {short_text(str(header))} lacks column(s) {missing}", path=path, row=0)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise DataError(f"header repeats column(s) {dupes}", path=path, row=0)
@@ -211,10 +222,19 @@ def read_feature_files(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, P
     features, files = {}, {}
     for feat_path in sorted(folder.glob(f"*{FEATURE_SUFFIX}")):
         modality = feat_path.name[: -len(FEATURE_SUFFIX)]
+        with open(feat_path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:
+            kind = ("a Python pickle (refused unopened: data never runs code)" if magic[:1] == b"\x80"
+                    else "empty" if not magic else "not a .npy array (text or CSV? save it with numpy.save)")
+            raise FeatureError(f"cannot read feature array: the file is {kind}", path=feat_path, field=modality)
         try:
             x = np.load(feat_path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise FeatureError(f"cannot read feature array: {exc}", path=feat_path, field=modality) from None
+            problem = ("an array of Python objects (refused unopened: data never runs code)"
+                       if "pickle" in str(exc) or "Python objects" in str(exc)
+                       else f"truncated or damaged ({type(exc).__name__})")
+            raise FeatureError(f"cannot read feature array: {problem}", path=feat_path, field=modality) from None
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             shape = getattr(x, "shape", None)
             raise FeatureError(f"features must be 2-D [n_items, d], got shape {shape}",
@@ -274,7 +294,12 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
     if "n_items" in meta:
         n_items = meta["n_items"]
     elif features:
-        n_items = max(x.shape[0] for x in features.values())
+        counts = {m: x.shape[0] for m, x in features.items()}
+        if len(set(counts.values())) > 1:  # which one is wrong cannot be told without mmdenoise.json
+            shown = ", ".join(f"{feature_files[m].name} has {n}" for m, n in counts.items())
+            raise DataError(f"the feature files disagree on the number of items ({shown} rows); fix the "
+                            f"wrong one, or give n_items in {META_FILE}", path=folder)
+        n_items = next(iter(counts.values()))
     else:
         n_items = _inferred_count(items, table, "itemID")
     for modality, x in features.items():
@@ -296,6 +321,9 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
         raise table.error(k, f"user {users[k]} has {SPLITS[labels[k]]} interactions (x_label={labels[k]}) "
                              "but no training rows (x_label=0)", field="userID")
 
+    keep = first_occurrences(users, items, labels, n_items, inter_path, table.rows)
+    users, items, labels = users[keep], items[keep], labels[keep]
+    timestamps = None if timestamps is None else timestamps[keep]
     splits = {}
     for label, split in enumerate(SPLITS):
         mask = labels == label
@@ -306,6 +334,38 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
     with feature_errors_name_files(feature_files):
         return Dataset(name=name or meta.get("name", folder.name), n_users=n_users, n_items=n_items,
                        features=features, noise=noise, path=folder, **splits)
+
+
+def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, n_items: int,
+                      path: Path, rows: np.ndarray) -> np.ndarray:
+    """Positions of the rows to keep so that each (user, item) pair appears once, in one split.
+
+    Implicit feedback has one interaction per pair: a repeated row would count
+    twice in training, and a pair held out in valid/test that is also a
+    training pair cannot be ranked (training items are masked), so it only
+    lowers the metrics. Kept: the first row of a pair in split order (train,
+    then valid, then test; file order within a split); the dropped rows are
+    reported in one warning naming the file and the first of them (``rows``:
+    file row of each record). Returns int64 positions, ascending (file order).
+    """
+    order = np.lexsort((np.arange(users.size), labels))          # split order, then file order
+    keys = users[order] * np.int64(max(n_items, 1)) + items[order]
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if first.size == users.size:
+        return np.arange(users.size)
+    kept_at = first[inverse]                                      # ordered position of each row's kept row
+    dropped = np.flatnonzero(kept_at != np.arange(users.size))
+    across = int(np.count_nonzero(labels[order][dropped] != labels[order][kept_at[dropped]]))
+    shown = order[dropped].min()
+    logging.getLogger("mmdenoise").warning(
+        "%s: %d repeated (user, item) row(s) dropped, %d of them a pair already in an earlier split "
+        "(first: row %d, user %d, item %d); each pair is kept once, in its first split",
+        path, dropped.size, across, rows[shown], users[shown], items[shown])
+    return np.sort(order[first])
+
+
+def short_text(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
 
 
 def _read_json(path: Path):

@@ -53,7 +53,6 @@ trainer's optimiser) and never get a gradient from the returned loss.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..config import OneOf, Range, setting
 from ..losses import bpr_loss
 from ..models.base import Backbone, Batch
 from .base import Denoiser, InteractionRecord, StepState
@@ -76,12 +75,12 @@ class BODConfig:
     reference: what the weighted gradient is matched to (``running`` or ``alignment``);
     reference_decay: EMA decay of the running reference; anchor: weight of (mean w − ½)²."""
 
-    generator_lr: float = 1e-3
-    hidden_size: int = 64
-    outer_every: int = 1
-    reference: str = "running"
-    reference_decay: float = 0.9
-    anchor: float = 1.0
+    generator_lr: float = setting(1e-3, Range(above=0))
+    hidden_size: int = setting(64, Range(min=1))
+    outer_every: int = setting(1, Range(min=1))
+    reference: str = setting("running", OneOf(*REFERENCES))
+    reference_decay: float = setting(0.9, Range(min=0, below=1))
+    anchor: float = setting(1.0, Range(min=0))
 
 
 class WeightGenerator(nn.Module):
@@ -233,14 +232,6 @@ class BOD(Denoiser):
 
 
 def build(dataset, backbone: Backbone, config: BODConfig) -> BOD:
-    if config.reference not in REFERENCES:
-        raise ConfigError(f"bod: unknown reference {config.reference!r}; valid: {', '.join(REFERENCES)}")
-    if config.outer_every < 1 or config.hidden_size < 1 or not config.generator_lr > 0:
-        raise ConfigError("bod: outer_every and hidden_size must be >= 1 and generator_lr > 0, got "
-                          f"{config.outer_every}, {config.hidden_size}, {config.generator_lr}")
-    if not 0.0 <= config.reference_decay < 1.0 or not (math.isfinite(config.anchor) and config.anchor >= 0):
-        raise ConfigError(f"bod: reference_decay must be in [0, 1) and anchor >= 0, got "
-                          f"{config.reference_decay}, {config.anchor}")
     was_training = backbone.training
     backbone.train(False)
     with torch.no_grad():  # the output embedding size, which the generator reads

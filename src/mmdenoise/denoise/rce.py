@@ -11,12 +11,11 @@ likely noise).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..config import Range, setting
 from ..losses import reweighted_bce
 from ..models.base import Backbone, Batch
 from .base import Denoiser, InteractionRecord, StepState
@@ -26,7 +25,7 @@ from .base import Denoiser, InteractionRecord, StepState
 class RCEConfig:
     """beta: exponent of the detached prediction that weights each BCE term (β ≥ 0; 0 gives plain BCE)."""
 
-    beta: float = 0.2
+    beta: float = setting(0.2, Range(min=0))
 
 
 class RCE(Denoiser):
@@ -55,6 +54,4 @@ class RCE(Denoiser):
 
 
 def build(dataset, backbone: Backbone, config: RCEConfig) -> RCE:
-    if not (math.isfinite(config.beta) and config.beta >= 0):
-        raise ConfigError(f"rce: beta must be a finite number >= 0, got {config.beta}")
     return RCE(backbone, len(dataset.train), config.beta)

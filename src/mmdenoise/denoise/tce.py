@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..config import Range, setting
 from ..losses import truncated_bce
 from ..models.base import Backbone, Batch
 from .base import Denoiser, InteractionRecord, StepState
@@ -30,8 +30,8 @@ class TCEConfig:
     Defaults from the paper / released code (drop_rate 0.2, num_gradual 30000).
     """
 
-    drop_rate: float = 0.2
-    num_gradual: int = 30000
+    drop_rate: float = setting(0.2, Range(min=0, max=1))
+    num_gradual: int = setting(30000, Range(min=0))
 
 
 def drop_rate_schedule(step: int, drop_rate: float, num_gradual: int) -> float:
@@ -71,8 +71,4 @@ class TCE(Denoiser):
 
 
 def build(dataset, backbone: Backbone, config: TCEConfig) -> TCE:
-    if not 0.0 <= config.drop_rate <= 1.0:
-        raise ConfigError(f"tce: drop_rate must be in [0, 1], got {config.drop_rate}")
-    if config.num_gradual < 0:
-        raise ConfigError(f"tce: num_gradual must be >= 0, got {config.num_gradual}")
     return TCE(backbone, len(dataset.train), config.drop_rate, config.num_gradual)

@@ -9,11 +9,10 @@ on the backbone's scores. No per-interaction judgement.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..data.sampler import NegativeSampler
-from ..errors import ConfigError
+from ..config import Range, setting
 from ..losses import bpr_loss
 from ..models.base import Backbone, Batch
 from .base import Denoiser, StepState
@@ -23,7 +22,7 @@ from .base import Denoiser, StepState
 class WBPRConfig:
     """alpha: negatives drawn ∝ popularity^alpha among training items (1 = the paper's; 0 = uniform BPR)."""
 
-    alpha: float = 1.0
+    alpha: float = setting(1.0, Range(min=0))
 
 
 class WBPR(Denoiser):
@@ -46,6 +45,4 @@ class WBPR(Denoiser):
 
 
 def build(dataset, backbone: Backbone, config: WBPRConfig) -> WBPR:
-    if not (math.isfinite(config.alpha) and config.alpha >= 0):
-        raise ConfigError(f"wbpr: alpha must be a finite number >= 0, got {config.alpha}")
     return WBPR(backbone, config.alpha)

@@ -7,6 +7,10 @@ a paired t-test over test users against the same backbone without denoiser
 averaged; significance then uses the users' per-seed means.
 A second table gives the noise-detection ROC-AUC of every run whose dataset
 carried planted noise and whose denoiser judges interactions.
+Runs are grouped by dataset fingerprint, never by name alone: a noised copy
+keeps its source's name, so two fingerprints under one name get two tables,
+labelled with their planted noise (or fingerprint); averaging or pairing runs
+trained on different data is a RunError.
 Both render as Markdown or as LaTeX (booktabs; best in ``\\textbf``, ``$^*$``
 for p < 0.05); the report adds PNGs of the training curves and of the
 clean-vs-noisy score distributions.
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MMDenoiseError
+from ..errors import MMDenoiseError, RunError
 from ..eval import paired_ttest
 from ..eval.significance import align
 from ..train import record
@@ -36,8 +40,60 @@ def find_runs(root: str | Path) -> list[Path]:
     return runs
 
 
+def dataset_key(result: dict) -> tuple:
+    """The data condition of a run: what groups runs into one table and what runs averaged or paired
+    user by user must share. (name, fingerprint) for clean data; for a noised copy (which keeps its
+    source's name) (name, source fingerprint, the planted-noise spec without its seed), so a noise
+    study's seeds, each its own noise draw, average within their level and never with other levels
+    or the clean data."""
+    data = result["dataset"]
+    noise = data.get("noise")
+    if isinstance(noise, dict) and noise.get("source"):
+        spec = json.dumps({k: v for k, v in noise.items() if k not in ("seed", "source")}, sort_keys=True)
+        return str(data.get("name")), noise["source"], spec
+    return str(data.get("name")), data.get("fingerprint"), None
+
+
+def dataset_labels(results: list[dict]) -> dict[tuple, str]:
+    """A label per ``dataset_key``: the name where one data condition carries it, else the name with the
+    planted noise (``ml-100k (noise add 0.1)``) or, without a record of it, the fingerprint."""
+    keys: dict[tuple, dict] = {}
+    for result in results:
+        keys.setdefault(dataset_key(result), result["dataset"])
+    names = [key[0] for key in keys]
+    labels = {}
+    for key, summary in keys.items():
+        if names.count(key[0]) == 1:
+            labels[key] = key[0]
+        elif summary.get("noise"):
+            noise = {k: v for k, v in summary["noise"].items() if k not in ("source",)}
+            labels[key] = f"{key[0]} ({record.noise_label(noise).rsplit(', seed', 1)[0]})"
+        else:
+            labels[key] = f"{key[0]} (fingerprint {str(key[1])[:12]})"
+    return labels
+
+
+def check_same_data(runs: list[Path]) -> None:
+    """RunError unless every run shares its data condition (``dataset_key``): per-user values of runs on
+    different data are never averaged or paired, whatever the runs' dataset names say. Runs without a
+    result.json (per-user files alone) cannot be checked and are let through."""
+    first: dict[tuple, tuple[Path, dict]] = {}
+    for run in runs:
+        if not (Path(run) / record.RESULT_FILE).exists():
+            continue
+        result = record.read_result(run)
+        first.setdefault(dataset_key(result), (run, result))
+    if len(first) > 1:
+        labels = dataset_labels([result for _, result in first.values()])
+        shown = [f"{run} ({labels[key]}, fingerprint {str(result['dataset'].get('fingerprint'))[:12]})"
+                 for key, (run, result) in list(first.items())[:2]]
+        raise RunError(f"cannot average or pair runs trained on different data: {shown[0]} and {shown[1]}")
+
+
 def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Users evaluated in every run and their metric averaged over the runs (seeds)."""
+    """Users evaluated in every run and their metric averaged over the runs (seeds), which must share
+    their data (``check_same_data``)."""
+    check_same_data(runs)
     users, values = None, None
     for run in runs:
         z = record.read_per_user(run)
@@ -58,6 +114,7 @@ def paired_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tupl
 def _paired_with_users(runs_a: list[Path], runs_b: list[Path], metric: str
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``paired_per_user`` with the users: (users [n], a [n], b [n])."""
+    check_same_data([*runs_a, *runs_b])
     users_a, a = per_user_mean(runs_a, metric)
     users_b, b = per_user_mean(runs_b, metric)
     return align(users_a, a, users_b, b)
@@ -120,10 +177,11 @@ def comparison_cells(run_dirs: list[Path], alpha: float = 0.05) -> list[dict]:
     (absent where that model × denoiser was not run). Renderers:
     :func:`comparison_table` (Markdown) and :func:`comparison_table_latex`.
     """
-    groups: dict[str, dict[tuple[str, str], list[Path]]] = defaultdict(lambda: defaultdict(list))
-    for run in run_dirs:
-        result = record.read_result(run)
-        groups[result["dataset"]["name"]][(result["model"], _row_label(run, result))].append(run)
+    groups: dict[tuple, dict[tuple[str, str], list[Path]]] = defaultdict(lambda: defaultdict(list))
+    results = [record.read_result(run) for run in run_dirs]
+    labels = dataset_labels(results)
+    for run, result in zip(run_dirs, results):
+        groups[labels[dataset_key(result)]][(result["model"], _row_label(run, result))].append(run)
     tables = []
     for dataset, cells in sorted(groups.items()):
         models = sorted({m for m, _ in cells})
@@ -218,11 +276,12 @@ def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
 
 def _detection_rows(run_dirs: list[Path]) -> list[tuple]:
     rows = []
-    for run in run_dirs:
-        result = record.read_result(run)
+    results = [record.read_result(run) for run in run_dirs]
+    labels = dataset_labels(results)
+    for result in results:
         if "detection" in result:
             d = result["detection"]
-            rows.append((result["dataset"]["name"], result["model"], result["denoiser"], result["seed"],
+            rows.append((labels[dataset_key(result)], result["model"], result["denoiser"], result["seed"],
                          d["auc"], d["precision@noise"]))
     return sorted(rows)
 
@@ -274,10 +333,10 @@ def report_figures(run_dirs: list[Path], folder: Path) -> dict[str, Path]:
         scores = record.read_scores(run)
         if "noisy" in scores and scores["noisy"].any():
             result = record.read_result(run)
-            scored.setdefault((result["dataset"]["name"], result["model"], result["denoiser"]), run)
+            scored.setdefault((dataset_key(result), result["model"], result["denoiser"]), run)
     if scored:
         figures["Clean vs injected interactions: denoiser scores"] = score_distributions(
-            [scored[k] for k in sorted(scored)], folder / SCORES_PNG)
+            [scored[k] for k in sorted(scored, key=str)], folder / SCORES_PNG)
     return figures
 
 

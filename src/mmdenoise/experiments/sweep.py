@@ -1,6 +1,6 @@
 """Hyper-parameter sweeps: grid and random search over any config keys, selected on validation (DESIGN §7).
 
-A sweep spec is a YAML file (read with ``yaml.safe_load``)::
+A sweep spec is a YAML file (read with the bounded safe loader, ``config.parse_yaml``)::
 
     dataset: synth-tiny              # registered name or folder (relative: next to the spec, then the cwd)
     model: lightgcn
@@ -45,8 +45,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
-
-import yaml
 
 from ..errors import ConfigError, MMDenoiseError
 
@@ -285,14 +283,11 @@ def parse_spec(raw: Any, source: str = "spec", spec_dir: Path | None = None) -> 
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec YAML file (safe loader); errors name the file and the key."""
+    from ..config import read_yaml_file
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: sweep spec not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    return parse_spec(raw, str(path), path.resolve().parent)
+    return parse_spec(read_yaml_file(path), str(path), path.resolve().parent)
 
 
 # ------------------------------------------------------------------ trials

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Range, setting
 from ..errors import ConfigError
 from ..graphs import SparseOperator, normalized_adjacency
 from .base import Backbone, Batch
@@ -49,11 +50,11 @@ class BM3Config:
     cl_weight: weight of L_align + L_mask = 2.0 (config, fixed).
     """
 
-    embedding_size: int = 64
-    n_layers: int = 1
-    dropout: float = 0.5
-    reg_weight: float = 0.1
-    cl_weight: float = 2.0
+    embedding_size: int = setting(64, Range(min=1))
+    n_layers: int = setting(1, Range(min=0))
+    dropout: float = setting(0.5, Range(min=0, below=1))
+    reg_weight: float = setting(0.1, Range(min=0))
+    cl_weight: float = setting(2.0, Range(min=0))
 
 
 def cosine_distance(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -23,17 +23,18 @@ Differences from the released code: its random padding of users with fewer than 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import Range, setting
 from ..errors import ConfigError
 from ..graphs import SparseOperator, cached_cooccurrence_graph, normalized_adjacency, softmax_rows, to_torch_csr
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
-from .freedom import default_mix, mixed_item_graph
+from .freedom import MODALITY_MIX, default_mix, mixed_item_graph
 from .lightgcn import propagate
 
 
@@ -42,13 +43,13 @@ class DRAGONConfig:
     """embedding_size: d per modality; n_layers: user–item layers; n_mm_layers: item–item layers;
     knn_k: item kNN size; user_k: co-users kept per user; modality_mix: item-graph weights (empty: default)."""
 
-    embedding_size: int = 64
-    n_layers: int = 2
-    n_mm_layers: int = 1
-    knn_k: int = 10
-    user_k: int = 40
-    reg_weight: float = 1e-3
-    modality_mix: dict = field(default_factory=dict)
+    embedding_size: int = setting(64, Range(min=1))
+    n_layers: int = setting(2, Range(min=0))
+    n_mm_layers: int = setting(1, Range(min=0))
+    knn_k: int = setting(10, Range(min=1))
+    user_k: int = setting(40, Range(min=1))
+    reg_weight: float = setting(1e-3, Range(min=0))
+    modality_mix: dict = setting(factory=dict, allowed=MODALITY_MIX)
 
 
 class DRAGON(Backbone):

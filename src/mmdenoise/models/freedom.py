@@ -13,13 +13,14 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
+from ..config import Check, Range, setting
 from ..errors import ConfigError
 from ..graphs import SparseOperator, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.knn import cached_knn_graph
@@ -30,16 +31,22 @@ from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
 
+#: modality_mix (FREEDOM, DRAGON): weights of the modality kNN graphs; empty = ``default_mix``
+MODALITY_MIX = Check(lambda mix: all(isinstance(k, str) and isinstance(w, (int, float)) and not isinstance(w, bool)
+                                     and 0 <= w < float("inf") for k, w in mix.items()),
+                     "a mapping of modality name to a weight ≥ 0, e.g. {text: 0.9, image: 0.1}")
+
+
 @dataclass
 class FREEDOMConfig:
-    embedding_size: int = 64
-    n_ui_layers: int = 2
-    n_mm_layers: int = 1
-    knn_k: int = 10
-    dropout: float = 0.8
-    modality_weight: float = 1e-4
-    reg_weight: float = 0.0
-    modality_mix: dict = field(default_factory=dict)
+    embedding_size: int = setting(64, Range(min=1))
+    n_ui_layers: int = setting(2, Range(min=0))
+    n_mm_layers: int = setting(1, Range(min=0))
+    knn_k: int = setting(10, Range(min=1))
+    dropout: float = setting(0.8, Range(min=0, below=1))
+    modality_weight: float = setting(1e-4, Range(min=0))
+    reg_weight: float = setting(0.0, Range(min=0))
+    modality_mix: dict = setting(factory=dict, allowed=MODALITY_MIX)
 
 
 def default_mix(modalities: list[str]) -> dict[str, float]:
@@ -128,7 +135,7 @@ def mixed_item_graph(dataset, k: int, mix: dict[str, float]) -> sp.csr_matrix:
     """Σ_m w_m · D^-1/2 kNN_m D^-1/2 over the dataset's modalities (sparse [I, I])."""
     unknown = sorted(set(mix) - set(dataset.features))
     if unknown:
-        raise ValueError(f"modality_mix names unknown modalities {unknown}; modalities: {sorted(dataset.features)}")
+        raise ConfigError(f"modality_mix names unknown modalities {unknown}; modalities: {sorted(dataset.features)}")
     graph = sp.csr_matrix((dataset.n_items, dataset.n_items), dtype=np.float64)
     for modality, weight in mix.items():
         knn = cached_knn_graph(dataset.fingerprint, modality, dataset.features[modality], k)

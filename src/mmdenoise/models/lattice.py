@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import OneOf, Range, setting
 from ..errors import ConfigError
 from ..graphs import SparseOperator, normalized_adjacency, symmetric_normalize, to_torch_csr, topk_cosine
 from ..graphs.knn import cached_knn_graph
@@ -44,14 +45,14 @@ class LATTICEConfig:
     """embedding_size: d; feat_embed_dim: width of ẽ^m; n_ui_layers: LightGCN layers; n_layers: item-graph
     layers; knn_k: k; lambda_coeff: λ (weight of the initial graph); knn_refresh: forward | epoch."""
 
-    embedding_size: int = 64
-    feat_embed_dim: int = 64
-    n_ui_layers: int = 2
-    n_layers: int = 1
-    knn_k: int = 10
-    lambda_coeff: float = 0.9
-    reg_weight: float = 1e-4
-    knn_refresh: str = "forward"
+    embedding_size: int = setting(64, Range(min=1))
+    feat_embed_dim: int = setting(64, Range(min=1))
+    n_ui_layers: int = setting(2, Range(min=0))
+    n_layers: int = setting(1, Range(min=0))
+    knn_k: int = setting(10, Range(min=1))
+    lambda_coeff: float = setting(0.9, Range(min=0, max=1))
+    reg_weight: float = setting(1e-4, Range(min=0))
+    knn_refresh: str = setting("forward", OneOf(*REFRESH))
 
 
 def _sparse_knn(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

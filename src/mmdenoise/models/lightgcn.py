@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..config import Range, setting
 from ..graphs import SparseOperator, normalized_adjacency
 from .base import Backbone, Batch
 
@@ -22,9 +23,9 @@ from .base import Backbone, Batch
 class LightGCNConfig:
     """embedding_size: d; n_layers: L (0 gives MF); reg_weight: weight of the ego-embedding L2 term."""
 
-    embedding_size: int = 64
-    n_layers: int = 2
-    reg_weight: float = 1e-4
+    embedding_size: int = setting(64, Range(min=1))
+    n_layers: int = setting(2, Range(min=0))
+    reg_weight: float = setting(1e-4, Range(min=0))
 
 
 def propagate(graph: Callable[[torch.Tensor], torch.Tensor], embeddings: torch.Tensor,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import Range, setting
 from .base import Backbone, Batch
 
 
@@ -19,8 +20,8 @@ from .base import Backbone, Batch
 class MFConfig:
     """embedding_size: d; reg_weight: weight of the batch-embedding L2 term."""
 
-    embedding_size: int = 64
-    reg_weight: float = 1e-4
+    embedding_size: int = setting(64, Range(min=1))
+    reg_weight: float = setting(1e-4, Range(min=0))
 
 
 class MF(Backbone):

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import OneOf, Range, setting
 from ..errors import ConfigError
 from ..graphs import SparseOperator, bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.knn import cached_knn_graph, row_normalize
@@ -52,14 +53,14 @@ class MGCNConfig:
     (the authors' code) or "mean" (row-normalised interaction matrix).
     """
 
-    embedding_size: int = 64
-    n_ui_layers: int = 2
-    n_layers: int = 1
-    knn_k: int = 10
-    reg_weight: float = 1e-4
-    cl_weight: float = 0.01
-    temperature: float = 0.2
-    user_aggregation: str = "symmetric"
+    embedding_size: int = setting(64, Range(min=1))
+    n_ui_layers: int = setting(2, Range(min=0))
+    n_layers: int = setting(1, Range(min=0))
+    knn_k: int = setting(10, Range(min=1))
+    reg_weight: float = setting(1e-4, Range(min=0))
+    cl_weight: float = setting(0.01, Range(min=0))
+    temperature: float = setting(0.2, Range(above=0))
+    user_aggregation: str = setting("symmetric", OneOf("symmetric", "mean"))
 
 
 def info_nce(view: torch.Tensor, other: torch.Tensor, temperature: float) -> torch.Tensor:

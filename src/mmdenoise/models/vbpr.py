@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import Range, setting
 from ..errors import ConfigError
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
@@ -31,8 +32,8 @@ from .features import ModalityFeatures, feature_tensors
 class VBPRConfig:
     """embedding_size: d (user and item vectors are 2d); reg_weight: batch-embedding L2 weight."""
 
-    embedding_size: int = 64
-    reg_weight: float = 1e-4
+    embedding_size: int = setting(64, Range(min=1))
+    reg_weight: float = setting(1e-4, Range(min=0))
 
 
 class VBPR(Backbone):

@@ -19,15 +19,15 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..api import Run
+from ..api import Run, read_run_config
 from ..config import dump_yaml, from_dict, load_yaml, lookup, to_dict
 from ..data import Dataset, load_dataset
 from ..data.seqsynth import read_seq_truth
 from ..errors import ConfigError
 from ..eval import EvalResult
 from ..io import write_text
-from ..train import record
-from ..train.trainer import limit_threads
+from ..train import folder, record
+from ..train.trainer import limit_threads, resolve_device
 from .config import SEQUENTIAL_MODELS, SequentialRunConfig, resolve_sequential_config
 from .interest import INTEREST_KINDS
 from .localisation import localisation_accuracy
@@ -68,16 +68,22 @@ ConfigSource = str | Path | Mapping[str, Any] | SequentialRunConfig | None
 
 def train_sequential(dataset: Dataset | str | Path | None = None, model: str | None = None, *,
                      seed: int | None = None, config: ConfigSource = None, overrides: Sequence[str] = (),
-                     out: str | Path | None = None, resume: bool = False, progress: bool | None = None) -> Run:
+                     out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+                     progress: bool | None = None) -> Run:
     """Train sequential model ``model`` (a ``SEQUENTIAL_MODELS`` name) on ``dataset`` and return the Run.
 
     dataset: a Dataset (with timestamps), a registered name or a folder.
     config: a YAML file, a mapping or a SequentialRunConfig; explicit
         arguments, then ``overrides``, take precedence.
-    out: the run folder (default ``runs/<dataset>-seq-<model>-s<seed>-<time>``).
+    out: the run folder (default ``runs/<dataset>-seq-<model>-s<seed>-<time>``); resume and overwrite
+        as in :func:`mmdenoise.api.train` (everything is checked before the folder is written).
     ``Run.backbone`` is the trained model; ``Run.denoiser`` is None.
     """
-    raw = _raw_config(config)
+    if resume and out is None:
+        raise ConfigError("resume needs the run folder (out=...)")
+    resolved = lambda raw: to_dict(resolve_sequential_config(raw))  # noqa: E731
+    stored = folder.read_for_resume(Path(out), resolved, "sequential") if resume else None
+    raw = {**(stored or {}), **_raw_config(config)}
     if isinstance(dataset, Dataset):
         raw["dataset"] = str(dataset.path) if dataset.path is not None else dataset.name
     elif dataset is not None:
@@ -87,34 +93,43 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
             raw[key] = value
     if progress is not None:
         raw["train"] = {**(raw.get("train") or {}), "progress": progress}
+    if resume:
+        folder.check_resume_names(Path(out), raw, stored)
     run_config = resolve_sequential_config(raw, overrides)
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
-    if resume and out is None:
-        raise ConfigError("resume needs the run folder (out=...)")
+    resolve_device(run_config.train.device)
     run_dir = Path(out) if out is not None else default_sequential_run_dir(run_config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
-
+    settings = to_dict(run_config)
+    if resume:
+        checkpoint = folder.check_resume(run_dir, settings, stored, SequentialRunConfig)
+    else:
+        folder.check_new_run(run_dir, settings, SequentialRunConfig, resolved, overwrite)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
+    if resume:
+        record.check_fingerprint(run_dir, checkpoint, data, "resume")
     view = make_view(data, run_config)
     net = build_sequential(data, view, run_config)
-    trainer = SequentialTrainer(data, view, net, run_config.train, n_negatives=run_config.sequence.n_negatives,
-                                seed=run_config.seed, run_dir=run_dir)
-    fit = trainer.fit(resume=resume)
-    result = {
-        "valid": fit.valid.metrics, "test": fit.test.metrics,
-        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,
-        "seconds_per_epoch": fit.seconds_per_epoch, "eval_seconds": fit.eval_seconds,
-        "total_seconds": fit.total_seconds, "peak_rss_mb": record.peak_rss_mb(),
-        "device": str(trainer.device), "dataset": {"name": data.name, "fingerprint": data.fingerprint},
-        "task": "sequential", "model": run_config.model, "denoiser": "none", "seed": run_config.seed,
-        "sequence": view.summary(), "versions": record.versions(),
-    }
-    truth = read_seq_truth(data.path) if data.path is not None else None
-    if truth is not None and hasattr(getattr(net, "base", net), "encoder"):
-        result["localisation"] = {kind: localisation_accuracy(net, view, truth, "test", kind=kind)
-                                  for kind in INTEREST_KINDS}
-    record.write_per_user(run_dir, fit.valid, fit.test)
-    record.write_result(run_dir, result)
+
+    with folder.writing_run(run_dir, fresh=not resume):
+        if not resume:
+            write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))
+        trainer = SequentialTrainer(data, view, net, run_config.train, n_negatives=run_config.sequence.n_negatives,
+                                    seed=run_config.seed, run_dir=run_dir)
+        fit = trainer.fit(resume=resume)
+        result = {
+            "valid": fit.valid.metrics, "test": fit.test.metrics,
+            "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,
+            "seconds_per_epoch": fit.seconds_per_epoch, "eval_seconds": fit.eval_seconds,
+            "total_seconds": fit.total_seconds, "peak_rss_mb": record.peak_rss_mb(),
+            "device": str(trainer.device), "dataset": record.dataset_summary(data),
+            "task": "sequential", "model": run_config.model, "denoiser": "none", "seed": run_config.seed,
+            "sequence": view.summary(), "versions": record.versions(),
+        }
+        truth = read_seq_truth(data.path) if data.path is not None else None
+        if truth is not None and hasattr(getattr(net, "base", net), "encoder"):
+            result["localisation"] = {kind: localisation_accuracy(net, view, truth, "test", kind=kind)
+                                      for kind in INTEREST_KINDS}
+        record.write_per_user(run_dir, fit.valid, fit.test)
+        record.write_result(run_dir, result)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
                test=fit.test.metrics, result=result, backbone=net, denoiser=None)
 
@@ -122,7 +137,7 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
 def load_sequential_run(run_dir: str | Path) -> Run:
     """Read a sequential run folder (no model is rebuilt)."""
     path = Path(run_dir)
-    config = resolve_sequential_config(load_yaml(path / record.CONFIG_FILE))
+    config = resolve_sequential_config(read_run_config(path))
     result = record.read_result(path)
     return Run(config=config, path=path, history=record.read_metrics(path), valid=result["valid"],
                test=result["test"], result=result)
@@ -131,7 +146,7 @@ def load_sequential_run(run_dir: str | Path) -> Run:
 def evaluate_sequential_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[EvalResult, EvalResult]:
     """Rebuild a sequential run's model, load its best state and evaluate validation and test users."""
     run_dir = Path(run_dir)
-    config = resolve_sequential_config(load_yaml(run_dir / record.CONFIG_FILE))
+    config = resolve_sequential_config(read_run_config(run_dir))
     data = dataset if dataset is not None else load_dataset(config.dataset)
     best = record.load_best_state(run_dir, data)
     view = make_view(data, config)

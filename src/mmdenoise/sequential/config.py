@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..config import Entry, TrainConfig, from_dict, lookup, parse_override, to_dict
+from ..config import SEED_RANGE, Check, Entry, OneOf, Range, TrainConfig, from_dict, lookup, parse_override, setting, short, to_dict
 from ..errors import ConfigError
 from .interest import INTEREST_KINDS
 
@@ -32,7 +32,7 @@ class EncoderConfig:
     """Shared by every sequential model: width d of the modality encoder and the user vector, and an
     optional learnt item-ID vector as one more modality (off in the paper: content only)."""
 
-    dim: int = 64
+    dim: int = setting(64, Range(min=1))
     id_embedding: bool = False
 
 
@@ -57,7 +57,7 @@ class GRU4RecConfig(EncoderConfig):
 class ComiRecSAConfig(EncoderConfig):
     """K self-attentive interests (ComiRec's default K = 4)."""
 
-    n_interests: int = 4
+    n_interests: int = setting(4, Range(min=1))
 
 
 @dataclass
@@ -73,43 +73,21 @@ class DemureConfig(BaseConfig):
     "grad" (Eq. 7–8 as printed); similarity/temperature: φ of Eq. 14 (dot, 1);
     pool_size: candidate pool of the replacements; warmup_epochs: plain L_ssm epochs first."""
 
-    gamma_i: float = 0.4
-    gamma_m: float = 0.2
-    n_views: int = 1
-    lambda_aug: float = 0.0
-    lambda_cont: float = 0.1
-    interest: str = "grad_input"
-    similarity: str = "dot"
-    temperature: float = 1.0
-    pool_size: int = 256
-    warmup_epochs: int = 0
+    gamma_i: float = setting(0.4, Range(min=0, max=1))
+    gamma_m: float = setting(0.2, Range(min=0, max=1))
+    n_views: int = setting(1, Range(min=1))
+    lambda_aug: float = setting(0.0, Range(min=0))
+    lambda_cont: float = setting(0.1, Range(min=0))
+    interest: str = setting("grad_input", OneOf(*INTEREST_KINDS))
+    similarity: str = setting("dot", OneOf("dot", "cosine"))
+    temperature: float = setting(1.0, Range(above=0))
+    pool_size: int = setting(256, Range(min=1))
+    warmup_epochs: int = setting(0, Range(min=0))
 
 
 @dataclass
 class PopularityConfig:
     """No settings: items ranked by their count in the training users' sequences."""
-
-
-def check_model_config(name: str, config: Any) -> None:
-    """Range checks a type check cannot make; ConfigError naming the field."""
-    where = f"model_params ({name})"
-    if isinstance(config, EncoderConfig) and config.dim < 1:
-        raise ConfigError(f"{where}.dim: must be ≥ 1, got {config.dim}")
-    if isinstance(config, ComiRecSAConfig) and config.n_interests < 1:
-        raise ConfigError(f"{where}.n_interests: must be ≥ 1, got {config.n_interests}")
-    if isinstance(config, DemureConfig):
-        for key in ("gamma_i", "gamma_m"):
-            value = getattr(config, key)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{where}.{key}: must be in [0, 1], got {value}")
-        if config.n_views < 1:
-            raise ConfigError(f"{where}.n_views: J must be ≥ 1, got {config.n_views}")
-        if config.interest not in INTEREST_KINDS:
-            raise ConfigError(f"{where}.interest: must be one of {INTEREST_KINDS}, got {config.interest!r}")
-        if config.similarity not in ("dot", "cosine"):
-            raise ConfigError(f"{where}.similarity: must be 'dot' or 'cosine', got {config.similarity!r}")
-        if config.temperature <= 0 or config.pool_size < 1 or config.warmup_epochs < 0:
-            raise ConfigError(f"{where}: temperature must be > 0, pool_size ≥ 1, warmup_epochs ≥ 0")
 
 
 def _build(name: str):
@@ -132,17 +110,22 @@ SEQUENTIAL_MODELS: dict[str, Entry] = {
 
 
 # -------------------------------------------------------------- run config
+def _are_shares(ratios: list) -> bool:
+    return len(ratios) == 3 and all(r >= 0 for r in ratios) and abs(sum(ratios) - 1) <= 1e-6
+
+
 @dataclass
 class SequenceConfig:
     """The sequence view and protocol (paper §4.1): max history length L, share of a held-out
     user's sequence used as history, user split shares and its seed (fixed across runs, so
     runs are paired), and the number of shared sampled-softmax negatives (Eq. 6)."""
 
-    max_len: int = 20
-    history_ratio: float = 0.8
-    user_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    split_seed: int = 0
-    n_negatives: int = 256
+    max_len: int = setting(20, Range(min=1))
+    history_ratio: float = setting(0.8, Range(above=0, below=1))
+    user_ratios: list[float] = setting(factory=lambda: [0.8, 0.1, 0.1], allowed=Check(
+        _are_shares, "three non-negative shares (train, valid, test users) summing to 1"))
+    split_seed: int = setting(0, SEED_RANGE)
+    n_negatives: int = setting(256, Range(min=1))
 
 
 def sequential_train_defaults() -> TrainConfig:
@@ -159,7 +142,7 @@ class SequentialRunConfig:
     task: str = "sequential"
     dataset: str = "ml-100k"
     model: str = "base"
-    seed: int = 0
+    seed: int = setting(0, SEED_RANGE)
     train: TrainConfig = field(default_factory=sequential_train_defaults)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     model_params: dict = field(default_factory=dict)
@@ -180,7 +163,7 @@ def resolve_sequential_config(data: Mapping[str, Any] | SequentialRunConfig | No
             raw[path[0]] = value
     model = raw.get("model", SequentialRunConfig.model)
     if not isinstance(model, str):
-        raise ConfigError(f"model must be a name, got {model!r}")
+        raise ConfigError(f"model must be a name, got {short(model)}")
     model_cls = lookup(SEQUENTIAL_MODELS, model, "sequential model").config_cls
     fields = {"train": [f.name for f in dataclasses.fields(TrainConfig)],
               "sequence": [f.name for f in dataclasses.fields(SequenceConfig)],
@@ -193,31 +176,17 @@ def resolve_sequential_config(data: Mapping[str, Any] | SequentialRunConfig | No
             if len(owners) != 1:
                 problem = f"is ambiguous between {', '.join(owners)}" if owners else "is not a known key"
                 valid = list(_TOP) + [f"{s}.{n}" for s, names in fields.items() for n in names]
-                raise ConfigError(f"override {text!r}: {path[0]!r} {problem}; valid keys: {', '.join(valid)}")
+                raise ConfigError(f"override {short(text)}: {short(path[0])} {problem}; valid keys: {', '.join(valid)}")
             path = [owners[0], path[0]]
         section = "model_params" if path[0] == "model" else path[0]
         if len(path) != 2 or section not in fields:
-            raise ConfigError(f"override {text!r}: unknown key; use one of {list(_TOP)} or "
+            raise ConfigError(f"override {short(text)}: unknown key; use one of {list(_TOP)} or "
                               f"{', '.join(fields)}.<field>")
         raw.setdefault(section, {})
         raw[section][path[1]] = value
     if raw.get("task", "sequential") != "sequential":
-        raise ConfigError(f"task: a sequential config has task 'sequential', got {raw['task']!r}")
+        raise ConfigError(f"task: a sequential config has task 'sequential', got {short(raw['task'])}")
     raw["train"] = {**to_dict(sequential_train_defaults()), **(raw.get("train") or {})}
     config = from_dict(SequentialRunConfig, raw, "config")
-    params = from_dict(model_cls, config.model_params, f"model_params ({model})")
-    check_model_config(model, params)
-    config.model_params = to_dict(params)
-    _check_sequence(config.sequence)
+    config.model_params = to_dict(from_dict(model_cls, config.model_params, f"model_params ({model})"))
     return config
-
-
-def _check_sequence(seq: SequenceConfig) -> None:
-    if seq.max_len < 1:
-        raise ConfigError(f"sequence.max_len: must be ≥ 1, got {seq.max_len}")
-    if not 0.0 < seq.history_ratio < 1.0:
-        raise ConfigError(f"sequence.history_ratio: must be in (0, 1), got {seq.history_ratio}")
-    if len(seq.user_ratios) != 3 or any(r < 0 for r in seq.user_ratios) or abs(sum(seq.user_ratios) - 1) > 1e-6:
-        raise ConfigError(f"sequence.user_ratios: three non-negative shares summing to 1, got {seq.user_ratios}")
-    if seq.n_negatives < 1:
-        raise ConfigError(f"sequence.n_negatives: must be ≥ 1, got {seq.n_negatives}")

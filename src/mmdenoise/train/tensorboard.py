@@ -10,8 +10,7 @@ from numbers import Real
 from pathlib import Path
 
 from ..errors import ConfigError
-
-TENSORBOARD_DIR = "tensorboard"
+from .record import TENSORBOARD_DIR  # noqa: F401 - where the logs go (re-exported)
 
 
 class TensorBoardLogger:
@@ -23,12 +22,7 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: str | Path):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise ConfigError("TensorBoard logging needs the tensorboard package: "
-                              "pip install 'mmdenoise[tensorboard]'") from None
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        self.writer = summary_writer()(log_dir=str(log_dir))
 
     def __call__(self, row: dict) -> None:
         step = int(row["epoch"])
@@ -48,3 +42,14 @@ def _scalars(row: dict, prefix: str = ""):
             yield from _scalars(value, f"{tag}/")
         elif isinstance(value, Real) and not isinstance(value, bool) and tag != "epoch":
             yield tag, float(value)
+
+
+def summary_writer() -> type:
+    """torch's SummaryWriter class; a ConfigError naming the extra to install when tensorboard is missing
+    (called before a run folder is written, so asking for it without the package writes nothing)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("TensorBoard logging needs the tensorboard package: "
+                          "pip install 'mmdenoise[tensorboard]'") from None
+    return SummaryWriter

@@ -27,17 +27,25 @@ from ..config import TrainConfig
 from ..data.dataset import Dataset
 from ..data.sampler import NegativeSampler
 from ..denoise.base import Denoiser, StepState
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..eval import EvalResult, Evaluator, detection_metrics
 from ..models.base import Batch
 from . import record
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → the first CUDA device if there is one, else the CPU."""
+    """``auto`` → the first CUDA device if there is one, else the CPU; a ConfigError for a device
+    this machine does not have (checked before a run folder is written)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"train.device: {name} is not available on this machine "
+                          f"({torch.cuda.device_count()} CUDA device(s)); use auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device: {name} is not available on this machine; use auto or cpu")
+    return device
 
 
 def limit_threads(threads: int) -> None:
@@ -123,7 +131,11 @@ class Trainer:
             return
         bad = [f"{name}={float(v):.4g}" for name, v in terms.items() if not torch.isfinite(v).all()]
         where = f"epoch {epoch}, batch {batch}"
-        kept = (f"; the best checkpoint so far is kept in {self.run_dir}" if self.run_dir else "")
+        kept = ""
+        if self.run_dir is not None:
+            kept = (f"; the best checkpoint so far is kept in {self.run_dir}"
+                    if (self.run_dir / record.CHECKPOINT_FILE).exists()
+                    else "; no checkpoint was written (no evaluation had finished)")
         raise TrainingError(f"non-finite loss at {where}: loss term(s) {', '.join(bad) or 'total'}{kept}")
 
     def make_optimizer(self) -> torch.optim.Optimizer | None:
@@ -180,6 +192,7 @@ class Trainer:
         return {"epoch": epoch, "denoiser": self.denoiser.state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else {},
                 "history": history, "best": best, "fingerprint": self.dataset.fingerprint,
+                "dataset": record.dataset_summary(self.dataset),
                 "seed": self.seed, "finished": False}
 
     # ------------------------------------------------------------------- loop
@@ -263,9 +276,7 @@ class Trainer:
         if self.run_dir is None or not (self.run_dir / record.CHECKPOINT_FILE).exists():
             raise TrainingError(f"cannot resume: no {record.CHECKPOINT_FILE} in {self.run_dir}")
         state = record.load_checkpoint(self.run_dir)
-        if state["fingerprint"] != self.dataset.fingerprint:
-            raise TrainingError(f"cannot resume: the checkpoint in {self.run_dir} was trained on dataset "
-                                f"{state['fingerprint']}, not {self.dataset.fingerprint}")
+        record.check_fingerprint(self.run_dir, state, self.dataset, "resume")
         self.denoiser.load_state_dict(state["denoiser"])
         if optimizer is not None and state["optimizer"]:
             optimizer.load_state_dict(state["optimizer"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...config import OneOf, Range, setting
 from ...errors import ConfigError
 from ...graphs import symmetric_normalize, to_torch_csr
 from ...losses.damrs import AI_STRATEGIES
@@ -68,47 +69,27 @@ class DAMRSConfig:
         smallest value of the paper's grid.
     """
 
-    graph: str = "diig"
-    topk: int = 10
-    min_cooccurrence: int = 2
-    cooccurrence_weights: str = "count"
-    graph_layers: int = 1
-    alpha: float = 1.5
-    beta: float = 1.5
-    gamma: float = 2.0
+    graph: str = setting("diig", OneOf(*GRAPH_VARIANTS))
+    topk: int = setting(10, Range(min=1))
+    min_cooccurrence: int = setting(2, Range(min=1))
+    cooccurrence_weights: str = setting("count", OneOf(*COOCCURRENCE_WEIGHTS))
+    graph_layers: int = setting(1, Range(min=1))
+    alpha: float = setting(1.5, Range(above=0))
+    beta: float = setting(1.5, Range(above=0))
+    gamma: float = setting(2.0, Range(above=0))
     dbpr: bool = True
     use_f: bool = True
     use_g: bool = True
     au: bool = False
     ai: bool = True
-    ai_strategy: str = "full"
-    ai_k: int = 10
-    ai_tau: float = 0.2
-    ai_refresh: str = "batch"
-    lambda_au: float = 0.01
-    lambda_ai: float = 1e-3
-    au_users: int = 64
-    ai_anchors: int = 64
-
-
-def _check(config: DAMRSConfig) -> None:
-    choices = {"graph": GRAPH_VARIANTS, "cooccurrence_weights": COOCCURRENCE_WEIGHTS,
-               "ai_strategy": AI_STRATEGIES, "ai_refresh": AI_REFRESH}
-    for name, valid in choices.items():
-        if getattr(config, name) not in valid:
-            raise ConfigError(f"damrs: {name} must be one of {', '.join(valid)}, got {getattr(config, name)!r}")
-    for name in ("topk", "graph_layers", "ai_k"):
-        if getattr(config, name) < 1:
-            raise ConfigError(f"damrs: {name} must be >= 1, got {getattr(config, name)}")
-    for name in ("alpha", "beta", "gamma", "ai_tau"):
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"damrs: {name} must be > 0, got {getattr(config, name)}")
-    for name in ("au_users", "ai_anchors"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"damrs: {name} must be >= 0 (0 = the whole batch), got {getattr(config, name)}")
-    for name in ("lambda_au", "lambda_ai"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"damrs: {name} must be >= 0, got {getattr(config, name)}")
+    ai_strategy: str = setting("full", OneOf(*AI_STRATEGIES))
+    ai_k: int = setting(10, Range(min=1))
+    ai_tau: float = setting(0.2, Range(above=0))
+    ai_refresh: str = setting("batch", OneOf(*AI_REFRESH))
+    lambda_au: float = setting(0.01, Range(min=0))
+    lambda_ai: float = setting(1e-3, Range(min=0))
+    au_users: int = setting(64, Range(min=0))  # 0 = the whole batch
+    ai_anchors: int = setting(64, Range(min=0))
 
 
 def build_backbone(dataset, backbone: Backbone, config: DAMRSConfig) -> DAMRSBackbone:
@@ -122,7 +103,6 @@ def build_backbone(dataset, backbone: Backbone, config: DAMRSConfig) -> DAMRSBac
 
 def build(dataset, backbone: Backbone, config: DAMRSConfig) -> DAMRS:
     """DA-MRS around ``backbone`` on ``dataset`` (which needs at least one feature modality)."""
-    _check(config)
     if not dataset.features:
         raise ConfigError(f"denoiser 'damrs' needs item features; dataset {dataset.name!r} has no modality")
     settings = {name: getattr(config, name) for name in DENOISER_SETTINGS}

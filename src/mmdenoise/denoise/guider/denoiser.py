@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ...data.sampler import NegativeSampler
+from ...config import OneOf, Range, setting
 from ...errors import ConfigError
 from ...losses import bpr_loss
 from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
@@ -50,25 +51,25 @@ class GuiderConfig:
     the whole batch); ot_gradient: envelope | unrolled.
     """
 
-    teacher: str = "lightgcn"
-    teacher_lr: float = 1e-3
-    teacher_batch_size: int = 2048
-    warmup_epochs: int = 5
-    recalibrate_every: int = 1
-    teacher_pretrain_epochs: int = 0
-    threshold: float = 0.9
-    hash_bits: int = 64
-    hash: str = "cca"
-    confidence_scale: str = "relative"
+    teacher: str = setting("lightgcn", OneOf("lightgcn", "mf"))  # an ID-only model
+    teacher_lr: float = setting(1e-3, Range(above=0))
+    teacher_batch_size: int = setting(2048, Range(min=1))
+    warmup_epochs: int = setting(5, Range(min=0))
+    recalibrate_every: int = setting(1, Range(min=1))
+    teacher_pretrain_epochs: int = setting(0, Range(min=0))
+    threshold: float = setting(0.9, Range(min=-1, max=1))  # S = S_modal · S_conf is in [−1, 1]
+    hash_bits: int = setting(64, Range(min=1))
+    hash: str = setting("cca", OneOf("cca", "learned"))
+    confidence_scale: str = setting("relative", OneOf("relative", "raw"))
     amsc: bool = True
     dbpr: bool = True
-    dbpr_weight: float = 1.0
-    kd: str = "ot"
-    kd_weight: float = 1.0
-    ot_reg: float = 0.1
-    ot_block: int | None = 256
-    ot_iters: int = 50
-    ot_gradient: str = "envelope"
+    dbpr_weight: float = setting(1.0, Range(min=0))
+    kd: str = setting("ot", OneOf("ot", "kl", "none"))
+    kd_weight: float = setting(1.0, Range(min=0))
+    ot_reg: float = setting(0.1, Range(above=0))
+    ot_block: int | None = setting(256, Range(min=1))  # None: the whole batch
+    ot_iters: int = setting(50, Range(min=1))
+    ot_gradient: str = setting("envelope", OneOf("envelope", "unrolled"))
 
 
 @dataclass
@@ -268,13 +269,6 @@ def build(dataset, backbone: Backbone, config: GuiderConfig) -> Guider:
     """GUIDER around ``backbone`` on ``dataset`` (needs item features for AMSC)."""
     if not dataset.features:
         raise ConfigError(f"denoiser 'guider' needs item features; dataset {dataset.name!r} has no modality")
-    if config.kd not in ("ot", "kl", "none"):
-        raise ConfigError(f"kd must be one of ot, kl, none; got {config.kd!r}")
-    if config.teacher not in ("lightgcn", "mf"):
-        raise ConfigError(f"teacher must be lightgcn or mf (an ID-only model); got {config.teacher!r}")
-    if config.hash not in ("cca", "learned") or config.confidence_scale not in ("relative", "raw"):
-        raise ConfigError(f"hash must be cca or learned and confidence_scale relative or raw; "
-                          f"got {config.hash!r}, {config.confidence_scale!r}")
     teacher = None
     if config.kd != "none":
         entry = MODELS[config.teacher]
