@@ -20,8 +20,8 @@ from .eval import EvalResult
 from .io import write_text
 from .models import MODELS
 from .models.base import Backbone
-from .train import record
-from .train.trainer import Trainer, limit_threads
+from .training import record
+from .training.trainer import Trainer, limit_threads
 
 
 @dataclass
@@ -140,7 +140,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     # a missing tensorboard package fails before anything is written
     logger = None
     if tensorboard:
-        from .train.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
+        from .training.tensorboard import TENSORBOARD_DIR, TensorBoardLogger
         logger = TensorBoardLogger(run_dir / TENSORBOARD_DIR)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / record.CONFIG_FILE, dump_yaml(run_config))

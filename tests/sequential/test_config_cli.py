@@ -13,7 +13,7 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError
 from mmdenoise.sequential import resolve_sequential_config
 from mmdenoise.sequential import study as study_module
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 FAST = ["--set", "train.threads=1", "--set", "train.epochs=1", "--set", "train.progress=false",
         "--set", "train.batch_size=256"]

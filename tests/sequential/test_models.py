@@ -13,7 +13,7 @@ from mmdenoise.sequential.api import build_sequential, evaluate_sequential_run, 
 from mmdenoise.sequential.interest import interest_scores
 from mmdenoise.sequential.localisation import localisation_accuracy
 from mmdenoise.sequential.trainer import SequentialTrainer
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 MODELS = ("pop", "youtubednn", "gru4rec", "base", "comirec-sa", "demure")
 # 60 validation and 60 test users; lr 3e-3 (the paper's MovieLens rate) so a few epochs suffice

@@ -13,7 +13,7 @@ from ..api import train
 from ..data import load_dataset
 from ..data.noise import inject_noise
 from ..eval.significance import compare
-from ..train import record
+from ..training import record
 
 DEFAULT_MODELS = ("pop", "mf", "lightgcn", "vbpr", "freedom")
 

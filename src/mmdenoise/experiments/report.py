@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import MMDenoiseError
 from ..eval import paired_ttest
 from ..eval.significance import align
-from ..train import record
+from ..training import record
 
 METRICS = ("recall@20", "ndcg@20")
 

@@ -361,7 +361,7 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
     A folder holding another trial (other parameters or other fixed
     settings, e.g. a changed spec) is a ConfigError, never silently reused.
     """
-    from ..train import record
+    from ..training import record
     marker = folder / TRIAL_FILE
     if not marker.exists():
         if (folder / record.RESULT_FILE).exists():
@@ -378,7 +378,7 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
 
 def read_trial_record(root: str | Path, trial: Mapping[str, Any], objective: Objective) -> dict:
     """A trial's summary from its run folder: params, objective (validation), valid and test metrics."""
-    from ..train import record
+    from ..training import record
     folder = Path(root) / trial["name"]
     result = record.read_result(folder)
     if objective.metric not in result["valid"]:
@@ -459,7 +459,7 @@ def _run_ray(root: Path, trials: list[dict], objective: Objective, workers: int,
     (and stopped); with one, the cluster there is used. Trials write their run
     folders under ``root``, which cluster nodes must share (e.g. NFS).
     """
-    from ..train import record
+    from ..training import record
     try:
         import ray
         from ray import tune

@@ -26,8 +26,8 @@ from ..data.seqsynth import read_seq_truth
 from ..errors import ConfigError
 from ..eval import EvalResult
 from ..io import write_text
-from ..train import record
-from ..train.trainer import limit_threads
+from ..training import record
+from ..training.trainer import limit_threads
 from .config import SEQUENTIAL_MODELS, SequentialRunConfig, resolve_sequential_config
 from .interest import INTEREST_KINDS
 from .localisation import localisation_accuracy

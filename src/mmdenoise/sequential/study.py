@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..eval.significance import paired_ttest
 from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
 from ..io import write_json, write_text
-from ..train import record
+from ..training import record
 from .config import SEQUENTIAL_MODELS
 
 #: Table 3: (γ_i + γ_m, γ_m)

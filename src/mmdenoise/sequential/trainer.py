@@ -20,7 +20,7 @@ import torch
 from ..config import TrainConfig
 from ..data.dataset import Dataset
 from ..eval import EvalResult, Evaluator
-from ..train.trainer import Trainer, epoch_seed, resolve_device
+from ..training.trainer import Trainer, epoch_seed, resolve_device
 from .models import SeqBatch
 from .view import SequenceView
 
