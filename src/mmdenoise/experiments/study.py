@@ -154,10 +154,36 @@ def _parse_levels(levels: str | Sequence[float]) -> list[float]:
     return sorted(out)
 
 
-def _check_seeds(seeds: int) -> list[int]:
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    return list(range(seeds))
+SEEDS_HELP = ("training seeds: a comma-separated list (0,1,2; one seed: '4,') or a count N meaning "
+              "0..N-1 (3 = 0,1,2)")
+
+
+def parse_seeds(seeds: int | str | Sequence[int], option: str = "--seeds") -> list[int]:
+    """The one meaning of ``--seeds`` in every command: a list of seeds, or a count.
+
+    ``"0,4,7"`` (or a Python sequence) is that list; a bare integer N (``"3"``
+    or ``3``) is the count shorthand for 0..N-1; ``"4,"`` is the single seed 4.
+    Seeds are distinct, non-negative integers.
+    """
+    if isinstance(seeds, bool):
+        raise ConfigError(f"{option}: expected a count or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, (int, np.integer)) or (isinstance(seeds, str) and "," not in seeds):
+        try:
+            count = int(seeds)
+        except ValueError:
+            raise ConfigError(f"{option}: expected a count (3) or a comma-separated list (0,1,2), "
+                              f"got {seeds!r}") from None
+        if count < 1:
+            raise ConfigError(f"{option}: a count must be >= 1, got {count} (the seed 0 alone is '0,')")
+        return list(range(count))
+    parts = [p.strip() for p in seeds.split(",")] if isinstance(seeds, str) else list(seeds)
+    try:
+        values = [int(p) for p in parts if not (isinstance(p, str) and not p)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option}: seeds are integers, got {seeds!r}") from None
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise ConfigError(f"{option}: give distinct non-negative seeds, got {seeds!r}")
+    return values
 
 
 def scoped_overrides(overrides: Sequence[str], names: Sequence[str]) -> dict[str | None, list[str]]:
@@ -188,7 +214,8 @@ def _validated(trials: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------ noise study
 def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequence[str] = "none", *,
-                kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS, seeds: int = 3,
+                kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS,
+                seeds: int | str | Sequence[int] = 3,
                 out: str | Path | None = None, overrides: Sequence[str] = (), backend: str = "local",
                 workers: int = 1, address: str | None = None,
                 on_result: Callable[[dict], None] | None = None) -> StudyResult:
@@ -196,8 +223,8 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
 
     dataset: a registered name or a folder (clean). models, denoisers: names
     (lists or comma-separated). kind: add | remove | swap:MOD | misalign:MOD.
-    levels: noise ratios (0 = clean). seeds: 0..seeds-1, each the noise draw
-    and the training seed. overrides: ``key=value`` for every run (e.g.
+    levels: noise ratios (0 = clean). seeds: a count N (0..N-1) or a list
+    (``parse_seeds``), each the noise draw and the training seed. overrides: ``key=value`` for every run (e.g.
     ``train.epochs=50``), or ``NAME:key=value`` for the runs of one backbone or
     denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
     out: default ``studies/<dataset>-noise-<kind>``.
@@ -206,7 +233,7 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     from .plots import noise_curves
     models, denoisers = _split_list(models, "models"), _split_list(denoisers, "denoisers")
     kind_name, modality = parse_kind(kind)
-    levels, seed_list = _parse_levels(levels), _check_seeds(seeds)
+    levels, seed_list = _parse_levels(levels), parse_seeds(seeds)
     source = load_dataset(dataset)
     if source.noise is not None:
         raise ConfigError(f"{dataset}: a noise study starts from clean data, but it carries planted noise")
@@ -314,7 +341,8 @@ def ablation_variants(denoiser: str) -> dict[str, list[str]]:
     return variants
 
 
-def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int = 1, out: str | Path | None = None,
+def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str | Sequence[int] = 1,
+                   out: str | Path | None = None,
                    overrides: Sequence[str] = (), backend: str = "local", workers: int = 1,
                    address: str | None = None, on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train ``none`` and every variant of ``denoiser`` on ``model`` for each seed; write one table.
@@ -322,7 +350,7 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int = 1, o
     out: default ``studies/<dataset>-ablation-<model>-<denoiser>``.
     """
     from ..data.registry import resolve
-    seed_list = _check_seeds(seeds)
+    seed_list = parse_seeds(seeds)
     variants = ablation_variants(denoiser)
     path = Path(dataset).expanduser()
     data_arg = str(path.resolve()) if path.is_dir() else dataset

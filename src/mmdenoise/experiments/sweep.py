@@ -49,6 +49,9 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 
 from ..errors import ConfigError, MMDenoiseError
+from ..log import get_logger
+
+log = get_logger(__name__)
 
 SPEC_KEYS = ("dataset", "model", "denoiser", "seed", "config", "set", "space", "samples", "search_seed",
              "objective")
@@ -409,6 +412,8 @@ def run_trial(root: str | Path, trial: Mapping[str, Any], objective: Objective |
         objective = Objective(**objective)
     folder = Path(root) / trial["name"]
     status = trial_status(folder, trial)
+    log.info("%s: %s", trial["name"], {"finished": "finished, skipped", "partial": "resuming",
+                                       "new": "training"}[status])
     if status != "finished":
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / TRIAL_FILE, {k: trial[k] for k in ("name", "params", "config", "overrides")})
@@ -425,6 +430,8 @@ def run_trial(root: str | Path, trial: Mapping[str, Any], objective: Objective |
 def _run_local(root: Path, trials: list[dict], objective: Objective, workers: int,
                on_result: Callable[[dict], None] | None) -> dict[str, dict]:
     records: dict[str, dict] = {}
+    log.info("%d run%s in %s, %d at a time (finished runs are skipped)", len(trials),
+             "" if len(trials) == 1 else "s", root, workers)
     if workers == 1:
         for trial in trials:
             records[trial["name"]] = run_trial(root, trial, objective)
