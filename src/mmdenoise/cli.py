@@ -77,9 +77,10 @@ def data_build(
     """Build a real dataset in the MMRec layout (cached: a second call is instant)."""
     from .data.registry import dataset_folder
     from .log import get_logger
-    if name in ("ml-100k", "amazon"):
-        get_logger(__name__).info("building %s into %s (ml-100k: about 15 s on 2 idle cores, more on the first "
-                                  "download; instant when cached)", name, out or dataset_folder(name))
+    target = out or dataset_folder(name)
+    if name in ("ml-100k", "amazon") and (overwrite or not target.is_dir()):
+        get_logger(__name__).info("building %s into %s (ml-100k: 15-20 s on 2 cores, plus a download the "
+                                  "first time; cached afterwards)", name, target)
     if name == "ml-100k":
         from .data.builders.ml100k import build_ml100k
         folder = build_ml100k(out or dataset_folder("ml-100k"), seed=seed, with_kg=kg,

@@ -19,14 +19,14 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name if name.startswith(ROOT) else f"{ROOT}.{name}")
 
 
-class _TqdmHandler(logging.StreamHandler):
-    """Writes each record on its own line above any active tqdm bar."""
+class _TqdmHandler(logging.Handler):
+    """Writes each record to the current ``sys.stderr``, on its own line above any active tqdm bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             from tqdm import tqdm
-            tqdm.write(self.format(record), file=self.stream)
-            self.flush()
+            tqdm.write(self.format(record), file=sys.stderr)
+            sys.stderr.flush()
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
@@ -40,7 +40,7 @@ def configure(verbosity: int = 0) -> None:
     logger = logging.getLogger(ROOT)
     for handler in [h for h in logger.handlers if isinstance(h, _TqdmHandler)]:
         logger.removeHandler(handler)
-    handler = _TqdmHandler(sys.stderr)
+    handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(message)s" if verbosity <= 0 else "%(name)s: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)

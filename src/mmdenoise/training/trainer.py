@@ -103,13 +103,14 @@ class Trainer:
 
     # ----------------------------------------------------------------- pieces
     @torch.no_grad()
-    def evaluate(self, evaluator: Evaluator) -> EvalResult:
-        """Full-ranking evaluation of the backbone under its current parameters."""
+    def evaluate(self, evaluator: Evaluator, keep_ranking: bool = False) -> EvalResult:
+        """Full-ranking evaluation of the backbone under its current parameters (``keep_ranking``: see
+        ``Evaluator.evaluate``)."""
         was_training = self.denoiser.training
         self.denoiser.train(False)  # evaluation mode: no dropout, full graphs
         user_emb, item_emb = self.backbone()
         result = evaluator.evaluate(lambda users: self.backbone.full_scores(user_emb, item_emb, users),
-                                    device=self.device)
+                                    device=self.device, keep_ranking=keep_ranking)
         self.denoiser.train(was_training)
         return result
 
