@@ -20,7 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .config import RunConfig, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, lookup, parse_override, to_dict
+from .config import (RunConfig, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, lookup,
+                     parse_override, to_dict)
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
 from .errors import ConfigError

@@ -115,7 +115,7 @@ def data_synth(
 
 @data_app.command("noise")
 def data_noise(
-    src: str = typer.Argument(..., help="registered name or MMRec folder (clean)"),
+    src: str = typer.Argument(..., help="clean dataset: " + DATASET_HELP),
     out: Path = typer.Option(..., help="output folder"),
     add: float = typer.Option(0.0, help="fraction of |train| of random unseen pairs to add"),
     remove: float = typer.Option(0.0, help="fraction of training interactions to drop"),
@@ -133,7 +133,7 @@ def data_noise(
 
 
 @data_app.command("info")
-def data_info(dataset: str = typer.Argument(..., help="registered name or folder")):
+def data_info(dataset: str = typer.Argument(..., help=DATASET_HELP)):
     """Users, items, interactions per split, sparsity, modalities, noise summary."""
     from .data import load_dataset
     from .data.info import dataset_info, format_info
@@ -141,8 +141,8 @@ def data_info(dataset: str = typer.Argument(..., help="registered name or folder
 
 
 @data_app.command("export")
-def data_export(dataset: str = typer.Argument(...), out: Path = typer.Option(...),
-                overwrite: bool = typer.Option(False)):
+def data_export(dataset: str = typer.Argument(..., help=DATASET_HELP),
+                out: Path = typer.Option(..., help="output folder"), overwrite: bool = typer.Option(False)):
     """Write any readable dataset in the MMRec layout."""
     from .data import load_dataset, write_mmrec
     typer.echo(str(write_mmrec(load_dataset(dataset), out, overwrite=overwrite)))
@@ -167,7 +167,10 @@ def train_cmd(
     tensorboard: bool = typer.Option(False, "--tensorboard",
                                      help="also log per-epoch metrics to RUN/tensorboard/ (tensorboard extra)"),
 ):
-    """Train a model and report validation and test metrics. The model decides the task: general models (any denoiser) or sequential ones (Demure and its baselines)."""
+    """Train a model and report validation and test metrics.
+
+    The model decides the task: general models (any denoiser) or sequential ones (Demure and its baselines).
+    """
     from .config import load_yaml
     named = load_yaml(config) if config is not None else {}
     overridden = {o.split("=", 1)[0].strip() for o in set_}

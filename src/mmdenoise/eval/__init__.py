@@ -4,6 +4,7 @@ from .evaluator import DEFAULT_KS, EvalResult, Evaluator, mask_matrix, masked_to
 from .metrics import METRICS, ranking_metrics
 from .significance import Comparison, align, compare, paired_ttest, wilcoxon
 
-__all__ = ["Evaluator", "EvalResult", "DEFAULT_KS", "top_k_items", "mask_matrix", "masked_top_k", "METRICS", "ranking_metrics",
+__all__ = ["Evaluator", "EvalResult", "DEFAULT_KS", "top_k_items", "mask_matrix", "masked_top_k", "METRICS",
+           "ranking_metrics",
            "paired_ttest", "wilcoxon", "align", "compare", "Comparison",
            "detection_metrics", "roc_auc", "precision_at_count"]

@@ -27,7 +27,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..log import get_logger
 from .sweep import Objective, format_value, make_trial, run_trials, trial_defaults, validate_trial
+
+log = get_logger(__name__)
 
 TABLE_METRICS = (("recall@20", "R@20"), ("ndcg@20", "N@20"))
 NOISE_KINDS = ("add", "remove", "swap", "misalign")
@@ -242,6 +245,9 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
                           f"{', '.join(source.features) or 'none'}")
     root = Path(out if out is not None else Path("studies") / f"{source.name}-noise-{kind.replace(':', '-')}")
     root.mkdir(parents=True, exist_ok=True)
+    log.info("noise study in %s: %d backbone(s) × %d denoiser(s) × %d level(s) × %d seed(s) = %d runs",
+             root, len(models), len(denoisers), len(levels), len(seed_list),
+             len(models) * len(denoisers) * len(levels) * len(seed_list))
     scoped = scoped_overrides(overrides, models + denoisers)
     objective = Objective()
     datasets = {(level, seed): noised_dataset(source, kind_name, modality, level, seed, root)
