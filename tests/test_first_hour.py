@@ -69,6 +69,18 @@ def test_the_model_decides_the_task():
     assert missing.exit_code == 2 and "missing -m/--model" in missing.output
 
 
+def test_studies_name_the_studies_of_the_other_task(tmp_path):
+    from mmdenoise.experiments.study import ablation_study, noise_study
+    from mmdenoise.sequential.study import split_study
+    with pytest.raises(ConfigError, match="demure is a sequential model; the noise study runs general models "
+                                          r"\(for sequential models: study sensitivity, study splits\)"):
+        noise_study("synth-tiny", "lightgcn,demure", out=tmp_path / "n")
+    with pytest.raises(ConfigError, match="the ablation study runs general models"):
+        ablation_study("synth-tiny", "base", "damrs", out=tmp_path / "a")
+    with pytest.raises(ConfigError, match="lightgcn is a general model; .*: study noise, study ablation"):
+        split_study("synth-seq-tiny", ["base", "lightgcn"], tmp_path / "s")
+
+
 def test_seeds_mean_the_same_everywhere():
     assert parse_seeds("3") == parse_seeds(3) == [0, 1, 2]
     assert parse_seeds("0,4,7") == parse_seeds([0, 4, 7]) == [0, 4, 7]

@@ -138,6 +138,6 @@ def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_fold
     assert "| 1 | base |" in table and "| base | " in table and "(p = " in table
     bad = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "base,sasrec",
                                    "--out", str(tmp_path / "bad")])
-    assert isinstance(bad.exception, ConfigError) and "valid sequential models" in str(bad.exception)
+    assert isinstance(bad.exception, ConfigError) and "sequential models: seq-pop" in str(bad.exception)
     with pytest.raises(ConfigError, match="--splits: give distinct"):
         study_module.split_study(str(seq_tiny_folder), ["base", "demure"], tmp_path / "bad", splits=[0, 0])

@@ -189,6 +189,16 @@ def parse_seeds(seeds: int | str | Sequence[int], option: str = "--seeds") -> li
     return values
 
 
+def check_task(models: Sequence[str], task: str, study: str) -> None:
+    """A ConfigError naming the studies of the other task when a model belongs to it (or is unknown)."""
+    from ..api import model_task
+    for model in models:
+        if model_task(model) != task:
+            other = ("study sensitivity, study splits" if task == "general" else "study noise, study ablation")
+            raise ConfigError(f"{model} is a {model_task(model)} model; the {study} runs {task} models "
+                              f"(for {model_task(model)} models: {other})")
+
+
 def scoped_overrides(overrides: Sequence[str], names: Sequence[str]) -> dict[str | None, list[str]]:
     """Split ``key=value`` overrides into those for every cell (key None) and ``NAME:key=value`` ones.
 
@@ -235,6 +245,7 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     from ..data import load_dataset
     from .plots import noise_curves
     models, denoisers = _split_list(models, "models"), _split_list(denoisers, "denoisers")
+    check_task(models, "general", "noise study")
     kind_name, modality = parse_kind(kind)
     levels, seed_list = _parse_levels(levels), parse_seeds(seeds)
     source = load_dataset(dataset)
@@ -357,6 +368,7 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str 
     """
     from ..data.registry import resolve
     seed_list = parse_seeds(seeds)
+    check_task([model], "general", "ablation study")
     variants = ablation_variants(denoiser)
     path = Path(dataset).expanduser()
     data_arg = str(path.resolve()) if path.is_dir() else dataset

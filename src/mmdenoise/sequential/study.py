@@ -27,15 +27,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import lookup
 from ..errors import ConfigError
 from ..eval.significance import paired_ttest
 from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
-from ..experiments.study import parse_seeds
+from ..experiments.study import check_task, parse_seeds
 from ..io import write_json, write_text
 from ..log import get_logger
 from ..training import record
-from .config import SEQUENTIAL_MODELS
 
 log = get_logger(__name__)
 
@@ -156,8 +154,7 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int 
     for name, values in (("split seeds", splits), ("training seeds", seeds)):
         if not values or len(set(values)) != len(values):
             raise ConfigError(f"split study: give distinct {name}, got {values}")
-    for model in models:
-        lookup(SEQUENTIAL_MODELS, model, "sequential model")
+    check_task(models, "sequential", "split study")
     out = Path(out)
     runs = {m: [[_run(out / f"{m}-split{k}-s{s}", dataset, m, s, [*overrides, f"sequence.split_seed={k}"])
                  for s in seeds] for k in splits] for m in models}
