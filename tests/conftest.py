@@ -11,6 +11,7 @@ without unpickling.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -97,6 +98,14 @@ class PickleTrap:
 
 @pytest.fixture(scope="session")
 def ml100k():
-    """Real ml-100k, built once per test session into the data home (``$MMDENOISE_HOME``)."""
+    """Real ml-100k, built once into the data home (``$MMDENOISE_HOME``) and reused by later sessions;
+    a warning in the test summary says so when this session built it."""
     from mmdenoise.data import load_dataset
-    return load_dataset("ml-100k")
+    from mmdenoise.data.registry import dataset_folder
+    folder = dataset_folder("ml-100k")
+    built = folder.is_dir()
+    dataset = load_dataset("ml-100k")
+    if not built:
+        warnings.warn(f"the tests built ml-100k into the data home, {folder} ($MMDENOISE_HOME); "
+                      "later sessions and `make demo` reuse it", stacklevel=1)
+    return dataset

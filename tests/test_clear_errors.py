@@ -19,7 +19,7 @@ from mmdenoise import cli
 from mmdenoise.api import evaluate_run, train
 from mmdenoise.data import write_mmrec
 from mmdenoise.errors import ConfigError, RunError, StorageError
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 FAST = ["--set", "train.progress=false", "--set", "train.batch_size=256", "--set", "train.epochs=2"]
 
@@ -59,10 +59,11 @@ def mmdenoise(*args: str, capsys=None) -> tuple[int, str, str]:
 
 
 def assert_clear(code: int, err: str, *parts: str) -> str:
-    """Exit 2, stderr is one line starting ``error:`` containing ``parts``, no traceback."""
-    lines = [line for line in err.splitlines() if line.strip()]
+    """Exit 2, stderr ends in one line starting ``error:`` containing ``parts`` (progress log lines
+    may come before it), no traceback."""
+    lines = [line for line in err.splitlines() if line.startswith("error")]
     assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and err.rstrip().endswith(lines[0]), err
     assert "Traceback" not in err and "weights_only=False" not in err and "allow_pickle=True" not in err
     for part in parts:
         assert part in lines[0], f"{part!r} not in {lines[0]!r}"
@@ -82,7 +83,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     (["--seed", "4"], "seed: 0, not 4"),
     (["--set", "train.lr=0.5"], "train.lr: 0.001, not 0.5"),
     (["--set", "embedding_size=8"], "model_params.embedding_size: 64, not 8"),
-    (["--task", "sequential", "-m", "base"], "it holds a general run, not a sequential one"),
+    (["-m", "base"], "it holds a general run, not a sequential one"),
 ])
 def test_resume_with_other_settings_is_refused_and_changes_nothing(mf_run, args, message):
     before = snapshot(mf_run)
@@ -282,7 +283,7 @@ def test_damaged_checkpoint(mf_run, tmp_path, damage):
 
 @pytest.mark.parametrize("make, message", [
     (lambda run: run / "nope", "no such run folder"),
-    (lambda run: (run / "empty").mkdir() or run / "empty", "is not a run folder (no config.yaml)"),
+    (lambda run: (run / "empty").mkdir() or run / "empty", "is not a finished run folder (no config.yaml)"),
     (lambda run: (run / record.CHECKPOINT_FILE).unlink() or run, "checkpoint.pt: missing"),
 ])
 def test_evaluate_without_a_run(mf_run, tmp_path, make, message):
@@ -384,7 +385,7 @@ def test_debug_shows_the_traceback(data, tmp_path):
 
 
 def test_huge_values_give_a_bounded_message(data, tmp_path):
-    code, _, err = mmdenoise("train", "-d", str(data), "--set", "train.valid_metric=" + "x" * 200_000,
+    code, _, err = mmdenoise("train", "-d", str(data), "-m", "mf", "--set", "train.valid_metric=" + "x" * 200_000,
                              "--out", str(tmp_path / "r"))
     assert len(assert_clear(code, err, "valid_metric")) < 400
 

@@ -1,14 +1,15 @@
 """mmdenoise: multi-modal recommendation with plug-and-play denoising."""
 __version__ = "0.1.0"
 
+from . import log  # noqa: E402,F401  (installs the NullHandler: library use is silent)
 from .data import Dataset, load_dataset  # noqa: E402
 
-__all__ = ["Dataset", "load_dataset", "train", "evaluate_run", "Run", "__version__"]
+__all__ = ["Dataset", "load_dataset", "train", "evaluate_run", "Run", "Recommendations", "__version__"]
 
 
 def __getattr__(name: str):
     # the training API pulls in torch; importing it lazily keeps `mmdenoise data ...` fast
-    if name in ("train", "evaluate_run", "Run"):
+    if name in ("train", "evaluate_run", "Run", "Recommendations"):
         from . import api
         return getattr(api, name)
     raise AttributeError(f"module 'mmdenoise' has no attribute {name!r}")

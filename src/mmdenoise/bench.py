@@ -10,8 +10,8 @@ import torch
 
 from .api import build, resolve_config
 from .data import load_dataset
-from .train import record
-from .train.trainer import Trainer
+from .training import record
+from .training.trainer import Trainer
 
 
 def bench(dataset: str, model: str, denoiser: str = "none", *, epochs: int = 5, evals: int = 3,

@@ -21,6 +21,27 @@ app.add_typer(plot_app, name="plot")
 study_app = typer.Typer(no_args_is_help=True, help="Noise-robustness studies and ablations (grids of runs).")
 app.add_typer(study_app, name="study")
 
+# Option help for names: static, so that `mmdenoise --help` does not import torch; `list` shows them all.
+DATASET_HELP = "registered name (ml-100k, synth-tiny, ...; `mmdenoise list datasets`) or a dataset folder"
+MODEL_HELP = ("model name; it decides the task: general (pop, mf, lightgcn, vbpr, freedom, ...) or sequential "
+              "(demure, base, gru4rec, ...); `mmdenoise list models`")
+DENOISER_HELP = "denoiser name (none, tce, rce, wbpr, bod, guider, damrs, ...; `mmdenoise list denoisers`)"
+SEEDS_HELP = ("seeds: a count N meaning 0..N-1 (3 = 0,1,2), or a comma-separated list (0,4,7; one seed: '4,')")
+
+
+@app.callback()
+def _main(quiet: bool = typer.Option(False, "--quiet", "-q", help="print warnings and results only"),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="also print debug lines")):
+    """Multi-modal recommendation with plug-and-play denoising. Progress lines go to stderr."""
+    from .log import configure
+    configure(-1 if quiet else (1 if verbose else 0))
+
+
+#: What a cold `data build` costs on 2 cores (measured; README "Datasets"), said when a build starts.
+BUILD_TIMES = {"ml-100k": "15-20 s on 2 cores, plus a download the first time",
+               "ml-1m": "about 1 min on 2 cores, plus a 14 MB download the first time",
+               "book-crossing": "about 5 min on 2 cores, plus a 27 MB download the first time",
+               "amazon": "minutes, by catalogue size"}
 TABLE_KS = (10, 20, 50)
 TABLE_METRICS = ("recall", "ndcg", "precision", "map", "hit")
 
@@ -50,7 +71,8 @@ def _parse_ratio(spec: str, option: str) -> tuple[str, float]:
 # -------------------------------------------------------------------- data
 @data_app.command("build")
 def data_build(
-    name: str = typer.Argument(..., help="ml-100k, ml-1m, book-crossing or amazon"),
+    name: str = typer.Argument(..., help="ml-100k, ml-1m, book-crossing, or amazon (raw files: --ratings, --meta, "
+                                         "--out)"),
     out: Optional[Path] = typer.Option(None, help="output folder (default: the data home)"),
     seed: int = typer.Option(0, help="split seed"),
     kg: bool = typer.Option(False, "--kg", help="ml-100k: add the knowledge-graph modality"),
@@ -74,6 +96,10 @@ def data_build(
             raise ConfigError(f"data build: {option} applies to {', '.join(names)} only, not {name}")
     folder_out = out or dataset_folder(name)
     filters = {"min_rating": min_rating, **({} if core is None else {"core": core})}
+    if name in BUILD_TIMES and (overwrite or not folder_out.is_dir()):
+        from .log import get_logger
+        get_logger(__name__).info("building %s into %s (%s; cached afterwards)", name, folder_out,
+                                  BUILD_TIMES[name])
     if name == "ml-100k":
         from .data.builders.ml100k import build_ml100k
         folder = build_ml100k(folder_out, seed=seed, with_kg=kg, overwrite=overwrite, chronological=chronological)
@@ -113,7 +139,7 @@ def data_synth(
 
 @data_app.command("noise")
 def data_noise(
-    src: str = typer.Argument(..., help="registered name or MMRec folder (clean)"),
+    src: str = typer.Argument(..., help="clean dataset: " + DATASET_HELP),
     out: Path = typer.Option(..., help="output folder"),
     add: float = typer.Option(0.0, help="fraction of |train| of random unseen pairs to add"),
     remove: float = typer.Option(0.0, help="fraction of training interactions to drop"),
@@ -131,7 +157,7 @@ def data_noise(
 
 
 @data_app.command("info")
-def data_info(dataset: str = typer.Argument(..., help="registered name or folder")):
+def data_info(dataset: str = typer.Argument(..., help=DATASET_HELP)):
     """Users, items, interactions per split, sparsity, modalities, noise summary."""
     from .data import load_dataset
     from .data.info import dataset_info, format_info
@@ -152,8 +178,8 @@ def data_stats(
 
 
 @data_app.command("export")
-def data_export(dataset: str = typer.Argument(...), out: Path = typer.Option(...),
-                overwrite: bool = typer.Option(False)):
+def data_export(dataset: str = typer.Argument(..., help=DATASET_HELP),
+                out: Path = typer.Option(..., help="output folder"), overwrite: bool = typer.Option(False)):
     """Write any readable dataset in the MMRec layout."""
     from .data import load_dataset, write_mmrec
     typer.echo(str(write_mmrec(load_dataset(dataset), out, overwrite=overwrite)))
@@ -162,32 +188,34 @@ def data_export(dataset: str = typer.Argument(...), out: Path = typer.Option(...
 # ------------------------------------------------------------------ train
 @app.command("train")
 def train_cmd(
-    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="registered name or folder"),
-    model: Optional[str] = typer.Option(None, "-m", "--model"),
-    denoiser: Optional[str] = typer.Option(None, "--denoiser"),
-    task: str = typer.Option("general", help="general, or sequential (Demure and its baselines: "
-                                             "-m demure|base|gru4rec|youtubednn|comirec-sa|pop)"),
-    seed: Optional[int] = typer.Option(None),
-    config: Optional[Path] = typer.Option(None, help="YAML config file"),
-    set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3"),
-    out: Optional[Path] = typer.Option(None, help="run folder"),
-    resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint (same settings)"),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help=DATASET_HELP + " (required unless --config "
+                                          "names one)", show_default=False),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help=MODEL_HELP + " (required unless --config "
+                                        "names one)", show_default=False),
+    denoiser: Optional[str] = typer.Option(None, "--denoiser", help=DENOISER_HELP + "; general models only "
+                                           "(default: none)", show_default=False),
+    seed: Optional[int] = typer.Option(None, help="training seed (default: 0)", show_default=False),
+    config: Optional[Path] = typer.Option(None, help="YAML config (the shape of a run's config.yaml)"),
+    set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3 (repeatable)"),
+    out: Optional[Path] = typer.Option(None, help="run folder (default: runs/<dataset>-<model>-...-<time>)",
+                                       show_default=False),
+    resume: bool = typer.Option(False, help="continue an interrupted run from the checkpoint in --out"),
     overwrite: bool = typer.Option(False, help="replace another run in --out (never a dataset folder)"),
     json_out: bool = typer.Option(False, "--json", help="print result.json instead of a table"),
     tensorboard: bool = typer.Option(False, "--tensorboard",
                                      help="also log per-epoch metrics to RUN/tensorboard/ (tensorboard extra)"),
 ):
-    """Train a backbone (with a denoiser) and report validation and test metrics."""
-    if task == "sequential":
-        if denoiser not in (None, "none"):
-            raise typer.BadParameter("the sequential task has no --denoiser; Demure is -m demure")
-        from .sequential.api import train_sequential
-        run = train_sequential(dataset, model, seed=seed, config=config, overrides=set_, out=out, resume=resume,
-                               overwrite=overwrite)
-        _print_run(run, json_out)
-        return
-    if task != "general":
-        raise typer.BadParameter(f"unknown task {task!r}; tasks: general, sequential")
+    """Train a model and report validation and test metrics.
+
+    The model decides the task: general models (any denoiser) or sequential ones (Demure and its baselines).
+    """
+    from .config import load_yaml
+    named = load_yaml(config) if config is not None else {}
+    overridden = {o.split("=", 1)[0].strip() for o in set_}
+    for option, value, key in (("-d/--dataset", dataset, "dataset"), ("-m/--model", model, "model")):
+        if value is None and key not in named and key not in overridden and not resume:  # a resume reads the folder
+            raise ConfigError(f"train: missing {option} (or a --config that names the {key}); "
+                              f"see `mmdenoise list {key}s`")
     from .api import train
     run = train(dataset, model, denoiser, seed=seed, config=config, overrides=set_, out=out,
                 resume=resume, overwrite=overwrite, tensorboard=tensorboard)
@@ -197,23 +225,59 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(run_dir: Path = typer.Argument(..., help="a run folder")):
     """Re-evaluate a run's best checkpoint on validation and test."""
-    from .config import load_yaml
-    config_file = run_dir / "config.yaml"
-    if config_file.exists() and load_yaml(config_file).get("task") == "sequential":
-        from .sequential.api import evaluate_sequential_run
-        valid, test = evaluate_sequential_run(run_dir)
-        typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
-        return
     from .api import evaluate_run
     valid, test = evaluate_run(run_dir)
     typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
 
 
+@app.command("recommend")
+def recommend_cmd(
+    run_dir: Path = typer.Argument(..., help="a run folder (general or sequential)"),
+    users: str = typer.Option(..., "--users", "-u", help="user ids, comma-separated (0-based, as in the "
+                                                         "dataset's .inter file)"),
+    k: int = typer.Option(10, "-k", help="items per user"),
+    exclude: str = typer.Option("train", help="train: mask what the test evaluation masks (training items; "
+                                              "a sequential user's history); all: every known interaction"),
+    fmt: str = typer.Option("table", "--format", help="table, json or tsv"),
+):
+    """Each user's top-K items from the trained model (rebuilt from the run folder)."""
+    if fmt not in ("table", "json", "tsv"):
+        raise typer.BadParameter(f"{fmt!r}: formats are table, json, tsv", param_hint="--format")
+    try:
+        ids = [int(u) for u in users.split(",") if u.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{users!r}: expected comma-separated integers", param_hint="--users") from None
+    from .api import Run
+    recs = Run.load(run_dir).recommend(ids, k, exclude=exclude)
+    rows = recs.rows()
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif fmt == "tsv":
+        typer.echo("user\trank\titem\tscore\ttitle")
+        for r in rows:
+            title = (r["title"] or "").replace("\t", " ")
+            typer.echo(f"{r['user']}\t{r['rank']}\t{r['item']}\t{r['score']:.6g}\t{title}")
+    else:
+        for j, user in enumerate(recs.users):
+            typer.echo(f"user {user}:")
+            for rank in range(recs.items.shape[1]):
+                item = recs.items[j, rank]
+                shown = recs.titles[j, rank] if recs.titles is not None and recs.titles[j, rank] else f"item {item}"
+                typer.echo(f"  {rank + 1:>3}. {shown}  (item {item}, score {recs.scores[j, rank]:.4f})")
+
+
+@app.command("list")
+def list_cmd(kind: str = typer.Argument(..., help="models, denoisers or datasets")):
+    """The registered models, denoisers or datasets, one line each (needs features = uses item content)."""
+    from .catalog import format_rows, rows
+    typer.echo(format_rows(rows(kind)))
+
+
 @app.command("bench")
 def bench_cmd(
-    dataset: str = typer.Option(..., "-d", "--dataset"),
-    model: str = typer.Option(..., "-m", "--model"),
-    denoiser: str = typer.Option("none", "--denoiser"),
+    dataset: str = typer.Option(..., "-d", "--dataset", help=DATASET_HELP),
+    model: str = typer.Option(..., "-m", "--model", help="general model name (`mmdenoise list models`)"),
+    denoiser: str = typer.Option("none", "--denoiser", help=DENOISER_HELP),
     epochs: int = typer.Option(5, help="epochs to time (the first is warm-up)"),
     set_: List[str] = typer.Option([], "--set"),
     json_out: bool = typer.Option(False, "--json"),
@@ -283,12 +347,14 @@ def sweep_cmd(
 
 @study_app.command("noise")
 def study_noise_cmd(
-    dataset: str = typer.Option(..., "-d", "--dataset", help="clean dataset: registered name or folder"),
-    models: str = typer.Option(..., "-m", "--models", help="backbones, comma-separated"),
-    denoisers: str = typer.Option("none", "--denoisers", help="comma-separated, e.g. none,tce,guider"),
+    dataset: str = typer.Option(..., "-d", "--dataset", help="clean dataset: " + DATASET_HELP),
+    models: str = typer.Option(..., "-m", "--models", help="general models, comma-separated (`mmdenoise list "
+                                                           "models`)"),
+    denoisers: str = typer.Option("none", "--denoisers", help="denoisers, comma-separated, e.g. none,tce,guider "
+                                                              "(`mmdenoise list denoisers`)"),
     kind: str = typer.Option("add", help="add, remove, swap:MODALITY or misalign:MODALITY"),
     levels: str = typer.Option("0,0.05,0.1,0.15,0.2", help="noise ratios, comma-separated (0 = clean)"),
-    seeds: int = typer.Option(3, help="seeds 0..N-1: each the noise draw and the training seed"),
+    seeds: str = typer.Option("3", help=SEEDS_HELP + "; each the noise draw and the training seed"),
     out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-noise-<kind>)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     backend: str = typer.Option("local", help="local or ray"),
@@ -307,10 +373,10 @@ def study_noise_cmd(
 
 @study_app.command("ablation")
 def study_ablation_cmd(
-    dataset: str = typer.Option(..., "-d", "--dataset"),
-    model: str = typer.Option(..., "-m", "--model"),
-    denoiser: str = typer.Option(..., "--denoiser", help="guider, damrs, ... (its variants and none are run)"),
-    seeds: int = typer.Option(1, help="seeds 0..N-1"),
+    dataset: str = typer.Option(..., "-d", "--dataset", help=DATASET_HELP),
+    model: str = typer.Option(..., "-m", "--model", help="general model (`mmdenoise list models`)"),
+    denoiser: str = typer.Option(..., "--denoiser", help="guider or damrs (its variants and none are run)"),
+    seeds: str = typer.Option("1", help=SEEDS_HELP),
     out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-ablation-<model>-<d>)"),
     workers: int = typer.Option(1),
     backend: str = typer.Option("local", help="local or ray"),
@@ -330,7 +396,7 @@ def study_baselines_cmd(
     dataset: str = typer.Option(..., "-d", "--dataset", help="registered name or folder (clean)"),
     models: str = typer.Option("pop,mf,lightgcn,vbpr,freedom,bm3", "-m", "--models",
                                help="backbones, comma-separated"),
-    seeds: int = typer.Option(1, help="seeds 0..N-1"),
+    seeds: str = typer.Option("1", help=SEEDS_HELP),
     out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-baselines)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     set_: List[str] = typer.Option([], "--set", help="override for every run; NAME:key=value for one backbone"),
@@ -343,43 +409,52 @@ def study_baselines_cmd(
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
 
 
-@app.command("seq-study")
-def seq_study_cmd(
-    dataset: str = typer.Option(..., "-d", "--dataset", help="registered name or folder (with timestamps)"),
+@study_app.command("sensitivity")
+def study_sensitivity_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset", help=DATASET_HELP + " (with timestamps)"),
+    model: str = typer.Option("demure", "-m", "--model", help="the sequential denoiser whose rates are swept "
+                                                              "(demure)"),
     grid: str = typer.Option("gamma", help="gamma (γ_i/γ_m, Demure Table 3) or j (J pairs, Table 4)"),
-    seeds: str = typer.Option("0", help="training seeds, comma-separated"),
-    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-demure-<grid>)"),
+    seeds: str = typer.Option("1", help=SEEDS_HELP),
+    out: Optional[Path] = typer.Option(None, help="study folder (default: studies/<dataset>-demure-<grid>)",
+                                       show_default=False),
     set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
     finished_only: bool = typer.Option(False, "--finished-only",
                                        help="train nothing: table of the finished points, the rest 'not run'"),
 ):
-    """Demure's sensitivity study: the base model and Demure at every grid point, one table (rerun resumes)."""
+    """Demure's sensitivity (sequential): the base model and Demure at every grid point, one table (rerun resumes)."""
+    if model != "demure":
+        raise typer.BadParameter(f"{model!r}: the sensitivity grids are Demure's (-m demure)", param_hint="-m")
     from .sequential.study import sensitivity_study
     folder = out or Path("studies") / f"{Path(dataset).name}-demure-{grid}"
-    path = sensitivity_study(dataset, grid, folder, seeds=[int(s) for s in seeds.split(",") if s.strip()],
-                             overrides=set_, train=not finished_only)
+    path = sensitivity_study(dataset, grid, folder, seeds=seeds, overrides=set_, train=not finished_only)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 
 
-@app.command("seq-compare")
-def seq_compare_cmd(
-    dataset: str = typer.Option(..., "-d", "--dataset", help="registered name or folder (with timestamps)"),
+@study_app.command("splits")
+def study_splits_cmd(
+    dataset: str = typer.Option(..., "-d", "--dataset", help=DATASET_HELP + " (with timestamps)"),
     models: str = typer.Option("base,demure", "-m", "--models",
                                help="sequential models, comma-separated; the first is the reference"),
-    splits: str = typer.Option("0,1,2", help="user split seeds (sequence.split_seed), comma-separated"),
-    seeds: str = typer.Option("0", help="training seeds, comma-separated (per-user values averaged over them)"),
-    out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-seq-splits)"),
+    splits: str = typer.Option("3", help="user split seeds (sequence.split_seed), as --seeds: a count or a list"),
+    seeds: str = typer.Option("1", help=SEEDS_HELP + "; per-user values averaged over them"),
+    out: Optional[Path] = typer.Option(None, help="study folder (default: studies/<dataset>-seq-splits)",
+                                       show_default=False),
     set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
 ):
-    """Models over several user splits: per-split and pooled paired tests against the first (rerun resumes)."""
+    """Sequential models over several user splits: per-split and pooled paired tests against the first."""
     from .sequential.study import split_study
     folder = out or Path("studies") / f"{Path(dataset).name}-seq-splits"
     path = split_study(dataset, [m.strip() for m in models.split(",") if m.strip()], folder,
-                       splits=[int(k) for k in splits.split(",") if k.strip()],
-                       seeds=[int(s) for s in seeds.split(",") if s.strip()], overrides=set_)
+                       splits=splits, seeds=seeds, overrides=set_)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
+
+
+# the commands of 0.1.0 development builds, kept (hidden) for the scripts in docs/results
+app.command("seq-study", hidden=True, help="Old name of `study sensitivity`.")(study_sensitivity_cmd)
+app.command("seq-compare", hidden=True, help="Old name of `study splits`.")(study_splits_cmd)
 
 
 def _print_run(run, json_out: bool) -> None:
@@ -388,10 +463,15 @@ def _print_run(run, json_out: bool) -> None:
         typer.echo(json.dumps(run.result, indent=2))
         return
     r = run.result
-    typer.echo(f"{r['model']} + {r['denoiser']} on {r['dataset']['name']} (seed {r['seed']}): "
-               f"best epoch {r['best_epoch']} of {r['epochs_run']}, "
+    what = r["model"] if r.get("task") == "sequential" else f"{r['model']} + {r['denoiser']}"
+    best = f"best epoch {r['best_epoch'] + 1} of {r['epochs_run']}" if r["best_epoch"] >= 0 else "no training"
+    typer.echo(f"{what} on {r['dataset']['name']} (seed {r['seed']}): {best}, "
                f"{r['seconds_per_epoch']:.3f} s/epoch, {r['eval_seconds']:.3f} s/eval")
     typer.echo(metrics_table({"valid": run.valid, "test": run.test}))
+    if "detection" in r:
+        d = r["detection"]
+        typer.echo(f"noise detection (the denoiser's judgement vs the planted noise): ROC-AUC {d['auc']:.3f}, "
+                   f"precision@|noise| {d['precision@noise']:.3f} (chance: 0.5 and the noise share)")
     for kind, loc in r.get("localisation", {}).items():
         k_key = next(k for k in loc if k.startswith("item_precision@"))
         typer.echo(f"localisation ({kind}): top modality = planted {loc['modality_hit_rate']:.3f} "

@@ -219,10 +219,15 @@ class RunConfig:
 
 
 class Entry(NamedTuple):
-    """A registry entry: the typed config class and the constructor that uses it."""
+    """A registry entry: the typed config class and the constructor that uses it, plus what
+    ``mmdenoise list`` shows: a one-line description, the source paper and whether the entry
+    needs item features (modalities)."""
 
     config_cls: type
     build: Any
+    about: str = ""
+    paper: str = ""
+    features: bool = False
 
 
 def lookup(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:

@@ -29,7 +29,7 @@ from mmdenoise.errors import ConfigError
 from mmdenoise.losses import reweighted_bce, truncated_bce
 from mmdenoise.models.base import Batch
 from mmdenoise.models.mf import MF
-from mmdenoise.train.trainer import Trainer
+from mmdenoise.training.trainer import Trainer
 from tests.conftest import build_dataset
 from tests.planted import planted_dataset
 

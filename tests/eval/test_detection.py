@@ -8,7 +8,7 @@ from mmdenoise.data.dataset import NoiseTruth
 from mmdenoise.denoise import NoDenoiser
 from mmdenoise.eval import detection_metrics, precision_at_count, roc_auc
 from mmdenoise.models.mf import MF
-from mmdenoise.train.trainer import Trainer
+from mmdenoise.training.trainer import Trainer
 from tests.planted import planted_dataset
 
 

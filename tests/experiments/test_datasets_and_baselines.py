@@ -6,7 +6,7 @@ import pytest
 
 from mmdenoise.experiments.datasets import dataset_stats, stats_table, write_stats_page
 from mmdenoise.experiments.study import baseline_study
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 
 from mmdenoise.errors import MMDenoiseError
 from mmdenoise.experiments.plots import score_distributions
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 
 def _fake_run(path, model, scores=True, noisy=True):

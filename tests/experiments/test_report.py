@@ -4,7 +4,7 @@ import pytest
 
 from mmdenoise.errors import MMDenoiseError
 from mmdenoise.experiments.report import comparison_table, comparison_table_latex, find_runs, write_report
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 
 def _run(root, model, denoiser, per_user, seed=0, detection=None):

@@ -11,7 +11,7 @@ from mmdenoise.errors import ConfigError
 from mmdenoise.experiments.report import comparison_table, find_runs
 from mmdenoise.experiments.study import (DAMRS_VARIANTS, ablation_study, ablation_variants, noise_study,
                                          parse_kind)
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 FAST = ["train.epochs=2"]
 

@@ -12,7 +12,7 @@ from mmdenoise.config import parse_override
 from mmdenoise.errors import ConfigError
 from mmdenoise.experiments.sweep import (Distribution, expand, format_value, load_spec, parse_spec, sweep,
                                          trial_name)
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 

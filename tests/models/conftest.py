@@ -1,6 +1,6 @@
 """Helpers of the backbone contract suite: planted data, a minimal BPR training loop, Recall@K.
 
-The loop and the metric are deliberately independent of ``mmdenoise.train``
+The loop and the metric are deliberately independent of ``mmdenoise.training``
 and ``mmdenoise.eval``: a backbone's tests should not pass or fail with the
 trainer. Fixtures that return functions follow ``make_dataset`` in
 ``tests/conftest.py``.

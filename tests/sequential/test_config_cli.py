@@ -13,7 +13,7 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError
 from mmdenoise.sequential import resolve_sequential_config
 from mmdenoise.sequential import study as study_module
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 FAST = ["--set", "train.threads=1", "--set", "train.epochs=1", "--set", "train.progress=false",
         "--set", "train.batch_size=256"]
@@ -45,23 +45,23 @@ def test_cli_synth_train_evaluate(tmp_path):
     out = runner.invoke(app, ["data", "synth", "--preset", "seq-tiny", "--out", str(data)])
     assert out.exit_code == 0, out.output
     run = tmp_path / "run"
-    out = runner.invoke(app, ["train", "--task", "sequential", "-m", "base", "-d", str(data), "--out", str(run),
-                              "--set", "dim=16", *FAST])
+    out = runner.invoke(app, ["train", "-m", "base", "-d", str(data), "--out", str(run), "--set", "dim=16", *FAST])
     assert out.exit_code == 0, out.output
     assert "recall@20" in out.output and "localisation (grad_input)" in out.output
     assert record.read_result(run)["task"] == "sequential"
     out = runner.invoke(app, ["evaluate", str(run)])
     assert out.exit_code == 0 and "recall@50" in out.output, out.output
-    bad = runner.invoke(app, ["train", "--task", "sequential", "-m", "base", "--denoiser", "tce", "-d", str(data)])
-    assert bad.exit_code != 0 and "no --denoiser" in bad.output
-    bad = runner.invoke(app, ["train", "--task", "graph", "-m", "base", "-d", str(data)])
-    assert bad.exit_code != 0 and "tasks: general, sequential" in bad.output
+    bad = runner.invoke(app, ["train", "-m", "base", "--denoiser", "tce", "-d", str(data)])
+    assert bad.exit_code != 0 and "takes no denoiser" in str(bad.exception)
+    bad = runner.invoke(app, ["train", "-m", "sasrec", "-d", str(data)])
+    assert bad.exit_code != 0 and "general models: pop, mf" in str(bad.exception)
+    assert "sequential models: seq-pop," in str(bad.exception)
 
 
 def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
     study = tmp_path / "study"
     monkeypatch.setattr(study_module, "J_POINTS", (1, 2))
-    args = ["seq-study", "-d", str(seq_tiny_folder), "--grid", "j", "--out", str(study), "--set", "dim=16", *FAST]
+    args = ["study", "sensitivity", "-d", str(seq_tiny_folder), "--grid", "j", "--out", str(study), "--set", "dim=16", *FAST]
     bad = CliRunner().invoke(app, [*args, "--finished-only"])                # nothing trained yet
     assert bad.exit_code != 0 and "base model's runs" in str(bad.exception)
     out = CliRunner().invoke(app, args)
@@ -94,8 +94,8 @@ def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
 
 
 def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_folder):
-    out = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "youtubednn,base",
-                                   "--splits", "0,1", "--seeds", "0,1", "--out", str(tmp_path / "cmp"),
+    out = CliRunner().invoke(app, ["study", "splits", "-d", str(seq_tiny_folder), "-m", "youtubednn,base",
+                                   "--splits", "0,1", "--seeds", "2", "--out", str(tmp_path / "cmp"),
                                    "--set", "dim=16", *FAST])
     assert out.exit_code == 0, out.output
     summary = json.loads((tmp_path / "cmp" / "splits.json").read_text())
@@ -138,6 +138,6 @@ def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_fold
     assert "| 1 | base |" in table and "| base | " in table and "(p = " in table
     bad = CliRunner().invoke(app, ["seq-compare", "-d", str(seq_tiny_folder), "-m", "base,sasrec",
                                    "--out", str(tmp_path / "bad")])
-    assert isinstance(bad.exception, ConfigError) and "valid sequential models" in str(bad.exception)
-    with pytest.raises(ConfigError, match="distinct split seeds"):
+    assert isinstance(bad.exception, ConfigError) and "sequential models: seq-pop" in str(bad.exception)
+    with pytest.raises(ConfigError, match="--splits: give distinct"):
         study_module.split_study(str(seq_tiny_folder), ["base", "demure"], tmp_path / "bad", splits=[0, 0])

@@ -14,9 +14,9 @@ from mmdenoise.sequential.api import build_sequential, evaluate_sequential_run, 
 from mmdenoise.sequential.interest import interest_scores
 from mmdenoise.sequential.localisation import localisation_accuracy
 from mmdenoise.sequential.trainer import SequentialTrainer
-from mmdenoise.train import record
+from mmdenoise.training import record
 
-MODELS = ("pop", "youtubednn", "gru4rec", "base", "comirec-sa", "demure")
+MODELS = ("seq-pop", "youtubednn", "gru4rec", "base", "comirec-sa", "demure")
 # 60 validation and 60 test users; lr 3e-3 (the paper's MovieLens rate) so a few epochs suffice
 SETTINGS = ["train.threads=1", "train.progress=false", "train.epochs=8", "train.batch_size=256", "train.patience=100", "train.lr=0.003",
             "sequence.user_ratios=[0.6,0.2,0.2]"]
@@ -26,7 +26,7 @@ SETTINGS = ["train.threads=1", "train.progress=false", "train.epochs=8", "train.
 def runs(seq_tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {m: train_sequential(seq_tiny, m, seed=0, out=root / m,
-                                overrides=SETTINGS + ([] if m == "pop" else ["dim=32"])) for m in MODELS}
+                                overrides=SETTINGS + ([] if m == "seq-pop" else ["dim=32"])) for m in MODELS}
 
 
 def test_registry_is_explicit():
@@ -35,7 +35,7 @@ def test_registry_is_explicit():
 
 @pytest.mark.parametrize("model", MODELS[1:])
 def test_every_model_beats_popularity(runs, model):
-    pop, run = runs["pop"], runs[model]
+    pop, run = runs["seq-pop"], runs[model]
     assert len(run.history) == 8 and np.isfinite([r["loss"] for r in run.history]).all()
     both = run.valid["recall@20"] + run.test["recall@20"]
     assert both > 1.25 * (pop.valid["recall@20"] + pop.test["recall@20"]), (run.valid, run.test, pop.test)

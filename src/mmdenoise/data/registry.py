@@ -6,6 +6,7 @@ from typing import Callable
 
 from ..errors import DataError
 from ..io import data_home
+from ..log import get_logger
 from .dataset import Dataset
 from .mmrec import is_mmrec_folder, read_mmrec
 
@@ -70,6 +71,7 @@ def resolve(name_or_dir: str | Path, *, build: bool = True) -> Path:
         if not folder.is_dir():
             if not build:
                 raise DataError(f"dataset {key!r} is not built yet; run `mmdenoise data build {key}`")
+            get_logger(__name__).info("building dataset %s into %s (first use; cached afterwards)", key, folder)
             DATASETS[key](folder)
         return folder
     raise DataError(f"{key!r} is neither a folder nor a registered dataset; "

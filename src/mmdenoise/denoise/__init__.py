@@ -4,18 +4,29 @@ from . import bod, damrs, guider, rce, tce, wbpr
 from .base import Denoiser, NoDenoiser, NoDenoiserConfig, StepState, build_none
 
 #: name -> Entry(config class, build(dataset, backbone, config) -> Denoiser)
+_GUIDER = "Li et al., WSDM 2025"
 DENOISERS: dict[str, Entry] = {
-    "none": Entry(NoDenoiserConfig, build_none),
-    "tce": Entry(tce.TCEConfig, tce.build),
-    "rce": Entry(rce.RCEConfig, rce.build),
-    "wbpr": Entry(wbpr.WBPRConfig, wbpr.build),
-    "bod": Entry(bod.BODConfig, bod.build),
-    "damrs": Entry(damrs.DAMRSConfig, damrs.build),
-    "guider": Entry(guider.GuiderConfig, guider.build),
-    "guider-no-dbpr": Entry(guider.GuiderNoDBPRConfig, guider.build),
-    "guider-no-kd": Entry(guider.GuiderNoKDConfig, guider.build),
-    "guider-no-amsc": Entry(guider.GuiderNoAMSCConfig, guider.build),
-    "guider-kl": Entry(guider.GuiderKLConfig, guider.build),
+    "none": Entry(NoDenoiserConfig, build_none, "no denoising: the backbone's own loss (BPR unless it has another)",
+                  "-"),
+    "tce": Entry(tce.TCEConfig, tce.build, "truncated BCE: drops the largest-loss positives (ramped)",
+                 "Wang et al., WSDM 2021"),
+    "rce": Entry(rce.RCEConfig, rce.build, "reweighted BCE: down-weights hard positives", "Wang et al., WSDM 2021"),
+    "wbpr": Entry(wbpr.WBPRConfig, wbpr.build, "BPR with popularity-weighted negatives", "Gantner et al., 2012"),
+    "bod": Entry(bod.BODConfig, bod.build, "a generator of interaction weights, fitted by gradient matching",
+                 "Wang et al., KDD 2023"),
+    "damrs": Entry(damrs.DAMRSConfig, damrs.build,
+                   "DA-MRS: denoised item-item graphs, denoising BPR, modality alignment",
+                   "Xu et al., KDD 2024", True),
+    "guider": Entry(guider.GuiderConfig, guider.build,
+                    "GUIDER: ID teacher on calibrated interactions, OT distillation into the backbone", _GUIDER, True),
+    "guider-no-dbpr": Entry(guider.GuiderNoDBPRConfig, guider.build, "GUIDER ablation: teacher on plain BPR",
+                            _GUIDER, True),
+    "guider-no-kd": Entry(guider.GuiderNoKDConfig, guider.build,
+                          "GUIDER ablation: calibration + DBPR on the backbone, no teacher", _GUIDER, True),
+    "guider-no-amsc": Entry(guider.GuiderNoAMSCConfig, guider.build,
+                            "GUIDER ablation: clean/noisy split by teacher loss only", _GUIDER, True),
+    "guider-kl": Entry(guider.GuiderKLConfig, guider.build, "GUIDER ablation: KL instead of OT distillation",
+                       _GUIDER, True),
 }
 
 __all__ = ["DENOISERS", "Denoiser", "NoDenoiser", "StepState"]

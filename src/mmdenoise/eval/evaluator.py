@@ -29,11 +29,14 @@ class EvalResult:
     metrics: ``{"recall@20": mean over evaluated users, ...}`` (every metric at every K).
     per_user: the same keys, float64 [n_eval_users], row j belongs to ``users[j]``.
     users: int64 [n_eval_users], the evaluated user ids, ascending.
+    top_items: int64 [n_eval_users, min(Kmax, n_items)], each user's ranked items, only with
+        ``evaluate(..., keep_ranking=True)``.
     """
 
     metrics: dict[str, float]
     per_user: dict[str, np.ndarray]
     users: np.ndarray
+    top_items: np.ndarray | None = None
 
 
 def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -74,6 +77,24 @@ def top_k_items(scores: torch.Tensor, k: int) -> torch.Tensor:
         by_score = torch.sort(scores[rows[:, None], items], dim=1, descending=True, stable=True).indices
         top_items[rows] = items.gather(1, by_score)
     return top_items
+
+
+def mask_matrix(dataset: Dataset, split: str, mask_valid_in_test: bool = False) -> sp.csr_matrix:
+    """users × items CSR of the items ranked at −inf when evaluating ``split``: the training items,
+    plus the validation items for ``test`` with ``mask_valid_in_test`` (the rule of ``Evaluator``)."""
+    mask = dataset.interaction_matrix("train")
+    if split == "test" and mask_valid_in_test:
+        mask = (mask + dataset.interaction_matrix("valid")).tocsr()
+    return mask
+
+
+def masked_top_k(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor, k: int) -> torch.Tensor:
+    """Set ``scores[rows, items]`` to −inf in place, then rank: int64 [B, k] (``top_k_items``'s order).
+
+    The one masking-and-ranking step of the evaluator, shared by ``Run.recommend``.
+    """
+    scores[rows, items] = -torch.inf
+    return top_k_items(scores, k)
 
 
 @dataclass(frozen=True)
@@ -123,9 +144,7 @@ class Evaluator:
         self.n_items = dataset.n_items
 
         train = dataset.interaction_matrix("train")
-        mask = train
-        if split == "test" and mask_valid_in_test:
-            mask = (train + dataset.interaction_matrix("valid")).tocsr()
+        mask = mask_matrix(dataset, split, mask_valid_in_test)
         heldout = dataset.interaction_matrix(split)
         n_heldout = np.diff(heldout.indptr)
         self.users = np.flatnonzero((n_heldout > 0) & (np.diff(train.indptr) > 0)).astype(np.int64)
@@ -133,8 +152,8 @@ class Evaluator:
             raise ValueError(f"no user of {dataset.name!r} has both training and {split} interactions")
 
         n_eval = self.users.size
-        mask_rows, mask_items = _row_entries(mask[self.users])
-        held_rows, held_items = _row_entries(heldout[self.users])
+        mask_rows, mask_items = row_entries(mask[self.users])
+        held_rows, held_items = row_entries(heldout[self.users])
         mask_keys = mask_rows * np.int64(self.n_items) + mask_items
         held_keys = held_rows * np.int64(self.n_items) + held_items
         self._mask_rows, self._mask_items = mask_rows, mask_items
@@ -153,17 +172,19 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, score_fn: Callable[[torch.Tensor], torch.Tensor],
-                 device: torch.device | str | None = None) -> EvalResult:
+                 device: torch.device | str | None = None, keep_ranking: bool = False) -> EvalResult:
         """Rank every item for every evaluated user and compute all metrics.
 
         score_fn(users: int64 [B]) -> scores float [B, n_items]; ``users`` are
             on ``device`` (default CPU). The scores may come on any device:
             masking, ranking and metrics run where they are. The returned
             tensor is not modified.
+        keep_ranking: also return every user's ranked items (``EvalResult.top_items``).
         Raises ValueError on a wrong score shape or NaN scores.
         """
         users_in = self._index(torch.device(device) if device is not None else torch.device("cpu")).users
         chunks: dict[str, list[torch.Tensor]] = defaultdict(list)
+        rankings: list[torch.Tensor] = []
         for start in range(0, self.users.size, self.batch_size):
             end = min(start + self.batch_size, self.users.size)
             scores = score_fn(users_in[start:end])
@@ -175,20 +196,22 @@ class Evaluator:
             # a copy: the caller's tensor may be a view of model state
             scores = scores.clone() if scores.is_floating_point() else scores.to(torch.float64)
             lo, hi = self._mask_indptr[start], self._mask_indptr[end]
-            scores[index.mask_rows[lo:hi] - start, index.mask_items[lo:hi]] = -torch.inf
-
-            ranked = top_k_items(scores, min(self.k_max, self.n_items))
+            ranked = masked_top_k(scores, index.mask_rows[lo:hi] - start, index.mask_items[lo:hi],
+                                  min(self.k_max, self.n_items))
             nan = torch.isnan(scores.gather(1, ranked[:, :1])).squeeze(1)   # topk ranks NaN first
             if bool(nan.any()):
                 bad = self.users[start:end][nan.cpu().numpy()]
                 raise ValueError(f"score_fn returned NaN scores for {bad.size} user(s), e.g. user ids "
                                  f"{bad[:5].tolist()}")
+            if keep_ranking:
+                rankings.append(ranked.cpu())
             hits = self._hits(index, start, ranked)
             for name, values in ranking_metrics(hits, index.n_relevant[start:end], self.ks).items():
                 chunks[name].append(values)
         per_user = {name: torch.cat(parts).cpu().numpy() for name, parts in chunks.items()}
         return EvalResult(metrics={name: float(v.mean()) for name, v in per_user.items()},
-                          per_user=per_user, users=self.users.copy())
+                          per_user=per_user, users=self.users.copy(),
+                          top_items=torch.cat(rankings).numpy() if keep_ranking else None)
 
     def _hits(self, index: _DeviceIndex, start: int, ranked: torch.Tensor) -> torch.Tensor:
         """bool [B, Kmax]: is the item at each rank relevant? Ranks past n_items are misses."""
@@ -205,7 +228,7 @@ class Evaluator:
         return hits
 
 
-def _row_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+def row_entries(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """(row, column) of every stored entry, int64, row-major with columns ascending."""
     matrix = matrix.tocsr()
     matrix.sort_indices()

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import MMDenoiseError
 from ..eval import detection_metrics
 from ..io import atomic_path
-from ..train import record
+from ..training import record
 
 
 def _pyplot():

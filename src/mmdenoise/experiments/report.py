@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import MMDenoiseError, RunError
 from ..eval import paired_ttest
 from ..eval.significance import align
-from ..train import record
+from ..training import record
 
 METRICS = ("recall@20", "ndcg@20")
 

@@ -31,7 +31,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..log import get_logger
 from .sweep import Objective, format_value, make_trial, run_trials, trial_defaults, validate_trial
+
+log = get_logger(__name__)
 
 TABLE_METRICS = (("recall@20", "R@20"), ("ndcg@20", "N@20"))
 NOISE_KINDS = ("add", "remove", "swap", "misalign")
@@ -158,10 +161,46 @@ def _parse_levels(levels: str | Sequence[float]) -> list[float]:
     return sorted(out)
 
 
-def _check_seeds(seeds: int) -> list[int]:
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    return list(range(seeds))
+SEEDS_HELP = ("training seeds: a comma-separated list (0,1,2; one seed: '4,') or a count N meaning "
+              "0..N-1 (3 = 0,1,2)")
+
+
+def parse_seeds(seeds: int | str | Sequence[int], option: str = "--seeds") -> list[int]:
+    """The one meaning of ``--seeds`` in every command: a list of seeds, or a count.
+
+    ``"0,4,7"`` (or a Python sequence) is that list; a bare integer N (``"3"``
+    or ``3``) is the count shorthand for 0..N-1; ``"4,"`` is the single seed 4.
+    Seeds are distinct, non-negative integers.
+    """
+    if isinstance(seeds, bool):
+        raise ConfigError(f"{option}: expected a count or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, (int, np.integer)) or (isinstance(seeds, str) and "," not in seeds):
+        try:
+            count = int(seeds)
+        except ValueError:
+            raise ConfigError(f"{option}: expected a count (3) or a comma-separated list (0,1,2), "
+                              f"got {seeds!r}") from None
+        if count < 1:
+            raise ConfigError(f"{option}: a count must be >= 1, got {count} (the seed 0 alone is '0,')")
+        return list(range(count))
+    parts = [p.strip() for p in seeds.split(",")] if isinstance(seeds, str) else list(seeds)
+    try:
+        values = [int(p) for p in parts if not (isinstance(p, str) and not p)]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option}: seeds are integers, got {seeds!r}") from None
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise ConfigError(f"{option}: give distinct non-negative seeds, got {seeds!r}")
+    return values
+
+
+def check_task(models: Sequence[str], task: str, study: str) -> None:
+    """A ConfigError naming the studies of the other task when a model belongs to it (or is unknown)."""
+    from ..api import model_task
+    for model in models:
+        if model_task(model) != task:
+            other = ("study sensitivity, study splits" if task == "general" else "study noise, study ablation")
+            raise ConfigError(f"{model} is a {model_task(model)} model; the {study} runs {task} models "
+                              f"(for {model_task(model)} models: {other})")
 
 
 def scoped_overrides(overrides: Sequence[str], names: Sequence[str]) -> dict[str | None, list[str]]:
@@ -192,7 +231,8 @@ def _validated(trials: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------ noise study
 def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequence[str] = "none", *,
-                kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS, seeds: int = 3,
+                kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS,
+                seeds: int | str | Sequence[int] = 3,
                 out: str | Path | None = None, overrides: Sequence[str] = (), backend: str = "local",
                 workers: int = 1, address: str | None = None,
                 on_result: Callable[[dict], None] | None = None) -> StudyResult:
@@ -200,8 +240,8 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
 
     dataset: a registered name or a folder (clean). models, denoisers: names
     (lists or comma-separated). kind: add | remove | swap:MOD | misalign:MOD.
-    levels: noise ratios (0 = clean). seeds: 0..seeds-1, each the noise draw
-    and the training seed. overrides: ``key=value`` for every run (e.g.
+    levels: noise ratios (0 = clean). seeds: a count N (0..N-1) or a list
+    (``parse_seeds``), each the noise draw and the training seed. overrides: ``key=value`` for every run (e.g.
     ``train.epochs=50``), or ``NAME:key=value`` for the runs of one backbone or
     denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
     out: default ``studies/<dataset>-noise-<kind>``.
@@ -209,8 +249,9 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     from ..data import load_dataset
     from .plots import noise_curves
     models, denoisers = _split_list(models, "models"), _split_list(denoisers, "denoisers")
+    check_task(models, "general", "noise study")
     kind_name, modality = parse_kind(kind)
-    levels, seed_list = _parse_levels(levels), _check_seeds(seeds)
+    levels, seed_list = _parse_levels(levels), parse_seeds(seeds)
     source = load_dataset(dataset)
     if source.noise is not None:
         raise ConfigError(f"{dataset}: a noise study starts from clean data, but it carries planted noise")
@@ -219,6 +260,9 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
                           f"{', '.join(source.features) or 'none'}")
     root = Path(out if out is not None else Path("studies") / f"{source.name}-noise-{kind.replace(':', '-')}")
     root.mkdir(parents=True, exist_ok=True)
+    log.info("noise study in %s: %d backbone(s) × %d denoiser(s) × %d level(s) × %d seed(s) = %d runs",
+             root, len(models), len(denoisers), len(levels), len(seed_list),
+             len(models) * len(denoisers) * len(levels) * len(seed_list))
     scoped = scoped_overrides(overrides, models + denoisers)
     objective = Objective()
     datasets = {(level, seed): noised_dataset(source, kind_name, modality, level, seed, root)
@@ -318,7 +362,8 @@ def ablation_variants(denoiser: str) -> dict[str, list[str]]:
     return variants
 
 
-def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int = 1, out: str | Path | None = None,
+def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str | Sequence[int] = 1,
+                   out: str | Path | None = None,
                    overrides: Sequence[str] = (), backend: str = "local", workers: int = 1,
                    address: str | None = None, on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train ``none`` and every variant of ``denoiser`` on ``model`` for each seed; write one table.
@@ -326,7 +371,8 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int = 1, o
     out: default ``studies/<dataset>-ablation-<model>-<denoiser>``.
     """
     from ..data.registry import resolve
-    seed_list = _check_seeds(seeds)
+    seed_list = parse_seeds(seeds)
+    check_task([model], "general", "ablation study")
     variants = ablation_variants(denoiser)
     path = Path(dataset).expanduser()
     data_arg = str(path.resolve()) if path.is_dir() else dataset
@@ -382,16 +428,19 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
 
 # ------------------------------------------------------------------ files
 # -------------------------------------------------------------- baselines
-def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int = 1, out: str | Path | None = None,
+def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | str | Sequence[int] = 1,
+                   out: str | Path | None = None,
                    overrides: Sequence[str] = (), workers: int = 1,
                    on_result: Callable[[dict], None] | None = None) -> StudyResult:
-    """Train every backbone at its defaults (no denoiser) on ``dataset`` for seeds 0..seeds-1; write the table.
+    """Train every backbone at its defaults (no denoiser) on ``dataset`` for each seed; write the table.
+
+    seeds: a count N (0..N-1) or a list (``parse_seeds``).
 
     out: default ``studies/<dataset>-baselines``; a rerun skips finished runs
     and resumes a partial one. overrides as in :func:`noise_study`.
     """
     from ..data import load_dataset
-    models, seed_list = _split_list(models, "models"), _check_seeds(seeds)
+    models, seed_list = _split_list(models, "models"), parse_seeds(seeds)
     source = load_dataset(dataset)
     root = Path(out if out is not None else Path("studies") / f"{source.name}-baselines")
     scoped = scoped_overrides(overrides, models)
@@ -412,7 +461,7 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int = 1,
 
 def baseline_rows(records: Sequence[dict]) -> dict[str, dict]:
     """Per backbone: the mean over its seeds of validation/test R@20 and N@20, best epoch, s/epoch, s/eval."""
-    from ..train.record import read_result
+    from ..training.record import read_result
     by_model = defaultdict(list)
     for rec in records:
         by_model[rec["params"]["model"]].append({**rec, "result": read_result(Path(rec["path"]))})

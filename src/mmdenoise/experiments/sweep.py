@@ -47,6 +47,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError, MMDenoiseError
+from ..log import get_logger
+
+log = get_logger(__name__)
 
 SPEC_KEYS = ("dataset", "model", "denoiser", "seed", "config", "set", "space", "samples", "search_seed",
              "objective")
@@ -356,7 +359,7 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
     A folder holding another trial (other parameters or other fixed
     settings, e.g. a changed spec) is a ConfigError, never silently reused.
     """
-    from ..train import record
+    from ..training import record
     marker = folder / TRIAL_FILE
     if not marker.exists():
         if (folder / record.RESULT_FILE).exists():
@@ -373,7 +376,7 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
 
 def read_trial_record(root: str | Path, trial: Mapping[str, Any], objective: Objective) -> dict:
     """A trial's summary from its run folder: params, objective (validation), valid and test metrics."""
-    from ..train import record
+    from ..training import record
     folder = Path(root) / trial["name"]
     result = record.read_result(folder)
     if objective.metric not in result["valid"]:
@@ -404,6 +407,8 @@ def run_trial(root: str | Path, trial: Mapping[str, Any], objective: Objective |
         objective = Objective(**objective)
     folder = Path(root) / trial["name"]
     status = trial_status(folder, trial)
+    log.info("%s: %s", trial["name"], {"finished": "finished, skipped", "partial": "resuming",
+                                       "new": "training"}[status])
     if status != "finished":
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / TRIAL_FILE, {k: trial[k] for k in ("name", "params", "config", "overrides")})
@@ -420,6 +425,8 @@ def run_trial(root: str | Path, trial: Mapping[str, Any], objective: Objective |
 def _run_local(root: Path, trials: list[dict], objective: Objective, workers: int,
                on_result: Callable[[dict], None] | None) -> dict[str, dict]:
     records: dict[str, dict] = {}
+    log.info("%d run%s in %s, %d at a time (finished runs are skipped)", len(trials),
+             "" if len(trials) == 1 else "s", root, workers)
     if workers == 1:
         for trial in trials:
             records[trial["name"]] = run_trial(root, trial, objective)
@@ -454,7 +461,7 @@ def _run_ray(root: Path, trials: list[dict], objective: Objective, workers: int,
     (and stopped); with one, the cluster there is used. Trials write their run
     folders under ``root``, which cluster nodes must share (e.g. NFS).
     """
-    from ..train import record
+    from ..training import record
     try:
         import ray
         from ray import tune

@@ -5,15 +5,25 @@ from .base import Backbone, Batch
 
 #: name -> Entry(config class, build(dataset, config) -> Backbone)
 MODELS: dict[str, Entry] = {
-    "pop": Entry(popularity.PopularityConfig, popularity.build),
-    "mf": Entry(mf.MFConfig, mf.build),
-    "lightgcn": Entry(lightgcn.LightGCNConfig, lightgcn.build),
-    "vbpr": Entry(vbpr.VBPRConfig, vbpr.build),
-    "freedom": Entry(freedom.FREEDOMConfig, freedom.build),
-    "bm3": Entry(bm3.BM3Config, bm3.build),
-    "mgcn": Entry(mgcn.MGCNConfig, mgcn.build),
-    "dragon": Entry(dragon.DRAGONConfig, dragon.build),
-    "lattice": Entry(lattice.LATTICEConfig, lattice.build),
+    "pop": Entry(popularity.PopularityConfig, popularity.build,
+                 "the most popular training items for everyone (no training)", "-"),
+    "mf": Entry(mf.MFConfig, mf.build, "matrix factorisation trained with BPR", "Rendle et al., UAI 2009"),
+    "lightgcn": Entry(lightgcn.LightGCNConfig, lightgcn.build,
+                      "linear graph convolution on the user-item graph", "He et al., SIGIR 2020"),
+    "vbpr": Entry(vbpr.VBPRConfig, vbpr.build, "MF plus projected item content", "He & McAuley, AAAI 2016",
+                  True),
+    "freedom": Entry(freedom.FREEDOMConfig, freedom.build,
+                     "LightGCN plus frozen item-item kNN graphs from content, edge pruning",
+                     "Zhou & Shen, MM 2023", True),
+    "bm3": Entry(bm3.BM3Config, bm3.build, "bootstrapped self-supervision without negatives",
+                 "Zhou et al., WWW 2023", True),
+    "mgcn": Entry(mgcn.MGCNConfig, mgcn.build, "ID-gated modality features, per-modality graphs, attention fusion",
+                  "Yu et al., MM 2023", True),
+    "dragon": Entry(dragon.DRAGONConfig, dragon.build,
+                    "per-modality user-item graphs plus item kNN and user co-occurrence graphs",
+                    "Zhou et al., ECAI 2023", True),
+    "lattice": Entry(lattice.LATTICEConfig, lattice.build, "learned item-item graphs from content",
+                     "Zhang et al., MM 2021", True),
 }
 
 __all__ = ["MODELS", "Backbone", "Batch"]

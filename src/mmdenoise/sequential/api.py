@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ..api import Run, read_run_config
@@ -26,13 +27,16 @@ from ..data.seqsynth import read_seq_truth
 from ..errors import ConfigError
 from ..eval import EvalResult
 from ..io import write_text
-from ..train import folder, record
-from ..train.trainer import limit_threads, resolve_device
+from ..log import get_logger
+from ..training import folder, record
+from ..training.trainer import limit_threads, resolve_device
 from .config import SEQUENTIAL_MODELS, SequentialRunConfig, resolve_sequential_config
 from .interest import INTEREST_KINDS
 from .localisation import localisation_accuracy
 from .trainer import SequentialTrainer
-from .view import SequenceView
+from .view import UNUSED_USER, SequenceView
+
+log = get_logger(__name__)
 
 
 def make_view(dataset: Dataset, config: SequentialRunConfig) -> SequenceView:
@@ -108,6 +112,7 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
         record.check_fingerprint(run_dir, checkpoint, data, "resume")
     view = make_view(data, run_config)
     net = build_sequential(data, view, run_config)
+    log.info("train %s (sequential) on %s (seed %d)", run_config.model, data.name, run_config.seed)
 
     with folder.writing_run(run_dir, fresh=not resume):
         if not resume:
@@ -130,17 +135,60 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
                                       for kind in INTEREST_KINDS}
         record.write_per_user(run_dir, fit.valid, fit.test)
         record.write_result(run_dir, result)
+    log.info("  done: test recall@20 %.4f, %s, %s", fit.test.metrics.get("recall@20", float("nan")),
+             f"best epoch {fit.best_epoch + 1} of {fit.epochs_run}" if fit.epochs_run else "nothing to train",
+             run_dir)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
-               test=fit.test.metrics, result=result, backbone=net, denoiser=None)
+               test=fit.test.metrics, result=result, backbone=net, denoiser=None, dataset=data)
 
 
-def load_sequential_run(run_dir: str | Path) -> Run:
-    """Read a sequential run folder (no model is rebuilt)."""
+def load_sequential_run(run_dir: str | Path, dataset: Dataset | None = None, *, model: bool = True) -> Run:
+    """Read a sequential run folder and rebuild its model at the best validation state (``Run.load``).
+
+    dataset: the data it was trained on (default: ``config.yaml``'s dataset);
+    model: False reads the records only.
+    """
     path = Path(run_dir)
     config = resolve_sequential_config(read_run_config(path))
     result = record.read_result(path)
-    return Run(config=config, path=path, history=record.read_metrics(path), valid=result["valid"],
-               test=result["test"], result=result)
+    run = Run(config=config, path=path, history=record.read_metrics(path), valid=result["valid"],
+              test=result["test"], result=result)
+    if model:
+        run.dataset = dataset if dataset is not None else load_dataset(config.dataset)
+        best = record.load_best_state(path, run.dataset)
+        run.backbone = build_sequential(run.dataset, make_view(run.dataset, config), config)
+        run.backbone.load_state_dict(best)
+        run.backbone.train(False)
+    return run
+
+
+def sequential_scores(run: Run, users: np.ndarray, exclude: str):
+    """score_fn(users [B]) -> [B, I] of a sequential run's model after each user's history, and the
+    users × items mask (what the evaluator masks: every known history; ``exclude="all"``: every
+    interaction). A training user's history is its whole sequence (its last ``max_len`` items); a
+    validation or test user's is the protocol's first part (``sequence.history_ratio``), as evaluated."""
+    view = make_view(run.dataset, run.config)
+    unused = users[view.user_split[users] == UNUSED_USER]
+    if unused.size:
+        raise ConfigError(f"user {int(unused[0])} has no interactions: a sequential model recommends after a "
+                          "user's history")
+    net = run.backbone
+    net.train(False)
+    device = next((t.device for t in (*net.parameters(), *net.buffers())), torch.device("cpu"))
+    with torch.no_grad():
+        table = net.ranking_table(view.n_items)
+
+    def score_fn(block: torch.Tensor) -> torch.Tensor:
+        history, _ = view.histories(block.cpu().numpy())
+        return net.full_scores(torch.from_numpy(history).to(device), table)
+
+    if exclude == "all":
+        data = run.dataset
+        mask = (data.interaction_matrix("train") + data.interaction_matrix("valid")
+                + data.interaction_matrix("test")).tocsr()
+    else:
+        mask = view.evaluation_dataset().interaction_matrix("train")
+    return score_fn, mask
 
 
 def evaluate_sequential_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[EvalResult, EvalResult]:

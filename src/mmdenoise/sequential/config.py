@@ -99,14 +99,25 @@ def _build(name: str):
 
 
 #: name -> Entry(config class, build(dataset, view, config) -> model)
+#: Names are disjoint from ``models.MODELS``: the model name alone decides the task
+#: (sequential popularity is ``seq-pop``; general ``pop`` ranks by training-split counts).
 SEQUENTIAL_MODELS: dict[str, Entry] = {
-    "pop": Entry(PopularityConfig, _build("pop")),
-    "youtubednn": Entry(YoutubeDNNConfig, _build("youtubednn")),
-    "gru4rec": Entry(GRU4RecConfig, _build("gru4rec")),
-    "base": Entry(BaseConfig, _build("base")),
-    "comirec-sa": Entry(ComiRecSAConfig, _build("comirec-sa")),
-    "demure": Entry(DemureConfig, _build("demure")),
+    "seq-pop": Entry(PopularityConfig, _build("seq-pop"), "the items most frequent in training users' sequences",
+                     "-"),
+    "youtubednn": Entry(YoutubeDNNConfig, _build("youtubednn"), "mean pooling of the history, then an FFN",
+                        "Covington et al., RecSys 2016", True),
+    "gru4rec": Entry(GRU4RecConfig, _build("gru4rec"), "the last GRU state over the history",
+                     "Hidasi et al., ICLR 2016", True),
+    "base": Entry(BaseConfig, _build("base"), "Demure's base model: modality- and item-wise self-attention",
+                  "Yao et al. (Demure)", True),
+    "comirec-sa": Entry(ComiRecSAConfig, _build("comirec-sa"), "four self-attentive interests per user",
+                        "Cen et al., KDD 2020", True),
+    "demure": Entry(DemureConfig, _build("demure"),
+                    "base model + interest-located augmentation + contrastive loss (denoising)",
+                    "Yao et al. (Demure)", True),
 }
+#: names that run folders written before 0.1.0 may hold
+LEGACY_NAMES = {"pop": "seq-pop"}
 
 
 # -------------------------------------------------------------- run config
@@ -164,6 +175,7 @@ def resolve_sequential_config(data: Mapping[str, Any] | SequentialRunConfig | No
     model = raw.get("model", SequentialRunConfig.model)
     if not isinstance(model, str):
         raise ConfigError(f"model must be a name, got {short(model)}")
+    model = raw["model"] = LEGACY_NAMES.get(model, model)
     model_cls = lookup(SEQUENTIAL_MODELS, model, "sequential model").config_cls
     fields = {"train": [f.name for f in dataclasses.fields(TrainConfig)],
               "sequence": [f.name for f in dataclasses.fields(SequenceConfig)],

@@ -27,13 +27,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config import lookup
 from ..errors import ConfigError
 from ..eval.significance import paired_ttest
 from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
+from ..experiments.study import check_task, parse_seeds
 from ..io import write_json, write_text
-from ..train import record
-from .config import SEQUENTIAL_MODELS
+from ..log import get_logger
+from ..training import record
+
+log = get_logger(__name__)
 
 #: Table 3: (γ_i + γ_m, γ_m)
 GAMMA_POINTS: tuple[tuple[float, float], ...] = ((0.8, 0.6), (0.8, 0.4), (0.8, 0.2), (0.6, 0.4), (0.6, 0.3),
@@ -54,6 +56,7 @@ def grid_points(grid: str) -> list[tuple[str, dict, list[str]]]:
 
 
 def _run(folder: Path, dataset, model: str, seed: int, overrides: Sequence[str]) -> Path:
+    log.info("%s: %s", folder.name, "finished, reused" if _finished(folder) else "training")
     if not _finished(folder):
         from .api import train_sequential
         train_sequential(dataset, model, seed=seed, overrides=list(overrides), out=folder, progress=False)
@@ -64,7 +67,7 @@ def _finished(folder: Path) -> bool:
     return (folder / record.RESULT_FILE).exists()
 
 
-def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[int] = (0,),
+def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: int | str | Sequence[int] = (0,),
                       overrides: Sequence[str] = (), train: bool = True) -> Path:
     """Train the base model and Demure over ``grid`` (``gamma`` or ``j``) and write the table; returns
     the Markdown file. ``overrides`` apply to every run (e.g. ``train.threads=1``).
@@ -73,7 +76,7 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: Sequence[in
     finished runs under ``out`` and a point with any seed unfinished is listed
     as "not run" (the base model's runs must be finished).
     """
-    out = Path(out)
+    out, seeds = Path(out), parse_seeds(seeds)
 
     def runs(prefix: str, model: str, extra: Sequence[str]) -> list[Path] | None:
         folders = [out / f"{prefix}-s{s}" for s in seeds]
@@ -131,8 +134,8 @@ def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, s
     return "\n".join(lines) + "\n" + note
 
 
-def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: Sequence[int] = (0, 1, 2),
-                seeds: Sequence[int] = (0,), overrides: Sequence[str] = ()) -> Path:
+def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int | str | Sequence[int] = (0, 1, 2),
+                seeds: int | str | Sequence[int] = (0,), overrides: Sequence[str] = ()) -> Path:
     """Train ``models`` (``SEQUENTIAL_MODELS`` names, the first the reference) with every training seed
     on every user split and write ``splits.md`` and ``.json`` under ``out``; returns the Markdown file.
 
@@ -145,14 +148,13 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: Sequ
     against zero; ``n_users``, ``p_users_<metric>`` in the JSON). Finished runs
     (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes.
     """
-    models, splits, seeds = list(models), [int(k) for k in splits], [int(s) for s in seeds]
+    models, splits, seeds = list(models), parse_seeds(splits, "--splits"), parse_seeds(seeds)
     if len(models) < 2 or len(set(models)) != len(models):
         raise ConfigError(f"split study: give the reference model and at least one other, each once; got {models}")
     for name, values in (("split seeds", splits), ("training seeds", seeds)):
         if not values or len(set(values)) != len(values):
             raise ConfigError(f"split study: give distinct {name}, got {values}")
-    for model in models:
-        lookup(SEQUENTIAL_MODELS, model, "sequential model")
+    check_task(models, "sequential", "split study")
     out = Path(out)
     runs = {m: [[_run(out / f"{m}-split{k}-s{s}", dataset, m, s, [*overrides, f"sequence.split_seed={k}"])
                  for s in seeds] for k in splits] for m in models}

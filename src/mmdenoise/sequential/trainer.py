@@ -20,7 +20,7 @@ import torch
 from ..config import TrainConfig
 from ..data.dataset import Dataset
 from ..eval import EvalResult, Evaluator
-from ..train.trainer import Trainer, epoch_seed, resolve_device
+from ..training.trainer import Trainer, epoch_seed, resolve_device
 from .models import SeqBatch
 from .view import SequenceView
 
@@ -59,7 +59,7 @@ class SequentialTrainer(Trainer):
         return None
 
     @torch.no_grad()
-    def evaluate(self, evaluator: Evaluator) -> EvalResult:
+    def evaluate(self, evaluator: Evaluator, keep_ranking: bool = False) -> EvalResult:
         """Full ranking of every item for the evaluator's users from their history windows."""
         model = self.denoiser
         was_training = model.training
@@ -70,7 +70,7 @@ class SequentialTrainer(Trainer):
             history, _ = self.view.histories(users.cpu().numpy())
             return model.full_scores(torch.from_numpy(history).to(self.device), table)
 
-        result = evaluator.evaluate(scores, device=self.device)
+        result = evaluator.evaluate(scores, device=self.device, keep_ranking=keep_ranking)
         model.train(was_training)
         return result
 

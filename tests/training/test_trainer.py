@@ -16,7 +16,7 @@ from mmdenoise.api import Run, evaluate_run, train
 from mmdenoise.data import write_mmrec
 from mmdenoise.errors import ConfigError, RunError, TrainingError
 from mmdenoise.models.lightgcn import LightGCN
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 FAST = ["train.progress=false", "train.batch_size=256"]
 

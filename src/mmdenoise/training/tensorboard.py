@@ -14,7 +14,7 @@ from .record import TENSORBOARD_DIR  # noqa: F401 - where the logs go (re-export
 
 
 class TensorBoardLogger:
-    """An ``on_epoch`` callback for :class:`~mmdenoise.train.trainer.Trainer` writing to ``log_dir``.
+    """An ``on_epoch`` callback for :class:`~mmdenoise.training.trainer.Trainer` writing to ``log_dir``.
 
     Each numeric entry of the row becomes a scalar at step ``row["epoch"]``;
     nested mappings are flattened with ``/`` (``valid/recall@20``,

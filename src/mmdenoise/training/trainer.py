@@ -29,8 +29,13 @@ from ..data.sampler import NegativeSampler
 from ..denoise.base import Denoiser, StepState
 from ..errors import ConfigError, TrainingError
 from ..eval import EvalResult, Evaluator, detection_metrics
+from ..log import get_logger
 from ..models.base import Batch
 from . import record
+
+log = get_logger(__name__)
+#: a progress line is logged after the first epoch, then at most every this many seconds
+PROGRESS_EVERY_S = 10.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,13 +111,14 @@ class Trainer:
 
     # ----------------------------------------------------------------- pieces
     @torch.no_grad()
-    def evaluate(self, evaluator: Evaluator) -> EvalResult:
-        """Full-ranking evaluation of the backbone under its current parameters."""
+    def evaluate(self, evaluator: Evaluator, keep_ranking: bool = False) -> EvalResult:
+        """Full-ranking evaluation of the backbone under its current parameters (``keep_ranking``: see
+        ``Evaluator.evaluate``)."""
         was_training = self.denoiser.training
         self.denoiser.train(False)  # evaluation mode: no dropout, full graphs
         user_emb, item_emb = self.backbone()
         result = evaluator.evaluate(lambda users: self.backbone.full_scores(user_emb, item_emb, users),
-                                    device=self.device)
+                                    device=self.device, keep_ranking=keep_ranking)
         self.denoiser.train(was_training)
         return result
 
@@ -224,6 +230,11 @@ class Trainer:
         # disable=None: tqdm shows the bar only on a terminal, so logs stay clean
         bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=None if cfg.progress else True,
                    initial=min(start, epochs), total=epochs, leave=False)
+        if start < epochs:
+            log.info("  training up to %d epochs%s (validation %s every %d, patience %d)", epochs,
+                     f", resuming after epoch {start}" if start else "", cfg.valid_metric, cfg.eval_every,
+                     cfg.patience)
+        last_line = None
         for epoch in bar:
             t0 = time.perf_counter()
             row = {"epoch": epoch, **self.train_epoch(epoch, optimizer)}
@@ -249,9 +260,15 @@ class Trainer:
                 record.write_metrics(self.run_dir, history)
                 if is_check:
                     record.save_checkpoint(self.run_dir, self._checkpoint_state(epoch, optimizer, history, best))
-            bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{best['value']:.4f}@{best['epoch']}")
-            if is_check and best["bad_checks"] >= cfg.patience:
+            bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{best['value']:.4f}@{best['epoch'] + 1}")
+            stop = is_check and best["bad_checks"] >= cfg.patience
+            if last_line is None or time.perf_counter() - last_line >= PROGRESS_EVERY_S or stop:
+                log.info("  %s", _progress_line(row, epochs, best, cfg.valid_metric, train_times))
+                last_line = time.perf_counter()
+            if stop:
                 stopped_early = True
+                log.info("  stopped early after epoch %d: no better validation %s in %d checks",
+                         epoch + 1, cfg.valid_metric, cfg.patience)
                 break
         bar.close()
 
@@ -282,6 +299,17 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
         history = [r for r in state["history"] if r["epoch"] <= state["epoch"]]
         return state["epoch"] + 1, history, state["best"], bool(state.get("finished", False))
+
+
+def _progress_line(row: dict, epochs: int, best: dict, metric: str, train_times: list[float]) -> str:
+    """One human-readable progress line; epochs are counted from 1 here (``row["epoch"]`` is 0-based)."""
+    parts = [f"epoch {row['epoch'] + 1}/{epochs}", f"loss {row['loss']:.4f}"]
+    if "valid" in row:
+        parts.append(f"valid {metric} {row['valid'][metric]:.4f}")
+    if best["epoch"] >= 0:
+        parts.append(f"best {best['value']:.4f} at epoch {best['epoch'] + 1}")
+    parts.append(f"{float(np.mean(train_times)):.2f} s/epoch")
+    return ", ".join(parts)
 
 
 def _cpu_copy(state: dict) -> dict:

@@ -5,7 +5,7 @@ import pytest
 
 from mmdenoise.api import train
 from mmdenoise.errors import ConfigError
-from mmdenoise.train import record
+from mmdenoise.training import record
 
 FAST = ["train.progress=false", "train.threads=1", "train.epochs=2"]
 
