@@ -400,11 +400,13 @@ def study_baselines_cmd(
     out: Optional[Path] = typer.Option(None, help="study folder (default studies/<dataset>-baselines)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     set_: List[str] = typer.Option([], "--set", help="override for every run; NAME:key=value for one backbone"),
+    finished_only: bool = typer.Option(False, "--finished-only",
+                                       help="train nothing: the table of the finished backbones, the rest listed"),
 ):
     """Backbones at their defaults on one dataset: test R@20 / N@20 at the best validation epoch and s/epoch."""
     from .experiments.study import baseline_study
     result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=set_, workers=workers,
-                            on_result=_trial_line)
+                            finished_only=finished_only, on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
 

@@ -57,3 +57,13 @@ def test_baseline_study_table_from_the_run_folders(tiny, tmp_path):
     assert summary["rows"]["mf"]["epochs_run"] == 3 and np.isfinite(summary["rows"]["mf"]["seconds_per_epoch"])
     again = baseline_study(str(tiny), "pop,mf", out=tmp_path / "b", overrides=["train.epochs=3"])
     assert again.table == result.table  # the rerun skips the finished runs
+
+
+def test_finished_only_tables_what_has_finished_and_trains_nothing(tiny, tmp_path):
+    baseline_study(str(tiny), "mf", out=tmp_path / "b", overrides=["train.epochs=2"])
+    partial = baseline_study(str(tiny), "mf,lightgcn", out=tmp_path / "b", overrides=["train.epochs=2"],
+                             finished_only=True)
+    assert [r["params"]["model"] for r in partial.records] == ["mf"]
+    assert "| mf |" in partial.table and "| lightgcn |" not in partial.table
+    assert partial.table.rstrip().endswith("Not run yet: lightgcn.")
+    assert not any(p.name.startswith("model=lightgcn") for p in (tmp_path / "b").iterdir())

@@ -430,14 +430,15 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
 # -------------------------------------------------------------- baselines
 def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | str | Sequence[int] = 1,
                    out: str | Path | None = None,
-                   overrides: Sequence[str] = (), workers: int = 1,
+                   overrides: Sequence[str] = (), workers: int = 1, finished_only: bool = False,
                    on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train every backbone at its defaults (no denoiser) on ``dataset`` for each seed; write the table.
 
     seeds: a count N (0..N-1) or a list (``parse_seeds``).
-
     out: default ``studies/<dataset>-baselines``; a rerun skips finished runs
     and resumes a partial one. overrides as in :func:`noise_study`.
+    finished_only: train nothing; the table holds the backbones whose runs
+    have all finished, the others are listed as not run yet.
     """
     from ..data import load_dataset
     models, seed_list = _split_list(models, "models"), parse_seeds(seeds)
@@ -449,12 +450,20 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
                          trial_defaults(objective) + [f"model={m}", "denoiser=none", f"seed={s}"]
                          + scoped[None] + scoped[m])
               for m in models for s in seed_list]
-    records = run_trials(root, _validated(trials), objective, workers=workers, on_result=on_result)
-    _raise_if_failed(records)
-    rows = baseline_rows(records)
-    table = baseline_table(source.name, models, rows, len(seed_list))
+    if finished_only:
+        from .sweep import read_trial_record, trial_status
+        records = [read_trial_record(root, t, objective) for t in _validated(trials)
+                   if trial_status(root / t["name"], t) == "finished"]
+    else:
+        records = run_trials(root, _validated(trials), objective, workers=workers, on_result=on_result)
+        _raise_if_failed(records)
+    done = [m for m in models if sum(r["params"]["model"] == m for r in records) == len(seed_list)]
+    rows = baseline_rows([r for r in records if r["params"]["model"] in done])
+    table = baseline_table(source.name, done, rows, len(seed_list))
+    if len(done) < len(models):
+        table += f"\nNot run yet: {', '.join(m for m in models if m not in done)}.\n"
     summary = {"dataset": source.name, "fingerprint": source.fingerprint, "models": models, "seeds": seed_list,
-               "overrides": list(overrides), "rows": rows,
+               "overrides": list(overrides), "rows": rows, "not_run": [m for m in models if m not in done],
                "runs": [{k: r[k] for k in ("name", "params")} for r in records]}  # folders relative to out
     return StudyResult(root.resolve(), records, table, _write(root, "baselines", table, summary, []))
 
@@ -477,7 +486,7 @@ def baseline_rows(records: Sequence[dict]) -> dict[str, dict]:
 
 def baseline_table(dataset: str, models: Sequence[str], rows: dict[str, dict], n_seeds: int) -> str:
     """Markdown: one row per backbone (validation R@20, test R@20 / N@20, best epoch, cost); best test R@20 bold."""
-    best = max(round(rows[m]["test_recall@20"], 4) for m in models)
+    best = max((round(rows[m]["test_recall@20"], 4) for m in models), default=None)
     lines = [f"Backbones at their defaults on {dataset} (no denoiser; test at the best validation epoch; "
              f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}; s/epoch = training only, one thread)", "",
              "| model | valid R@20 | test R@20 | test N@20 | best epoch | epochs run | s/epoch | s/eval |",
