@@ -30,6 +30,7 @@ def dataset_stats(name: str, k: int = DEFAULT_K) -> dict:
             modality_agreement(x, train.users, train.items, dataset.n_users, dataset.n_items, k,
                                interaction_graph=graph))
     info["source"] = name
+    info.pop("path")  # where this machine keeps it: not part of the page
     return info
 
 
