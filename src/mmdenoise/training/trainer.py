@@ -135,7 +135,7 @@ class Trainer:
     def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], epoch: int, batch: int):
         if torch.isfinite(loss):
             return
-        bad = [f"{name}={float(v):.4g}" for name, v in terms.items() if not torch.isfinite(v).all()]
+        bad = [f"{name}={float(v.detach()):.4g}" for name, v in terms.items() if not torch.isfinite(v).all()]
         where = f"epoch {epoch}, batch {batch}"
         kept = ""
         if self.run_dir is not None:
