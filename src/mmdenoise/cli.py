@@ -46,9 +46,17 @@ TABLE_KS = (10, 20, 50)
 TABLE_METRICS = ("recall", "ndcg", "precision", "map", "hit")
 
 
-def metrics_table(columns: dict[str, dict[str, float]], ks=TABLE_KS) -> str:
-    """A plain-text table: one row per metric@k, one column per named metrics dict."""
+def metrics_table(columns: dict[str, dict[str, float]], ks=None) -> str:
+    """A plain-text table: one row per metric@k, one column per named metrics dict.
+
+    ks: the cut-offs shown; default ``TABLE_KS`` when the run evaluated the default cut-offs, else
+    every cut-off it evaluated (``train.ks``).
+    """
+    from .eval.evaluator import DEFAULT_KS
     names = list(columns)
+    if ks is None:
+        present = sorted({int(key.partition("@")[2]) for n in names for key in columns[n] if "@" in key})
+        ks = TABLE_KS if set(present) == set(DEFAULT_KS) else present
     lines = [f"{'metric':<14}" + "".join(f"{n:>12}" for n in names)]
     for metric in TABLE_METRICS:
         for k in ks:

@@ -175,10 +175,18 @@ def _is_device(name: str) -> bool:
 
 
 def _is_metric(name: str) -> bool:
-    from .eval.evaluator import DEFAULT_KS
     from .eval.metrics import METRICS
     metric, _, k = name.partition("@")
-    return metric in METRICS and k.isdigit() and int(k) in DEFAULT_KS
+    return metric in METRICS and k.isdigit() and int(k) >= 1
+
+
+def _are_ks(ks: list) -> bool:
+    return bool(ks) and len(set(ks)) == len(ks) and all(k >= 1 for k in ks)
+
+
+def _are_metrics(names: list) -> bool:
+    from .eval.metrics import METRICS
+    return bool(names) and len(set(names)) == len(names) and all(n in METRICS for n in names)
 
 
 #: seeds reach numpy's SeedSequence and torch.manual_seed, which take 0 .. 2**63 - 1
@@ -196,13 +204,25 @@ class TrainConfig:
     eval_every: int = setting(1, Range(min=1))
     patience: int = setting(20, Range(min=1))
     valid_metric: str = setting("recall@20", Check(_is_metric, "a metric@k of recall, ndcg, precision, map, "
-                                                               "hit with k in 5, 10, 20, 50 (e.g. recall@20)"))
+                                                               "hit with k one of train.ks (e.g. recall@20)"))
+    ks: list[int] = setting(factory=lambda: [5, 10, 20, 50],
+                            allowed=Check(_are_ks, "distinct cut-offs >= 1, e.g. [10, 20, 100]"))
+    metrics: list[str] = setting(factory=lambda: ["recall", "ndcg", "precision", "map", "hit"],
+                                 allowed=Check(_are_metrics, "distinct names of recall, ndcg, precision, map, hit"))
     eval_batch_size: int = setting(4096, Range(min=1), runtime=True)
     mask_valid_in_test: bool = False
     device: str = setting("auto", Check(_is_device, "auto, cpu, cuda, cuda:N or mps"), runtime=True)
     progress: bool = setting(True, runtime=True)
     threads: int = setting(0, Range(min=0), runtime=True)
     deterministic: bool = True
+
+    def __post_init__(self):
+        """``valid_metric`` must be one the evaluation computes (one of ``metrics`` at one of ``ks``)."""
+        metric, _, k = str(self.valid_metric).partition("@")
+        if (isinstance(self.ks, list) and isinstance(self.metrics, list) and k.isdigit()
+                and (int(k) not in self.ks or metric not in self.metrics)):
+            raise ConfigError(f"train.valid_metric={self.valid_metric!r} is not evaluated: train.ks is "
+                              f"{self.ks} and train.metrics is {self.metrics}")
 
 
 @dataclass

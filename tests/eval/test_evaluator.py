@@ -272,3 +272,14 @@ def test_agrees_with_brute_force(split, mask_valid, batch_size, levels):
     assert np.array_equal(r.users, ref["users"])
     for key, values in r.per_user.items():
         np.testing.assert_allclose(values, ref[key], rtol=0, atol=1e-12, err_msg=key)
+
+
+def test_chosen_metrics_only_with_the_same_values():
+    scores = _scores(np.random.default_rng(1).random((4, 6)))
+    everything = Evaluator(HAND, "test", ks=(1, 3)).evaluate(scores)
+    chosen = Evaluator(HAND, "test", ks=(1, 3), metrics=("ndcg", "recall")).evaluate(scores)
+    assert set(chosen.metrics) == set(chosen.per_user) == {"recall@1", "recall@3", "ndcg@1", "ndcg@3"}
+    for key, value in chosen.metrics.items():
+        assert value == everything.metrics[key]
+    with pytest.raises(ValueError, match="metrics must be a non-empty subset"):
+        Evaluator(HAND, "test", metrics=("auc",))

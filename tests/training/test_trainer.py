@@ -174,3 +174,21 @@ def test_device_follows_config(small, tmp_path):
     run = _train(small, tmp_path / "cpu", extra=["train.device=cpu", "train.epochs=1"])
     assert run.result["device"] == "cpu"
     assert all(p.device == torch.device("cpu") for p in run.backbone.parameters())
+
+
+def test_cut_offs_and_metrics_are_settings_checked_before_training(tmp_path):
+    from mmdenoise import train
+    from mmdenoise.api import resolve_config
+    run = train("synth-tiny", "mf", overrides=["train.epochs=2", "train.ks=[10,100]", "train.metrics=[recall]",
+                                               "train.valid_metric=recall@100"], out=tmp_path / "run")
+    assert set(run.valid) == set(run.test) == {"recall@10", "recall@100"}
+    assert run.valid["recall@100"] >= run.valid["recall@10"]
+    for bad, message in ((["train.ks=[10,100]"], r"valid_metric='recall@20' is not evaluated: train.ks is \[10, 100\]"),
+                         (["train.metrics=[ndcg]"], r"valid_metric='recall@20' is not evaluated"),
+                         (["train.ks=[0,20]"], "distinct cut-offs >= 1"),
+                         (["train.metrics=[recall,auc]"], "distinct names of recall, ndcg")):
+        with pytest.raises(ConfigError, match=message):
+            resolve_config({"dataset": "synth-tiny", "model": "mf"}, bad)
+        with pytest.raises(ConfigError, match=message):
+            train("synth-tiny", "mf", overrides=bad, out=tmp_path / "refused")
+        assert not (tmp_path / "refused").exists()

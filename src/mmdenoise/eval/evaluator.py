@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data.dataset import Dataset
-from .metrics import ranking_metrics
+from .metrics import METRICS, ranking_metrics
 
 DEFAULT_KS = (5, 10, 20, 50)
 EVAL_SPLITS = ("valid", "test")
@@ -129,9 +129,13 @@ class Evaluator:
     """
 
     def __init__(self, dataset: Dataset, split: str, ks: Iterable[int] = DEFAULT_KS,
-                 mask_valid_in_test: bool = False, batch_size: int = 4096):
+                 mask_valid_in_test: bool = False, batch_size: int = 4096, metrics: Iterable[str] = METRICS):
         if split not in EVAL_SPLITS:
             raise ValueError(f"split must be one of {EVAL_SPLITS}, got {split!r}")
+        metrics = tuple(metrics)
+        if not metrics or any(m not in METRICS for m in metrics):
+            raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {metrics!r}")
+        self.metrics = tuple(m for m in METRICS if m in metrics)
         ks = tuple(ks)
         if not ks or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
             raise ValueError(f"ks must be positive integers, got {ks!r}")
@@ -207,7 +211,8 @@ class Evaluator:
                 rankings.append(ranked.cpu())
             hits = self._hits(index, start, ranked)
             for name, values in ranking_metrics(hits, index.n_relevant[start:end], self.ks).items():
-                chunks[name].append(values)
+                if name.partition("@")[0] in self.metrics:
+                    chunks[name].append(values)
         per_user = {name: torch.cat(parts).cpu().numpy() for name, parts in chunks.items()}
         return EvalResult(metrics={name: float(v.mean()) for name, v in per_user.items()},
                           per_user=per_user, users=self.users.copy(),

@@ -46,8 +46,10 @@ class SequentialTrainer(Trainer):
         self.on_epoch = on_epoch
         self.device = resolve_device(config.device)
         self.evaluation_data = view.evaluation_dataset()
-        self.valid_evaluator = Evaluator(self.evaluation_data, "valid", batch_size=config.eval_batch_size)
-        self.test_evaluator = Evaluator(self.evaluation_data, "test", batch_size=config.eval_batch_size)
+        self.valid_evaluator = Evaluator(self.evaluation_data, "valid", config.ks, batch_size=config.eval_batch_size,
+                                         metrics=config.metrics)
+        self.test_evaluator = Evaluator(self.evaluation_data, "test", config.ks, batch_size=config.eval_batch_size,
+                                        metrics=config.metrics)
 
     def make_optimizer(self) -> torch.optim.Optimizer | None:
         params = [p for p in self.denoiser.parameters() if p.requires_grad]

@@ -105,9 +105,10 @@ class Trainer:
         self.sampler = sampler if sampler is not None else denoiser.negative_sampler(dataset)
         self.on_epoch = on_epoch
         self.device = resolve_device(config.device)
-        self.valid_evaluator = Evaluator(dataset, "valid", batch_size=config.eval_batch_size)
-        self.test_evaluator = Evaluator(dataset, "test", batch_size=config.eval_batch_size,
-                                        mask_valid_in_test=config.mask_valid_in_test)
+        self.valid_evaluator = Evaluator(dataset, "valid", config.ks, batch_size=config.eval_batch_size,
+                                         metrics=config.metrics)
+        self.test_evaluator = Evaluator(dataset, "test", config.ks, batch_size=config.eval_batch_size,
+                                        mask_valid_in_test=config.mask_valid_in_test, metrics=config.metrics)
 
     # ----------------------------------------------------------------- pieces
     @torch.no_grad()
