@@ -80,7 +80,7 @@ def test_values_are_parsed_as_data_never_code(tmp_path):
     ("train.eval_batch_size=0", r"config.train.eval_batch_size: must be ≥ 1"),
     ("train.threads=-1", r"config.train.threads: must be ≥ 0"),
     ("train.valid_metric=recal@20", r"config.train.valid_metric: must be a metric@k .*got 'recal@20'"),
-    ("train.valid_metric=recall@7", r"config.train.valid_metric: must be a metric@k"),
+    ("train.valid_metric=recall@7", r"train.valid_metric='recall@7' is not evaluated: train.ks is \[5, 10, 20, 50\]"),
     ("train.device=gpu", r"config.train.device: must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("seed=-1", r"config.seed: must be in \[0, 9223372036854775807\], got -1"),
     ("seed=99999999999999999999", r"config.seed: must be in"),

@@ -218,9 +218,11 @@ class TrainConfig:
 
     def __post_init__(self):
         """``valid_metric`` must be one the evaluation computes (one of ``metrics`` at one of ``ks``)."""
-        metric, _, k = str(self.valid_metric).partition("@")
-        if (isinstance(self.ks, list) and isinstance(self.metrics, list) and k.isdigit()
-                and (int(k) not in self.ks or metric not in self.metrics)):
+        if not (isinstance(self.valid_metric, str) and _is_metric(self.valid_metric)):
+            return  # a malformed name is the field's own error (``validate``)
+        metric, _, k = self.valid_metric.partition("@")
+        if isinstance(self.ks, list) and isinstance(self.metrics, list) and (
+                int(k) not in self.ks or metric not in self.metrics):
             raise ConfigError(f"train.valid_metric={self.valid_metric!r} is not evaluated: train.ks is "
                               f"{self.ks} and train.metrics is {self.metrics}")
 
