@@ -18,6 +18,7 @@ to the student), ``guider-no-amsc`` (I_true = the loss split of Eq. 2 alone),
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +127,8 @@ class Guider(Denoiser):
 
     def set_extra_state(self, state):
         if self.teacher_optimizer is not None and state["teacher_optimizer"]:
-            self.teacher_optimizer.load_state_dict(state["teacher_optimizer"])
+            # a copy, as for parameters: Adam would otherwise keep the given moment tensors and update them in place
+            self.teacher_optimizer.load_state_dict(copy.deepcopy(state["teacher_optimizer"]))
 
     def interaction_scores(self) -> np.ndarray | None:
         """1 for I_true, 0 for I_false (the AMSC partition); None before the first recalibration."""
