@@ -1,5 +1,6 @@
 """Noise studies and ablations on the tiny preset: cells, mean ± std, decline rate, curves, variants."""
 import json
+from pathlib import Path
 import statistics
 
 import pytest
@@ -38,6 +39,8 @@ def test_noise_study_table_decline_rate_and_curve(tmp_path, tiny):
     rows = {line.split("|")[1].strip(): line for line in result.table.split("test N@20")[0].splitlines()
             if line.startswith("| ") and "denoiser" not in line}
     summary = json.loads((tmp_path / "study" / "study.json").read_text())
+    for run in summary["runs"]:  # folders relative to the study, so the summary can be committed or moved
+        assert (tmp_path / "study" / run["path"] / "result.json").is_file() and not Path(run["path"]).is_absolute()
     for denoiser in ("none", "tce"):
         for level in (0.0, 0.2):
             values = recall[(denoiser, level)]

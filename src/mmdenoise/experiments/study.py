@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..log import get_logger
-from .sweep import Objective, format_value, make_trial, run_trials, trial_defaults, validate_trial
+from .sweep import (Objective, format_value, make_trial, run_trials, summary_record, trial_defaults,
+                    validate_trial)
 
 log = get_logger(__name__)
 
@@ -301,7 +302,7 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
                "decline_rate": {m: {d: decline_rate(np.mean(_test_values(cells[(m, d, levels[0])], "recall@20")),
                                                     np.mean(_test_values(cells[(m, d, levels[-1])], "recall@20")))
                                     for d in denoisers} for m in models},
-               "runs": [{k: r[k] for k in ("name", "params", "path")} for r in records]}
+               "runs": [summary_record(r, ("name", "params", "path")) for r in records]}
     files += _write(root, "study", table, summary, [f.name for f in files])
     return StudyResult(root.resolve(), records, table, files)
 
@@ -389,7 +390,7 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str 
     table = ablation_table(name, model, denoiser, list(variants), records)
     summary = {"dataset": name, "model": model, "denoiser": denoiser, "seeds": seed_list,
                "variants": variants, "overrides": list(overrides),
-               "runs": [{k: r[k] for k in ("name", "params", "valid", "test", "path")} for r in records]}
+               "runs": [summary_record(r, ("name", "params", "valid", "test", "path")) for r in records]}
     return StudyResult(Path(root).resolve(), records, table, _write(Path(root), "ablation", table, summary, []))
 
 
@@ -464,7 +465,7 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
         table += f"\nNot run yet: {', '.join(m for m in models if m not in done)}.\n"
     summary = {"dataset": source.name, "fingerprint": source.fingerprint, "models": models, "seeds": seed_list,
                "overrides": list(overrides), "rows": rows, "not_run": [m for m in models if m not in done],
-               "runs": [{k: r[k] for k in ("name", "params")} for r in records]}  # folders relative to out
+               "runs": [summary_record(r, ("name", "params", "path")) for r in records]}
     return StudyResult(root.resolve(), records, table, _write(root, "baselines", table, summary, []))
 
 

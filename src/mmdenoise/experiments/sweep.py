@@ -614,16 +614,28 @@ def summary_table(result: SweepResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_record(record: Mapping[str, Any], keys: Sequence[str]) -> dict:
+    """``keys`` of a trial record for a summary file, its ``path`` relative to the sweep or study folder.
+
+    A trial's run folder is always ``<root>/<name>``, so the summary stays valid
+    wherever the folder is moved or committed (no machine's absolute paths).
+    """
+    out = {k: record.get(k) for k in keys}
+    if "path" in out:
+        out["path"] = record["name"]
+    return out
+
+
 def write_summary(result: SweepResult, spec: SweepSpec) -> None:
     """sweep.json (every trial, the best, the objective) and sweep.md (the table) under the sweep folder."""
     from ..io import write_json, write_text
     obj = {"metric": result.objective.metric, "mode": result.objective.mode, "split": "valid"}
     best = None
     if result.best is not None:
-        best = {k: result.best[k] for k in ("name", "params", "objective", "valid", "test", "path")}
+        best = summary_record(result.best, ("name", "params", "objective", "valid", "test", "path"))
     write_json(result.root / SWEEP_JSON, {
         "spec": spec.source, "objective": obj,
-        "trials": [{k: t.get(k) for k in ("name", "params", "objective", "status", "error", "path")}
+        "trials": [summary_record(t, ("name", "params", "objective", "status", "error", "path"))
                    for t in result.trials],
         "best": best})
     text = [f"# Sweep: {spec.source}", "",
