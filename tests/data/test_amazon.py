@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from mmdenoise.data import read_mmrec
-from mmdenoise.data.builders.amazon import (IMAGE_DIM, build_amazon, core_filter, item_sentence,
-                                            read_image_features)
+from mmdenoise.data.builders.amazon import IMAGE_DIM, build_amazon, item_sentence, read_image_features
+from mmdenoise.data.builders.common import core_filter
 from mmdenoise.data.text import encode_texts
 from mmdenoise.errors import DataError
 

@@ -22,7 +22,7 @@ import pytest
 from mmdenoise.data import load_dataset, read_mmrec
 from mmdenoise.data.builders import bookcrossing as bx
 from mmdenoise.data.builders import ml1m
-from mmdenoise.data.builders.common import PinnedWheel, fetch_wheel, k_core
+from mmdenoise.data.builders.common import PinnedWheel, core_filter, fetch_wheel
 from mmdenoise.data.builders.ml100k import GENRES
 from mmdenoise.data.registry import DATASETS
 from mmdenoise.errors import DataError
@@ -76,16 +76,16 @@ def ml1m_files(inter: str, item: str = ML1M_ITEM) -> dict[str, bytes]:
     return {"inter": inter.encode("utf-8"), "item": item.encode("utf-8")}
 
 
-# ------------------------------------------------------------------- k-core
-def test_k_core_by_hand():
+# ------------------------------------------------------------------- core filter
+def test_core_filter_by_hand():
     # user 0: items 0,1,2; user 1: items 0,1; user 2: item 2 only; user 3: items 0,1
     users = np.array([0, 0, 0, 1, 1, 2, 3, 3])
     items = np.array([0, 1, 2, 0, 1, 2, 0, 1])
     # 2-core: user 2 has one interaction -> dropped; then item 2 has one (user 0) -> dropped too
-    assert k_core(users, items, 2).tolist() == [True, True, False, True, True, False, True, True]
+    assert core_filter(users, items, 2).tolist() == [True, True, False, True, True, False, True, True]
     # 3-core: items 0,1 have 3 users each, but then every user has ≤ 2 -> nothing survives
-    assert not k_core(users, items, 3).any()
-    assert k_core(users, items, 1).all()
+    assert not core_filter(users, items, 3).any()
+    assert core_filter(users, items, 1).all()
 
 
 # ------------------------------------------------------------------- ml-1m

@@ -39,7 +39,7 @@ from ..dataset import Dataset, Interactions
 from ..recbole import interaction_ids, parse_columns
 from ..split import split_labels
 from ..text import EMBEDDING_DIM, encode_texts, encoder_source
-from .common import reuse_build, write_build
+from .common import core_filter, reuse_build, write_build
 
 IMAGE_DIM = 4096
 ASIN_BYTES = 10
@@ -72,23 +72,6 @@ def read_ratings(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         raise DataError(f"timestamp {times[bad[0]]} is not finite", path=path, row=int(rows[bad[0]]),
                         field="timestamp")
     return columns["user"], columns["item"], times, rows
-
-
-def core_filter(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
-    """Iterative k-core: bool mask [n] of the interactions kept when users and items with fewer
-    than ``k`` interactions are removed until none is left.
-
-    users, items: dense int ids [n]. Each pass is two ``bincount``; a pass that
-    removes nothing ends it (at most as many passes as there are removals).
-    """
-    keep = np.ones(users.size, dtype=bool)
-    while True:
-        user_count = np.bincount(users[keep], minlength=int(users.max(initial=-1)) + 1)
-        item_count = np.bincount(items[keep], minlength=int(items.max(initial=-1)) + 1)
-        survive = keep & (user_count[users] >= k) & (item_count[items] >= k)
-        if np.array_equal(survive, keep):
-            return keep
-        keep = survive
 
 
 # -------------------------------------------------------------------------- text

