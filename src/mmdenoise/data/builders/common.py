@@ -95,6 +95,21 @@ def fetch_wheel(wheel: PinnedWheel, downloads: Path) -> Path:
     return target
 
 
+def first_repeat(values: np.ndarray) -> int | None:
+    """The position of the first value (in order of position) equal to an earlier one; None if all differ."""
+    order = np.argsort(values, kind="stable")
+    repeats = order[1:][values[order][1:] == values[order][:-1]]
+    return int(repeats.min()) if repeats.size else None
+
+
+def check_counts(found: tuple[int, int, int], expected: tuple[int, int, int] | None, items: str,
+                 source: str) -> None:
+    """DataError unless (users, items, interactions) ``found`` equal the published ``expected`` (None: skip)."""
+    if expected is not None and found != expected:
+        raise DataError(f"expected {expected[0]} users, {expected[1]} {items} and {expected[2]} interactions, "
+                        f"found {found[0]}, {found[1]} and {found[2]}", path=source)
+
+
 def core_filter(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
     """Iterative k-core: bool mask [n] of the interactions kept when users and items with fewer
     than ``k`` interactions are removed until none is left (the fixed point is unique).

