@@ -132,3 +132,9 @@ def test_item_titles_reader(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(DataError, match=problem):
             read_item_titles(tmp_path, 3)
+
+
+def test_item_titles_written_by_builders_read_back(tmp_path):
+    from mmdenoise.data.titles import write_item_titles
+    write_item_titles(tmp_path, ["Toy Story (1995)", "two\twords\nbroken", "Å"])
+    assert read_item_titles(tmp_path, 3).tolist() == ["Toy Story (1995)", "two words broken", "Å"]

@@ -11,9 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io import write_text
 
 ITEMS_FILE = "items.tsv"
 HEADER = "itemID\ttitle"
+
+
+def write_item_titles(folder: str | Path, titles: list[str]) -> Path:
+    """Write ``titles`` [n_items] as ``folder/items.tsv`` (atomically); tabs and line breaks in a title
+    become spaces, so each item stays one row."""
+    path = Path(folder) / ITEMS_FILE
+    write_text(path, HEADER + "\n" + "".join(f"{i}\t{' '.join(str(t).split())}\n" for i, t in enumerate(titles)))
+    return path
 
 
 def read_item_titles(folder: str | Path | None, n_items: int) -> np.ndarray | None:

