@@ -380,9 +380,6 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
                 result["detection"] = detection
         record.write_per_user(run_dir, fit.valid, fit.test)
         record.write_result(run_dir, result)
-    log.info("  done: test recall@20 %.4f, %s, %s", fit.test.metrics.get("recall@20", float("nan")),
-             f"best epoch {fit.best_epoch + 1} of {fit.epochs_run}" if fit.epochs_run else "nothing to train",
-             run_dir)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
                test=fit.test.metrics, result=result, backbone=den.backbone, denoiser=den, dataset=data)
 

@@ -279,6 +279,8 @@ class Trainer:
         valid = self.evaluate(self.valid_evaluator)
         eval_times.append(time.perf_counter() - t1)
         test = self.evaluate(self.test_evaluator)
+        log.info("  done: test %s %.4f, %s", cfg.valid_metric, test.metrics[cfg.valid_metric],
+                 f"best epoch {best['epoch'] + 1} of {len(history)}" if history else "nothing to train")
         if self.run_dir is not None:
             final_epoch = history[-1]["epoch"] if history else -1
             final = self._checkpoint_state(final_epoch, optimizer, history, best)
