@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,20 +31,10 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, short
 
 
 # -------------------------------------------------------- allowed values
-def short(value: Any) -> str:
-    """``repr(value)`` cut to about 80 characters and 3 levels (error messages stay one short line)."""
-    return _SHORT.repr(value)
-
-
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
-
-
 class Allowed:
     """What a setting may hold beyond its type; declared beside the field with :func:`setting`."""
 

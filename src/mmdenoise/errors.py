@@ -2,7 +2,19 @@
 from __future__ import annotations
 
 import errno
+import reprlib
 from pathlib import Path
+
+
+def short(value: object) -> str:
+    """``repr(value)`` cut to about 80 characters and 3 levels, so that an error message naming a value
+    stays one short line whatever the user passed."""
+    return _SHORT.repr(value)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
 
 
 class MMDenoiseError(Exception):

@@ -24,7 +24,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from ..errors import DataError, FeatureError
+from ..errors import DataError, FeatureError, short
 from ..io import atomic_dir, save_npy, save_npz, write_json
 from .dataset import SPLITS, Dataset, Interactions, NoiseTruth
 
@@ -129,11 +129,11 @@ def read_table(path: Path, columns: Mapping[str, str] | tuple[str, ...] = ()) ->
                         "per interaction", path=path)
     header = head.split("\t")
     if len(header) == 1 and "," in head:
-        raise DataError(f"the header {short_text(head)} is comma-separated; fields must be separated by tabs",
+        raise DataError(f"the header {short(head)} is comma-separated; fields must be separated by tabs",
                         path=path, row=0)
     missing = [c for c in columns if c not in header]
     if missing:
-        raise DataError(f"header {short_text(str(header))} lacks column(s) {missing}", path=path, row=0)
+        raise DataError(f"header {short(header)} lacks column(s) {missing}", path=path, row=0)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise DataError(f"header repeats column(s) {dupes}", path=path, row=0)
@@ -362,10 +362,6 @@ def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, 
         "(first: row %d, user %d, item %d); each pair is kept once, in its first split",
         path, dropped.size, across, rows[shown], users[shown], items[shown])
     return np.sort(order[first])
-
-
-def short_text(text: str, limit: int = 80) -> str:
-    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
 
 
 def _read_json(path: Path):
