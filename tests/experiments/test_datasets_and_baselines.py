@@ -67,3 +67,10 @@ def test_finished_only_tables_what_has_finished_and_trains_nothing(tiny, tmp_pat
     assert "| mf |" in partial.table and "| lightgcn |" not in partial.table
     assert partial.table.rstrip().endswith("Not run yet: lightgcn.")
     assert not any(p.name.startswith("model=lightgcn") for p in (tmp_path / "b").iterdir())
+
+
+def test_baseline_study_refuses_a_sequential_model(tiny, tmp_path):
+    from mmdenoise.errors import ConfigError
+    with pytest.raises(ConfigError, match="demure is a sequential model; the baseline study runs general models"):
+        baseline_study(str(tiny), "mf,demure", out=tmp_path / "b")
+    assert not (tmp_path / "b").exists()

@@ -439,6 +439,7 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
     """
     from ..data import load_dataset
     models, seed_list = _split_list(models, "models"), parse_seeds(seeds)
+    check_task(models, "general", "baseline study")
     source = load_dataset(dataset)
     root = Path(out if out is not None else Path("studies") / f"{source.name}-baselines")
     scoped = scoped_overrides(overrides, models)
