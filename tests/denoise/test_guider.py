@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from mmdenoise.denoise.guider.amsc import calibrate, candidate_pairs, loss_split
-from mmdenoise.denoise.guider.hashing import fit_cca_hash, modality_confidence, normalized_features
+from mmdenoise.denoise.guider.hashing import fit_cca_hash, modality_confidence
+from mmdenoise.graphs import unit_rows
 
 # five items, two modalities (already unit rows)
 TEXT = np.array([[1, 0], [1, 0], [0, 1], [0.6, 0.8], [-1, 0]], dtype=np.float32)
@@ -17,7 +18,7 @@ LOSSES = np.array([0.1, 0.9, 0.8, 0.2, 1.0, 1.0, 5.0])
 
 
 def _features():
-    return normalized_features({"text": TEXT, "image": IMAGE})
+    return {"text": unit_rows(TEXT), "image": unit_rows(IMAGE)}
 
 
 def test_loss_split_is_per_user_mean():
@@ -66,7 +67,7 @@ def test_candidate_pairs_match_brute_force(chunk_bytes):
     users = rng.integers(0, n_users, 600)
     items = rng.integers(0, n_items, 600)
     raw = {"a": rng.normal(size=(n_items, 6)), "b": rng.normal(size=(n_items, 4))}
-    features = normalized_features(raw)
+    features = {m: unit_rows(x) for m, x in raw.items()}
     confidence = rng.random(n_items).astype(np.float32)
     got = candidate_pairs(users, items, n_users, features, confidence, 0.3, chunk_bytes=chunk_bytes)
     cos = np.maximum(*(f.numpy() @ f.numpy().T for f in features.values()))

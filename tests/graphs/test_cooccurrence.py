@@ -1,8 +1,7 @@
-"""User co-occurrence graph against a dense brute-force count; tie rule; softmax weights; disk cache."""
+"""User co-occurrence graph against a dense brute-force count; tie rule; disk cache."""
 import numpy as np
-import scipy.sparse as sp
 
-from mmdenoise.graphs import cached_cooccurrence_graph, cooccurrence_graph, softmax_rows
+from mmdenoise.graphs import cached_cooccurrence_graph, cooccurrence_graph
 
 
 def _brute(users, items, n_users, n_items, k):
@@ -34,16 +33,6 @@ def test_ties_prefer_lower_user_ids_and_lonely_users_get_empty_rows():
     graph = cooccurrence_graph(users, items, 6, 2, 2)
     assert list(graph[0].indices) == [1, 2] and list(graph[3].indices) == [0, 1]
     assert list(graph[4].indices) == [0, 1] and graph[5].nnz == 0
-
-
-def test_softmax_rows():
-    m = sp.csr_matrix(np.array([[0, 2, 1, 0], [0, 0, 0, 0], [5, 0, 0, 5]], dtype=np.float32))
-    s = softmax_rows(m).toarray()
-    e = np.exp([2.0, 1.0])
-    assert np.allclose(s[0], [0, e[0] / e.sum(), e[1] / e.sum(), 0])
-    assert not s[1].any() and np.allclose(s[2], [0.5, 0, 0, 0.5])
-    big = softmax_rows(sp.csr_matrix(np.array([[1000.0, 999.0]])))  # no overflow
-    assert np.isfinite(big.data).all() and np.isclose(big.sum(), 1.0)
 
 
 def test_cache(tmp_path):

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from ..data.dataset import Dataset
+from .normalize import symmetric_normalize
 from .ops import csr_tensor
 
 #: (dataset fingerprint, kind) -> graph; least recently used first, at most _CACHE_SIZE entries
@@ -21,17 +22,6 @@ def to_torch_csr(matrix: sp.spmatrix) -> torch.Tensor:
     m.sum_duplicates()  # also sorts the column indices of every row
     return csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
                       torch.from_numpy(m.data), m.shape)
-
-
-def symmetric_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
-    """D^-1/2 M D^-1/2 with D the row sums; zero-degree rows and columns stay zero."""
-    m = sp.csr_matrix(matrix, dtype=np.float64)
-    degree = np.asarray(m.sum(axis=1)).ravel()
-    inv_sqrt = np.zeros_like(degree)
-    nonzero = degree > 0
-    inv_sqrt[nonzero] = degree[nonzero] ** -0.5
-    d = sp.diags(inv_sqrt)
-    return (d @ m @ d).tocsr()
 
 
 def bipartite_adjacency(n_users: int, n_items: int, users: np.ndarray, items: np.ndarray,

@@ -4,7 +4,8 @@ C = R Rᵀ with R the binary user × item training matrix: C_uv = number of
 distinct items both u and v interacted with. The diagonal (self pairs) is
 dropped, each user keeps its top-k co-users by count (ties: lower user id
 first), and the kept counts become aggregation weights by a softmax over
-each user's kept neighbours (DRAGON's user-graph weights). Peak memory is
+each user's kept neighbours (DRAGON's user-graph weights,
+``normalize.softmax_rows``). Peak memory is
 O(chunk_rows · U + nnz(R)); C is never held whole.
 """
 from __future__ import annotations
@@ -65,19 +66,3 @@ def cached_cooccurrence_graph(fingerprint: str, users: np.ndarray, items: np.nda
     return cached_sparse("cooccurrence", params, cache_dir=cache_dir,
                          build=lambda: cooccurrence_graph(users, items, n_users, n_items, k))
 
-
-def softmax_rows(graph: sp.spmatrix) -> sp.csr_matrix:
-    """Row-wise softmax over the stored entries of ``graph``: float64 CSR, same pattern, rows sum to 1.
-
-    Empty rows stay empty. DRAGON's user-graph weights: softmax of the kept
-    co-occurrence counts of each user.
-    """
-    m = sp.csr_matrix(graph, dtype=np.float64, copy=True)
-    if m.nnz == 0:
-        return m
-    row = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    row_max = np.full(m.shape[0], -np.inf)
-    np.maximum.at(row_max, row, m.data)
-    m.data = np.exp(m.data - row_max[row])
-    m.data /= np.bincount(row, weights=m.data, minlength=m.shape[0])[row]
-    return m

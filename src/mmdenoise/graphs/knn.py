@@ -21,15 +21,11 @@ import torch
 
 from ..errors import ConfigError
 from ..io import data_home, save_npz
+from .normalize import unit_rows
 
 DEFAULT_CHUNK_ROWS = 2048
 BACKENDS = ("torch", "faiss")
 FAISS_INDEXES = ("flat", "hnsw")
-
-
-def _normalized_rows(features: np.ndarray, start: int, stop: int) -> torch.Tensor:
-    block = torch.from_numpy(np.array(features[start:stop], dtype=np.float32))  # a writable copy
-    return torch.nn.functional.normalize(block, dim=1)
 
 
 @torch.no_grad()
@@ -92,7 +88,7 @@ def knn_graph(features: np.ndarray, k: int, *, include_self: bool = True, weight
               chunk_rows: int = DEFAULT_CHUNK_ROWS) -> sp.csr_matrix:
     """kNN adjacency by cosine similarity: float32 CSR [I, I] with k entries per row.
 
-    features: [I, d] (may be a memory map; read in row chunks).
+    features: [I, d] (may be a memory map; read once, into one float32 copy).
     include_self: the item counts as its own nearest neighbour (FREEDOM,
         LATTICE); otherwise it is excluded before the top-k.
     weighted: entries are the cosine similarities (LATTICE's Eq. 2) instead of 1.
@@ -106,7 +102,7 @@ def knn_graph(features: np.ndarray, k: int, *, include_self: bool = True, weight
         raise ConfigError(f"unknown faiss index {faiss_index!r}; indexes: {', '.join(FAISS_INDEXES)}")
     n = features.shape[0]
     k = min(k, n if include_self else n - 1)
-    normalized = torch.cat([_normalized_rows(features, s, s + chunk_rows) for s in range(0, n, chunk_rows)])
+    normalized = unit_rows(features)
     if backend == "torch":
         values, indices = (t.numpy() for t in topk_cosine(normalized, k, include_self=include_self,
                                                           chunk_rows=chunk_rows))
@@ -114,15 +110,6 @@ def knn_graph(features: np.ndarray, k: int, *, include_self: bool = True, weight
         values, indices = _faiss_topk(normalized.numpy(), k, include_self, faiss_index, chunk_rows)
     data = values.reshape(-1).astype(np.float32) if weighted else np.ones(n * k, dtype=np.float32)
     return sp.csr_matrix((data, (np.repeat(np.arange(n), k), indices.reshape(-1))), shape=(n, n))
-
-
-def row_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
-    """D^-1 M with D the row sums; zero rows stay zero."""
-    m = sp.csr_matrix(matrix, dtype=np.float64)
-    degree = np.asarray(m.sum(axis=1)).ravel()
-    inv = np.zeros_like(degree)
-    inv[degree > 0] = 1.0 / degree[degree > 0]
-    return (sp.diags(inv) @ m).tocsr()
 
 
 def cached_sparse(kind: str, params: dict, build: Callable[[], sp.spmatrix],

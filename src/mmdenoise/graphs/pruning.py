@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .adjacency import bipartite_adjacency, symmetric_normalize, to_torch_csr
+from .adjacency import bipartite_adjacency, to_torch_csr
+from .normalize import symmetric_normalize
 
 
 def edge_keep_weights(users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:

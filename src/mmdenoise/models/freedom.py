@@ -22,8 +22,7 @@ from torch import nn
 
 from ..config import Check, Range, setting
 from ..errors import ConfigError
-from ..graphs import SparseOperator, normalized_adjacency, symmetric_normalize, to_torch_csr
-from ..graphs.knn import cached_knn_graph
+from ..graphs import SparseOperator, cached_knn_graph, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.pruning import edge_keep_weights, pruned_adjacency
 from ..losses import bpr_loss
 from .base import Backbone, Batch

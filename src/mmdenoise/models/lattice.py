@@ -31,8 +31,8 @@ from torch import nn
 
 from ..config import OneOf, Range, setting
 from ..errors import ConfigError
-from ..graphs import SparseOperator, normalized_adjacency, symmetric_normalize, to_torch_csr, topk_cosine
-from ..graphs.knn import cached_knn_graph
+from ..graphs import (SparseOperator, cached_knn_graph, normalized_adjacency, symmetric_normalize,
+                      symmetric_normalize_topk, to_torch_csr, topk_cosine)
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
@@ -57,9 +57,7 @@ class LATTICEConfig:
 
 def _sparse_knn(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """D^-1/2 S D^-1/2 weights of a k-per-row graph with S_ij = z_i · z_j on the pairs ``idx`` [I, k]: [I, k]."""
-    values = (z[:, None, :] * z[idx]).sum(-1)
-    inv_sqrt = values.sum(1).clamp(min=1e-12).rsqrt()
-    return values * inv_sqrt[:, None] * inv_sqrt[idx]
+    return symmetric_normalize_topk((z[:, None, :] * z[idx]).sum(-1), idx)
 
 
 class LATTICE(Backbone):

@@ -36,8 +36,8 @@ from torch import nn
 
 from ..config import OneOf, Range, setting
 from ..errors import ConfigError
-from ..graphs import SparseOperator, bipartite_adjacency, normalized_adjacency, symmetric_normalize, to_torch_csr
-from ..graphs.knn import cached_knn_graph, row_normalize
+from ..graphs import (SparseOperator, bipartite_adjacency, cached_knn_graph, normalized_adjacency, row_normalize,
+                      symmetric_normalize, to_torch_csr)
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate

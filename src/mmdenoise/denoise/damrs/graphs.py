@@ -31,20 +31,12 @@ import scipy.sparse as sp
 import torch
 
 from ...graphs.knn import cached_knn_graph
+from ...graphs.normalize import unit_rows
 from ...io import data_home, save_npz
 
 #: elements of one chunk of similarities (all modalities together): 2^24 floats = 64 MiB
 CHUNK_ELEMENTS = 1 << 24
 CACHE_VERSION = 1
-
-
-def _unit_rows(features: np.ndarray) -> torch.Tensor:
-    """Row-normalised float32 copy of ``features`` [I, d] (zero rows stay zero).
-
-    Normalised in place, so the peak is one copy of the features, not two.
-    """
-    x = torch.from_numpy(np.array(features, dtype=np.float32))
-    return x.div_(x.norm(dim=1, keepdim=True).clamp_min_(1e-12))
 
 
 def mean_cosine(unit_rows: torch.Tensor) -> float:
@@ -75,7 +67,7 @@ def denoised_semantic_graphs(features: Mapping[str, np.ndarray], k: int, *,
     many as fit in ``CHUNK_ELEMENTS`` similarities over all modalities).
     """
     names = list(features)
-    units = [_unit_rows(features[m]) for m in names]
+    units = [unit_rows(features[m]) for m in names]
     n = units[0].shape[0]
     means = [mean_cosine(x) for x in units]
     k = min(k, n)

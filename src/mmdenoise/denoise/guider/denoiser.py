@@ -28,13 +28,14 @@ import torch.nn.functional as F
 from ...data.sampler import NegativeSampler
 from ...config import OneOf, Range, setting
 from ...errors import ConfigError
+from ...graphs import unit_rows
 from ...losses import bpr_loss
 from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
 from ...models import MODELS
 from ...models.base import Backbone, Batch
 from ..base import Denoiser, StepState
 from .amsc import Candidates, calibrate, candidate_pairs, grouped_by_user
-from .hashing import modality_confidence, normalized_features
+from .hashing import modality_confidence
 
 
 @dataclass
@@ -108,7 +109,7 @@ class Guider(Denoiser):
         super().__init__(backbone)
         self.teacher, self.config, self.sampler, self.n_users = teacher, config, sampler, n_users
         self.train_users, self.train_items = train_users, train_items
-        self.features = normalized_features(features)
+        self.features = {m: unit_rows(x) for m, x in features.items()}  # cosines by dot product (Eq. 5)
         self.confidence = modality_confidence(features, config.hash_bits, config.hash, config.confidence_scale)
         self.register_buffer("clean", torch.ones(len(train_users), dtype=torch.bool))
         self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))

@@ -173,9 +173,3 @@ def modality_confidence(features: dict[str, np.ndarray], bits: int = 64, method:
             cosine = np.clip(cosine / typical, -1, 1) if typical > 0 else np.zeros_like(cosine)
         total += cosine
     return (total / len(pairs)).astype(np.float32)
-
-
-def normalized_features(features: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Row-L2-normalised float32 copies {modality: [I, d_m]}, for cosines by dot product (Eq. 5)."""
-    return {m: torch.nn.functional.normalize(torch.from_numpy(np.array(x, dtype=np.float32)), dim=1)
-            for m, x in features.items()}
