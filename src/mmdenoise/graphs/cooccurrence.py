@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .knn import cached_sparse
+from .cache import cached_graphs
 
 DEFAULT_CHUNK_ROWS = 1024
 
@@ -60,9 +60,9 @@ def cooccurrence_graph(users: np.ndarray, items: np.ndarray, n_users: int, n_ite
 
 def cached_cooccurrence_graph(fingerprint: str, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
                               k: int, *, cache_dir: Path | None = None) -> sp.csr_matrix:
-    """``cooccurrence_graph`` with an on-disk cache keyed on the dataset fingerprint and every parameter."""
-    params = {"fingerprint": fingerprint, "k": k, "n_users": n_users, "n_items": n_items,
-              "n_interactions": int(len(users)), "version": 1}
-    return cached_sparse("cooccurrence", params, cache_dir=cache_dir,
-                         build=lambda: cooccurrence_graph(users, items, n_users, n_items, k))
+    """``cooccurrence_graph`` with the on-disk cache keyed on the dataset fingerprint and every parameter."""
+    params = {"k": k, "n_users": n_users, "n_items": n_items, "n_interactions": int(len(users))}
+    graphs = cached_graphs("cooccurrence", fingerprint, params, version=1, cache_dir=cache_dir,
+                           build=lambda: {"users": cooccurrence_graph(users, items, n_users, n_items, k)})
+    return graphs["users"]
 

@@ -1,26 +1,23 @@
 """Item–item kNN graphs from feature matrices, built in row chunks (never an items × items matrix).
 
 Cosine similarity of raw features, the top-k neighbours of every row (the
-item itself included or not), as a sparse matrix; cached on disk under the
-data home, keyed on the dataset fingerprint, the modality and every
-parameter. Two backends: ``torch`` (exact, chunked matrix products; the
-default) and ``faiss`` (inner product on L2-normalised rows, exact with
-IndexFlatIP or approximate with HNSW; for very large catalogues,
+item itself included or not), as a sparse matrix; cached on disk
+(``cache.cached_graphs``), keyed on the dataset fingerprint, the modality
+and every parameter. Two backends: ``torch`` (exact, chunked matrix
+products; the default) and ``faiss`` (inner product on L2-normalised rows,
+exact with IndexFlatIP or approximate with HNSW; for very large catalogues,
 ``pip install faiss-cpu``).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from ..errors import ConfigError
-from ..io import data_home, save_npz
+from .cache import cached_graphs
 from .normalize import unit_rows
 
 DEFAULT_CHUNK_ROWS = 2048
@@ -112,30 +109,14 @@ def knn_graph(features: np.ndarray, k: int, *, include_self: bool = True, weight
     return sp.csr_matrix((data, (np.repeat(np.arange(n), k), indices.reshape(-1))), shape=(n, n))
 
 
-def cached_sparse(kind: str, params: dict, build: Callable[[], sp.spmatrix],
-                  cache_dir: Path | None = None) -> sp.csr_matrix:
-    """``build()`` cached as ``<cache_dir>/<kind>-<hash of params>.npz`` (default: data home/cache/graphs).
-
-    params: every input that determines the graph (dataset fingerprint and
-    all parameters), JSON-serialisable. Files are written atomically.
-    """
-    key = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=8).hexdigest()
-    path = (cache_dir or data_home() / "cache" / "graphs") / f"{kind}-{key}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-    graph = sp.csr_matrix(build())
-    save_npz(path, data=graph.data, indices=graph.indices, indptr=graph.indptr, shape=np.array(graph.shape))
-    return graph
-
-
 def cached_knn_graph(fingerprint: str, modality: str, features: np.ndarray, k: int, *,
                      include_self: bool = True, weighted: bool = False, backend: str = "torch",
                      faiss_index: str = "flat", cache_dir: Path | None = None) -> sp.csr_matrix:
     """``knn_graph`` with an on-disk cache keyed on the fingerprint, the modality and every parameter."""
-    params = {"fingerprint": fingerprint, "modality": modality, "k": k, "include_self": include_self,
-              "weighted": weighted, "backend": backend, "faiss_index": faiss_index,
-              "shape": list(features.shape), "version": 2}
-    return cached_sparse(f"knn-{modality}", params, cache_dir=cache_dir,
-                         build=lambda: knn_graph(features, k, include_self=include_self, weighted=weighted,
-                                                 backend=backend, faiss_index=faiss_index))
+    params = {"modality": modality, "k": k, "include_self": include_self, "weighted": weighted,
+              "backend": backend, "faiss_index": faiss_index, "shape": list(features.shape)}
+    graphs = cached_graphs(f"knn-{modality}", fingerprint, params, version=2, cache_dir=cache_dir,
+                           build=lambda: {modality: knn_graph(features, k, include_self=include_self,
+                                                              weighted=weighted, backend=backend,
+                                                              faiss_index=faiss_index)})
+    return graphs[modality]

@@ -21,8 +21,6 @@ Both are returned unnormalised; the caller applies ``symmetric_normalize``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -30,9 +28,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ...graphs.cache import cached_graphs
 from ...graphs.knn import cached_knn_graph
 from ...graphs.normalize import unit_rows
-from ...io import data_home, save_npz
 
 #: elements of one chunk of similarities (all modalities together): 2^24 floats = 64 MiB
 CHUNK_ELEMENTS = 1 << 24
@@ -95,11 +93,6 @@ def denoised_semantic_graphs(features: Mapping[str, np.ndarray], k: int, *,
     return graphs
 
 
-def _cache_path(cache_dir: Path | None, prefix: str, params: dict) -> Path:
-    key = hashlib.blake2b(json.dumps(params, sort_keys=True).encode(), digest_size=8).hexdigest()
-    return (cache_dir or data_home() / "cache" / "graphs") / f"{prefix}-{key}.npz"
-
-
 def cached_semantic_graphs(fingerprint: str, features: Mapping[str, np.ndarray], k: int, *,
                            variant: str = "diig", cache_dir: Path | None = None) -> dict[str, sp.csr_matrix]:
     """The binary semantic graph of every modality, built once and cached on disk.
@@ -114,21 +107,9 @@ def cached_semantic_graphs(fingerprint: str, features: Mapping[str, np.ndarray],
     if variant != "diig":
         raise ValueError(f"unknown semantic graph variant {variant!r}; valid: diig, iig")
     names = list(features)
-    params = {"fingerprint": fingerprint, "modalities": names, "k": k, "variant": variant,
-              "shapes": [list(features[m].shape) for m in names], "version": CACHE_VERSION}
-    path = _cache_path(cache_dir, "diig", params)
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            shape = tuple(z["shape"])
-            return {m: sp.csr_matrix((z[f"data_{j}"], z[f"indices_{j}"], z[f"indptr_{j}"]), shape=shape)
-                    for j, m in enumerate(names)}
-    graphs = denoised_semantic_graphs(features, k)
-    arrays = {"shape": np.array(next(iter(graphs.values())).shape)}
-    for j, m in enumerate(names):
-        arrays.update({f"data_{j}": graphs[m].data, f"indices_{j}": graphs[m].indices,
-                       f"indptr_{j}": graphs[m].indptr})
-    save_npz(path, **arrays)
-    return graphs
+    params = {"modalities": names, "shapes": [list(features[m].shape) for m in names], "k": k}
+    return cached_graphs("diig", fingerprint, params, lambda: denoised_semantic_graphs(features, k),
+                         version=CACHE_VERSION, cache_dir=cache_dir)
 
 
 def cooccurrence_blocks(interactions: sp.spmatrix, chunk_rows: int = 4096) -> Iterator[tuple[int, sp.csr_matrix]]:
