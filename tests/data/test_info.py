@@ -36,6 +36,27 @@ def test_mean_cosine_known_values(tmp_path):
     assert mean_pairwise_cosine(x) == pytest.approx(mean_pairwise_cosine(y), abs=1e-6)
 
 
+def test_mean_cosine_with_the_diagonal_and_given_unit_rows():
+    """DA-MRS's S̄ (Eq. 1): the mean of all I² entries of X̂X̂ᵀ, of exactly the rows it is given."""
+    x = np.random.default_rng(2).normal(size=(37, 5))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    full = float((unit @ unit.T).mean())
+    assert mean_pairwise_cosine(x, include_self=True) == pytest.approx(full, abs=1e-14)
+    assert mean_pairwise_cosine(unit, include_self=True, normalized=True, chunk_rows=6) == pytest.approx(full, abs=1e-14)
+    # given rows are not re-normalised (a row of norm 2 counts double), and zero rows count as cosine 0
+    doubled = unit.copy()
+    doubled[0] *= 2
+    assert mean_pairwise_cosine(doubled, include_self=True, normalized=True) == pytest.approx(
+        float((doubled @ doubled.T).mean()), abs=1e-14)
+    with_zero = np.vstack([unit, np.zeros((1, 5))])
+    sims = with_zero @ with_zero.T
+    assert mean_pairwise_cosine(with_zero) == pytest.approx((sims.sum() - 37) / (38 * 37), abs=1e-14)
+    assert mean_pairwise_cosine(with_zero, include_self=True) == pytest.approx(sims.mean(), abs=1e-14)
+    hand = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [.8, .6]])
+    assert mean_pairwise_cosine(hand, include_self=True) == pytest.approx(0.584, abs=1e-12)  # ‖(2.8, 2.6)‖² / 25
+    assert mean_pairwise_cosine(np.ones((1, 3)), include_self=True) == pytest.approx(1.0)
+
+
 def test_mean_cosine_on_memory_map(tmp_path):
     x = np.random.default_rng(1).normal(size=(31, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

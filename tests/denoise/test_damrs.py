@@ -14,7 +14,7 @@ from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig
 from mmdenoise.denoise.damrs.denoiser import (dissimilar_mask, graded_sets, graded_sets_from_similarity,
                                               subsample)
 from mmdenoise.denoise.damrs.graphs import (behaviour_graph, cached_semantic_graphs, cooccurrence_blocks,
-                                            denoised_semantic_graphs, mean_cosine)
+                                            denoised_semantic_graphs)
 from mmdenoise.errors import ConfigError
 from mmdenoise.graphs.knn import knn_graph
 from mmdenoise.losses import bpr_loss
@@ -68,13 +68,6 @@ def test_diig_hand_example():
             for graph in graphs.values():
                 assert graph.shape == (5, 5) and set(graph.data) == {1.0}
                 assert _neighbours(graph) == rows
-
-
-def test_mean_cosine_is_exact_without_the_matrix():
-    x = torch.nn.functional.normalize(torch.randn(37, 5, generator=torch.Generator().manual_seed(0)), dim=1)
-    assert mean_cosine(x) == pytest.approx(float((x.double() @ x.double().T).mean()), rel=1e-6)
-    assert mean_cosine(torch.nn.functional.normalize(torch.tensor(HAND_FEATURES["a"]), dim=1)) == \
-        pytest.approx(0.584, abs=1e-6)
 
 
 def _brute_diig(features, k):

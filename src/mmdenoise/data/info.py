@@ -11,27 +11,37 @@ from .dataset import SPLITS, Dataset
 _CHUNK_VALUES = 1 << 22
 
 
-def mean_pairwise_cosine(x: np.ndarray, chunk_rows: int | None = None) -> float:
-    """Mean cosine similarity over ordered pairs of distinct rows of ``x``, exactly, in O(I·d).
+def mean_pairwise_cosine(x: np.ndarray, chunk_rows: int | None = None, *, include_self: bool = False,
+                         normalized: bool = False) -> float:
+    """Mean cosine similarity of the rows of ``x`` [I, d], exactly, in O(I·d), without the I×I matrix.
 
-    With x̂_i the L2-normalised rows and s = Σ_i x̂_i,
-    ‖s‖² = Σ_i Σ_j cos(i, j) = I + Σ_{i≠j} cos(i, j), so the mean over i ≠ j is
-    (‖s‖² − I) / (I(I − 1)). No I×I matrix is formed: rows are normalised
-    and summed in float64 chunks, so memory maps stay lazy.
-
-    x: [I, d] with no all-zero row (a Dataset guarantees that). Returns NaN
-    when I < 2.
+    With x̂_i the L2-normalised rows and s = Σ_i x̂_i, ‖s‖² = Σ_i Σ_j cos(i, j):
+    the mean over all I² ordered pairs (``include_self``; DA-MRS's S̄ of
+    Eq. 1) is ‖s‖² / I², the mean over pairs of distinct rows (the default;
+    ``mmdenoise data info``) is (‖s‖² − n) / (I(I − 1)) with n the number of
+    non-zero rows (the diagonal's sum). Rows are normalised and summed in
+    float64 chunks, so memory maps stay lazy; zero rows count as cosine 0.
+    normalized: the rows are already unit-norm (or zero) and are used as
+        given, e.g. the float32 rows whose products DA-MRS thresholds, so
+        the mean is that of exactly the matrix compared with it.
+    Returns NaN when there are no pairs (I = 0, or I < 2 without ``include_self``).
     """
     n_rows, dim = x.shape
-    if n_rows < 2:
+    if n_rows < (1 if include_self else 2):
         return float("nan")
     step = chunk_rows or max(1, _CHUNK_VALUES // max(dim, 1))
     total = np.zeros(dim, dtype=np.float64)
+    n_nonzero = 0
     for start in range(0, n_rows, step):
         block = np.asarray(x[start:start + step], dtype=np.float64)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        if not normalized:
+            block /= np.where(norms > 0, norms, 1.0)
+        n_nonzero += int(np.count_nonzero(norms))
         total += block.sum(axis=0)
-    return float((total @ total - n_rows) / (n_rows * (n_rows - 1.0)))
+    if include_self:
+        return float(total @ total) / n_rows ** 2
+    return float((total @ total - n_nonzero) / (n_rows * (n_rows - 1.0)))
 
 
 def dataset_info(dataset: Dataset) -> dict:

@@ -10,7 +10,7 @@ maximum anyway; forcing it makes the result robust to rounding and makes DIIG
 without pruning identical to ``graphs.knn.knn_graph(include_self=True)``, the
 ``iig`` ablation). Built in row chunks holding every modality's chunk of S at
 once, so memory is O(chunk · I · M), never O(I²); the mean needs no S at all:
-Σ_ij x̂_iᵀx̂_j = ‖Σ_i x̂_i‖².
+Σ_ij x̂_iᵀx̂_j = ‖Σ_i x̂_i‖² (``data.info.mean_pairwise_cosine``).
 
 IIB (Eq. 2): co-occurrence counts C = RᵀR of the binary training matrix R
 (number of users who interacted with both items), entries with C_ij < ξ_B
@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ...data.info import mean_pairwise_cosine
 from ...graphs.cache import cached_graphs
 from ...graphs.knn import cached_knn_graph
 from ...graphs.normalize import unit_rows
@@ -35,17 +36,6 @@ from ...graphs.normalize import unit_rows
 #: elements of one chunk of similarities (all modalities together): 2^24 floats = 64 MiB
 CHUNK_ELEMENTS = 1 << 24
 CACHE_VERSION = 1
-
-
-def mean_cosine(unit_rows: torch.Tensor) -> float:
-    """Mean of all I² entries of X̂X̂ᵀ (diagonal included), exactly, as ‖Σ_i x̂_i‖² / I².
-
-    unit_rows: X̂ [I, d], rows of norm 1. Summed in float64 a block of rows at a
-    time (a float64 copy of a 23k × 4096 feature matrix alone is 750 MB); no I×I matrix.
-    """
-    step = max(1, CHUNK_ELEMENTS // (8 * max(1, unit_rows.shape[1])))
-    total = sum(block.double().sum(0) for block in unit_rows.split(step))
-    return float(total @ total) / unit_rows.shape[0] ** 2
 
 
 def _chunk_rows(n_items: int, n_modalities: int, chunk_rows: int | None) -> int:
@@ -67,7 +57,8 @@ def denoised_semantic_graphs(features: Mapping[str, np.ndarray], k: int, *,
     names = list(features)
     units = [unit_rows(features[m]) for m in names]
     n = units[0].shape[0]
-    means = [mean_cosine(x) for x in units]
+    # the mean of exactly the float32 matrix that is thresholded
+    means = [mean_pairwise_cosine(x.numpy(), include_self=True, normalized=True) for x in units]
     k = min(k, n)
     step = _chunk_rows(n, len(names), chunk_rows)
     columns: list[list[np.ndarray]] = [[] for _ in names]
