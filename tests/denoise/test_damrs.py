@@ -1,22 +1,19 @@
-"""DA-MRS (DESIGN §6.3): known answers for DIIG, IIB, D-BPR, AU and AI; the wrapper Backbone contract on
-MF, LightGCN and VBPR; one epoch through the real trainer."""
+"""DA-MRS (DESIGN §6.3): known answers for D-BPR, AU and AI; its choice of item graphs (built and tested in
+graphs/); the wrapper Backbone contract on MF, LightGCN and VBPR; one epoch through the real trainer."""
 import copy
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from mmdenoise.api import resolve_config, train
 from mmdenoise.denoise import DENOISERS
 from mmdenoise.denoise.base import StepState
-from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig
+from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig, semantic_graphs
 from mmdenoise.denoise.damrs.denoiser import (dissimilar_mask, graded_sets, graded_sets_from_similarity,
                                               subsample)
-from mmdenoise.denoise.damrs.graphs import (behaviour_graph, cached_semantic_graphs, cooccurrence_blocks,
-                                            denoised_semantic_graphs)
 from mmdenoise.errors import ConfigError
-from mmdenoise.graphs.knn import knn_graph
+from mmdenoise.graphs import denoised_knn_graphs, knn_graph
 from mmdenoise.losses import bpr_loss
 from mmdenoise.losses.damrs import denoised_bpr, graded_contrastive, reliability, symmetric_kl
 from mmdenoise.models import MODELS
@@ -33,108 +30,6 @@ def _private_home_one_thread(monkeypatch, tmp_path):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def _neighbours(graph: sp.csr_matrix) -> list[set]:
-    return [set(graph[i].indices.tolist()) for i in range(graph.shape[0])]
-
-
-# ----------------------------------------------------------------------- DIIG
-# Five items, two 2-d modalities (rows are items):
-#   a: x0 = x1 = (1, 0), x2 = x3 = (0, 1), x4 = (.8, .6)
-#      cos: 0-1 = 2-3 = 1, 0-4 = 1-4 = .8, 2-4 = 3-4 = .6, 0-2 = 0-3 = 1-2 = 1-3 = 0
-#      mean = ‖Σ x̂‖² / 25 = ‖(2.8, 2.6)‖² / 25 = 14.6 / 25 = .584
-#      kept (≥ .584, ≠ 0): 0-1, 2-3, 0-4, 1-4, 2-4, 3-4
-#   b: x0 = (1, 0), x1 = (.6, .8), x2 = (0, 1), x3 = (.8, .6), x4 = (1, 0)
-#      cos: 0-4 = 1, 1-3 = .96, 0-3 = 1-2 = 3-4 = .8, 0-1 = 1-4 = 2-3 = .6, 0-2 = 2-4 = 0
-#      mean = ‖(3.4, 2.4)‖² / 25 = 17.32 / 25 = .6928
-#      kept: 0-4, 1-3, 0-3, 1-2, 3-4
-#   consistent (kept in both): 0-4, 3-4 (and every i-i).
-#   k = 2: self + the best consistent neighbour: 0:{0,4} 1:{1} 2:{2} 3:{3,4}
-#      4:{4,0} in both modalities (a: .8 > .6, b: 1 > .8).
-#   k = 3: row 4 keeps 3 as well.
-HAND_FEATURES = {
-    "a": np.array([[1, 0], [1, 0], [0, 1], [0, 1], [.8, .6]], dtype=np.float32),
-    "b": np.array([[1, 0], [.6, .8], [0, 1], [.8, .6], [1, 0]], dtype=np.float32),
-}
-
-
-def test_diig_hand_example():
-    expected = {2: [{0, 4}, {1}, {2}, {3, 4}, {4, 0}], 3: [{0, 4}, {1}, {2}, {3, 4}, {4, 0, 3}]}
-    for k, rows in expected.items():
-        for chunk_rows in (None, 2):
-            graphs = denoised_semantic_graphs(HAND_FEATURES, k, chunk_rows=chunk_rows)
-            assert list(graphs) == ["a", "b"]
-            for graph in graphs.values():
-                assert graph.shape == (5, 5) and set(graph.data) == {1.0}
-                assert _neighbours(graph) == rows
-
-
-def _brute_diig(features, k):
-    sims = []
-    for x in features.values():
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        sims.append(x @ x.T)
-    keep = np.logical_and.reduce([(s >= s.mean()) & (s != 0) for s in sims])
-    out = []
-    for s in sims:
-        ranked = np.where(keep & (s > 0), s, -np.inf)
-        np.fill_diagonal(ranked, np.inf)
-        out.append([set(j for j in np.argsort(-row, kind="stable")[:k] if row[j] > -np.inf) for row in ranked])
-    return out
-
-
-def test_diig_matches_dense_brute_force_in_chunks():
-    rng = np.random.default_rng(0)
-    basis = rng.normal(size=(4, 6))
-    features = {m: (np.eye(4)[np.arange(40) % 4] @ basis + 0.8 * rng.normal(size=(40, 6))).astype(np.float32)
-                for m in ("a", "b", "c")}
-    graphs = denoised_semantic_graphs(features, 5, chunk_rows=7)
-    assert [_neighbours(g) for g in graphs.values()] == _brute_diig(features, 5)
-    # one modality of positive features, k = I: every entry at or above the mean survives
-    dense_positive = {"a": np.abs(features["a"])}
-    one = denoised_semantic_graphs(dense_positive, 40)["a"]
-    s = dense_positive["a"] / np.linalg.norm(dense_positive["a"], axis=1, keepdims=True)
-    s = s @ s.T
-    assert (one.toarray() > 0).sum() == ((s >= s.mean()) | np.eye(40, dtype=bool)).sum()
-
-
-def test_semantic_graphs_are_cached_per_parameter(tmp_path):
-    a = cached_semantic_graphs("fp", HAND_FEATURES, 2, cache_dir=tmp_path)
-    b = cached_semantic_graphs("fp", HAND_FEATURES, 2, cache_dir=tmp_path)
-    assert len(list(tmp_path.iterdir())) == 1
-    assert all((a[m] != b[m]).nnz == 0 for m in a)
-    cached_semantic_graphs("fp", HAND_FEATURES, 3, cache_dir=tmp_path)
-    cached_semantic_graphs("other", HAND_FEATURES, 2, cache_dir=tmp_path)
-    assert len(list(tmp_path.iterdir())) == 3
-    iig = cached_semantic_graphs("fp", HAND_FEATURES, 2, variant="iig", cache_dir=tmp_path)
-    assert all((iig[m] != knn_graph(HAND_FEATURES[m], 2)).nnz == 0 for m in iig)
-    with pytest.raises(ValueError, match="variant"):
-        cached_semantic_graphs("fp", HAND_FEATURES, 2, variant="lattice", cache_dir=tmp_path)
-
-
-# ------------------------------------------------------------------------ IIB
-def test_behaviour_graph_against_dense_counts():
-    rng = np.random.default_rng(1)
-    r = (rng.random((30, 12)) < 0.35).astype(np.float32)
-    counts = (r.T @ r).astype(np.int64)
-    blocks = sp.vstack([block for _, block in cooccurrence_blocks(sp.csr_matrix(r), chunk_rows=5)])
-    assert np.array_equal(blocks.toarray(), counts)
-    k, min_count = 3, 2
-    for weights in ("count", "binary"):
-        graph = behaviour_graph(sp.csr_matrix(r), k, min_count, weights=weights, chunk_rows=5).toarray()
-        expected = np.eye(12, dtype=np.float32)
-        for i in range(12):
-            candidates = [j for j in range(12) if j != i and counts[i, j] >= min_count]
-            for j in sorted(candidates, key=lambda j: (-counts[i, j], j))[:k]:
-                expected[i, j] = counts[i, j] if weights == "count" else 1.0
-        assert np.array_equal(graph, expected)
-
-
-def test_behaviour_graph_counts_each_user_once():
-    r = sp.csr_matrix(np.array([[2, 1, 0], [1, 1, 0], [0, 1, 1]], dtype=np.float32))  # a repeated interaction
-    graph = behaviour_graph(r, 10, 2).toarray()
-    assert np.array_equal(graph, [[1, 2, 0], [2, 1, 0], [0, 0, 1]])
 
 
 # ---------------------------------------------------------------------- D-BPR
@@ -431,6 +326,16 @@ def test_without_g_dbpr_trains_exactly_like_bpr(planted):
     neg = model.backbone.score(v.user, v.item, batch.users, batch.neg_items)
     log_f, log_g = reliability(scores, torch.sigmoid(neg).mean(), model.alpha, model.beta, model.gamma)
     assert torch.isclose(terms["flip_share"], (log_g > log_f).float().mean())
+
+
+def test_semantic_graphs_follow_the_graph_setting(planted):
+    """``graph: diig`` is DIIG (Eq. 1, tests/graphs/test_diig.py), ``iig`` the plain kNN graph with self-loops."""
+    diig = semantic_graphs(planted, DAMRSConfig(topk=4))
+    assert list(diig) == list(planted.features)
+    expected = denoised_knn_graphs(planted.features, 4)
+    assert all((diig[m] != expected[m]).nnz == 0 for m in diig)
+    iig = semantic_graphs(planted, DAMRSConfig(topk=4, graph="iig"))
+    assert all((iig[m] != knn_graph(x, 4, include_self=True)).nnz == 0 for m, x in planted.features.items())
 
 
 def test_bad_settings_and_featureless_data(planted):

@@ -1,8 +1,9 @@
 """DA-MRS (Xv et al., "Improving Multi-modal Recommender Systems by Denoising and Aligning
 Multi-modal Content and User Feedback", KDD'24, §3) as a denoiser that composes any backbone.
 
-- ``graphs``: denoised item–item semantic graphs (DIIG, Eq. 1) and the
-  behaviour graph (IIB, Eq. 2), built sparse and cached;
+- the item graphs come from ``mmdenoise.graphs``: the denoised item–item
+  semantic graphs (DIIG, Eq. 1; ``graphs.knn.denoised_knn_graphs``) and the
+  behaviour graph (IIB, Eq. 2; ``graphs.cooccurrence.behaviour_graph``);
 - ``model``: :class:`DAMRSBackbone`, the backbone with items t (Eq. 3);
 - ``denoiser``: :class:`DAMRS`, the objective of Eq. 12 (losses in
   ``mmdenoise.losses.damrs``).
@@ -13,15 +14,15 @@ from dataclasses import dataclass
 
 from ...config import OneOf, Range, setting
 from ...errors import ConfigError
-from ...graphs import symmetric_normalize, to_torch_csr
+from ...graphs import (behaviour_graph, cached_denoised_knn_graphs, cached_knn_graph, symmetric_normalize,
+                       to_torch_csr)
+from ...graphs.cooccurrence import BEHAVIOUR_WEIGHTS
 from ...losses.damrs import AI_STRATEGIES
 from ...models.base import Backbone
 from .denoiser import DAMRS
-from .graphs import behaviour_graph, cached_semantic_graphs
 from .model import DAMRSBackbone, ItemViews
 
 GRAPH_VARIANTS = ("diig", "iig")
-COOCCURRENCE_WEIGHTS = ("count", "binary")
 AI_REFRESH = ("batch", "epoch")
 #: the DAMRSConfig fields that are DAMRS's constructor arguments (the rest build the graphs)
 DENOISER_SETTINGS = ("alpha", "beta", "gamma", "dbpr", "use_f", "use_g", "au", "ai", "ai_strategy", "ai_k",
@@ -72,7 +73,7 @@ class DAMRSConfig:
     graph: str = setting("diig", OneOf(*GRAPH_VARIANTS))
     topk: int = setting(10, Range(min=1))
     min_cooccurrence: int = setting(2, Range(min=1))
-    cooccurrence_weights: str = setting("count", OneOf(*COOCCURRENCE_WEIGHTS))
+    cooccurrence_weights: str = setting("count", OneOf(*BEHAVIOUR_WEIGHTS))
     graph_layers: int = setting(1, Range(min=1))
     alpha: float = setting(1.5, Range(above=0))
     beta: float = setting(1.5, Range(above=0))
@@ -92,12 +93,22 @@ class DAMRSConfig:
     ai_anchors: int = setting(64, Range(min=0))
 
 
+def semantic_graphs(dataset, config: DAMRSConfig) -> dict:
+    """{modality: binary item–item graph [I, I]}: DIIG (Eq. 1) or, for ``graph: iig``, the plain kNN graph
+    with the item itself (Table 3's ablation); both disk-cached."""
+    if config.graph == "diig":
+        return cached_denoised_knn_graphs(dataset.fingerprint, dataset.features, config.topk)
+    return {m: cached_knn_graph(dataset.fingerprint, m, x, config.topk, include_self=True)
+            for m, x in dataset.features.items()}
+
+
 def build_backbone(dataset, backbone: Backbone, config: DAMRSConfig) -> DAMRSBackbone:
     """``backbone`` composed with the dataset's DIIG (or IIG) and IIB graphs, symmetric-normalised."""
-    semantic = cached_semantic_graphs(dataset.fingerprint, dataset.features, config.topk, variant=config.graph)
-    behaviour = behaviour_graph(dataset.interaction_matrix("train"), config.topk, config.min_cooccurrence,
-                                weights=config.cooccurrence_weights)
-    return DAMRSBackbone(backbone, {m: to_torch_csr(symmetric_normalize(g)) for m, g in semantic.items()},
+    train = dataset.train
+    behaviour = behaviour_graph(train.users, train.items, dataset.n_users, dataset.n_items, config.topk,
+                                config.min_cooccurrence, weights=config.cooccurrence_weights)
+    return DAMRSBackbone(backbone, {m: to_torch_csr(symmetric_normalize(g))
+                                    for m, g in semantic_graphs(dataset, config).items()},
                          to_torch_csr(symmetric_normalize(behaviour)), config.graph_layers)
 
 
