@@ -139,7 +139,8 @@ def test_every_config_class_declares_what_its_numbers_may_hold():
     from mmdenoise.config import RunConfig, _field_meta
     from mmdenoise.denoise import DENOISERS
     from mmdenoise.models import MODELS
-    from mmdenoise.sequential.config import SEQUENTIAL_MODELS, SequenceConfig, SequentialRunConfig
+    from mmdenoise.sequential import SEQUENTIAL_MODELS
+    from mmdenoise.sequential.config import SequenceConfig, SequentialRunConfig
     classes = {e.config_cls for e in (*MODELS.values(), *DENOISERS.values(), *SEQUENTIAL_MODELS.values())}
     classes |= {TrainConfig, RunConfig, SequenceConfig, SequentialRunConfig}
     missing = []

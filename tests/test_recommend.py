@@ -17,8 +17,7 @@ from mmdenoise.data.synth import generate
 from mmdenoise.data.titles import ITEMS_FILE, read_item_titles
 from mmdenoise.errors import ConfigError, DataError
 from mmdenoise.eval import Evaluator
-from mmdenoise.sequential.api import make_view
-from mmdenoise.sequential.trainer import SequentialTrainer
+from mmdenoise.training.trainer import Trainer
 
 FAST = ["train.threads=1", "train.progress=false"]
 
@@ -105,14 +104,13 @@ def test_recommend_cli_formats(general_run):
 def test_sequential_recommend_follows_the_history_as_evaluated(sequential_run):
     loaded = Run.load(sequential_run.path)
     assert loaded.task == "sequential" and loaded.test == sequential_run.test
-    view = make_view(loaded.dataset, loaded.config)
-    trainer = SequentialTrainer(loaded.dataset, view, loaded.backbone,
-                                dataclasses.replace(loaded.config.train, progress=False))
+    trainer = Trainer(loaded.trained, dataclasses.replace(loaded.config.train, progress=False))
     ranked = trainer.evaluate(trainer.test_evaluator, keep_ranking=True)
     assert ranked.metrics["recall@20"] == pytest.approx(sequential_run.test["recall@20"])
     recs = loaded.recommend(ranked.users, k=50)
     assert (recs.items == ranked.top_items).all()
     # a training user: recommended after its whole sequence, never an item it has seen
+    view = loaded.trained.view
     user = int(view.users("train")[0])
     seen = set(view.items[view.indptr[user]:view.indptr[user + 1]].tolist())
     assert not seen & set(loaded.recommend([user], k=20).items[0].tolist())

@@ -1,14 +1,19 @@
-"""The Python API: ``train(...)`` returns a :class:`Run`; ``Run.load`` reads one back with its model;
-``Run.recommend`` gives each user's top-K items; ``evaluate_run`` re-scores a run folder.
+"""The runs module: ``train(...)`` returns a :class:`Run`; ``Run.load`` reads one back with its model;
+``Run.recommend`` gives each user's top-K items; ``evaluate_run`` re-scores a run folder. One flow
+for both tasks.
 
     from mmdenoise import load_dataset, train
     run = train(load_dataset("ml-100k"), model="lightgcn", seed=0)
     run.test["recall@20"], run.history, run.checkpoint
     run.recommend([1, 2, 3], k=10).items
 
-The model name decides the task: ``models.MODELS`` names train the general
-task (any denoiser), ``sequential.SEQUENTIAL_MODELS`` names the sequential one
-(``train`` hands those to ``sequential.api.train_sequential``).
+The model's registry entry decides the task (``model_task``): ``models.MODELS``
+names train the general task (any denoiser), ``sequential.SEQUENTIAL_MODELS``
+names the sequential one. What differs between the two in a run's life is one
+:class:`TaskKind` each in ``TASKS``: how a raw config is resolved, how the
+trainer's task (``training.trainer.Task``) is built, and what ``result.json``
+records beyond the metrics. A run folder says its task in ``config.yaml``
+(``task: sequential``; absent for general runs).
 """
 from __future__ import annotations
 
@@ -16,37 +21,133 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .config import (RunConfig, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, lookup,
-                     parse_override, to_dict)
+from .config import (RunConfig, TrainConfig, dump_yaml, from_dict, load_yaml, lookup, parse_override,
+                     resolve_run_config, to_dict)
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
-from .errors import ConfigError, RunError
+from .errors import ConfigError, RunError, short
 from .eval import EvalResult
 from .io import write_text
 from .log import get_logger
 from .models import MODELS
 from .models.base import Backbone
+from .sequential import registry as sequential
+from .sequential.config import SequentialRunConfig
 from .training import folder, record
+from .training.general import GeneralTask
 from .training.trainer import Trainer, limit_threads, resolve_device
 
 log = get_logger(__name__)
-TASKS = ("general", "sequential")
+
+
+# ------------------------------------------------------------ the general task
+def _model_and_denoiser_params(raw: dict) -> dict[str, type]:
+    model = raw.get("model", RunConfig.model)
+    denoiser = raw.get("denoiser", RunConfig.denoiser)
+    if not isinstance(model, str) or not isinstance(denoiser, str):
+        raise ConfigError(f"model and denoiser must be names, got {model!r} and {denoiser!r}")
+    return {"model_params": lookup(MODELS, model, "model").config_cls,
+            "denoiser_params": lookup(DENOISERS, denoiser, "denoiser").config_cls}
+
+
+def resolve_config(data: Mapping[str, Any] | RunConfig | None = None,
+                   overrides: Sequence[str] = ()) -> RunConfig:
+    """Validate a raw config mapping (+ ``key=value`` overrides) into a RunConfig.
+
+    Model and denoiser parameters are checked against their registered config
+    classes and completed with their defaults, so the result is fully resolved.
+    """
+    return resolve_run_config(RunConfig, data, overrides, _model_and_denoiser_params)
+
+
+def build(dataset: Dataset, config: RunConfig) -> tuple[Backbone, Denoiser]:
+    """Construct the backbone and the denoiser around it (seeded by ``config.seed``)."""
+    import torch
+
+    limit_threads(config.train.threads)  # before graph builds and hash fits, not only for training
+    torch.manual_seed(config.seed)
+    model_entry = lookup(MODELS, config.model, "model")
+    backbone = model_entry.build(dataset, from_dict(model_entry.config_cls, config.model_params))
+    denoiser_entry = lookup(DENOISERS, config.denoiser, "denoiser")
+    denoiser = denoiser_entry.build(dataset, backbone,
+                                    from_dict(denoiser_entry.config_cls, config.denoiser_params))
+    return backbone, denoiser
+
+
+def _general_findings(task: GeneralTask, run_dir: Path) -> dict[str, Any]:
+    """A denoiser's judgement of each training interaction (interaction_scores.npz) and, on planted
+    noise, how well it finds the noise."""
+    scores = task.denoiser.interaction_scores()
+    if scores is None:
+        return {}
+    noise = task.dataset.noise
+    record.write_scores(run_dir, scores, noise.noisy_interactions if noise is not None else None)
+    detection = task.detection()
+    return {} if detection is None else {"detection": detection}
+
+
+# ----------------------------------------------------------------- both tasks
+@dataclass(frozen=True)
+class TaskKind:
+    """What differs between the tasks in a run's life (the flow itself is one).
+
+    resolve(raw, overrides) -> config; make_task(dataset, config) -> the
+    trainer's Task with a freshly built model (drawn under ``config.seed``);
+    folder_name(config): the default run folder before its time stamp;
+    describe(config): what the log says is trained; identity(config, task):
+    result.json's fields that say what ran; findings(task, run_dir): what the
+    run measured beyond the metrics (writing its own files); check_users(task,
+    users): a ConfigError for users the model cannot recommend to.
+    """
+
+    name: str
+    config_cls: type
+    resolve: Callable[..., Any]
+    make_task: Callable[[Dataset, Any], Any]
+    folder_name: Callable[[Any], str]
+    describe: Callable[[Any], str]
+    identity: Callable[[Any, Any], dict]
+    findings: Callable[[Any, Path], dict]
+    check_users: Callable[[Any, np.ndarray], None]
+
+
+GENERAL = TaskKind(
+    "general", RunConfig, resolve_config,
+    make_task=lambda data, config: GeneralTask(data, build(data, config)[1]),
+    folder_name=lambda c: f"{Path(c.dataset).name}-{c.model}-{c.denoiser}-s{c.seed}",
+    describe=lambda c: f"{c.model} + {c.denoiser}",
+    identity=lambda c, task: {"model": c.model, "denoiser": c.denoiser, "seed": c.seed},
+    findings=_general_findings,
+    check_users=lambda task, users: None)  # a general model scores any user
+SEQUENTIAL = TaskKind(
+    "sequential", SequentialRunConfig, sequential.resolve_sequential_config, sequential.make_task,
+    sequential.folder_name, sequential.describe, sequential.identity, sequential.findings,
+    sequential.check_users)
+#: task name -> its TaskKind
+TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (GENERAL, SEQUENTIAL)}
 
 
 def model_task(model: str) -> str:
-    """``"general"`` for a ``MODELS`` name, ``"sequential"`` for a ``SEQUENTIAL_MODELS`` name;
-    a ConfigError listing both registries otherwise."""
-    from .sequential.config import LEGACY_NAMES, SEQUENTIAL_MODELS
-    if model in MODELS:
-        return "general"
-    if model in SEQUENTIAL_MODELS or model in LEGACY_NAMES:
-        return "sequential"
-    raise ConfigError(f"unknown model {model!r}; general models: {', '.join(MODELS)}; "
-                      f"sequential models: {', '.join(SEQUENTIAL_MODELS)} (see `mmdenoise list models`)")
+    """The task of model ``model``, from its registry entry (``"general"`` for a ``MODELS`` name,
+    ``"sequential"`` for a ``SEQUENTIAL_MODELS`` one); a ConfigError listing both registries otherwise."""
+    entry = MODELS.get(model) or sequential.SEQUENTIAL_MODELS.get(model)
+    if entry is None:
+        raise ConfigError(f"unknown model {model!r}; general models: {', '.join(MODELS)}; sequential models: "
+                          f"{', '.join(sequential.SEQUENTIAL_MODELS)} (see `mmdenoise list models`)")
+    return entry.task
+
+
+def _folder_kind(raw: Mapping[str, Any]) -> TaskKind:
+    """The TaskKind of a run folder's raw config.yaml (its ``task``; older sequential folders may name
+    a model by a name that is now general's, so the name cannot decide)."""
+    name = raw.get("task", "general")
+    if not isinstance(name, str) or name not in TASKS:
+        raise RunError(f"config.yaml names task {short(name)}; tasks: {', '.join(TASKS)}")
+    return TASKS[name]
 
 
 @dataclass
@@ -76,7 +177,8 @@ class Run:
 
     ``backbone`` is the trained model at its best validation state (the
     sequential model for a sequential run), ``denoiser`` the general task's
-    denoiser around it; ``dataset`` the data it was trained on.
+    denoiser around it; ``dataset`` the data it was trained on; ``trained``
+    the trainer's task holding them (what ``recommend`` scores with).
     """
 
     config: Any   # RunConfig, or SequentialRunConfig for a sequential run
@@ -88,6 +190,7 @@ class Run:
     backbone: Any = None
     denoiser: Denoiser | None = None
     dataset: Dataset | None = dataclasses.field(default=None, repr=False)
+    trained: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def checkpoint(self) -> Path | None:
@@ -107,20 +210,16 @@ class Run:
         """
         path = Path(path)
         raw = read_run_config(path)
-        if raw.get("task") == "sequential":
-            from .sequential.api import load_sequential_run
-            return load_sequential_run(path, dataset, model=model)
-        config = resolve_config(raw)
+        kind = _folder_kind(raw)
+        config = kind.resolve(raw)
         result = record.read_result(path)
         run = cls(config=config, path=path, history=record.read_metrics(path),
                   valid=result["valid"], test=result["test"], result=result)
         if model:
             run.dataset = dataset if dataset is not None else load_dataset(config.dataset)
-            best = record.load_best_state(path, run.dataset)
-            _, run.denoiser = build(run.dataset, config)
-            run.denoiser.load_state_dict(best)
-            run.denoiser.train(False)
-            run.backbone = run.denoiser.backbone
+            task = _restore(kind, path, run.dataset, config)
+            task.model.train(False)
+            run.trained, run.backbone, run.denoiser = task, task.backbone, task.denoiser
         return run
 
     def recommend(self, users: Sequence[int] | np.ndarray, k: int = 10, *, exclude: str = "train",
@@ -135,19 +234,36 @@ class Run:
         Ties rank by item id (``eval.top_k_items``). ConfigError on an unknown
         user id or when the run has no model (``Run.load(..., model=False)``).
         """
-        if self.backbone is None or self.dataset is None:
+        import torch
+
+        from .eval import mask_matrix
+        if self.trained is None or self.dataset is None:
             raise ConfigError("this run has no model loaded; use Run.load(path) (model=True)")
         if exclude not in ("train", "all"):
             raise ConfigError(f"exclude must be 'train' or 'all', got {exclude!r}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         user_ids = check_users(users, self.dataset.n_users, self.dataset.name)
-        if self.task == "sequential":
-            from .sequential.api import sequential_scores
-            score_fn, mask = sequential_scores(self, user_ids, exclude)
+        TASKS[self.task].check_users(self.trained, user_ids)
+        data = self.dataset
+        if exclude == "all":
+            mask = (data.interaction_matrix("train") + data.interaction_matrix("valid")
+                    + data.interaction_matrix("test")).tocsr()
         else:
-            score_fn, mask = _general_scores(self, exclude)
-        return rank_for_users(score_fn, mask, user_ids, int(k), self.dataset, batch_size)
+            mask = mask_matrix(self.trained.evaluation_data, "test", self.config.train.mask_valid_in_test)
+        self.trained.model.train(False)
+        with torch.no_grad():
+            score_fn = self.trained.score_function()
+        return rank_for_users(score_fn, mask, user_ids, int(k), data, batch_size)
+
+
+def _restore(kind: TaskKind, path: Path, dataset: Dataset, config) -> Any:
+    """The trainer's task of the run in ``path`` with its model at the best validation state (the
+    checkpoint must have been trained on ``dataset``)."""
+    best = record.load_best_state(path, dataset)
+    task = kind.make_task(dataset, config)
+    task.model.load_state_dict(best)
+    return task
 
 
 def read_run_config(path: Path) -> dict:
@@ -172,22 +288,6 @@ def check_users(users: Sequence[int] | np.ndarray, n_users: int, name: str) -> n
     if bad.size:
         raise ConfigError(f"unknown user id {int(bad[0])}: {name} has user ids 0..{n_users - 1}")
     return array.astype(np.int64)
-
-
-def _general_scores(run: Run, exclude: str):
-    """score_fn(users [B]) -> [B, I] of a general run's backbone, and the users × items mask."""
-    import torch
-
-    from .eval import mask_matrix
-    backbone = run.backbone
-    backbone.train(False)
-    with torch.no_grad():
-        user_emb, item_emb = backbone()
-    mask = mask_matrix(run.dataset, "test", run.config.train.mask_valid_in_test)
-    if exclude == "all":
-        mask = (mask + run.dataset.interaction_matrix("valid") + run.dataset.interaction_matrix("test")).tocsr()
-    device = user_emb.device
-    return (lambda users: backbone.full_scores(user_emb, item_emb, users.to(device))), mask
 
 
 def rank_for_users(score_fn, mask, users: np.ndarray, k: int, dataset: Dataset,
@@ -218,66 +318,27 @@ def rank_for_users(score_fn, mask, users: np.ndarray, k: int, dataset: Dataset,
                            titles=None if titles is None else titles[top])
 
 
-def resolve_config(data: Mapping[str, Any] | RunConfig | None = None,
-                   overrides: Sequence[str] = ()) -> RunConfig:
-    """Validate a raw config mapping (+ ``key=value`` overrides) into a RunConfig.
-
-    Model and denoiser parameters are checked against their registered config
-    classes and completed with their defaults, so the result is fully resolved.
-    """
-    if isinstance(data, RunConfig):
-        data = to_dict(data)
-    raw = dict(data or {})
-    # top-level overrides first: they decide which model/denoiser fields exist
-    top = [o for o in overrides if o.split("=", 1)[0].strip() in ("dataset", "model", "denoiser", "seed")]
-    raw = apply_overrides(raw, top, [], [])
-    model = raw.get("model", RunConfig.model)
-    denoiser = raw.get("denoiser", RunConfig.denoiser)
-    if not isinstance(model, str) or not isinstance(denoiser, str):
-        raise ConfigError(f"model and denoiser must be names, got {model!r} and {denoiser!r}")
-    model_cls = lookup(MODELS, model, "model").config_cls
-    denoiser_cls = lookup(DENOISERS, denoiser, "denoiser").config_cls
-    rest = [o for o in overrides if o not in top]
-    raw = apply_overrides(raw, rest, [f.name for f in dataclasses.fields(model_cls)],
-                          [f.name for f in dataclasses.fields(denoiser_cls)])
-    config = from_dict(RunConfig, raw, "config")
-    config.model_params = to_dict(from_dict(model_cls, config.model_params, f"model_params ({model})"))
-    config.denoiser_params = to_dict(from_dict(denoiser_cls, config.denoiser_params,
-                                               f"denoiser_params ({denoiser})"))
-    return config
-
-
-def build(dataset: Dataset, config: RunConfig) -> tuple[Backbone, Denoiser]:
-    """Construct the backbone and the denoiser around it (seeded by ``config.seed``)."""
-    import torch
-
-    limit_threads(config.train.threads)  # before graph builds and hash fits, not only for training
-    torch.manual_seed(config.seed)
-    model_entry = lookup(MODELS, config.model, "model")
-    backbone = model_entry.build(dataset, from_dict(model_entry.config_cls, config.model_params))
-    denoiser_entry = lookup(DENOISERS, config.denoiser, "denoiser")
-    denoiser = denoiser_entry.build(dataset, backbone,
-                                    from_dict(denoiser_entry.config_cls, config.denoiser_params))
-    return backbone, denoiser
-
-
-def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = Path(config.dataset).name
-    return Path(root) / f"{name}-{config.model}-{config.denoiser}-s{config.seed}-{stamp}"
+def given_config(config: str | Path | Mapping[str, Any] | Any | None) -> dict:
+    """The raw mapping of ``train``'s ``config``: a YAML file, a config dataclass or a mapping."""
+    if isinstance(config, (str, Path)):
+        return load_yaml(config)
+    if dataclasses.is_dataclass(config):
+        return to_dict(config)
+    return dict(config or {})
 
 
 def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
           denoiser: str | None = None, *, seed: int | None = None,
-          config: str | Path | Mapping[str, Any] | RunConfig | None = None,
+          config: str | Path | Mapping[str, Any] | RunConfig | SequentialRunConfig | None = None,
           overrides: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
           overwrite: bool = False, progress: bool | None = None, tensorboard: bool = False) -> Run:
-    """Train ``model`` with ``denoiser`` on ``dataset`` and return the :class:`Run`.
+    """Train ``model`` (with ``denoiser``, for a general model) on ``dataset`` and return the :class:`Run`.
 
     dataset: a Dataset, a registered name (``"ml-100k"``) or an MMRec folder.
-    config: a YAML file, a mapping or a RunConfig; explicit arguments and then
-        ``overrides`` (``["train.lr=0.01", "n_layers=3"]``) take precedence.
-    out: the run folder (default ``runs/<dataset>-<model>-<denoiser>-s<seed>-<time>``);
+    config: a YAML file, a mapping or a RunConfig / SequentialRunConfig;
+        explicit arguments and then ``overrides`` (``["train.lr=0.01", "n_layers=3"]``) take precedence.
+    out: the run folder (default ``runs/<dataset>-<model>-<denoiser>-s<seed>-<time>``, for a
+        sequential model ``runs/<dataset>-seq-<model>-s<seed>-<time>``);
         it must be new, empty or hold this same run (``training.folder``).
     resume: continue the run in ``out`` from its checkpoint; what is not given
         is taken from the folder's config.yaml, and what is given must match it.
@@ -292,57 +353,51 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     """
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out=...)")
-    if isinstance(config, (str, Path)):
-        given = load_yaml(config)
-    elif dataclasses.is_dataclass(config):
-        given = to_dict(config)
-    else:
-        given = dict(config or {})
+    given = given_config(config)
     name = model if model is not None else _override_value(overrides, "model", given.get("model"))
     if name is None and resume and (Path(out) / record.CONFIG_FILE).is_file():
         name = load_yaml(Path(out) / record.CONFIG_FILE).get("model")  # a resume may name nothing
-    name = RunConfig.model if name is None else name
+    if name is None:  # the default model of the task the config names
+        name = SequentialRunConfig.model if given.get("task") == "sequential" else RunConfig.model
     task = model_task(name) if isinstance(name, str) else "general"
     if given.get("task", task) != task:
         raise ConfigError(f"the config says task {given['task']!r}, but model {name!r} is a {task} model")
     given.pop("task", None)
-    if task == "sequential":
-        if denoiser not in (None, "none") or _override_value(overrides, "denoiser", "none") != "none":
-            raise ConfigError(f"{name} is a sequential model: it takes no denoiser (Demure is the model "
-                              "`demure`; denoisers wrap general models)")
-        if tensorboard:
-            raise ConfigError("--tensorboard is available for general models only")
-        from .sequential.api import train_sequential
-        return train_sequential(dataset, model, seed=seed, config={**given, "task": task}, overrides=overrides,
-                                out=out, resume=resume, overwrite=overwrite, progress=progress)
-    resolved = lambda raw: to_dict(resolve_config(raw))  # noqa: E731
-    stored = folder.read_for_resume(Path(out), resolved, "general") if resume else None
+    kind = TASKS[task]
+    takes_denoiser = "denoiser" in {f.name for f in dataclasses.fields(kind.config_cls)}
+    if not takes_denoiser and (denoiser not in (None, "none")
+                               or _override_value(overrides, "denoiser", "none") != "none"):
+        raise ConfigError(f"{name} is a {task} model: it takes no denoiser (Demure is the model "
+                          "`demure`; denoisers wrap general models)")
+
+    resolved = lambda raw: to_dict(kind.resolve(raw))  # noqa: E731
+    stored = folder.read_for_resume(Path(out), resolved, task) if resume else None
     raw = {**(stored or {}), **given}
     if isinstance(dataset, Dataset):
         raw["dataset"] = str(dataset.path) if dataset.path is not None else dataset.name
     elif dataset is not None:
         raw["dataset"] = str(dataset)
-    for key, value in (("model", model), ("denoiser", denoiser), ("seed", seed)):
+    for key, value in (("model", model), ("denoiser", denoiser if takes_denoiser else None), ("seed", seed)):
         if value is not None:
             raw[key] = value
     if progress is not None:
-        raw.setdefault("train", {})
-        raw["train"] = {**raw["train"], "progress": progress}
+        raw["train"] = {**(raw.get("train") or {}), "progress": progress}
     if resume:
         folder.check_resume_names(Path(out), raw, stored)
-    run_config = resolve_config(raw, overrides)
+    run_config = kind.resolve(raw, overrides)
     resolve_device(run_config.train.device)
-    run_dir = Path(out) if out is not None else default_run_dir(run_config)
+    run_dir = (Path(out) if out is not None
+               else Path("runs") / f"{kind.folder_name(run_config)}-{time.strftime('%Y%m%d-%H%M%S')}")
     settings = to_dict(run_config)
     if resume:
-        checkpoint = folder.check_resume(run_dir, settings, stored, RunConfig)
+        checkpoint = folder.check_resume(run_dir, settings, stored, kind.config_cls)
     else:
-        folder.check_new_run(run_dir, settings, RunConfig, resolved, overwrite)
+        folder.check_new_run(run_dir, settings, kind.config_cls, resolved, overwrite)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(run_config.dataset)
-    log.info("train %s + %s on %s (seed %d)", run_config.model, run_config.denoiser, data.name, run_config.seed)
+    log.info("train %s on %s (seed %d)", kind.describe(run_config), data.name, run_config.seed)
     if resume:
         record.check_fingerprint(run_dir, checkpoint, data, "resume")
-    _, den = build(data, run_config)
+    trained = kind.make_task(data, run_config)
     if tensorboard:  # a missing tensorboard package fails before anything is written
         from .training.tensorboard import summary_writer
         summary_writer()
@@ -355,8 +410,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
             from .training.tensorboard import TensorBoardLogger
             logger = TensorBoardLogger(run_dir / record.TENSORBOARD_DIR)
         try:
-            trainer = Trainer(data, den, run_config.train, seed=run_config.seed, run_dir=run_dir,
-                              on_epoch=logger)
+            trainer = Trainer(trained, run_config.train, seed=run_config.seed, run_dir=run_dir, on_epoch=logger)
             fit = trainer.fit(resume=resume)
         finally:
             if logger is not None:
@@ -366,22 +420,15 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
             "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "stopped_early": fit.stopped_early,
             "seconds_per_epoch": fit.seconds_per_epoch, "eval_seconds": fit.eval_seconds,
             "total_seconds": fit.total_seconds, "peak_rss_mb": record.peak_rss_mb(),
-            "device": str(trainer.device),
-            "dataset": record.dataset_summary(data),
-            "model": run_config.model, "denoiser": run_config.denoiser, "seed": run_config.seed,
-            "versions": record.versions(),
+            "device": str(trainer.device), "dataset": record.dataset_summary(data),
+            **kind.identity(run_config, trained), "versions": record.versions(),
         }
-        scores = den.interaction_scores()
-        if scores is not None:
-            noisy = data.noise.noisy_interactions if data.noise is not None else None
-            record.write_scores(run_dir, scores, noisy)
-            detection = trainer.detection()
-            if detection is not None:
-                result["detection"] = detection
+        result.update(kind.findings(trained, run_dir))
         record.write_per_user(run_dir, fit.valid, fit.test)
         record.write_result(run_dir, result)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
-               test=fit.test.metrics, result=result, backbone=den.backbone, denoiser=den, dataset=data)
+               test=fit.test.metrics, result=result, backbone=trained.backbone, denoiser=trained.denoiser,
+               dataset=data, trained=trained)
 
 
 def _override_value(overrides: Sequence[str], key: str, default: Any) -> Any:
@@ -399,18 +446,14 @@ def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[E
     (a sequential run's validation and test users)."""
     run_dir = Path(run_dir)
     raw = read_run_config(run_dir)
-    if raw.get("task") == "sequential":
-        from .sequential.api import evaluate_sequential_run
-        return evaluate_sequential_run(run_dir, dataset)
-    config = resolve_config(raw)
+    kind = _folder_kind(raw)
+    config = kind.resolve(raw)
     data = dataset if dataset is not None else load_dataset(config.dataset)
-    best = record.load_best_state(run_dir, data)
-    backbone, den = build(data, config)
-    den.load_state_dict(best)
-    trainer = Trainer(data, den, dataclasses.replace(config.train, progress=False), seed=config.seed)
+    trainer = Trainer(_restore(kind, run_dir, data, config), dataclasses.replace(config.train, progress=False),
+                      seed=config.seed)
     trainer.prepare()
     return trainer.evaluate(trainer.valid_evaluator), trainer.evaluate(trainer.test_evaluator)
 
 
 __all__ = ["Run", "Recommendations", "train", "evaluate_run", "model_task", "resolve_config", "build",
-           "TrainConfig", "TASKS"]
+           "TrainConfig", "TASKS", "TaskKind"]

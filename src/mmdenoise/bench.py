@@ -11,6 +11,7 @@ import torch
 from .api import build, resolve_config
 from .data import load_dataset
 from .training import record
+from .training.general import GeneralTask
 from .training.trainer import Trainer
 
 
@@ -33,7 +34,7 @@ def bench(dataset: str, model: str, denoiser: str = "none", *, epochs: int = 5, 
     backbone, den = build(data, config)
     build_seconds = time.perf_counter() - t0
     build_peak_rss_mb = record.peak_rss_mb()  # load + model build (item graphs when not cached)
-    trainer = Trainer(data, den, dataclasses.replace(config.train, progress=False), seed=seed)
+    trainer = Trainer(GeneralTask(data, den), dataclasses.replace(config.train, progress=False), seed=seed)
     trainer.prepare()
     optimizer = trainer.make_optimizer()
     if trainer.device.type == "cuda":

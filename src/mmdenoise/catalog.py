@@ -25,11 +25,10 @@ def _yes(flag: bool) -> str:
 def model_rows() -> list[dict]:
     """name, task, about, needs features, paper of every general and sequential model."""
     from .models import MODELS
-    from .sequential.config import SEQUENTIAL_MODELS
-    return [{"name": name, "task": task, "about": entry.about, "features": _yes(entry.features),
+    from .sequential.registry import SEQUENTIAL_MODELS
+    return [{"name": name, "task": entry.task, "about": entry.about, "features": _yes(entry.features),
              "paper": entry.paper}
-            for task, registry in (("general", MODELS), ("sequential", SEQUENTIAL_MODELS))
-            for name, entry in registry.items()]
+            for name, entry in {**MODELS, **SEQUENTIAL_MODELS}.items()]
 
 
 def denoiser_rows() -> list[dict]:

@@ -27,7 +27,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import yaml
 
@@ -232,13 +232,15 @@ class RunConfig:
 class Entry(NamedTuple):
     """A registry entry: the typed config class and the constructor that uses it, plus what
     ``mmdenoise list`` shows: a one-line description, the source paper and whether the entry
-    needs item features (modalities)."""
+    needs item features (modalities). A model's entry also names its task (``general`` or
+    ``sequential``): the model name alone decides what a run trains."""
 
     config_cls: type
     build: Any
     about: str = ""
     paper: str = ""
     features: bool = False
+    task: str = "general"
 
 
 def lookup(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:
@@ -302,16 +304,27 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
 
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys, wrong types and values outside
-    the fields' declared allowed values (:func:`setting`)."""
+    the fields' declared allowed values (:func:`setting`).
+
+    A nested section given in part (or as null) takes the rest from its field's default: a
+    sequential run's ``train: {lr: 0.01}`` keeps the sequential trainer defaults
+    (``SequentialRunConfig.train``), not those of ``TrainConfig`` itself.
+    """
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {short(data)}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in data if k not in names]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}; valid keys: {', '.join(names)}")
-    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}; valid keys: {', '.join(fields)}")
+    kwargs = {}
+    for key, value in data.items():
+        default = fields[key].default_factory
+        if ((value is None or isinstance(value, Mapping)) and dataclasses.is_dataclass(hints[key])
+                and default is not dataclasses.MISSING):
+            value = {**to_dict(default()), **(value or {})}
+        kwargs[key] = _check_type(value, hints[key], f"{where}.{key}")
     return validate(cls(**kwargs), where)
 
 
@@ -341,21 +354,35 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-_SECTIONS = ("train", "model_params", "denoiser_params")
+def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[str, list[str]]]:
+    """The top-level field names of run config class ``run_cls`` and the field names of each section:
+    a dataclass-typed field's own fields, a dict-typed (``*_params``) field's those of its class in
+    ``params`` (none when it has none)."""
+    hints = typing.get_type_hints(run_cls)
+    top, sections = [], {}
+    for f in dataclasses.fields(run_cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            sections[f.name] = [g.name for g in dataclasses.fields(hint)]
+        elif hint is dict or typing.get_origin(hint) is dict:
+            sections[f.name] = [g.name for g in dataclasses.fields(params[f.name])] if f.name in params else []
+        else:
+            top.append(f.name)
+    return top, sections
 
 
-def apply_overrides(data: dict, overrides: list[str], model_fields: list[str],
-                    denoiser_fields: list[str]) -> dict:
-    """Apply ``key=value`` overrides to a raw config mapping (returns a new dict).
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], run_cls: type,
+                    params: Mapping[str, type] | None = None) -> dict:
+    """Apply ``key=value`` overrides to a raw mapping of run config class ``run_cls`` (returns a new dict).
 
-    Keys may be dotted (``train.lr``, ``model_params.n_layers``; ``model.`` and
-    ``denoiser.`` are accepted as short forms of the ``*_params`` sections) or
-    bare (``lr``, ``n_layers``) when exactly one section has that field.
+    Keys are a top-level field (``model``, ``seed``), dotted ``section.field``
+    (``train.lr``, ``sequence.max_len``, ``model_params.n_layers``; ``model.`` and
+    ``denoiser.`` are short forms of the ``*_params`` sections) or a bare field
+    name (``lr``, ``n_layers``) that exactly one section has. params: the config
+    class of each ``*_params`` section (the named model's, denoiser's).
     """
     data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
-    train_fields = [f.name for f in dataclasses.fields(TrainConfig)]
-    top_fields = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _SECTIONS]
-    section_fields = {"train": train_fields, "model_params": model_fields, "denoiser_params": denoiser_fields}
+    top_fields, section_fields = _layout(run_cls, params or {})
     for text in overrides:
         path, value = parse_override(text)
         if len(path) == 1:
@@ -369,13 +396,38 @@ def apply_overrides(data: dict, overrides: list[str], model_fields: list[str],
                 valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
                 raise ConfigError(f"override {short(text)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
             path = [owners[0], name]
-        section = {"model": "model_params", "denoiser": "denoiser_params"}.get(path[0], path[0])
-        if len(path) != 2 or section not in _SECTIONS:
+        section = path[0] + "_params" if path[0] + "_params" in section_fields else path[0]
+        if len(path) != 2 or section not in section_fields:
             raise ConfigError(f"override {short(text)}: unknown key; use one of {top_fields} or "
-                              f"{', '.join(_SECTIONS)}.<field>")
+                              f"{', '.join(section_fields)}.<field>")
         data.setdefault(section, {})
         data[section][path[1]] = value
     return data
+
+
+def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: Sequence[str],
+                       params: Callable[[dict], Mapping[str, type]]) -> Any:
+    """A raw run config (a mapping or a ``run_cls``) and ``key=value`` overrides, validated into a fully
+    resolved ``run_cls``: the one resolver of general and sequential runs.
+
+    Top-level overrides are applied first, since they name the model (and
+    denoiser); then ``params(raw)`` gives the config class of each ``*_params``
+    section for those names (it may also rewrite a name in ``raw``, such as an
+    old run folder's model name, and raises ConfigError for an unknown one); then
+    the other overrides are applied and everything is checked by :func:`from_dict`,
+    each ``*_params`` section against its class, completed with its defaults.
+    """
+    raw = to_dict(data) if isinstance(data, run_cls) else dict(data or {})
+    top_fields, _ = _layout(run_cls, {})
+    top = [o for o in overrides if o.split("=", 1)[0].strip() in top_fields]
+    raw = apply_overrides(raw, top, run_cls)
+    classes = params(raw)
+    raw = apply_overrides(raw, [o for o in overrides if o not in top], run_cls, classes)
+    config = from_dict(run_cls, raw, "config")
+    for section, cls in classes.items():
+        name = getattr(config, section.removesuffix("_params"))
+        setattr(config, section, to_dict(from_dict(cls, getattr(config, section), f"{section} ({name})")))
+    return config
 
 
 #: bounds on YAML input: a config is a few hundred bytes; an alias bomb expands a few hundred bytes into

@@ -29,6 +29,7 @@ from mmdenoise.errors import ConfigError
 from mmdenoise.losses import reweighted_bce, truncated_bce
 from mmdenoise.models.base import Batch
 from mmdenoise.models.mf import MF
+from mmdenoise.training.general import GeneralTask
 from mmdenoise.training.trainer import Trainer
 from tests.conftest import build_dataset
 from tests.planted import planted_dataset
@@ -190,8 +191,7 @@ def test_rce_weights_are_the_detached_predictions_to_the_beta(scored):
 def test_wbpr_draws_negatives_in_proportion_to_popularity():
     ds = planted_dataset(n_users=60, n_items=30, per_user=5, seed=2, modalities={})
     den = make_denoiser("wbpr", ds)
-    trainer = Trainer(ds, den, TrainConfig(progress=False))
-    sampler = trainer.sampler
+    sampler = GeneralTask(ds, den).sampler
     assert sampler.popularity and sampler.alpha == 1.0
     user = 0
     draws = sampler.sample(np.full(200_000, user), np.random.default_rng(0))
@@ -214,7 +214,7 @@ def test_bod_down_weights_planted_noise(planted_noise):
     # a faster generator than the paper's 1e-3 so that 90 steps suffice
     den = make_denoiser("bod", planted_noise, backbone=MF(planted_noise.n_users, planted_noise.n_items, 32),
                         generator_lr=3e-3)
-    trainer = Trainer(planted_noise, den, TrainConfig(epochs=10, batch_size=256, lr=0.01, eval_every=100,
+    trainer = Trainer(GeneralTask(planted_noise, den), TrainConfig(epochs=10, batch_size=256, lr=0.01, eval_every=100,
                                                       progress=False, threads=1), seed=0)
     fit = trainer.fit()
     weights = den.interaction_scores()

@@ -41,6 +41,7 @@ from mmdenoise.errors import ConfigError
 from mmdenoise.eval.detection import detection_metrics
 from mmdenoise.losses import bpr_loss
 from mmdenoise.models import MODELS
+from mmdenoise.training.general import GeneralTask
 from mmdenoise.training.trainer import Trainer
 from tests.conftest import build_dataset
 from tests.models.conftest import random_batch
@@ -90,7 +91,7 @@ def build_pair(dataset, model: str, denoiser: str, seed: int = 0, **settings):
 
 def run_epochs(dataset, den: Denoiser, epochs: int = 1, config: TrainConfig = TRAIN) -> Trainer:
     """``epochs`` training epochs through the Trainer (no evaluation)."""
-    trainer = Trainer(dataset, den, config)
+    trainer = Trainer(GeneralTask(dataset, den), config)
     optimizer = trainer.make_optimizer()
     for epoch in range(epochs):
         trainer.train_epoch(epoch, optimizer)

@@ -252,3 +252,27 @@ def test_pretrained_teacher_runs_its_epochs_and_recalibrations_before_the_studen
     assert steps() == 4 and calls == ["recalibrate"] * 3
     guider.epoch_start(1)  # position 4: one more of each
     assert steps() == 5 and len(calls) == 4
+
+
+def test_a_non_finite_teacher_loss_stops_training_with_the_students_clear_error(noisy_tiny, tmp_path, monkeypatch):
+    """The teacher steps through the trainer's ``optimizer_step``: a NaN in its loss is the same TrainingError
+    as the student's, naming where and the term, and saying which checkpoint is kept; no step is taken."""
+    from mmdenoise.errors import TrainingError
+    from mmdenoise.models.mf import MF
+    from mmdenoise.training import record
+    original, calls = MF.regularization, {"n": 0}
+
+    def poisoned(self, batch, user_emb, item_emb):  # the teacher's second pass (one batch per pass)
+        calls["n"] += 1
+        value = original(self, batch, user_emb, item_emb)
+        return value * float("nan") if calls["n"] == 2 else value
+
+    monkeypatch.setattr(MF, "regularization", poisoned)
+    with pytest.raises(TrainingError, match=r"non-finite loss at GUIDER teacher epoch 1, batch 0: loss term\(s\) "
+                                            r"reg=nan; the best checkpoint so far is kept in") as info:
+        train(noisy_tiny, model="vbpr", denoiser="guider", out=tmp_path / "run",
+              overrides=["train.epochs=3", "train.progress=false", "teacher=mf", "teacher_batch_size=100000"])
+    assert "\n" not in str(info.value)
+    state = record.load_checkpoint(tmp_path / "run")
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["denoiser"].values()
+                                       if torch.is_tensor(v) and v.is_floating_point())

@@ -8,6 +8,7 @@ from mmdenoise.data.dataset import NoiseTruth
 from mmdenoise.denoise import NoDenoiser
 from mmdenoise.eval import detection_metrics, precision_at_count, roc_auc
 from mmdenoise.models.mf import MF
+from mmdenoise.training.general import GeneralTask
 from mmdenoise.training.trainer import Trainer
 from tests.planted import planted_dataset
 
@@ -74,9 +75,9 @@ def test_trainer_logs_detection_per_epoch_with_planted_noise():
     data = Dataset(base.name, base.n_users, base.n_items, base.train, base.valid, base.test,
                    features=base.features, noise=NoiseTruth(noisy))
     denoiser = _LossJudge(MF(data.n_users, data.n_items, 8), n)
-    fit = Trainer(data, denoiser, TrainConfig(epochs=2, eval_every=1, progress=False)).fit()
+    fit = Trainer(GeneralTask(data, denoiser), TrainConfig(epochs=2, eval_every=1, progress=False)).fit()
     assert [row["detection"] for row in fit.history] == [{"auc": 1.0, "precision@noise": 1.0}] * 2
 
-    plain = Trainer(data, NoDenoiser(MF(data.n_users, data.n_items, 8)),
+    plain = Trainer(GeneralTask(data, NoDenoiser(MF(data.n_users, data.n_items, 8))),
                     TrainConfig(epochs=1, progress=False)).fit()
     assert "detection" not in plain.history[0]  # no judgement, nothing logged

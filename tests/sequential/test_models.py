@@ -10,11 +10,13 @@ from mmdenoise.config import dump_yaml
 from mmdenoise.data.seqsynth import read_seq_truth
 from mmdenoise.eval import compare
 from mmdenoise.sequential import SEQUENTIAL_MODELS, resolve_sequential_config, train_sequential
-from mmdenoise.sequential.api import build_sequential, evaluate_sequential_run, load_sequential_run, make_view
+from mmdenoise.api import Run, evaluate_run
+from mmdenoise.sequential.registry import make_task, make_view
 from mmdenoise.sequential.interest import interest_scores
 from mmdenoise.sequential.localisation import localisation_accuracy
-from mmdenoise.sequential.trainer import SequentialTrainer
+from mmdenoise.sequential.task import SequentialTask
 from mmdenoise.training import record
+from mmdenoise.training.trainer import Trainer
 
 MODELS = ("seq-pop", "youtubednn", "gru4rec", "base", "comirec-sa", "demure")
 # 60 validation and 60 test users; lr 3e-3 (the paper's MovieLens rate) so a few epochs suffice
@@ -57,9 +59,9 @@ def test_run_folder_contract_and_paired_test(runs, seq_tiny):
     assert {"ssm", "ssm_aug", "cont"} <= set(run.history[0])
     comparison = compare(per_user, record.read_per_user(runs["base"].path))
     assert comparison.n_users == 60 and 0.0 <= comparison.p_ttest <= 1.0
-    loaded = load_sequential_run(run.path)
-    assert loaded.config.model == "demure" and loaded.test == run.test
-    valid, test = evaluate_sequential_run(run.path, seq_tiny)
+    loaded = Run.load(run.path)
+    assert loaded.config.model == "demure" and loaded.test == run.test and loaded.denoiser is None
+    valid, test = evaluate_run(run.path, seq_tiny)
     assert test.metrics["recall@20"] == pytest.approx(run.test["recall@20"])
 
 
@@ -98,7 +100,6 @@ def test_resume_matches_an_uninterrupted_run(seq_tiny, tmp_path):
     # interrupted in epoch 1 (the checkpoint is that of epoch 0), then resumed by the API: the same
     # losses and metrics, so every random draw (batches, negatives, augmentations) is reseeded per epoch
     config = resolve_sequential_config({"model": "demure", "seed": 1}, [*settings, "train.epochs=2"])
-    view = make_view(seq_tiny, config)
 
     def crash(row):
         if row["epoch"] == 1:
@@ -106,8 +107,7 @@ def test_resume_matches_an_uninterrupted_run(seq_tiny, tmp_path):
 
     (tmp_path / "cut").mkdir()  # the folder as train_sequential starts it: its config first
     (tmp_path / "cut" / record.CONFIG_FILE).write_text(dump_yaml(config))
-    trainer = SequentialTrainer(seq_tiny, view, build_sequential(seq_tiny, view, config), config.train, seed=1,
-                                n_negatives=config.sequence.n_negatives, run_dir=tmp_path / "cut", on_epoch=crash)
+    trainer = Trainer(make_task(seq_tiny, config), config.train, seed=1, run_dir=tmp_path / "cut", on_epoch=crash)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     assert record.load_checkpoint(tmp_path / "cut")["epoch"] == 0
@@ -120,8 +120,7 @@ def test_resume_matches_an_uninterrupted_run(seq_tiny, tmp_path):
 def test_demure_loss_is_eq15_and_lambda1_zero_only_logs_the_positive_view_loss(runs, seq_tiny):
     demure = runs["demure"].backbone
     view = make_view(seq_tiny, runs["demure"].config)
-    trainer = SequentialTrainer(seq_tiny, view, demure, runs["demure"].config.train, n_negatives=64)
-    batch = trainer.batch(np.arange(32), np.arange(64))
+    batch = SequentialTask(seq_tiny, view, demure, n_negatives=64).batch(np.arange(32), np.arange(64))
     grads, original = {}, demure.lambda_aug
     try:
         for lambda_aug in (0.0, 1.0):

@@ -5,11 +5,14 @@
   YoutubeDNN, GRU4Rec and ComiRec-SA on top of it, sampled softmax (Eq. 5–6);
 - ``interest``/``augment``/``demure``: gradient interest scores (Eq. 7–8),
   augmentation (Eq. 9–13), contrastive and total loss (Eq. 14–15);
-- ``trainer``/``api``: training and evaluation runs (``train_sequential``);
+- ``task``: the trainer's task (next-item batches, sampled softmax, ranking after a history);
+- ``build``/``registry``: the models' constructors, ``SEQUENTIAL_MODELS``, config resolution and what
+  a sequential run records (runs themselves: ``mmdenoise.api``; ``train_sequential`` is ``train``);
 - ``localisation``: accuracy of the interest scores on planted data;
 - ``study``: the γ_i/γ_m and J sensitivity (paper Tables 3–4).
 """
-from .config import SEQUENTIAL_MODELS, SequentialRunConfig, resolve_sequential_config
+from .config import SequentialRunConfig
+from .registry import SEQUENTIAL_MODELS, resolve_sequential_config
 from .view import PAD, SequenceView
 
 __all__ = ["SEQUENTIAL_MODELS", "SequentialRunConfig", "resolve_sequential_config", "SequenceView", "PAD",
@@ -17,7 +20,7 @@ __all__ = ["SEQUENTIAL_MODELS", "SequentialRunConfig", "resolve_sequential_confi
 
 
 def __getattr__(name: str):
-    # the training pieces pull in the trainer; import them on first use
+    # the runs module and the studies import this package: theirs are imported on first use
     if name == "train_sequential":
         from .api import train_sequential
         return train_sequential

@@ -1,4 +1,8 @@
-"""Constructors behind ``SEQUENTIAL_MODELS``: Dataset features + SequenceView + config → model."""
+"""Constructors behind ``SEQUENTIAL_MODELS``: Dataset features + SequenceView + config → model.
+
+Each takes ``(dataset, view, config)`` and draws its parameters from torch's
+current RNG state; the registry entry pairs it with its config class.
+"""
 from __future__ import annotations
 
 import torch
@@ -22,24 +26,29 @@ def modality_encoder(dataset: Dataset, config: EncoderConfig) -> ModalityEncoder
     return ModalityEncoder(features, config.dim, id_embedding=config.id_embedding)
 
 
-def build_model(name: str, dataset: Dataset, view: SequenceView, config) -> torch.nn.Module:
-    """The model ``name`` under ``config`` (parameters drawn from torch's current RNG state)."""
-    if isinstance(config, PopularityConfig):
-        return SequentialPopularity(torch.from_numpy(view.train_popularity))
-    encoder = modality_encoder(dataset, config)
-    if isinstance(config, DemureConfig):
-        base = AttentionBase(encoder, view.max_len, positional=config.positional)
-        return Demure(base, torch.from_numpy(view.seen_keys), view.n_items, gamma_i=config.gamma_i,
-                      gamma_m=config.gamma_m, n_views=config.n_views, lambda_aug=config.lambda_aug,
-                      lambda_cont=config.lambda_cont, interest=config.interest, similarity=config.similarity,
-                      temperature=config.temperature, pool_size=config.pool_size,
-                      warmup_epochs=config.warmup_epochs)
-    if isinstance(config, BaseConfig):
-        return AttentionBase(encoder, view.max_len, positional=config.positional)
-    if isinstance(config, YoutubeDNNConfig):
-        return YoutubeDNN(encoder)
-    if isinstance(config, GRU4RecConfig):
-        return GRU4Rec(encoder)
-    if isinstance(config, ComiRecSAConfig):
-        return ComiRecSA(encoder, view.max_len, n_interests=config.n_interests)
-    raise TypeError(f"no sequential model for config {type(config).__name__} ({name})")
+def build_popularity(dataset: Dataset, view: SequenceView, config: PopularityConfig) -> SequentialPopularity:
+    return SequentialPopularity(torch.from_numpy(view.train_popularity))
+
+
+def build_youtubednn(dataset: Dataset, view: SequenceView, config: YoutubeDNNConfig) -> YoutubeDNN:
+    return YoutubeDNN(modality_encoder(dataset, config))
+
+
+def build_gru4rec(dataset: Dataset, view: SequenceView, config: GRU4RecConfig) -> GRU4Rec:
+    return GRU4Rec(modality_encoder(dataset, config))
+
+
+def build_base(dataset: Dataset, view: SequenceView, config: BaseConfig) -> AttentionBase:
+    return AttentionBase(modality_encoder(dataset, config), view.max_len, positional=config.positional)
+
+
+def build_comirec_sa(dataset: Dataset, view: SequenceView, config: ComiRecSAConfig) -> ComiRecSA:
+    return ComiRecSA(modality_encoder(dataset, config), view.max_len, n_interests=config.n_interests)
+
+
+def build_demure(dataset: Dataset, view: SequenceView, config: DemureConfig) -> Demure:
+    return Demure(build_base(dataset, view, config), torch.from_numpy(view.seen_keys), view.n_items,
+                  gamma_i=config.gamma_i, gamma_m=config.gamma_m, n_views=config.n_views,
+                  lambda_aug=config.lambda_aug, lambda_cont=config.lambda_cont, interest=config.interest,
+                  similarity=config.similarity, temperature=config.temperature, pool_size=config.pool_size,
+                  warmup_epochs=config.warmup_epochs)

@@ -1,4 +1,4 @@
-"""Typed configuration of a sequential run and the ``SEQUENTIAL_MODELS`` registry.
+"""Typed configuration of a sequential run: the models' config classes and the run's sections.
 
 YAML form (what every sequential run folder's ``config.yaml`` holds)::
 
@@ -13,16 +13,14 @@ YAML form (what every sequential run folder's ``config.yaml`` holds)::
 Overrides (``--set``) take dotted keys (``train.lr``, ``sequence.max_len``,
 ``model.gamma_i`` / ``model_params.gamma_i``) or bare keys owned by exactly
 one section (``gamma_i``, ``max_len``). Unknown keys and names are
-ConfigErrors listing the valid ones.
+ConfigErrors listing the valid ones. ``sequential.registry`` names the models
+and resolves a raw config with the one resolver of ``mmdenoise.config``.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
 
-from ..config import SEED_RANGE, Check, Entry, OneOf, Range, TrainConfig, from_dict, lookup, parse_override, setting, short, to_dict
-from ..errors import ConfigError
+from ..config import SEED_RANGE, Check, OneOf, Range, TrainConfig, setting
 from .interest import INTEREST_KINDS
 
 
@@ -90,36 +88,6 @@ class PopularityConfig:
     """No settings: items ranked by their count in the training users' sequences."""
 
 
-def _build(name: str):
-    def build(dataset, view, config):
-        from .build import build_model
-        return build_model(name, dataset, view, config)
-    build.__name__ = f"build_{name.replace('-', '_')}"
-    return build
-
-
-#: name -> Entry(config class, build(dataset, view, config) -> model)
-#: Names are disjoint from ``models.MODELS``: the model name alone decides the task
-#: (sequential popularity is ``seq-pop``; general ``pop`` ranks by training-split counts).
-SEQUENTIAL_MODELS: dict[str, Entry] = {
-    "seq-pop": Entry(PopularityConfig, _build("seq-pop"), "the items most frequent in training users' sequences",
-                     "-"),
-    "youtubednn": Entry(YoutubeDNNConfig, _build("youtubednn"), "mean pooling of the history, then an FFN",
-                        "Covington et al., RecSys 2016", True),
-    "gru4rec": Entry(GRU4RecConfig, _build("gru4rec"), "the last GRU state over the history",
-                     "Hidasi et al., ICLR 2016", True),
-    "base": Entry(BaseConfig, _build("base"), "Demure's base model: modality- and item-wise self-attention",
-                  "Yao et al. (Demure)", True),
-    "comirec-sa": Entry(ComiRecSAConfig, _build("comirec-sa"), "four self-attentive interests per user",
-                        "Cen et al., KDD 2020", True),
-    "demure": Entry(DemureConfig, _build("demure"),
-                    "base model + interest-located augmentation + contrastive loss (denoising)",
-                    "Yao et al. (Demure)", True),
-}
-#: names that run folders written before 0.1.0 may hold
-LEGACY_NAMES = {"pop": "seq-pop"}
-
-
 # -------------------------------------------------------------- run config
 def _are_shares(ratios: list) -> bool:
     return len(ratios) == 3 and all(r >= 0 for r in ratios) and abs(sum(ratios) - 1) <= 1e-6
@@ -150,55 +118,10 @@ def sequential_train_defaults() -> TrainConfig:
 class SequentialRunConfig:
     """Everything that defines one sequential run."""
 
-    task: str = "sequential"
+    task: str = setting("sequential", OneOf("sequential"))
     dataset: str = "ml-100k"
     model: str = "base"
     seed: int = setting(0, SEED_RANGE)
     train: TrainConfig = field(default_factory=sequential_train_defaults)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     model_params: dict = field(default_factory=dict)
-
-
-_TOP = ("task", "dataset", "model", "seed")
-_SECTIONS = {"train": TrainConfig, "sequence": SequenceConfig}
-
-
-def resolve_sequential_config(data: Mapping[str, Any] | SequentialRunConfig | None = None,
-                              overrides: Sequence[str] = ()) -> SequentialRunConfig:
-    """Validate a raw mapping (+ ``key=value`` overrides) into a fully resolved SequentialRunConfig."""
-    raw = to_dict(data) if isinstance(data, SequentialRunConfig) else dict(data or {})
-    raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
-    parsed = [(text, *parse_override(text)) for text in overrides]
-    for text, path, value in parsed:          # top-level first: the model decides its fields
-        if len(path) == 1 and path[0] in _TOP:
-            raw[path[0]] = value
-    model = raw.get("model", SequentialRunConfig.model)
-    if not isinstance(model, str):
-        raise ConfigError(f"model must be a name, got {short(model)}")
-    model = raw["model"] = LEGACY_NAMES.get(model, model)
-    model_cls = lookup(SEQUENTIAL_MODELS, model, "sequential model").config_cls
-    fields = {"train": [f.name for f in dataclasses.fields(TrainConfig)],
-              "sequence": [f.name for f in dataclasses.fields(SequenceConfig)],
-              "model_params": [f.name for f in dataclasses.fields(model_cls)]}
-    for text, path, value in parsed:
-        if len(path) == 1 and path[0] in _TOP:
-            continue
-        if len(path) == 1:
-            owners = [s for s, names in fields.items() if path[0] in names]
-            if len(owners) != 1:
-                problem = f"is ambiguous between {', '.join(owners)}" if owners else "is not a known key"
-                valid = list(_TOP) + [f"{s}.{n}" for s, names in fields.items() for n in names]
-                raise ConfigError(f"override {short(text)}: {short(path[0])} {problem}; valid keys: {', '.join(valid)}")
-            path = [owners[0], path[0]]
-        section = "model_params" if path[0] == "model" else path[0]
-        if len(path) != 2 or section not in fields:
-            raise ConfigError(f"override {short(text)}: unknown key; use one of {list(_TOP)} or "
-                              f"{', '.join(fields)}.<field>")
-        raw.setdefault(section, {})
-        raw[section][path[1]] = value
-    if raw.get("task", "sequential") != "sequential":
-        raise ConfigError(f"task: a sequential config has task 'sequential', got {short(raw['task'])}")
-    raw["train"] = {**to_dict(sequential_train_defaults()), **(raw.get("train") or {})}
-    config = from_dict(SequentialRunConfig, raw, "config")
-    config.model_params = to_dict(from_dict(model_cls, config.model_params, f"model_params ({model})"))
-    return config

@@ -1,7 +1,9 @@
-"""Training: the one loop for every backbone × denoiser, checkpoints and run records.
+"""Training: the one loop for both tasks (``trainer``), its task protocol and the general task
+(``general``), the optimiser step every loop shares (``step``), checkpoints and run records.
 
 (``mmdenoise.training``; ``mmdenoise.train`` is the training function of the API.)
 """
-from .trainer import Trainer, TrainResult, resolve_device
+from .step import NonFiniteLoss, optimizer_step
+from .trainer import Task, Trainer, TrainResult, resolve_device
 
-__all__ = ["Trainer", "TrainResult", "resolve_device"]
+__all__ = ["Task", "Trainer", "TrainResult", "resolve_device", "optimizer_step", "NonFiniteLoss"]

@@ -1,10 +1,15 @@
-"""One training loop for every backbone × denoiser (DESIGN §2 Trainer, §4).
+"""One training loop for both tasks, over a small task protocol (DESIGN §2 Trainer, §4).
 
-Each epoch: shuffle the training interactions, draw one negative per
-positive, run the denoiser's loss batch by batch with Adam; every
-``eval_every`` epochs evaluate on validation, keep the best state, checkpoint
-and early-stop after ``patience`` checks without improvement. At the end the
-best-validation state is restored and evaluated on test.
+A :class:`Task` says what differs: how many training examples an epoch
+shuffles and which batches they make, the loss of a batch, and the scores
+evaluation ranks. ``training.general.GeneralTask`` is a denoiser around a
+backbone (one negative per positive); ``sequential.task.SequentialTask`` is a
+next-item model. The loop is the same for both: each epoch shuffles the
+examples and steps Adam batch by batch (``step.optimizer_step``, NaN/inf
+guard included); every ``eval_every`` epochs it evaluates on validation, keeps
+the best state, writes the records and the checkpoint, and stops early after
+``patience`` checks without improvement. At the end the best-validation state
+is restored and evaluated on test.
 
 Reproducibility: the numpy generator and torch's RNG are re-seeded from
 (seed, epoch) at the start of every epoch, so a run resumed from the
@@ -16,22 +21,21 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from ..data.dataset import Dataset
-from ..data.sampler import NegativeSampler
-from ..denoise.base import Denoiser, StepState
 from ..errors import ConfigError, TrainingError
-from ..eval import EvalResult, Evaluator, detection_metrics
+from ..eval import EvalResult, Evaluator
 from ..log import get_logger
-from ..models.base import Batch
 from . import record
+from .step import NonFiniteLoss, optimizer_step
 
 log = get_logger(__name__)
 #: a progress line is logged after the first epoch, then at most every this many seconds
@@ -70,6 +74,44 @@ def epoch_seed(seed: int, epoch: int) -> int:
                .astype(np.uint64).dot([1 << 31, 1]))
 
 
+class Task(Protocol):
+    """What the trainer needs of a task.
+
+    dataset: the data trained on (its fingerprint keys the checkpoints).
+    model: the module that is trained, moved to the device and saved in
+        checkpoints (the denoiser, which holds the backbone; or the sequential model).
+    evaluation_data: the Dataset the evaluators read (``valid``/``test`` the
+        held-out targets, ``train`` what is masked when ranking).
+    n_examples: training examples per epoch; the trainer shuffles their indices.
+    """
+
+    dataset: Dataset
+    model: nn.Module
+    evaluation_data: Dataset
+    n_examples: int
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the trainer's Adam steps (an inner model with its own optimiser is left out)."""
+
+    def epoch_start(self, epoch: int) -> None:
+        """Per-epoch work before the first batch; torch's RNG is already seeded for the epoch."""
+
+    def batches(self, order: np.ndarray, rng: np.random.Generator, batch_size: int,
+                device: torch.device) -> Iterator[Any]:
+        """The epoch's batches, in order: examples ``order`` (a permutation of ``n_examples``) cut into
+        ``batch_size`` pieces, with any sampling drawn from ``rng``; tensors on ``device``."""
+
+    def loss(self, batch: Any, epoch: int, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total loss, {term: scalar}) of one batch; ``step`` counts batches from the first epoch."""
+
+    def epoch_end(self, epoch: int) -> dict[str, Any]:
+        """Per-epoch work after the last batch; returns what the epoch's record adds to the loss means."""
+
+    def score_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """scores(users int64 [B]) -> [B, n_items] under the current parameters (called in eval mode,
+        without gradients; ``users`` on any device)."""
+
+
 @dataclass
 class TrainResult:
     valid: EvalResult
@@ -85,122 +127,73 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains ``denoiser`` (which holds the backbone) on ``dataset``.
+    """Trains ``task`` under ``config`` (DESIGN §4).
 
-    run_dir: where the checkpoint and records go (None: keep nothing on disk).
-    sampler: negatives; default the denoiser's (uniform over training items,
-        popularity-weighted for WBPR; DESIGN §3.5).
+    run_dir: where the records and the checkpoint go (None: keep nothing on disk).
     on_epoch: optional callback(record dict) after every epoch (e.g. TensorBoard).
     """
 
-    def __init__(self, dataset: Dataset, denoiser: Denoiser, config: TrainConfig, *, seed: int = 0,
-                 run_dir: Path | None = None, sampler: NegativeSampler | None = None,
+    def __init__(self, task: Task, config: TrainConfig, *, seed: int = 0, run_dir: Path | None = None,
                  on_epoch: Callable[[dict], None] | None = None):
-        self.dataset = dataset
-        self.denoiser = denoiser
-        self.backbone = denoiser.backbone
+        self.task = task
         self.config = config
         self.seed = seed
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.sampler = sampler if sampler is not None else denoiser.negative_sampler(dataset)
         self.on_epoch = on_epoch
         self.device = resolve_device(config.device)
-        self.valid_evaluator = Evaluator(dataset, "valid", config.ks, batch_size=config.eval_batch_size,
+        data = task.evaluation_data
+        self.valid_evaluator = Evaluator(data, "valid", config.ks, batch_size=config.eval_batch_size,
                                          metrics=config.metrics)
-        self.test_evaluator = Evaluator(dataset, "test", config.ks, batch_size=config.eval_batch_size,
+        self.test_evaluator = Evaluator(data, "test", config.ks, batch_size=config.eval_batch_size,
                                         mask_valid_in_test=config.mask_valid_in_test, metrics=config.metrics)
 
     # ----------------------------------------------------------------- pieces
     @torch.no_grad()
     def evaluate(self, evaluator: Evaluator, keep_ranking: bool = False) -> EvalResult:
-        """Full-ranking evaluation of the backbone under its current parameters (``keep_ranking``: see
-        ``Evaluator.evaluate``)."""
-        was_training = self.denoiser.training
-        self.denoiser.train(False)  # evaluation mode: no dropout, full graphs
-        user_emb, item_emb = self.backbone()
-        result = evaluator.evaluate(lambda users: self.backbone.full_scores(user_emb, item_emb, users),
-                                    device=self.device, keep_ranking=keep_ranking)
-        self.denoiser.train(was_training)
+        """Full-ranking evaluation of the task's model under its current parameters (``keep_ranking``:
+        see ``Evaluator.evaluate``)."""
+        model = self.task.model
+        was_training = model.training
+        model.train(False)  # evaluation mode: no dropout, full graphs
+        result = evaluator.evaluate(self.task.score_function(), device=self.device, keep_ranking=keep_ranking)
+        model.train(was_training)
         return result
 
-    def _epoch_batches(self, epoch: int):
-        """Shuffled (users, positives, negatives, index) tensors of one epoch, on the device."""
-        rng = np.random.default_rng(epoch_seed(self.seed, epoch))
-        train = self.dataset.train
-        order = rng.permutation(len(train))
-        users = train.users[order]
-        negatives = self.sampler.sample(users, rng)
-        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
-        return as_tensor(users), as_tensor(train.items[order]), as_tensor(negatives), as_tensor(order)
-
-    def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], epoch: int, batch: int):
-        if torch.isfinite(loss):
-            return
-        bad = [f"{name}={float(v.detach()):.4g}" for name, v in terms.items() if not torch.isfinite(v).all()]
-        where = f"epoch {epoch}, batch {batch}"
-        kept = ""
-        if self.run_dir is not None:
-            kept = (f"; the best checkpoint so far is kept in {self.run_dir}"
-                    if (self.run_dir / record.CHECKPOINT_FILE).exists()
-                    else "; no checkpoint was written (no evaluation had finished)")
-        raise TrainingError(f"non-finite loss at {where}: loss term(s) {', '.join(bad) or 'total'}{kept}")
-
     def make_optimizer(self) -> torch.optim.Optimizer | None:
-        """Adam over the denoiser's trainable parameters (backbone included); None if there are none."""
-        params = self.denoiser.trainable_parameters()
+        """Adam over the task's trainable parameters; None if there are none (nothing to learn)."""
+        params = self.task.trainable_parameters()
         if not params:
             return None
         return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def train_epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> dict:
-        """One pass over the training interactions; returns the epoch means of the loss terms."""
-        self.denoiser.train()
-        torch.manual_seed(epoch_seed(self.seed, epoch))  # before any per-epoch randomness (edge pruning)
-        self.denoiser.epoch_start(epoch)
-        users, pos, neg, index = self._epoch_batches(epoch)
+        """One shuffled pass over the training examples; returns the epoch means of the loss terms and
+        what the task adds (``Task.epoch_end``)."""
+        task = self.task
+        task.model.train()
+        seed = epoch_seed(self.seed, epoch)
+        torch.manual_seed(seed)  # before any per-epoch randomness (edge pruning, teacher passes, augmentation)
+        task.epoch_start(epoch)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(task.n_examples)
         size = self.config.batch_size
-        n_batches = (users.shape[0] + size - 1) // size
+        n_batches = (order.size + size - 1) // size
         sums: dict[str, torch.Tensor] = {}
-        for b in range(n_batches):
-            sl = slice(b * size, (b + 1) * size)
-            batch = Batch(users[sl], pos[sl], neg[sl], index[sl])
-            loss, terms = self.denoiser.loss(batch, StepState(epoch, epoch * n_batches + b))
-            self.optimizer_step(optimizer, loss, terms, sums, epoch, b)
-        self.denoiser.epoch_end(epoch)
+        for b, batch in enumerate(task.batches(order, rng, size, self.device)):
+            loss, terms = task.loss(batch, epoch, epoch * n_batches + b)
+            optimizer_step(optimizer, loss, terms, where=f"epoch {epoch}, batch {b}")
+            for name, value in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, 0.0) + value.detach()
         row = {name: float(v) / max(n_batches, 1) for name, v in sums.items()}
-        row.update(self.denoiser.epoch_stats())
-        detection = self.detection()
-        if detection is not None:
-            row["detection"] = detection
+        row.update(task.epoch_end(epoch))
         return row
 
-    def optimizer_step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, terms: dict[str, torch.Tensor],
-                       sums: dict[str, torch.Tensor], epoch: int, batch: int) -> None:
-        """Check the batch's loss is finite, take one optimiser step, add loss and terms to ``sums``."""
-        self._check_finite(loss, terms, epoch, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        for name, value in {"loss": loss, **terms}.items():
-            sums[name] = sums.get(name, 0.0) + value.detach()
-
-    def detection(self) -> dict[str, float] | None:
-        """ROC-AUC and precision@|noise| of the denoiser's judgement against the planted noise mask
-        (DESIGN §7); None without a mask, without injected interactions or without a judgement."""
-        noise = self.dataset.noise
-        if noise is None or not noise.noisy_interactions.any():
-            return None
-        scores = self.denoiser.interaction_scores()
-        if scores is None:
-            return None
-        return detection_metrics(scores, noise.noisy_interactions)
-
     def _checkpoint_state(self, epoch, optimizer, history, best) -> dict:
-        return {"epoch": epoch, "denoiser": self.denoiser.state_dict(),
+        # "denoiser" names the model's state for both tasks: older run folders are read the same way
+        return {"epoch": epoch, "denoiser": self.task.model.state_dict(),
                 "optimizer": optimizer.state_dict() if optimizer is not None else {},
-                "history": history, "best": best, "fingerprint": self.dataset.fingerprint,
-                "dataset": record.dataset_summary(self.dataset),
-                "seed": self.seed, "finished": False}
+                "history": history, "best": best, "fingerprint": self.task.dataset.fingerprint,
+                "dataset": record.dataset_summary(self.task.dataset), "seed": self.seed, "finished": False}
 
     # ------------------------------------------------------------------- loop
     def prepare(self) -> None:
@@ -208,9 +201,11 @@ class Trainer:
         limit_threads(self.config.threads)
         # multi-threaded index_put (the backward of embedding gathers) sums in a racy order otherwise
         torch.use_deterministic_algorithms(self.config.deterministic, warn_only=True)
-        self.denoiser.to(self.device)
+        self.task.model.to(self.device)
 
     def fit(self, resume: bool = False) -> TrainResult:
+        """Train up to ``config.epochs`` epochs (with ``resume``, continuing the run in ``run_dir``),
+        restore the best validation state and evaluate it on validation and test."""
         cfg = self.config
         self.prepare()
         optimizer = self.make_optimizer()
@@ -238,29 +233,17 @@ class Trainer:
         last_line = None
         for epoch in bar:
             t0 = time.perf_counter()
-            row = {"epoch": epoch, **self.train_epoch(epoch, optimizer)}
+            row = {"epoch": epoch, **self._guarded_epoch(epoch, optimizer)}
             row["train_seconds"] = time.perf_counter() - t0
             train_times.append(row["train_seconds"])
             is_check = (epoch + 1) % cfg.eval_every == 0 or epoch == epochs - 1
             if is_check:
-                t1 = time.perf_counter()
-                valid = self.evaluate(self.valid_evaluator)
-                row["eval_seconds"] = time.perf_counter() - t1
+                best = self._validate(epoch, row, best)
                 eval_times.append(row["eval_seconds"])
-                row["valid"] = valid.metrics
-                value = valid.metrics[cfg.valid_metric]
-                if value > best["value"]:
-                    best = {"epoch": epoch, "value": value, "bad_checks": 0,
-                            "state": _cpu_copy(self.denoiser.state_dict())}
-                else:
-                    best["bad_checks"] += 1
             history.append(row)
             if self.on_epoch is not None:
                 self.on_epoch(row)
-            if self.run_dir is not None:
-                record.write_metrics(self.run_dir, history)
-                if is_check:
-                    record.save_checkpoint(self.run_dir, self._checkpoint_state(epoch, optimizer, history, best))
+            self._save(epoch, optimizer, history, best, checkpoint=is_check)
             bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{best['value']:.4f}@{best['epoch'] + 1}")
             stop = is_check and best["bad_checks"] >= cfg.patience
             if last_line is None or time.perf_counter() - last_line >= PROGRESS_EVERY_S or stop:
@@ -274,7 +257,7 @@ class Trainer:
         bar.close()
 
         if best["state"] is not None:
-            self.denoiser.load_state_dict(best["state"])
+            self.task.model.load_state_dict(best["state"])
         t1 = time.perf_counter()
         valid = self.evaluate(self.valid_evaluator)
         eval_times.append(time.perf_counter() - t1)
@@ -292,12 +275,47 @@ class Trainer:
             eval_seconds=float(np.mean(eval_times)) if eval_times else 0.0,
             total_seconds=time.perf_counter() - t_start, stopped_early=stopped_early)
 
+    # ------------------------------------------------------ steps of the loop
+    def _guarded_epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> dict:
+        """``train_epoch``; a non-finite loss anywhere in it (the task's inner loops too, such as GUIDER's
+        teacher) becomes a TrainingError that also says what of the run is kept on disk."""
+        try:
+            return self.train_epoch(epoch, optimizer)
+        except NonFiniteLoss as exc:
+            kept = ""
+            if self.run_dir is not None:
+                kept = (f"; the best checkpoint so far is kept in {self.run_dir}"
+                        if (self.run_dir / record.CHECKPOINT_FILE).exists()
+                        else "; no checkpoint was written (no evaluation had finished)")
+            raise TrainingError(f"{exc}{kept}") from None
+
+    def _validate(self, epoch: int, row: dict, best: dict) -> dict:
+        """Early stopping's step: evaluate on validation into ``row``; returns the new best record
+        (epoch, value, checks without improvement, a CPU copy of the state when it improved)."""
+        t1 = time.perf_counter()
+        valid = self.evaluate(self.valid_evaluator)
+        row["eval_seconds"] = time.perf_counter() - t1
+        row["valid"] = valid.metrics
+        value = valid.metrics[self.config.valid_metric]
+        if value > best["value"]:
+            return {"epoch": epoch, "value": value, "bad_checks": 0,
+                    "state": _cpu_copy(self.task.model.state_dict())}
+        return {**best, "bad_checks": best["bad_checks"] + 1}
+
+    def _save(self, epoch: int, optimizer, history: list[dict], best: dict, *, checkpoint: bool) -> None:
+        """Checkpointing's step: metrics.jsonl after every epoch, checkpoint.pt after every check."""
+        if self.run_dir is None:
+            return
+        record.write_metrics(self.run_dir, history)
+        if checkpoint:
+            record.save_checkpoint(self.run_dir, self._checkpoint_state(epoch, optimizer, history, best))
+
     def _resume(self, optimizer):
         if self.run_dir is None or not (self.run_dir / record.CHECKPOINT_FILE).exists():
             raise TrainingError(f"cannot resume: no {record.CHECKPOINT_FILE} in {self.run_dir}")
         state = record.load_checkpoint(self.run_dir)
-        record.check_fingerprint(self.run_dir, state, self.dataset, "resume")
-        self.denoiser.load_state_dict(state["denoiser"])
+        record.check_fingerprint(self.run_dir, state, self.task.dataset, "resume")
+        self.task.model.load_state_dict(state["denoiser"])
         if optimizer is not None and state["optimizer"]:
             optimizer.load_state_dict(state["optimizer"])
         history = [r for r in state["history"] if r["epoch"] <= state["epoch"]]

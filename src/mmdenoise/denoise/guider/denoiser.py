@@ -33,6 +33,7 @@ from ...losses import bpr_loss
 from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
 from ...models import MODELS
 from ...models.base import Backbone, Batch
+from ...training.step import optimizer_step
 from ..base import Denoiser, StepState
 from .amsc import Candidates, calibrate, candidate_pairs, grouped_by_user
 from .hashing import modality_confidence
@@ -157,7 +158,10 @@ class Guider(Denoiser):
         pick = start[users] + (rng.random(users.size) * count[users]).astype(np.int64)
         return self.train_items[order[np.minimum(pick, order.size - 1)]], has
 
-    def _teacher_epoch(self, rng: np.random.Generator) -> None:
+    def _teacher_epoch(self, rng: np.random.Generator, position: int = 0) -> None:
+        """One teacher pass (BPR, or DBPR once calibrated) through the trainer's optimiser step, so a
+        non-finite teacher loss stops training as the student's does; ``position``: the teacher's epoch
+        in the schedule, named in that error."""
         teacher, device = self.teacher, self.backbone.device
         dbpr = self._dbpr_ready()
         positives = np.flatnonzero(self.clean.cpu().numpy()) if dbpr else np.arange(self.train_users.size)
@@ -168,19 +172,20 @@ class Guider(Denoiser):
         tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         teacher.train()
         size = self.config.teacher_batch_size
-        for start in range(0, users.size, size):
+        for b, start in enumerate(range(0, users.size, size)):
             sl = slice(start, start + size)
             batch = Batch(tensor(users[sl]), tensor(items[sl]), tensor(negatives[sl]), tensor(order[sl]))
             user_emb, item_emb = teacher()
-            loss = teacher.rec_loss(batch, user_emb, item_emb) + teacher.regularization(batch, user_emb, item_emb)
+            terms = {"rec": teacher.rec_loss(batch, user_emb, item_emb),
+                     "reg": teacher.regularization(batch, user_emb, item_emb)}
+            loss = terms["rec"] + terms["reg"]
             if dbpr and has_noisy[sl].any():
                 keep = tensor(has_noisy[sl])
                 pos = teacher.score(user_emb, item_emb, batch.users[keep], batch.pos_items[keep])
                 neg = teacher.score(user_emb, item_emb, batch.users[keep], tensor(noisy[sl])[keep])
-                loss = loss + self.config.dbpr_weight * bpr_loss(pos, neg)
-            self.teacher_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.teacher_optimizer.step()
+                terms["dbpr"] = self.config.dbpr_weight * bpr_loss(pos, neg)
+                loss = loss + terms["dbpr"]
+            optimizer_step(self.teacher_optimizer, loss, terms, where=f"GUIDER teacher epoch {position}, batch {b}")
 
     # -------------------------------------------------------- recalibrate
     @torch.no_grad()
@@ -222,7 +227,7 @@ class Guider(Denoiser):
         steps = range(pretrain + 1) if epoch == 0 else [pretrain + epoch]  # teacher schedule positions
         for step in steps:
             if self.teacher is not None:
-                self._teacher_epoch(rng)
+                self._teacher_epoch(rng, step)
             if step + 1 >= self.config.warmup_epochs and (step + 1) % self.config.recalibrate_every == 0:
                 self.recalibrate()
         if self.teacher is not None:
