@@ -1,6 +1,8 @@
-"""Every Markdown and LaTeX table the library writes, on fixed inputs, against the text the table
-functions wrote before they shared one renderer (``tests/experiments/tables/``), and the committed
-result pages under docs/results re-rendered from their JSON."""
+"""The one table renderer (``experiments.tables``); every Markdown and LaTeX table the library writes,
+on fixed inputs, against the text the table functions wrote before they shared it
+(``tests/experiments/tables/``; the one change: an empty cell of the sequential studies' tables is
+``| |``, as the datasets page always wrote it, no longer ``|  |``); and the committed result pages
+under docs/results re-rendered from their JSON."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,39 @@ from mmdenoise.training import record
 
 GOLDEN = Path(__file__).parent / "tables"
 RESULTS = Path(__file__).parents[2] / "docs" / "results"
+
+
+# ---------------------------------------------------------------- renderer
+def test_markdown_alignment_bold_marks_and_escaping():
+    from mmdenoise.experiments.tables import Cell, markdown
+    text = markdown(["name", "value", "centred"], [["a|b", Cell("0.5", bold=True, marked=True), ""],
+                                                  ["c", Cell("0.25", marked=True), Cell("x", bold=True)]], "lrc")
+    assert text.splitlines() == ["| name | value | centred |", "|---|---:|:---:|",
+                                 "| a\\|b | **0.5*** | |", "| c | 0.25* | **x** |"]
+
+
+def test_latex_escapes_bolds_marks_and_groups_columns():
+    from mmdenoise.experiments.tables import Cell, latex
+    text = latex(["Model", "R@20", "N@20"], [["mf_x & 50%", Cell("0.5", bold=True, marked=True), "$1"]], "lrr",
+                 groups=[("", 1), ("lightgcn #1", 2)])
+    assert text.splitlines() == [r"\begin{tabular}{lrr}", r"\toprule",
+                                 r" & \multicolumn{2}{c}{lightgcn \#1} \\", r"\cmidrule(lr){2-3}",
+                                 r"Model & R@20 & N@20 \\", r"\midrule",
+                                 r"mf\_x \& 50\% & \textbf{0.5}$^*$ & \$1 \\", r"\bottomrule", r"\end{tabular}"]
+    floating = latex(["a"], [["b~c^d"]], "l", caption=r"Caption with $p < 0.05$")
+    assert floating.splitlines()[:3] == [r"\begin{table}[t]", r"\centering", r"\caption{Caption with $p < 0.05$}"]
+    assert r"b\textasciitilde{}c\textasciicircum{}d \\" in floating and floating.endswith(r"\end{table}")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, la: m(["a", "b"], [["1"]], "lr"), "a row of 1 cells in a table of 2 columns"),
+    (lambda m, la: m(["a", "b"], [], "lx"), "one of l, r, c per column"),
+    (lambda m, la: la(["a", "b"], [], "lr", groups=[("g", 3)]), "do not span the 2 columns"),
+])
+def test_malformed_tables_are_refused(call, message):
+    from mmdenoise.experiments.tables import latex, markdown
+    with pytest.raises(ValueError, match=message):
+        call(markdown, latex)
 
 
 # ------------------------------------------------------------------ inputs

@@ -27,8 +27,10 @@ from ..errors import MMDenoiseError, RunError
 from ..eval import paired_ttest
 from ..eval.significance import align
 from ..training import record
+from .tables import Cell, latex, latex_escape, markdown
 
 METRICS = ("recall@20", "ndcg@20")
+SHORT = {"recall@20": "R@20", "ndcg@20": "N@20"}
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -216,61 +218,29 @@ def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
     """Markdown tables (one per dataset) of test metrics with bold best and ``*`` significance marks."""
     out = []
     for t in comparison_cells(run_dirs, alpha):
-        models = t["models"]
-        header = "| denoiser | " + " | ".join(f"{model} R@20 | {model} N@20" for model in models) + " |"
-        lines = [f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)", "",
-                 header, "|---|" + "---:|" * (2 * len(models))]
-        for den, cells in _rows(t):
-            texts = [den]
-            for cell in cells:
-                if cell is None:
-                    texts.append("–")
-                    continue
-                text = f"{cell['value']:.4f}" + ("*" if cell["significant"] else "")
-                texts.append(f"**{text}**" if cell["best"] else text)
-            lines.append("| " + " | ".join(texts) + " |")
-        out.append("\n".join(lines))
+        header = ["denoiser"] + [f"{model} {SHORT[m]}" for model in t["models"] for m in METRICS]
+        rows = [[den] + ["–" if cell is None else _value_cell(cell) for cell in cells] for den, cells in _rows(t)]
+        out.append(f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)\n\n"
+                   + markdown(header, rows, "l" + "r" * (len(header) - 1)))
     return "\n\n".join(out) + "\n"
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped (for names in tables)."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+def _value_cell(cell: dict) -> Cell:
+    return Cell(f"{cell['value']:.4f}", bold=cell["best"], marked=cell["significant"])
 
 
 def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
     """LaTeX (booktabs) tables like GUIDER Table 2: best of each column in ``\\textbf``, ``$^*$`` after
     a value whose paired t-test against ``none`` gives p < alpha. Needs ``\\usepackage{booktabs}``."""
     out = []
-    short = {"recall@20": "R@20", "ndcg@20": "N@20"}
     for t in comparison_cells(run_dirs, alpha):
         models = t["models"]
-        n = len(METRICS)
-        lines = [r"\begin{table}[t]", r"\centering",
-                 rf"\caption{{{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold; "
-                 rf"$^*$: $p < {alpha}$, paired t-test against the backbone without denoiser.}}",
-                 r"\begin{tabular}{l" + ("r" * n) * len(models) + "}", r"\toprule",
-                 " & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(m)}}}" for m in models) + r" \\",
-                 " ".join(rf"\cmidrule(lr){{{2 + k * n}-{1 + (k + 1) * n}}}" for k in range(len(models))),
-                 "Denoiser & " + " & ".join(short.get(m, latex_escape(m)) for _ in models for m in METRICS)
-                 + r" \\",
-                 r"\midrule"]
-        for den, cells in _rows(t):
-            texts = [latex_escape(den)]
-            for cell in cells:
-                if cell is None:
-                    texts.append("--")
-                    continue
-                text = f"{cell['value']:.4f}"
-                text = rf"\textbf{{{text}}}" if cell["best"] else text
-                texts.append(text + (r"$^*$" if cell["significant"] else ""))
-            lines.append(" & ".join(texts) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        out.append("\n".join(lines))
+        header = ["Denoiser"] + [SHORT[m] for _ in models for m in METRICS]
+        rows = [[den] + ["--" if cell is None else _value_cell(cell) for cell in cells] for den, cells in _rows(t)]
+        caption = (f"{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold; "
+                   f"$^*$: $p < {alpha}$, paired t-test against the backbone without denoiser.")
+        out.append(latex(header, rows, "l" + "r" * (len(header) - 1), caption=caption,
+                         groups=[("", 1)] + [(model, len(METRICS)) for model in models]))
     return "\n\n".join(out) + "\n"
 
 
@@ -286,14 +256,21 @@ def _detection_rows(run_dirs: list[Path]) -> list[tuple]:
     return sorted(rows)
 
 
+DETECTION_ALIGN = "lllrrr"
+
+
 def detection_table(run_dirs: list[Path]) -> str:
     """Markdown table of detection ROC-AUC and precision@|noise| (last epoch) per dataset, model and denoiser."""
     rows = _detection_rows(run_dirs)
     if not rows:
         return ""
-    lines = ["| dataset | model | denoiser | seed | detection AUC | precision@noise |", "|---|---|---|---:|---:|---:|"]
-    lines += [f"| {a} | {b} | {c} | {s} | {auc:.3f} | {p:.3f} |" for a, b, c, s, auc, p in rows]
-    return "\n".join(lines) + "\n"
+    header = ["dataset", "model", "denoiser", "seed", "detection AUC", "precision@noise"]
+    return markdown(header, [_detection_cells(row) for row in rows], DETECTION_ALIGN) + "\n"
+
+
+def _detection_cells(row: tuple) -> list[str]:
+    dataset, model, denoiser, seed, auc, precision = row
+    return [dataset, model, denoiser, str(seed), f"{auc:.3f}", f"{precision:.3f}"]
 
 
 def detection_table_latex(run_dirs: list[Path]) -> str:
@@ -301,15 +278,10 @@ def detection_table_latex(run_dirs: list[Path]) -> str:
     rows = _detection_rows(run_dirs)
     if not rows:
         return ""
-    lines = [r"\begin{table}[t]", r"\centering",
-             r"\caption{Noise detection: ROC-AUC and precision@$|$noise$|$ of each denoiser's per-interaction "
-             r"judgement against the planted added interactions (last epoch).}",
-             r"\begin{tabular}{lllrrr}", r"\toprule",
-             r"Dataset & Model & Denoiser & Seed & AUC & Precision@noise \\", r"\midrule"]
-    lines += [" & ".join([latex_escape(a), latex_escape(b), latex_escape(c), str(s), f"{auc:.3f}", f"{p:.3f}"])
-              + r" \\" for a, b, c, s, auc, p in rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    header = ["Dataset", "Model", "Denoiser", "Seed", "AUC", "Precision@noise"]
+    caption = (r"Noise detection: ROC-AUC and precision@$|$noise$|$ of each denoiser's per-interaction "
+               r"judgement against the planted added interactions (last epoch).")
+    return latex(header, [_detection_cells(row) for row in rows], DETECTION_ALIGN, caption=caption) + "\n"
 
 
 REPORT_FORMATS = ("md", "latex")

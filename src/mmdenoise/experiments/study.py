@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..log import get_logger
+from .tables import Cell, markdown
 from .sweep import (Objective, format_value, make_trial, run_trials, summary_record, trial_defaults,
                     validate_trial)
 
@@ -128,9 +129,9 @@ def _test_values(records: Sequence[dict], metric: str) -> list[float]:
     return [r["test"][metric] for r in records]
 
 
-def _cell(mean: float, std: float, n: int, bold: bool = False, mark: str = "") -> str:
-    text = f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
-    return f"**{text}**{mark}" if bold else text + mark
+def _cell(mean: float, std: float, n: int, bold: bool = False, marked: bool = False) -> Cell:
+    """``mean ± std`` over n seeds (the mean alone for one seed)."""
+    return Cell(f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}", bold, marked)
 
 
 def decline_rate(clean: float, noisiest: float) -> float:
@@ -324,18 +325,13 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
             marked = {(d, lv) for d in denoisers for lv in levels if d != "none" and "none" in denoisers
                       and significantly_better(paths[(d, lv)], paths[("none", lv)], metric, alpha)}
             best = {lv: max(round(stats[(d, lv)][0], 4) for d in denoisers) for lv in levels}
-            header = ("| denoiser | " + " | ".join(f"{100 * lv:g}%" for lv in levels)
-                      + f" | decline {100 * lo:g}%→{100 * hi:g}% |")
-            lines = [f"**{model}** on {dataset}: test {short} under {kind} noise "
-                     f"(mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''}; "
-                     f"* p < {alpha} paired t-test vs none)", "",
-                     header, "|---|" + "---:|" * (len(levels) + 1)]
-            for d in denoisers:
-                row = [_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv],
-                             mark="*" if (d, lv) in marked else "") for lv in levels]
-                rate = decline_rate(stats[(d, lo)][0], stats[(d, hi)][0])
-                lines.append(f"| {d} | " + " | ".join(row) + f" | {100 * rate:.1f}% |")
-            out.append("\n".join(lines))
+            header = ["denoiser", *(f"{100 * lv:g}%" for lv in levels), f"decline {100 * lo:g}%→{100 * hi:g}%"]
+            rows = [[d, *(_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv],
+                                marked=(d, lv) in marked) for lv in levels),
+                     f"{100 * decline_rate(stats[(d, lo)][0], stats[(d, hi)][0]):.1f}%"] for d in denoisers]
+            title = (f"**{model}** on {dataset}: test {short} under {kind} noise (mean ± std over {n_seeds} "
+                     f"seed{'s' if n_seeds > 1 else ''}; * p < {alpha} paired t-test vs none)")
+            out.append(title + "\n\n" + markdown(header, rows, "l" + "r" * (len(header) - 1)))
     return "\n\n".join(out) + "\n"
 
 
@@ -406,21 +402,18 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
     stats = {(label, metric): _stats(_test_values(runs[label], metric))
              for label in labels for metric, _ in TABLE_METRICS}
     best = {metric: max(round(stats[(label, metric)][0], 4) for label in labels) for metric, _ in TABLE_METRICS}
-    header = "| variant | " + " | ".join(f"test {short}" for _, short in TABLE_METRICS) + " | valid R@20 |"
-    lines = [f"**{model}** + {denoiser} ablation on {dataset} (mean ± std over {n} seed{'s' if n > 1 else ''}; "
-             f"* p < {alpha} paired t-test vs none)", "", header, "|---|" + "---:|" * (len(TABLE_METRICS) + 1)]
+    rows = []
     for label in labels:
-        row = []
+        row = [label]
         for metric, _ in TABLE_METRICS:
             mean, std = stats[(label, metric)]
-            mark = ""
-            if label != "none" and significantly_better([Path(r["path"]) for r in runs[label]],
-                                                        [Path(r["path"]) for r in runs["none"]], metric, alpha):
-                mark = "*"
-            row.append(_cell(mean, std, n, bold=round(mean, 4) == best[metric], mark=mark))
-        valid = _stats([r["valid"]["recall@20"] for r in runs[label]])
-        lines.append(f"| {label} | " + " | ".join(row) + f" | {_cell(*valid, n)} |")
-    return "\n".join(lines) + "\n"
+            marked = label != "none" and significantly_better([Path(r["path"]) for r in runs[label]],
+                                                              [Path(r["path"]) for r in runs["none"]], metric, alpha)
+            row.append(_cell(mean, std, n, bold=round(mean, 4) == best[metric], marked=marked))
+        rows.append(row + [_cell(*_stats([r["valid"]["recall@20"] for r in runs[label]]), n)])
+    header = ["variant", *(f"test {short}" for _, short in TABLE_METRICS), "valid R@20"]
+    return (f"**{model}** + {denoiser} ablation on {dataset} (mean ± std over {n} seed{'s' if n > 1 else ''}; "
+            f"* p < {alpha} paired t-test vs none)\n\n" + markdown(header, rows, "l" + "r" * (len(header) - 1)) + "\n")
 
 
 # ------------------------------------------------------------------ files
@@ -485,17 +478,17 @@ def baseline_rows(records: Sequence[dict]) -> dict[str, dict]:
 def baseline_table(dataset: str, models: Sequence[str], rows: dict[str, dict], n_seeds: int) -> str:
     """Markdown: one row per backbone (validation R@20, test R@20 / N@20, best epoch, cost); best test R@20 bold."""
     best = max((round(rows[m]["test_recall@20"], 4) for m in models), default=None)
-    lines = [f"Backbones at their defaults on {dataset} (no denoiser; test at the best validation epoch; "
-             f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}; s/epoch = training only, one thread)", "",
-             "| model | valid R@20 | test R@20 | test N@20 | best epoch | epochs run | s/epoch | s/eval |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ["model", "valid R@20", "test R@20", "test N@20", "best epoch", "epochs run", "s/epoch", "s/eval"]
+    cells = []
     for m in models:
         r = rows[m]
         recall = f"{r['test_recall@20']:.4f}"
-        lines.append(f"| {m} | {r['valid_recall@20']:.4f} | {f'**{recall}**' if float(recall) == best else recall} "
-                     f"| {r['test_ndcg@20']:.4f} | {_epoch(r['best_epoch'])} | {r['epochs_run']:g} "
-                     f"| {r['seconds_per_epoch']:.2f} | {r['eval_seconds']:.2f} |")
-    return "\n".join(lines) + "\n"
+        cells.append([m, f"{r['valid_recall@20']:.4f}", Cell(recall, bold=float(recall) == best),
+                      f"{r['test_ndcg@20']:.4f}", _epoch(r["best_epoch"]), f"{r['epochs_run']:g}",
+                      f"{r['seconds_per_epoch']:.2f}", f"{r['eval_seconds']:.2f}"])
+    return (f"Backbones at their defaults on {dataset} (no denoiser; test at the best validation epoch; "
+            f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}; s/epoch = training only, one thread)\n\n"
+            + markdown(header, cells, "l" + "r" * (len(header) - 1)) + "\n")
 
 
 def _epoch(value: float) -> str:

@@ -48,6 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError, MMDenoiseError
 from ..log import get_logger
+from .tables import Cell, markdown
 
 log = get_logger(__name__)
 
@@ -601,17 +602,15 @@ def summary_table(result: SweepResult) -> str:
     ordered = sorted(result.trials, key=lambda t: (t.get("objective") is None,
                                                    -(t.get("objective") or 0.0) if result.objective.mode == "max"
                                                    else (t.get("objective") or 0.0)))
-    lines = ["| rank | trial | " + " | ".join(keys) + f" | valid {result.objective.metric} |",
-             "|---:|---|" + "---|" * len(keys) + "---:|"]
+    rows = []
     for rank, t in enumerate(ordered, 1):
         value = t.get("objective")
-        shown = "failed" if value is None else f"{value:.4f}"
-        if result.best is not None and t["name"] == result.best["name"]:
-            shown = f"**{shown}**"
-        cells = [format_value(t["params"][k]) if not isinstance(t["params"].get(k), str) else t["params"][k]
-                 for k in keys]
-        lines.append(f"| {rank} | {t['name']} | " + " | ".join(cells) + f" | {shown} |")
-    return "\n".join(lines) + "\n"
+        best = result.best is not None and t["name"] == result.best["name"]
+        rows.append([str(rank), t["name"], *(v if isinstance(v, str) else format_value(v)
+                                             for v in (t["params"][k] for k in keys)),
+                     Cell("failed" if value is None else f"{value:.4f}", bold=best)])
+    header = ["rank", "trial", *keys, f"valid {result.objective.metric}"]
+    return markdown(header, rows, "rl" + "l" * len(keys) + "r") + "\n"
 
 
 def summary_record(record: Mapping[str, Any], keys: Sequence[str]) -> dict:

@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from ..eval.significance import paired_ttest
 from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
 from ..experiments.study import check_task, parse_seeds
+from ..experiments.tables import markdown
 from ..io import write_json, write_text
 from ..log import get_logger
 from ..training import record
@@ -117,21 +118,20 @@ def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, s
     keys = list(rows[1]["columns"])
     header = keys + ["valid R@20", "test R@20", "test N@20", "test R@50", "test N@50", "p vs base",
                      "best epoch", "s/epoch"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells = []
     for row in rows:
         shown = [str(row["columns"][k]) for k in keys] if row["columns"] else ["base"] + [""] * (len(keys) - 1)
         if row["runs"] is None:
-            lines.append("| " + " | ".join(shown + ["not run"] + [""] * (len(header) - len(keys) - 1)) + " |")
+            cells.append(shown + ["not run"] + [""] * (len(header) - len(keys) - 1))
             continue
         mark = " ←" if row["label"] == best else ""
         p = f"{row['p_vs_base']:.3g}" if "p_vs_base" in row else "–"
-        lines.append("| " + " | ".join(shown + [f"{row['valid']['recall@20']:.4f}{mark}"] +
-                                       [f"{row['test'][m]:.4f}" for m in METRICS] +
-                                       [p, f"{row['best_epoch']:.3g}", f"{row['seconds_per_epoch']:.1f}"]) + " |")
+        cells.append(shown + [f"{row['valid']['recall@20']:.4f}{mark}"] + [f"{row['test'][m]:.4f}" for m in METRICS]
+                     + [p, f"{row['best_epoch']:.3g}", f"{row['seconds_per_epoch']:.1f}"])
     note = (f"\nDemure sensitivity ({grid}) on {dataset}, seeds {list(seeds)}; ← = best validation "
             "Recall@20 (the point to select); p = paired t-test of test Recall@20 vs base over test users; "
             "best epoch and s/epoch are means over the seeds.\n")
-    return "\n".join(lines) + "\n" + note
+    return markdown(header, cells, "l" * len(header)) + "\n" + note
 
 
 def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int | str | Sequence[int] = (0, 1, 2),
@@ -212,23 +212,20 @@ def _mean(results: list[dict], *keys: str) -> float:
 
 def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], reference: str) -> str:
     """The two Markdown tables of ``split_study``."""
-    lines = ["| split | model | valid R@20 | R@20 | N@20 | R@50 | N@50 | best epoch | Δ R@20 (p) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in sorted(per_split, key=lambda r: r["split"]):
-        delta = f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""
-        lines.append(f"| {row['split']} | {row['model']} | {row['valid_recall@20']:.4f} | "
-                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']:.3g} | {delta} |")
+    header = ["split", "model", "valid R@20", "R@20", "N@20", "R@50", "N@50", "best epoch", "Δ R@20 (p)"]
+    rows = [[str(row["split"]), row["model"], f"{row['valid_recall@20']:.4f}", *(f"{row[k]:.4f}" for k in METRICS),
+             f"{row['best_epoch']:.3g}", f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""]
+            for row in sorted(per_split, key=lambda r: r["split"])]
     n_users = next((row["n_users"] for row in pooled if "n_users" in row), 0)
-    lines += ["", f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
-              f"t-test against {reference}; last column: the same for R@20 with each of the {n_users} distinct "
-              "users counted once (its differences averaged over the splits that hold it):", "",
-              "| model | mean valid R@20 | R@20 | N@20 | R@50 | N@50 | R@20 p, users once |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for row in pooled:
-        cells = [f"{row[k]:.4f}" + (f" (p = {row[f'p_{k}']:.2g})" if f"p_{k}" in row else "") for k in METRICS]
-        once = f"{row['p_users_recall@20']:.2g}" if "p_users_recall@20" in row else ""
-        lines.append(f"| {row['model']} | {row['valid_recall@20']:.4f} | " + " | ".join(cells) + f" | {once} |")
-    return "\n".join(lines) + "\n"
+    note = (f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
+            f"t-test against {reference}; last column: the same for R@20 with each of the {n_users} distinct "
+            "users counted once (its differences averaged over the splits that hold it):")
+    pooled_header = ["model", "mean valid R@20", "R@20", "N@20", "R@50", "N@50", "R@20 p, users once"]
+    pooled_rows = [[row["model"], f"{row['valid_recall@20']:.4f}",
+                    *(f"{row[k]:.4f}" + (f" (p = {row[f'p_{k}']:.2g})" if f"p_{k}" in row else "") for k in METRICS),
+                    f"{row['p_users_recall@20']:.2g}" if "p_users_recall@20" in row else ""] for row in pooled]
+    return "\n\n".join([markdown(header, rows, "rl" + "r" * 7), note,
+                        markdown(pooled_header, pooled_rows, "l" + "r" * 6)]) + "\n"
 
 
 def read_table(path: str | Path) -> dict:
