@@ -264,7 +264,7 @@ def test_noise_study_pages_rerender_identically(tmp_path, monkeypatch, page):
         short = dict(study.TABLE_METRICS)[metric]
         return ((model, short), denoiser, 1 + levels.index(float(level))) in starred
 
-    monkeypatch.setattr("mmdenoise.experiments.report.significantly_better", marked)
+    monkeypatch.setattr("mmdenoise.eval.pairing.significantly_better", marked)
     table = study.noise_table(summary["dataset"], summary["kind"], summary["models"], summary["denoisers"],
                               levels, cells, len(summary["seeds"]))
     study._write(tmp_path, "study", table, {}, [f"noise_{m}.png" for m in summary["models"]])
@@ -283,7 +283,7 @@ def test_ablation_pages_rerender_identically(tmp_path, monkeypatch, page):
         column = 1 + [m for m, _ in study.TABLE_METRICS].index(metric)
         return any(row == str(runs_a[0]) and j == column for _, row, j in starred)
 
-    monkeypatch.setattr("mmdenoise.experiments.report.significantly_better", marked)
+    monkeypatch.setattr("mmdenoise.eval.pairing.significantly_better", marked)
     table = study.ablation_table(summary["dataset"], summary["model"], summary["denoiser"],
                                  list(summary["variants"]), records)
     study._write(tmp_path, "ablation", table, {}, [])

@@ -314,7 +314,7 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
     (per-user values averaged over seeds) against ``none`` at the same level
     gives p < alpha and the mean is higher.
     """
-    from .report import significantly_better
+    from ..eval.pairing import significantly_better
     out = []
     lo, hi = levels[0], levels[-1]
     for model in models:
@@ -394,7 +394,7 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
     (per-user metrics averaged over seeds) against ``none`` gives p < alpha
     and the variant's mean is higher (as in the comparison report).
     """
-    from .report import significantly_better
+    from ..eval.pairing import significantly_better
     runs = defaultdict(list)
     for rec in records:
         runs[rec["params"]["variant"]].append(rec)

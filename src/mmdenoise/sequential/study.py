@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..eval.significance import paired_ttest
-from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
+from ..eval.pairing import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
 from ..experiments.study import check_task, parse_seeds
 from ..experiments.tables import markdown
 from ..io import write_json, write_text
