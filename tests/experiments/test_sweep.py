@@ -10,8 +10,9 @@ import yaml
 
 from mmdenoise.config import parse_override
 from mmdenoise.errors import ConfigError
-from mmdenoise.experiments.sweep import (Distribution, expand, format_value, load_spec, parse_spec, sweep,
-                                         trial_name)
+from mmdenoise.experiments.runner import format_value, trial_name
+from mmdenoise.experiments.spec import Distribution, expand, load_spec, parse_spec
+from mmdenoise.experiments.sweep import sweep
 from mmdenoise.training import record
 
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -180,7 +180,8 @@ def split_rows() -> tuple[list[dict], list[dict]]:
 def render_all(root: Path) -> dict[str, str]:
     """Every table of the library on the inputs above: file name -> text."""
     from mmdenoise.experiments import datasets, demo, report, study
-    from mmdenoise.experiments.sweep import Objective, SweepResult, summary_table
+    from mmdenoise.experiments.runner import Objective
+    from mmdenoise.experiments.sweep import SweepResult, summary_table
     from mmdenoise.sequential import study as seq_study
     runs = report_runs(root / "runs")
     per_split, pooled = split_rows()

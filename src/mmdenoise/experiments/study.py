@@ -1,7 +1,7 @@
 """Noise-robustness studies and ablations (DESIGN §7; GUIDER Fig. 8 / Table 3, DA-MRS Fig. 3–4 / Tables 3–4).
 
 Both are grids of runs: each cell (backbone × denoiser or variant × noise
-level × seed) is a trial run by :func:`experiments.sweep.run_trials`, so a
+level × seed) is a trial run by :func:`experiments.runner.run_trials`, so a
 study resumes after an interruption exactly as a sweep does (finished cells
 are skipped) and runs on the local or the Ray backend.
 
@@ -33,8 +33,8 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..log import get_logger
 from .tables import Cell, markdown
-from .sweep import (Objective, format_value, make_trial, run_trials, summary_record, trial_defaults,
-                    validate_trial)
+from .runner import (Objective, format_value, make_trial, run_trials, summary_record, trial_defaults,
+                     validate_trial)
 
 log = get_logger(__name__)
 
@@ -442,7 +442,7 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
                          + scoped[None] + scoped[m])
               for m in models for s in seed_list]
     if finished_only:
-        from .sweep import read_trial_record, trial_status
+        from .runner import read_trial_record, trial_status
         records = [read_trial_record(root, t, objective) for t in _validated(trials)
                    if trial_status(root / t["name"], t) == "finished"]
     else:
