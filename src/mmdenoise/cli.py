@@ -343,8 +343,9 @@ def sweep_cmd(
     set_: List[str] = typer.Option([], "--set", help="extra override for every trial, e.g. train.epochs=50"),
 ):
     """Grid/random search selected on validation; finished trials are skipped when run again."""
+    from .config import override_pairs
     from .experiments.sweep import SWEEP_MD, sweep
-    result = sweep(spec, out, backend=backend, workers=workers, address=address, overrides=set_,
+    result = sweep(spec, out, backend=backend, workers=workers, address=address, overrides=override_pairs(set_),
                    on_result=_trial_line)
     typer.echo((result.root / SWEEP_MD).read_text(encoding="utf-8"))
     typer.echo(f"written: {result.root / SWEEP_MD}, {result.root / 'sweep.json'}")
@@ -371,9 +372,10 @@ def study_noise_cmd(
                                    "NAME:key=value for the runs of one backbone or denoiser"),
 ):
     """Recall@20 vs noise level for every backbone × denoiser: table (mean ± std), decline rate, PNG curves."""
+    from .config import override_pairs
     from .experiments.study import noise_study
     result = noise_study(dataset, models, denoisers, kind=kind, levels=levels, seeds=seeds, out=out,
-                         overrides=set_, backend=backend, workers=workers, address=address,
+                         overrides=override_pairs(set_), backend=backend, workers=workers, address=address,
                          on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
@@ -392,9 +394,10 @@ def study_ablation_cmd(
     set_: List[str] = typer.Option([], "--set"),
 ):
     """Every variant of a denoiser (GUIDER Table 3, DA-MRS Tables 3-4) plus none, in one table."""
+    from .config import override_pairs
     from .experiments.study import ablation_study
-    result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=set_, backend=backend,
-                            workers=workers, address=address, on_result=_trial_line)
+    result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=override_pairs(set_),
+                            backend=backend, workers=workers, address=address, on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
 
@@ -412,8 +415,9 @@ def study_baselines_cmd(
                                        help="train nothing: the table of the finished backbones, the rest listed"),
 ):
     """Backbones at their defaults on one dataset: test R@20 / N@20 at the best validation epoch and s/epoch."""
+    from .config import override_pairs
     from .experiments.study import baseline_study
-    result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=set_, workers=workers,
+    result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=override_pairs(set_), workers=workers,
                             finished_only=finished_only, on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))

@@ -27,7 +27,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import yaml
 
@@ -329,50 +329,93 @@ def to_dict(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ overrides
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``"train.lr=0.01"`` into (["train", "lr"], 0.01); values via yaml.safe_load."""
+#: an override as a (key, value) pair: ``("train.lr", 0.01)``, the value already typed
+Override = tuple[str, Any]
+
+
+def override_pair(text: str) -> Override:
+    """``("train.lr", 0.01)`` from ``"train.lr=0.01"``: the stripped key, and the value read by the
+    bounded YAML loader (:func:`parse_yaml`; an empty value is the empty string)."""
     if "=" not in text:
         raise ConfigError(f"override {short(text)} is not of the form key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
         raise ConfigError(f"override {short(text)} has an empty key")
-    value = parse_yaml(raw, f"override {short(text)}") if raw.strip() else ""
+    return key, (parse_yaml(raw, f"override {short(text)}") if raw.strip() else "")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"train.lr=0.01"`` into (["train", "lr"], 0.01); values via yaml.safe_load."""
+    key, value = override_pair(text)
     return key.split("."), value
 
 
+def override_pairs(overrides: Mapping[str, Any] | Sequence[str | Override] | None) -> list[Override]:
+    """Overrides as (key, value) pairs, in order: ``"key=value"`` text parsed once (:func:`override_pair`),
+    pairs (or two-item lists, as JSON stores them) and a mapping's items taken as they are."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        items: list = list(overrides.items())
+    elif isinstance(overrides, (str, bytes)):
+        raise ConfigError(f"overrides: expected a list of key=value or (key, value), got the text {short(overrides)}")
+    else:
+        items = list(overrides)
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            pairs.append(override_pair(item))
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str) and item[0].strip():
+            pairs.append((item[0].strip(), item[1]))
+        else:
+            raise ConfigError(f"override {short(item)}: expected key=value or a (key, value) pair")
+    return pairs
+
+
 _SECTIONS = ("train", "model_params", "denoiser_params")
+#: short forms of section names in override keys (``model.n_layers``)
+_SECTION_ALIASES = {"model": "model_params", "denoiser": "denoiser_params"}
 
 
-def apply_overrides(data: dict, overrides: list[str], model_fields: list[str],
-                    denoiser_fields: list[str]) -> dict:
-    """Apply ``key=value`` overrides to a raw config mapping (returns a new dict).
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override], model_fields: Sequence[str] = (),
+                    denoiser_fields: Sequence[str] = (), *, sections: Mapping[str, Sequence[str]] | None = None,
+                    top: Sequence[str] | None = None) -> dict:
+    """Apply overrides (``key=value`` text or (key, value) pairs) to a raw config mapping, in order
+    (returns a new dict).
 
     Keys may be dotted (``train.lr``, ``model_params.n_layers``; ``model.`` and
     ``denoiser.`` are accepted as short forms of the ``*_params`` sections) or
     bare (``lr``, ``n_layers``) when exactly one section has that field.
+    sections: section name -> its field names (default: the general run's
+    ``train``, ``model_params`` with ``model_fields`` and ``denoiser_params``
+    with ``denoiser_fields``); top: the top-level keys (default RunConfig's).
     """
     data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
-    train_fields = [f.name for f in dataclasses.fields(TrainConfig)]
-    top_fields = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _SECTIONS]
-    section_fields = {"train": train_fields, "model_params": model_fields, "denoiser_params": denoiser_fields}
-    for text in overrides:
-        path, value = parse_override(text)
+    top_fields = list(top) if top is not None else [f.name for f in dataclasses.fields(RunConfig)
+                                                    if f.name not in _SECTIONS]
+    if sections is None:
+        sections = {"train": [f.name for f in dataclasses.fields(TrainConfig)], "model_params": model_fields,
+                    "denoiser_params": denoiser_fields}
+    for item in overrides:
+        key, value = override_pair(item) if isinstance(item, str) else item
+        label = item if isinstance(item, str) else f"{key}={value!r}"
+        path = key.split(".")
         if len(path) == 1:
             name = path[0]
             if name in top_fields:
                 data[name] = value
                 continue
-            owners = [s for s, fs in section_fields.items() if name in fs]
+            owners = [s for s, fs in sections.items() if name in fs]
             if len(owners) != 1:
                 problem = "is ambiguous between " + ", ".join(owners) if owners else "is not a known key"
-                valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
-                raise ConfigError(f"override {short(text)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
+                valid = top_fields + [f"{s}.{f}" for s, fs in sections.items() for f in fs]
+                raise ConfigError(f"override {short(label)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
             path = [owners[0], name]
-        section = {"model": "model_params", "denoiser": "denoiser_params"}.get(path[0], path[0])
-        if len(path) != 2 or section not in _SECTIONS:
-            raise ConfigError(f"override {short(text)}: unknown key; use one of {top_fields} or "
-                              f"{', '.join(_SECTIONS)}.<field>")
+        section = _SECTION_ALIASES.get(path[0], path[0])
+        if len(path) != 2 or section not in sections:
+            raise ConfigError(f"override {short(label)}: unknown key; use one of {top_fields} or "
+                              f"{', '.join(sections)}.<field>")
         data.setdefault(section, {})
         data[section][path[1]] = value
     return data

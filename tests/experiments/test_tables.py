@@ -1,7 +1,8 @@
 """The one table renderer (``experiments.tables``); every Markdown and LaTeX table the library writes,
 on fixed inputs, against the text the table functions wrote before they shared it
-(``tests/experiments/tables/``; the one change: an empty cell of the sequential studies' tables is
-``| |``, as the datasets page always wrote it, no longer ``|  |``); and the committed result pages
+(``tests/experiments/tables/``; two changes: an empty cell of the sequential studies' tables is
+``| |``, as the datasets page always wrote it, no longer ``|  |``; a mapping-valued sweep parameter
+reads as YAML, ``{a: 1.0e-07}``, no longer with JSON-quoted keys); and the committed result pages
 under docs/results re-rendered from their JSON."""
 from __future__ import annotations
 

@@ -1,26 +1,34 @@
 """Trials and the one runner every sweep and study uses (DESIGN §7).
 
 A trial is a JSON-safe dict: ``name`` (its run folder under the sweep or study
-folder, :func:`trial_name`), ``params`` (what it varies), the raw base
-``config`` and its full ``overrides``. ``trial.json`` in the run folder holds
-them. A trial whose folder has ``result.json`` is finished and skipped when the
-sweep or study runs again (after an interruption); an unfinished one resumes
-from its checkpoint; a folder holding another trial is refused before anything
-trains (:func:`trial_status`). :func:`run_trial` is the one objective function:
-the local backend calls it in this process or in a pool of processes, the Ray
+folder, :func:`trial_name` unless the study names it), ``params`` (what it
+varies), the raw base ``config`` and its ``overrides``: (key, value) pairs with
+typed values (``("train.lr", 1e-4)``), applied to the base in order by
+``config.apply_overrides`` (:func:`run_config`); the model's task decides the
+trainer (``api.train`` hands sequential models to the sequential trainer).
+``trial.json`` in the run folder holds the trial (overrides as ``[key, value]``
+lists; ``key=value`` text in folders written before 0.1.0 means the same). A
+trial whose folder has ``result.json`` is finished and skipped when the sweep
+or study runs again (after an interruption); an unfinished one resumes from its
+checkpoint; a folder holding another trial is refused before anything trains
+(:func:`trial_status`). :func:`run_trial` is the one objective function: the
+local backend calls it in this process or in a pool of processes, the Ray
 backend (Ray Tune) calls it in Ray workers (:func:`run_trials`).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import yaml
+
+from ..config import Override, apply_overrides, override_pairs
 from ..errors import ConfigError, MMDenoiseError
 from ..log import get_logger
 
@@ -29,37 +37,18 @@ log = get_logger(__name__)
 BACKENDS = ("local", "ray")
 TRIAL_FILE = "trial.json"
 ERROR_FILE = "error.txt"
+#: override keys that name the run (applied first: the model decides which fields exist)
+TOP_KEYS = ("task", "dataset", "model", "denoiser", "seed")
 
-# ------------------------------------------------------------------- values
-def format_value(value: Any) -> str:
-    """YAML text that ``yaml.safe_load`` reads back as ``value`` (for ``key=value`` overrides).
 
-    Floats always get a dot and a signed exponent (``1e-05`` alone would be
-    read as a string by YAML 1.1); strings are quoted.
-    """
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ".nan"
-        if math.isinf(value):
-            return ".inf" if value > 0 else "-.inf"
-        text = repr(value)
-        if "e" in text:
-            mantissa, exponent = text.split("e")
-            mantissa += "" if "." in mantissa else ".0"
-            exponent = exponent if exponent[0] in "+-" else "+" + exponent
-            text = f"{mantissa}e{exponent}"
-        return text
-    if isinstance(value, int):
-        return str(value)
+# ------------------------------------------------------------------- names
+def param_text(value: Any) -> str:
+    """A parameter value as trial names and sweep tables show it: a string as it is, anything else in
+    YAML flow style (``1.0e-05``, ``[10, 20]``, ``true``, ``null``)."""
     if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {format_value(v)}" for k, v in value.items()) + "}"
-    raise ConfigError(f"cannot use {value!r} ({type(value).__name__}) as a config value")
+        return value
+    # dumped inside a one-item list, so that a plain scalar gets no document-end marker ("...")
+    return yaml.safe_dump([value], default_flow_style=True, width=float("inf"))[1:-2]
 
 
 def _canonical(obj: Any) -> str:
@@ -73,8 +62,7 @@ def trial_name(params: Mapping[str, Any]) -> str:
     makes the name unique and the same on every machine and run.
     """
     digest = hashlib.sha256(_canonical(dict(params)).encode("utf-8")).hexdigest()[:10]
-    readable = "_".join(f"{str(k).rsplit('.', 1)[-1]}={v if isinstance(v, str) else format_value(v)}"
-                        for k, v in params.items())
+    readable = "_".join(f"{str(k).rsplit('.', 1)[-1]}={param_text(v)}" for k, v in params.items())
     readable = re.sub(r"[^A-Za-z0-9._=+-]+", "-", readable)[:80].strip("-_.")
     return f"{readable}-{digest}" if readable else digest
 
@@ -90,35 +78,88 @@ class Objective:
         return a > b if self.mode == "max" else a < b
 
 
-
 # ------------------------------------------------------------------ trials
-def trial_defaults(objective: Objective) -> list[str]:
+def trial_defaults(objective: Objective) -> list[Override]:
     """Overrides every trial starts from (the spec's ``set`` comes after and may change them).
 
     One torch/BLAS thread per trial (parallel trials share the cores), no
     progress bars, and early stopping on the objective's metric.
     """
-    return ["train.threads=1", "train.progress=false", f"train.valid_metric={objective.metric}"]
+    return [("train.threads", 1), ("train.progress", False), ("train.valid_metric", objective.metric)]
 
 
-def make_trial(params: Mapping[str, Any], base: Mapping[str, Any], overrides: Sequence[str]) -> dict:
-    """A trial (JSON-safe dict): ``name``, ``params``, the raw base ``config`` and its full ``overrides``."""
-    return {"name": trial_name(params), "params": dict(params), "config": dict(base),
-            "overrides": list(overrides)}
+def make_trial(params: Mapping[str, Any], base: Mapping[str, Any], overrides: Sequence[Override],
+               name: str | None = None) -> dict:
+    """A trial (JSON-safe dict): ``name`` (default :func:`trial_name` of ``params``), ``params``, the raw
+    base ``config`` and its full ``overrides`` ((key, value) pairs)."""
+    return {"name": trial_name(params) if name is None else name, "params": dict(params), "config": dict(base),
+            "overrides": [tuple(pair) for pair in overrides]}
+
+
+def _task(raw: Mapping[str, Any]) -> str:
+    """``general`` or ``sequential``: the task of the model ``raw`` names (``api.model_task``)."""
+    from ..api import model_task
+    from ..config import RunConfig
+    model = raw.get("model", RunConfig.model)
+    if not isinstance(model, str):
+        raise ConfigError(f"model must be a name, got {model!r}")
+    return model_task(model)
+
+
+def _sections(raw: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The config sections of the run ``raw`` names and their fields, by its model's task."""
+    from ..config import RunConfig, TrainConfig, lookup
+    model = raw.get("model", RunConfig.model)
+    names = lambda cls: [f.name for f in dataclasses.fields(cls)]  # noqa: E731
+    if _task(raw) == "sequential":
+        from ..sequential.config import LEGACY_NAMES, SEQUENTIAL_MODELS, SequenceConfig
+        entry = lookup(SEQUENTIAL_MODELS, LEGACY_NAMES.get(model, model), "sequential model")
+        return {"train": names(TrainConfig), "sequence": names(SequenceConfig), "model_params": names(entry.config_cls)}
+    from ..denoise import DENOISERS
+    from ..models import MODELS
+    denoiser = raw.get("denoiser", RunConfig.denoiser)
+    if not isinstance(denoiser, str):
+        raise ConfigError(f"denoiser must be a name, got {denoiser!r}")
+    return {"train": names(TrainConfig), "model_params": names(lookup(MODELS, model, "model").config_cls),
+            "denoiser_params": names(lookup(DENOISERS, denoiser, "denoiser").config_cls)}
+
+
+def run_config(trial: Mapping[str, Any]) -> dict:
+    """The trial's run config as one raw mapping: its base ``config`` with its overrides applied in
+    order (``config.apply_overrides``), the keys that name the run first, so that bare keys resolve
+    among the fields of the model (and denoiser) it names."""
+    pairs = override_pairs(trial["overrides"])
+    raw = apply_overrides(trial["config"], [p for p in pairs if p[0] in TOP_KEYS], sections={}, top=TOP_KEYS)
+    return apply_overrides(raw, [p for p in pairs if p[0] not in TOP_KEYS], sections=_sections(raw), top=TOP_KEYS)
+
+
+def resolved_config(trial: Mapping[str, Any]):
+    """The trial's fully resolved config: a RunConfig, or a SequentialRunConfig for a sequential model."""
+    from ..api import resolve_config
+    raw = run_config(trial)
+    if _task(raw) == "sequential":
+        from ..sequential.config import resolve_sequential_config
+        return resolve_sequential_config(raw)
+    return resolve_config(raw)
 
 
 def validate_trial(trial: Mapping[str, Any], where: str) -> None:
     """Resolve the trial's config without training; a ConfigError names ``where`` otherwise."""
-    from ..api import resolve_config
     try:
-        resolve_config(trial["config"], trial["overrides"])
+        resolved_config(trial)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
 def _same_trial(stored: Mapping[str, Any], trial: Mapping[str, Any]) -> bool:
-    keys = ("params", "config", "overrides")
-    return _canonical({k: stored.get(k) for k in keys}) == _canonical({k: trial[k] for k in keys})
+    """Whether ``trial.json``'s trial is ``trial``: same params, base config and overrides (stored as
+    pairs, or as ``key=value`` text by older versions: compared as the pairs they parse to)."""
+    try:
+        overrides = override_pairs(stored.get("overrides"))
+    except ConfigError:
+        return False
+    return (_canonical([stored.get("params"), stored.get("config"), overrides])
+            == _canonical([trial["params"], trial["config"], override_pairs(trial["overrides"])]))
 
 
 def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
@@ -181,7 +222,7 @@ def run_trial(root: str | Path, trial: Mapping[str, Any], objective: Objective |
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / TRIAL_FILE, {k: trial[k] for k in ("name", "params", "config", "overrides")})
         try:
-            train(config=trial["config"], overrides=trial["overrides"], out=folder, resume=status == "partial")
+            train(config=run_config(trial), out=folder, resume=status == "partial")
         except MMDenoiseError as exc:
             write_text(folder / ERROR_FILE, f"{exc}\n")
             return _failed(trial, folder, str(exc))
@@ -307,9 +348,8 @@ def run_trials(root: str | Path, trials: Sequence[dict], objective: Objective, *
 
 def _prepare_datasets(trials: Sequence[dict]) -> None:
     """Resolve (and build, for a registered name) each dataset once, before workers race to build it."""
-    from ..api import resolve_config
     from ..data.registry import resolve
-    for dataset in sorted({resolve_config(t["config"], t["overrides"]).dataset for t in trials}):
+    for dataset in sorted({resolved_config(t).dataset for t in trials}):
         resolve(dataset)
 
 
@@ -336,6 +376,6 @@ def summary_record(record: Mapping[str, Any], keys: Sequence[str]) -> dict:
 
 
 
-__all__ = ["Objective", "trial_name", "make_trial", "trial_defaults", "validate_trial", "trial_status",
-           "read_trial_record", "run_trial", "run_trials", "best_record", "summary_record", "format_value",
-           "BACKENDS", "TRIAL_FILE"]
+__all__ = ["Objective", "trial_name", "param_text", "make_trial", "trial_defaults", "run_config", "resolved_config",
+           "validate_trial", "trial_status", "read_trial_record", "run_trial", "run_trials", "best_record",
+           "summary_record", "BACKENDS", "TRIAL_FILE"]

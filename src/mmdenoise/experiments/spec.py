@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
-from .runner import Objective, format_value, make_trial, trial_defaults, validate_trial
+from ..config import Override, override_pairs
+from .runner import Objective, make_trial, trial_defaults, validate_trial
 
 SPEC_KEYS = ("dataset", "model", "denoiser", "seed", "config", "set", "space", "samples", "search_seed",
              "objective")
@@ -63,13 +64,12 @@ class Distribution:
         return float(f"{value:.{_SIGNIFICANT_DIGITS}g}")
 
 
-
 @dataclass
 class SweepSpec:
-    """A validated sweep spec. ``base`` is the raw run config; ``overrides`` the fixed ``key=value`` list."""
+    """A validated sweep spec. ``base`` is the raw run config; ``overrides`` the fixed (key, value) pairs."""
 
     base: dict
-    overrides: list[str]
+    overrides: list[Override]
     space: dict[str, list | Distribution]
     samples: int = 1
     search_seed: int = 0
@@ -139,13 +139,17 @@ def _parse_dimension(key: str, raw: Any, where: str) -> list | Distribution:
     return Distribution(kind, (float(low), float(high)))
 
 
-def _overrides_list(raw: Any, where: str) -> list[str]:
+def _overrides_list(raw: Any, where: str) -> list[Override]:
+    """The spec's ``set`` as (key, value) pairs: a mapping's items as they are, ``key=value`` text parsed."""
     if raw is None:
         return []
     if isinstance(raw, Mapping):
-        return [f"{k}={format_value(v)}" for k, v in raw.items()]
+        return [(str(k), v) for k, v in raw.items()]
     if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
-        return list(raw)
+        try:
+            return override_pairs(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     raise ConfigError(f"{where}: expected a mapping {{key: value}} or a list of 'key=value', got {raw!r}")
 
 
@@ -212,18 +216,21 @@ def load_spec(path: str | Path) -> SweepSpec:
     return parse_spec(read_yaml_file(path), str(path), path.resolve().parent)
 
 
-def expand(spec: SweepSpec, extra_overrides: Sequence[str] = ()) -> list[dict]:
+def expand(spec: SweepSpec, extra_overrides: Sequence[Override] = ()) -> list[dict]:
     """The trials of ``spec`` in a fixed order (grid product × samples; duplicates dropped), validated.
 
-    Each space key is first checked alone (so an error names the key), then
-    every trial's full config is resolved.
+    A trial's overrides are the defaults, the spec's ``set``, ``extra_overrides``
+    and then its own parameters, all (key, value) pairs: a value reaches the
+    run config exactly as the spec (or the random draw) gave it. Each space key
+    is first checked alone (so an error names the key), then every trial's full
+    config is resolved.
     """
     import numpy as np
     fixed = trial_defaults(spec.objective) + list(spec.overrides) + list(extra_overrides)
     validate_trial({"config": spec.base, "overrides": fixed}, f"{spec.source}: base run")
     for key, dim in spec.space.items():
         first = dim[0] if isinstance(dim, list) else dim.args[0]
-        validate_trial({"config": spec.base, "overrides": fixed + [f"{key}={format_value(first)}"]},
+        validate_trial({"config": spec.base, "overrides": fixed + [(key, first)]},
                        f"{spec.source}: space.{key}")
     grid_keys = [k for k, d in spec.space.items() if isinstance(d, list)]
     random_keys = [k for k, d in spec.space.items() if isinstance(d, Distribution)]
@@ -233,14 +240,13 @@ def expand(spec: SweepSpec, extra_overrides: Sequence[str] = ()) -> list[dict]:
         for _ in range(spec.samples):
             drawn = {k: spec.space[k].draw(rng) for k in random_keys}
             params = {k: (dict(zip(grid_keys, point)) | drawn)[k] for k in spec.space}
-            trial = make_trial(params, spec.base, fixed + [f"{k}={format_value(v)}" for k, v in params.items()])
+            trial = make_trial(params, spec.base, fixed + list(params.items()))
             if trial["name"] in seen:
                 continue
             seen.add(trial["name"])
             validate_trial(trial, f"{spec.source}: trial {params}")
             trials.append(trial)
     return trials
-
 
 
 __all__ = ["SweepSpec", "Distribution", "load_spec", "parse_spec", "expand"]

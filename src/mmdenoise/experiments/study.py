@@ -33,8 +33,8 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..log import get_logger
 from .tables import Cell, markdown
-from .runner import (Objective, format_value, make_trial, run_trials, summary_record, trial_defaults,
-                     validate_trial)
+from ..config import Override, override_pairs
+from .runner import Objective, make_trial, run_trials, summary_record, trial_defaults, validate_trial
 
 log = get_logger(__name__)
 
@@ -201,23 +201,24 @@ def check_task(models: Sequence[str], task: str, study: str) -> None:
                               f"(for {model_task(model)} models: {other})")
 
 
-def scoped_overrides(overrides: Sequence[str], names: Sequence[str]) -> dict[str | None, list[str]]:
-    """Split ``key=value`` overrides into those for every cell (key None) and ``NAME:key=value`` ones.
+def scoped_overrides(overrides: Sequence[Override], names: Sequence[str]) -> dict[str | None, list[Override]]:
+    """Split (key, value) overrides into those for every cell (scope None) and those whose key is
+    ``NAME:key``.
 
     A scoped override applies only to the cells whose backbone or denoiser is
     NAME (e.g. ``tce:denoiser_params.num_gradual=1000``); NAME must be one of
     ``names``, so a misspelt scope is an error rather than a silent no-op.
     """
-    scoped: dict[str | None, list[str]] = defaultdict(list)
-    for text in overrides:
-        scope, sep, _ = text.partition("=")[0].partition(":")
+    scoped: dict[str | None, list[Override]] = defaultdict(list)
+    for key, value in overrides:
+        scope, sep, rest = key.partition(":")
         if not sep:
-            scoped[None].append(text)
+            scoped[None].append((key, value))
             continue
         if scope not in names:
-            raise ConfigError(f"--set {text!r}: scope {scope!r} is none of this study's backbones or "
+            raise ConfigError(f"--set {key}={value!r}: scope {scope!r} is none of this study's backbones or "
                               f"denoisers ({', '.join(names)})")
-        scoped[scope].append(text[len(scope) + 1:])
+        scoped[scope].append((rest, value))
     return scoped
 
 
@@ -231,7 +232,7 @@ def _validated(trials: list[dict]) -> list[dict]:
 def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequence[str] = "none", *,
                 kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS,
                 seeds: int | str | Sequence[int] = 3,
-                out: str | Path | None = None, overrides: Sequence[str] = (), backend: str = "local",
+                out: str | Path | None = None, overrides: Sequence[str | Override] = (), backend: str = "local",
                 workers: int = 1, address: str | None = None,
                 on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train every backbone × denoiser × noise level × seed and write the table and curves.
@@ -239,14 +240,15 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     dataset: a registered name or a folder (clean). models, denoisers: names
     (lists or comma-separated). kind: add | remove | swap:MOD | misalign:MOD.
     levels: noise ratios (0 = clean). seeds: a count N (0..N-1) or a list
-    (``parse_seeds``), each the noise draw and the training seed. overrides: ``key=value`` for every run (e.g.
-    ``train.epochs=50``), or ``NAME:key=value`` for the runs of one backbone or
-    denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
+    (``parse_seeds``), each the noise draw and the training seed. overrides: (key, value) pairs or
+    ``key=value`` text for every run (e.g. ``train.epochs=50``), or ``NAME:key`` for the runs of one
+    backbone or denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
     out: default ``studies/<dataset>-noise-<kind>``.
     """
     from ..data import load_dataset
     from .plots import noise_curves
     models, denoisers = _split_list(models, "models"), _split_list(denoisers, "denoisers")
+    overrides = override_pairs(overrides)
     check_task(models, "general", "noise study")
     kind_name, modality = parse_kind(kind)
     levels, seed_list = _parse_levels(levels), parse_seeds(seeds)
@@ -271,7 +273,7 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
             for level in levels:
                 for seed in seed_list:
                     params = {"model": model, "denoiser": denoiser, "noise": kind, "level": level, "seed": seed}
-                    fixed = trial_defaults(objective) + [f"model={model}", f"denoiser={denoiser}", f"seed={seed}"]
+                    fixed = trial_defaults(objective) + [("model", model), ("denoiser", denoiser), ("seed", seed)]
                     extra = scoped[None] + scoped[model] + scoped[denoiser]
                     trials.append(make_trial(params, {"dataset": datasets[(level, seed)]}, fixed + extra))
     records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
@@ -336,14 +338,13 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
 
 
 # --------------------------------------------------------------- ablation
-def ablation_variants(denoiser: str) -> dict[str, list[str]]:
+def ablation_variants(denoiser: str) -> dict[str, list[Override]]:
     """Variant label → overrides: ``none``, then the registered ``<denoiser>-*`` names or DA-MRS's switches."""
     from ..denoise import DENOISERS
-    variants: dict[str, list[str]] = {"none": ["denoiser=none"]}
+    variants: dict[str, list[Override]] = {"none": [("denoiser", "none")]}
     if denoiser == "damrs":
         for label, switches in DAMRS_VARIANTS.items():
-            variants[label] = ["denoiser=damrs"] + [f"denoiser_params.{k}={format_value(v)}"
-                                                    for k, v in switches.items()]
+            variants[label] = [("denoiser", "damrs")] + [(f"denoiser_params.{k}", v) for k, v in switches.items()]
         return variants
     names = [n for n in DENOISERS if n.startswith(f"{denoiser}-")]
     if denoiser not in DENOISERS or not names:
@@ -351,20 +352,20 @@ def ablation_variants(denoiser: str) -> dict[str, list[str]]:
         raise ConfigError(f"no ablation variants of denoiser {denoiser!r}; ablations exist for "
                           f"{', '.join(with_variants)}")
     for name in [denoiser] + names:
-        variants[name] = [f"denoiser={name}"]
+        variants[name] = [("denoiser", name)]
     return variants
 
 
 def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str | Sequence[int] = 1,
                    out: str | Path | None = None,
-                   overrides: Sequence[str] = (), backend: str = "local", workers: int = 1,
+                   overrides: Sequence[str | Override] = (), backend: str = "local", workers: int = 1,
                    address: str | None = None, on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train ``none`` and every variant of ``denoiser`` on ``model`` for each seed; write one table.
 
     out: default ``studies/<dataset>-ablation-<model>-<denoiser>``.
     """
     from ..data.registry import resolve
-    seed_list = parse_seeds(seeds)
+    seed_list, overrides = parse_seeds(seeds), override_pairs(overrides)
     check_task([model], "general", "ablation study")
     variants = ablation_variants(denoiser)
     path = Path(dataset).expanduser()
@@ -374,7 +375,7 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str 
     root = Path(out if out is not None else Path("studies") / f"{name}-ablation-{model}-{denoiser}")
     objective = Objective()
     trials = [make_trial({"model": model, "variant": label, "seed": seed}, {"dataset": data_arg},
-                         trial_defaults(objective) + [f"model={model}", f"seed={seed}"] + extra + list(overrides))
+                         trial_defaults(objective) + [("model", model), ("seed", seed)] + extra + overrides)
               for label, extra in variants.items() for seed in seed_list]
     records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
                          address=address, on_result=on_result)
@@ -420,7 +421,7 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
 # -------------------------------------------------------------- baselines
 def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | str | Sequence[int] = 1,
                    out: str | Path | None = None,
-                   overrides: Sequence[str] = (), workers: int = 1, finished_only: bool = False,
+                   overrides: Sequence[str | Override] = (), workers: int = 1, finished_only: bool = False,
                    on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train every backbone at its defaults (no denoiser) on ``dataset`` for each seed; write the table.
 
@@ -431,14 +432,14 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
     have all finished, the others are listed as not run yet.
     """
     from ..data import load_dataset
-    models, seed_list = _split_list(models, "models"), parse_seeds(seeds)
+    models, seed_list, overrides = _split_list(models, "models"), parse_seeds(seeds), override_pairs(overrides)
     check_task(models, "general", "baseline study")
     source = load_dataset(dataset)
     root = Path(out if out is not None else Path("studies") / f"{source.name}-baselines")
     scoped = scoped_overrides(overrides, models)
     objective = Objective()
     trials = [make_trial({"model": m, "seed": s}, {"dataset": dataset},
-                         trial_defaults(objective) + [f"model={m}", "denoiser=none", f"seed={s}"]
+                         trial_defaults(objective) + [("model", m), ("denoiser", "none"), ("seed", s)]
                          + scoped[None] + scoped[m])
               for m in models for s in seed_list]
     if finished_only:

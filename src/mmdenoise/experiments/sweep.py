@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
-from .runner import Objective, best_record, format_value, run_trials, summary_record
+from ..config import Override, override_pairs
+from .runner import Objective, best_record, param_text, run_trials, summary_record
 from .spec import SweepSpec, expand, load_spec
 from .tables import Cell, markdown
 
@@ -36,13 +37,14 @@ class SweepResult:
 
 
 def sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, *, backend: str = "local",
-          workers: int = 1, address: str | None = None, overrides: Sequence[str] = (),
+          workers: int = 1, address: str | None = None, overrides: Sequence[str | Override] = (),
           on_result: Callable[[dict], None] | None = None) -> SweepResult:
     """Run the sweep described by ``spec`` (a file or a parsed spec) into ``out`` and write its summary.
 
     out: the sweep folder (default ``sweeps/<spec file stem>``; running again
-        with the same folder resumes). overrides: extra fixed ``key=value``
-        applied to every trial after the spec's ``set``.
+        with the same folder resumes). overrides: extra fixed settings,
+        (key, value) pairs or ``key=value`` text, applied to every trial
+        after the spec's ``set``.
     Returns a SweepResult; ``out/sweep.json`` and ``out/sweep.md`` list every
     trial's parameters and objective, and the best trial with its test metrics.
     """
@@ -52,7 +54,7 @@ def sweep(spec: SweepSpec | str | Path, out: str | Path | None = None, *, backen
         out = out if out is not None else Path("sweeps") / path.stem
     if out is None:
         raise ConfigError("sweep: the output folder (out=...) is needed for a spec given as a mapping")
-    trials = expand(spec, overrides)
+    trials = expand(spec, override_pairs(overrides))
     records = run_trials(out, trials, spec.objective, backend=backend, workers=workers, address=address,
                          on_result=on_result)
     result = SweepResult(Path(out).resolve(), spec.objective, records, best_record(records, spec.objective))
@@ -70,8 +72,7 @@ def summary_table(result: SweepResult) -> str:
     for rank, t in enumerate(ordered, 1):
         value = t.get("objective")
         best = result.best is not None and t["name"] == result.best["name"]
-        rows.append([str(rank), t["name"], *(v if isinstance(v, str) else format_value(v)
-                                             for v in (t["params"][k] for k in keys)),
+        rows.append([str(rank), t["name"], *(param_text(t["params"][k]) for k in keys),
                      Cell("failed" if value is None else f"{value:.4f}", bold=best)])
     header = ["rank", "trial", *keys, f"valid {result.objective.metric}"]
     return markdown(header, rows, "rl" + "l" * len(keys) + "r") + "\n"
