@@ -432,16 +432,22 @@ def study_sensitivity_cmd(
     seeds: str = typer.Option("1", help=SEEDS_HELP),
     out: Optional[Path] = typer.Option(None, help="study folder (default: studies/<dataset>-demure-<grid>)",
                                        show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.lr=0.003"),
     finished_only: bool = typer.Option(False, "--finished-only",
                                        help="train nothing: table of the finished points, the rest 'not run'"),
+    workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
+    backend: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="ray: cluster address"),
 ):
     """Demure's sensitivity (sequential): the base model and Demure at every grid point, one table (rerun resumes)."""
     if model != "demure":
         raise typer.BadParameter(f"{model!r}: the sensitivity grids are Demure's (-m demure)", param_hint="-m")
+    from .config import override_pairs
     from .sequential.study import sensitivity_study
     folder = out or Path("studies") / f"{Path(dataset).name}-demure-{grid}"
-    path = sensitivity_study(dataset, grid, folder, seeds=seeds, overrides=set_, train=not finished_only)
+    path = sensitivity_study(dataset, grid, folder, seeds=seeds, overrides=override_pairs(set_),
+                             train=not finished_only, backend=backend, workers=workers, address=address,
+                             on_result=_trial_line)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 
@@ -455,13 +461,18 @@ def study_splits_cmd(
     seeds: str = typer.Option("1", help=SEEDS_HELP + "; per-user values averaged over them"),
     out: Optional[Path] = typer.Option(None, help="study folder (default: studies/<dataset>-seq-splits)",
                                        show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.lr=0.003"),
+    workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
+    backend: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="ray: cluster address"),
 ):
     """Sequential models over several user splits: per-split and pooled paired tests against the first."""
+    from .config import override_pairs
     from .sequential.study import split_study
     folder = out or Path("studies") / f"{Path(dataset).name}-seq-splits"
     path = split_study(dataset, [m.strip() for m in models.split(",") if m.strip()], folder,
-                       splits=splits, seeds=seeds, overrides=set_)
+                       splits=splits, seeds=seeds, overrides=override_pairs(set_), backend=backend,
+                       workers=workers, address=address, on_result=_trial_line)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 

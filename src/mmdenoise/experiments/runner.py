@@ -133,14 +133,18 @@ def run_config(trial: Mapping[str, Any]) -> dict:
     return apply_overrides(raw, [p for p in pairs if p[0] not in TOP_KEYS], sections=_sections(raw), top=TOP_KEYS)
 
 
-def resolved_config(trial: Mapping[str, Any]):
-    """The trial's fully resolved config: a RunConfig, or a SequentialRunConfig for a sequential model."""
-    from ..api import resolve_config
-    raw = run_config(trial)
-    if _task(raw) == "sequential":
+def _resolve(raw: Mapping[str, Any]):
+    """A raw run config resolved by its task's resolver: a RunConfig, or a SequentialRunConfig."""
+    if raw.get("task") == "sequential" or _task(raw) == "sequential":
         from ..sequential.config import resolve_sequential_config
         return resolve_sequential_config(raw)
+    from ..api import resolve_config
     return resolve_config(raw)
+
+
+def resolved_config(trial: Mapping[str, Any]):
+    """The trial's fully resolved config: a RunConfig, or a SequentialRunConfig for a sequential model."""
+    return _resolve(run_config(trial))
 
 
 def validate_trial(trial: Mapping[str, Any], where: str) -> None:
@@ -162,22 +166,39 @@ def _same_trial(stored: Mapping[str, Any], trial: Mapping[str, Any]) -> bool:
             == _canonical([trial["params"], trial["config"], override_pairs(trial["overrides"])]))
 
 
+def _holds_run_of(folder: Path, trial: Mapping[str, Any]) -> bool:
+    """Whether a run folder without trial.json (a run trained directly, or by the sequential studies
+    before they ran on this runner) holds the trial's run: its config.yaml has the same result-deciding
+    settings, and names the same dataset (the same name, or a folder at the same place)."""
+    from ..config import to_dict
+    from ..training import folder as run_folder
+    config = resolved_config(trial)
+    stored = run_folder.stored_config(folder, lambda raw: to_dict(_resolve(raw)))
+    if stored is None or run_folder.differences(stored, to_dict(config), type(config), ignore=("dataset",)):
+        return False
+    ours, theirs = Path(str(config.dataset)), Path(str(stored.get("dataset")))
+    return str(ours) == str(theirs) or (ours.is_dir() and theirs.is_dir() and ours.resolve() == theirs.resolve())
+
+
 def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
     """``new``, ``partial`` (a checkpoint to resume) or ``finished`` (result.json).
 
     A folder holding another trial (other parameters or other fixed
     settings, e.g. a changed spec) is a ConfigError, never silently reused.
+    A run folder without trial.json is the trial's when its config.yaml
+    says so (:func:`_holds_run_of`).
     """
     from ..training import record
     marker = folder / TRIAL_FILE
-    if not marker.exists():
-        if (folder / record.RESULT_FILE).exists():
-            raise ConfigError(f"{folder} holds a run that is not a trial of this sweep (no {TRIAL_FILE})")
-        return "new"
-    stored = json.loads(marker.read_text(encoding="utf-8"))
-    if not _same_trial(stored, trial):
-        raise ConfigError(f"{folder} holds trial {stored.get('params')} run with other settings "
-                          f"({stored.get('overrides')}); use another output folder or remove it")
+    if marker.exists():
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+        if not _same_trial(stored, trial):
+            raise ConfigError(f"{folder} holds trial {stored.get('params')} run with other settings "
+                              f"({stored.get('overrides')}); use another output folder or remove it")
+    elif ((folder / record.RESULT_FILE).exists() or (folder / record.CHECKPOINT_FILE).exists()) \
+            and not _holds_run_of(folder, trial):
+        raise ConfigError(f"{folder} holds a run that is not this trial (no {TRIAL_FILE}, other settings in its "
+                          f"{record.CONFIG_FILE}); use another output folder or remove it")
     if (folder / record.RESULT_FILE).exists():
         return "finished"
     return "partial" if (folder / record.CHECKPOINT_FILE).exists() else "new"

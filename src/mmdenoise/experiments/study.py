@@ -222,7 +222,8 @@ def scoped_overrides(overrides: Sequence[Override], names: Sequence[str]) -> dic
     return scoped
 
 
-def _validated(trials: list[dict]) -> list[dict]:
+def validate_cells(trials: list[dict]) -> list[dict]:
+    """``trials``, each first resolved without training (a ConfigError names its cell)."""
     for trial in trials:
         validate_trial(trial, f"cell {trial['params']}")
     return trials
@@ -276,9 +277,9 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
                     fixed = trial_defaults(objective) + [("model", model), ("denoiser", denoiser), ("seed", seed)]
                     extra = scoped[None] + scoped[model] + scoped[denoiser]
                     trials.append(make_trial(params, {"dataset": datasets[(level, seed)]}, fixed + extra))
-    records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
+    records = run_trials(root, validate_cells(trials), objective, backend=backend, workers=workers,
                          address=address, on_result=on_result)
-    _raise_if_failed(records)
+    raise_if_failed(records)
 
     cells = defaultdict(list)
     for rec in records:
@@ -377,9 +378,9 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str 
     trials = [make_trial({"model": model, "variant": label, "seed": seed}, {"dataset": data_arg},
                          trial_defaults(objective) + [("model", model), ("seed", seed)] + extra + overrides)
               for label, extra in variants.items() for seed in seed_list]
-    records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
+    records = run_trials(root, validate_cells(trials), objective, backend=backend, workers=workers,
                          address=address, on_result=on_result)
-    _raise_if_failed(records)
+    raise_if_failed(records)
     table = ablation_table(name, model, denoiser, list(variants), records)
     summary = {"dataset": name, "model": model, "denoiser": denoiser, "seeds": seed_list,
                "variants": variants, "overrides": list(overrides),
@@ -444,11 +445,11 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
               for m in models for s in seed_list]
     if finished_only:
         from .runner import read_trial_record, trial_status
-        records = [read_trial_record(root, t, objective) for t in _validated(trials)
+        records = [read_trial_record(root, t, objective) for t in validate_cells(trials)
                    if trial_status(root / t["name"], t) == "finished"]
     else:
-        records = run_trials(root, _validated(trials), objective, workers=workers, on_result=on_result)
-        _raise_if_failed(records)
+        records = run_trials(root, validate_cells(trials), objective, workers=workers, on_result=on_result)
+        raise_if_failed(records)
     done = [m for m in models if sum(r["params"]["model"] == m for r in records) == len(seed_list)]
     rows = baseline_rows([r for r in records if r["params"]["model"] in done])
     table = baseline_table(source.name, done, rows, len(seed_list))
@@ -497,7 +498,7 @@ def _epoch(value: float) -> str:
     return "–" if value < 0 else f"{value:g}"
 
 
-def _raise_if_failed(records: Sequence[dict]) -> None:
+def raise_if_failed(records: Sequence[dict]) -> None:
     from ..errors import TrainingError
     failed = [r for r in records if r.get("status") == "failed"]
     if failed:
@@ -518,4 +519,5 @@ def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[s
 
 __all__ = ["StudyResult", "noise_study", "ablation_study", "baseline_study", "baseline_table", "ablation_variants",
            "noise_table", "ablation_table",
-           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "DAMRS_VARIANTS"]
+           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "validate_cells", "raise_if_failed",
+           "DAMRS_VARIANTS"]

@@ -2,6 +2,13 @@
 augmented pairs (paper Tables 3–4), each grid point against the base model on the same user split;
 and the comparison of models over several user splits.
 
+Both run their runs as trials of the one runner of every study
+(``experiments.runner``: a pool of processes or Ray Tune, clash checks,
+finished runs skipped and partial ones resumed), each in the folder these
+studies always used (``base-s0``, ``demure-<point>-s0``,
+``<model>-split<k>-s<seed>``; folders written before they had a
+``trial.json`` are recognised by their ``config.yaml``).
+
 ``sensitivity_study`` trains the base model and Demure at every grid point
 (one run folder each under ``out``; finished runs are reused, so an
 interrupted study resumes), then writes ``sensitivity-<grid>.md`` and
@@ -23,20 +30,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..config import Override, override_pairs
 from ..errors import ConfigError
-from ..eval.significance import paired_ttest
 from ..eval.pairing import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
-from ..experiments.study import check_task, parse_seeds
+from ..eval.significance import paired_ttest
+from ..experiments.runner import Objective, make_trial, run_trials, trial_defaults, trial_status
+from ..experiments.study import check_task, parse_seeds, raise_if_failed, validate_cells
 from ..experiments.tables import markdown
 from ..io import write_json, write_text
-from ..log import get_logger
 from ..training import record
-
-log = get_logger(__name__)
 
 #: Table 3: (γ_i + γ_m, γ_m)
 GAMMA_POINTS: tuple[tuple[float, float], ...] = ((0.8, 0.6), (0.8, 0.4), (0.8, 0.2), (0.6, 0.4), (0.6, 0.3),
@@ -46,52 +52,74 @@ J_POINTS: tuple[int, ...] = (1, 2, 4)
 METRICS = ("recall@20", "ndcg@20", "recall@50", "ndcg@50")
 
 
-def grid_points(grid: str) -> list[tuple[str, dict, list[str]]]:
+#: what the runner records of each run (the studies select nothing: their tables show every run)
+OBJECTIVE = Objective()
+
+
+def grid_points(grid: str) -> list[tuple[str, dict, list[Override]]]:
     """(label, shown columns, overrides) of every point of the ``gamma`` or ``j`` grid."""
     if grid == "gamma":
         return [(f"gi{round(total - gm, 2)}-gm{gm}", {"gamma_i+gamma_m": total, "gamma_m": gm},
-                 [f"gamma_i={round(total - gm, 2)}", f"gamma_m={gm}"]) for total, gm in GAMMA_POINTS]
+                 [("gamma_i", round(total - gm, 2)), ("gamma_m", gm)]) for total, gm in GAMMA_POINTS]
     if grid == "j":
-        return [(f"j{j}", {"J": j}, [f"n_views={j}"]) for j in J_POINTS]
+        return [(f"j{j}", {"J": j}, [("n_views", j)]) for j in J_POINTS]
     raise ConfigError(f"unknown sensitivity grid {grid!r}; grids: gamma (Table 3), j (Table 4)")
 
 
-def _run(folder: Path, dataset, model: str, seed: int, overrides: Sequence[str]) -> Path:
-    log.info("%s: %s", folder.name, "finished, reused" if _finished(folder) else "training")
-    if not _finished(folder):
-        from .api import train_sequential
-        train_sequential(dataset, model, seed=seed, overrides=list(overrides), out=folder, progress=False)
-    return folder
+def _dataset_arg(dataset: Any) -> str:
+    """The dataset as a trial's config names it: a folder by its absolute path, a name as it is."""
+    if hasattr(dataset, "fingerprint"):  # a Dataset object
+        dataset = dataset.path if dataset.path is not None else dataset.name
+    path = Path(str(dataset)).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(dataset)
 
 
-def _finished(folder: Path) -> bool:
-    return (folder / record.RESULT_FILE).exists()
+def _trial(dataset: str, model: str, seed: int, name: str, params: dict, overrides: Sequence[Override]) -> dict:
+    """One run of a study as a trial of the runner, in the folder ``name`` the study always gave it."""
+    return make_trial(params, {"dataset": dataset},
+                      trial_defaults(OBJECTIVE) + [("model", model), ("seed", seed), *overrides], name=name)
+
+
+def _finished_runs(out: Path, trials: list[dict], train: bool, **runner: Any) -> set[str]:
+    """The names of the finished trials: every one after running them (``train``; a failed run is a
+    TrainingError once all have run), else those already finished (nothing trains)."""
+    trials = validate_cells(trials)
+    if train:
+        raise_if_failed(run_trials(out, trials, OBJECTIVE, **runner))
+        return {t["name"] for t in trials}
+    return {t["name"] for t in trials if trial_status(out / t["name"], t) == "finished"}
 
 
 def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: int | str | Sequence[int] = (0,),
-                      overrides: Sequence[str] = (), train: bool = True) -> Path:
+                      overrides: Sequence[str | Override] = (), train: bool = True, backend: str = "local",
+                      workers: int = 1, address: str | None = None,
+                      on_result: Callable[[dict], None] | None = None) -> Path:
     """Train the base model and Demure over ``grid`` (``gamma`` or ``j``) and write the table; returns
-    the Markdown file. ``overrides`` apply to every run (e.g. ``train.threads=1``).
+    the Markdown file. ``overrides`` ((key, value) pairs or ``key=value`` text) apply to every run (e.g.
+    ``train.lr=0.003``); backend, workers, address, on_result: as for every study (``run_trials``).
 
     With ``train=False`` nothing is trained: the table is written from the
     finished runs under ``out`` and a point with any seed unfinished is listed
     as "not run" (the base model's runs must be finished).
     """
-    out, seeds = Path(out), parse_seeds(seeds)
+    out, seeds, overrides, data = Path(out), parse_seeds(seeds), override_pairs(overrides), _dataset_arg(dataset)
+    points = [("base", "base", {}, []), *((f"demure-{label}", label, columns, extra)
+                                          for label, columns, extra in grid_points(grid))]
+    trials = {(prefix, s): _trial(data, "base" if prefix == "base" else "demure", s, f"{prefix}-s{s}",
+                                  {"point": label, "seed": s}, [*overrides, *extra])
+              for prefix, label, _, extra in points for s in seeds}
+    finished = _finished_runs(out, list(trials.values()), train, backend=backend, workers=workers,
+                              address=address, on_result=on_result)
 
-    def runs(prefix: str, model: str, extra: Sequence[str]) -> list[Path] | None:
-        folders = [out / f"{prefix}-s{s}" for s in seeds]
-        if train:
-            return [_run(f, dataset, model, s, [*overrides, *extra]) for f, s in zip(folders, seeds)]
-        return folders if all(_finished(f) for f in folders) else None
+    def runs(prefix: str) -> list[Path] | None:
+        names = [trials[(prefix, s)]["name"] for s in seeds]
+        return [out / name for name in names] if all(name in finished for name in names) else None
 
-    base = runs("base", "base", [])
+    base = runs("base")
     if base is None:
         raise ConfigError(f"sensitivity study in {out}: the base model's runs (base-s<seed>) are not finished; "
                           "run the study with training first")
-    rows = [{"label": "base", "columns": {}, "runs": base}]
-    rows += [{"label": label, "columns": columns, "runs": runs(f"demure-{label}", "demure", extra)}
-             for label, columns, extra in grid_points(grid)]
+    rows = [{"label": label, "columns": columns, "runs": runs(prefix)} for prefix, label, columns, _ in points]
     for row in rows:
         if row["runs"] is None:
             continue
@@ -135,7 +163,9 @@ def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, s
 
 
 def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int | str | Sequence[int] = (0, 1, 2),
-                seeds: int | str | Sequence[int] = (0,), overrides: Sequence[str] = ()) -> Path:
+                seeds: int | str | Sequence[int] = (0,), overrides: Sequence[str | Override] = (),
+                backend: str = "local", workers: int = 1, address: str | None = None,
+                on_result: Callable[[dict], None] | None = None) -> Path:
     """Train ``models`` (``SEQUENTIAL_MODELS`` names, the first the reference) with every training seed
     on every user split and write ``splits.md`` and ``.json`` under ``out``; returns the Markdown file.
 
@@ -146,7 +176,8 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int 
     each metric against the reference over those pairs, and over the distinct
     users (``distinct_user_differences``: one mean difference per user, tested
     against zero; ``n_users``, ``p_users_<metric>`` in the JSON). Finished runs
-    (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes.
+    (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes. overrides, backend, workers,
+    address, on_result: as in :func:`sensitivity_study`.
     """
     models, splits, seeds = list(models), parse_seeds(splits, "--splits"), parse_seeds(seeds)
     if len(models) < 2 or len(set(models)) != len(models):
@@ -155,9 +186,11 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int 
         if not values or len(set(values)) != len(values):
             raise ConfigError(f"split study: give distinct {name}, got {values}")
     check_task(models, "sequential", "split study")
-    out = Path(out)
-    runs = {m: [[_run(out / f"{m}-split{k}-s{s}", dataset, m, s, [*overrides, f"sequence.split_seed={k}"])
-                 for s in seeds] for k in splits] for m in models}
+    out, overrides, data = Path(out), override_pairs(overrides), _dataset_arg(dataset)
+    trials = [_trial(data, m, s, f"{m}-split{k}-s{s}", {"model": m, "split": k, "seed": s},
+                     [*overrides, ("sequence.split_seed", k)]) for m in models for k in splits for s in seeds]
+    _finished_runs(out, trials, True, backend=backend, workers=workers, address=address, on_result=on_result)
+    runs = {m: [[out / f"{m}-split{k}-s{s}" for s in seeds] for k in splits] for m in models}
     per_split, pooled = _compare_over_splits(runs, splits, models[0])
     note = (f"\nModels on {dataset} over user splits {splits}, training seeds {seeds} (per-user values "
             f"averaged over the seeds); Δ and p per split: paired t-test of test Recall@20 against "
