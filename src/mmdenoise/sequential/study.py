@@ -68,7 +68,8 @@ def grid_points(grid: str) -> list[tuple[str, dict, list[Override]]]:
 
 def _dataset_arg(dataset: Any) -> str:
     """The dataset as a trial's config names it: a folder by its absolute path, a name as it is."""
-    if hasattr(dataset, "fingerprint"):  # a Dataset object
+    from ..data import Dataset
+    if isinstance(dataset, Dataset):
         dataset = dataset.path if dataset.path is not None else dataset.name
     path = Path(str(dataset)).expanduser()
     return str(path.resolve()) if path.is_dir() else str(dataset)
@@ -108,12 +109,12 @@ def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: int | str |
     trials = {(prefix, s): _trial(data, "base" if prefix == "base" else "demure", s, f"{prefix}-s{s}",
                                   {"point": label, "seed": s}, [*overrides, *extra])
               for prefix, label, _, extra in points for s in seeds}
-    finished = _finished_runs(out, list(trials.values()), train, backend=backend, workers=workers,
-                              address=address, on_result=on_result)
+    done = _finished_runs(out, list(trials.values()), train, backend=backend, workers=workers, address=address,
+                          on_result=on_result)
 
     def runs(prefix: str) -> list[Path] | None:
         names = [trials[(prefix, s)]["name"] for s in seeds]
-        return [out / name for name in names] if all(name in finished for name in names) else None
+        return [out / name for name in names] if all(name in done for name in names) else None
 
     base = runs("base")
     if base is None:
