@@ -312,7 +312,7 @@ def test_report_on_a_damaged_result(mf_run, tmp_path, damage, message):
 def test_damaged_per_user_file(mf_run, tmp_path, content):
     import shutil
 
-    from mmdenoise.experiments.report import paired_per_user
+    from mmdenoise.eval.pairing import paired_per_user
     run = tmp_path / "runs" / "mf"
     shutil.copytree(mf_run, run)
     (run / record.PER_USER_FILE).write_bytes(content)

@@ -343,8 +343,9 @@ def sweep_cmd(
     set_: List[str] = typer.Option([], "--set", help="extra override for every trial, e.g. train.epochs=50"),
 ):
     """Grid/random search selected on validation; finished trials are skipped when run again."""
+    from .config import override_pairs
     from .experiments.sweep import SWEEP_MD, sweep
-    result = sweep(spec, out, backend=backend, workers=workers, address=address, overrides=set_,
+    result = sweep(spec, out, backend=backend, workers=workers, address=address, overrides=override_pairs(set_),
                    on_result=_trial_line)
     typer.echo((result.root / SWEEP_MD).read_text(encoding="utf-8"))
     typer.echo(f"written: {result.root / SWEEP_MD}, {result.root / 'sweep.json'}")
@@ -371,9 +372,10 @@ def study_noise_cmd(
                                    "NAME:key=value for the runs of one backbone or denoiser"),
 ):
     """Recall@20 vs noise level for every backbone × denoiser: table (mean ± std), decline rate, PNG curves."""
+    from .config import override_pairs
     from .experiments.study import noise_study
     result = noise_study(dataset, models, denoisers, kind=kind, levels=levels, seeds=seeds, out=out,
-                         overrides=set_, backend=backend, workers=workers, address=address,
+                         overrides=override_pairs(set_), backend=backend, workers=workers, address=address,
                          on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
@@ -392,9 +394,10 @@ def study_ablation_cmd(
     set_: List[str] = typer.Option([], "--set"),
 ):
     """Every variant of a denoiser (GUIDER Table 3, DA-MRS Tables 3-4) plus none, in one table."""
+    from .config import override_pairs
     from .experiments.study import ablation_study
-    result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=set_, backend=backend,
-                            workers=workers, address=address, on_result=_trial_line)
+    result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=override_pairs(set_),
+                            backend=backend, workers=workers, address=address, on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
 
@@ -412,8 +415,9 @@ def study_baselines_cmd(
                                        help="train nothing: the table of the finished backbones, the rest listed"),
 ):
     """Backbones at their defaults on one dataset: test R@20 / N@20 at the best validation epoch and s/epoch."""
+    from .config import override_pairs
     from .experiments.study import baseline_study
-    result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=set_, workers=workers,
+    result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=override_pairs(set_), workers=workers,
                             finished_only=finished_only, on_result=_trial_line)
     typer.echo(result.table)
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
@@ -428,16 +432,22 @@ def study_sensitivity_cmd(
     seeds: str = typer.Option("1", help=SEEDS_HELP),
     out: Optional[Path] = typer.Option(None, help="study folder (default: studies/<dataset>-demure-<grid>)",
                                        show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.lr=0.003"),
     finished_only: bool = typer.Option(False, "--finished-only",
                                        help="train nothing: table of the finished points, the rest 'not run'"),
+    workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
+    backend: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="ray: cluster address"),
 ):
     """Demure's sensitivity (sequential): the base model and Demure at every grid point, one table (rerun resumes)."""
     if model != "demure":
         raise typer.BadParameter(f"{model!r}: the sensitivity grids are Demure's (-m demure)", param_hint="-m")
+    from .config import override_pairs
     from .sequential.study import sensitivity_study
     folder = out or Path("studies") / f"{Path(dataset).name}-demure-{grid}"
-    path = sensitivity_study(dataset, grid, folder, seeds=seeds, overrides=set_, train=not finished_only)
+    path = sensitivity_study(dataset, grid, folder, seeds=seeds, overrides=override_pairs(set_),
+                             train=not finished_only, backend=backend, workers=workers, address=address,
+                             on_result=_trial_line)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 
@@ -451,13 +461,18 @@ def study_splits_cmd(
     seeds: str = typer.Option("1", help=SEEDS_HELP + "; per-user values averaged over them"),
     out: Optional[Path] = typer.Option(None, help="study folder (default: studies/<dataset>-seq-splits)",
                                        show_default=False),
-    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.threads=1"),
+    set_: List[str] = typer.Option([], "--set", help="override for every run, e.g. train.lr=0.003"),
+    workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
+    backend: str = typer.Option("local", help="local or ray"),
+    address: Optional[str] = typer.Option(None, help="ray: cluster address"),
 ):
     """Sequential models over several user splits: per-split and pooled paired tests against the first."""
+    from .config import override_pairs
     from .sequential.study import split_study
     folder = out or Path("studies") / f"{Path(dataset).name}-seq-splits"
     path = split_study(dataset, [m.strip() for m in models.split(",") if m.strip()], folder,
-                       splits=splits, seeds=seeds, overrides=set_)
+                       splits=splits, seeds=seeds, overrides=override_pairs(set_), backend=backend,
+                       workers=workers, address=address, on_result=_trial_line)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
 

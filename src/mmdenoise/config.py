@@ -342,16 +342,48 @@ def to_dict(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ overrides
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``"train.lr=0.01"`` into (["train", "lr"], 0.01); values via yaml.safe_load."""
+#: an override as a (key, value) pair: ``("train.lr", 0.01)``, the value already typed
+Override = tuple[str, Any]
+
+
+def override_pair(text: str) -> Override:
+    """``("train.lr", 0.01)`` from ``"train.lr=0.01"``: the stripped key, and the value read by the
+    bounded YAML loader (:func:`parse_yaml`; an empty value is the empty string)."""
     if "=" not in text:
         raise ConfigError(f"override {short(text)} is not of the form key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
         raise ConfigError(f"override {short(text)} has an empty key")
-    value = parse_yaml(raw, f"override {short(text)}") if raw.strip() else ""
+    return key, (parse_yaml(raw, f"override {short(text)}") if raw.strip() else "")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"train.lr=0.01"`` into (["train", "lr"], 0.01); values via yaml.safe_load."""
+    key, value = override_pair(text)
     return key.split("."), value
+
+
+def override_pairs(overrides: Mapping[str, Any] | Sequence[str | Override] | None) -> list[Override]:
+    """Overrides as (key, value) pairs, in order: ``"key=value"`` text parsed once (:func:`override_pair`),
+    pairs (or two-item lists, as JSON stores them) and a mapping's items taken as they are."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        items: list = list(overrides.items())
+    elif isinstance(overrides, (str, bytes)):
+        raise ConfigError(f"overrides: expected a list of key=value or (key, value), got the text {short(overrides)}")
+    else:
+        items = list(overrides)
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            pairs.append(override_pair(item))
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str) and item[0].strip():
+            pairs.append((item[0].strip(), item[1]))
+        else:
+            raise ConfigError(f"override {short(item)}: expected key=value or a (key, value) pair")
+    return pairs
 
 
 def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[str, list[str]]]:
@@ -371,9 +403,10 @@ def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[
     return top, sections
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], run_cls: type,
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override], run_cls: type,
                     params: Mapping[str, type] | None = None) -> dict:
-    """Apply ``key=value`` overrides to a raw mapping of run config class ``run_cls`` (returns a new dict).
+    """Apply overrides (``key=value`` text or (key, value) pairs, :func:`override_pairs`) to a raw
+    mapping of run config class ``run_cls``, in order (returns a new dict).
 
     Keys are a top-level field (``model``, ``seed``), dotted ``section.field``
     (``train.lr``, ``sequence.max_len``, ``model_params.n_layers``; ``model.`` and
@@ -383,8 +416,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], run_cls: 
     """
     data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     top_fields, section_fields = _layout(run_cls, params or {})
-    for text in overrides:
-        path, value = parse_override(text)
+    for item in overrides:
+        key, value = override_pair(item) if isinstance(item, str) else item
+        label = item if isinstance(item, str) else f"{key}={value!r}"
+        path = key.split(".")
         if len(path) == 1:
             name = path[0]
             if name in top_fields:
@@ -394,20 +429,21 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], run_cls: 
             if len(owners) != 1:
                 problem = "is ambiguous between " + ", ".join(owners) if owners else "is not a known key"
                 valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
-                raise ConfigError(f"override {short(text)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
+                raise ConfigError(f"override {short(label)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
             path = [owners[0], name]
         section = path[0] + "_params" if path[0] + "_params" in section_fields else path[0]
         if len(path) != 2 or section not in section_fields:
-            raise ConfigError(f"override {short(text)}: unknown key; use one of {top_fields} or "
+            raise ConfigError(f"override {short(label)}: unknown key; use one of {top_fields} or "
                               f"{', '.join(section_fields)}.<field>")
         data.setdefault(section, {})
         data[section][path[1]] = value
     return data
 
 
-def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: Sequence[str],
+def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: Sequence[str | Override],
                        params: Callable[[dict], Mapping[str, type]]) -> Any:
-    """A raw run config (a mapping or a ``run_cls``) and ``key=value`` overrides, validated into a fully
+    """A raw run config (a mapping or a ``run_cls``) and overrides (``key=value`` text or (key, value)
+    pairs), validated into a fully
     resolved ``run_cls``: the one resolver of general and sequential runs.
 
     Top-level overrides are applied first, since they name the model (and
@@ -419,10 +455,10 @@ def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: 
     """
     raw = to_dict(data) if isinstance(data, run_cls) else dict(data or {})
     top_fields, _ = _layout(run_cls, {})
-    top = [o for o in overrides if o.split("=", 1)[0].strip() in top_fields]
-    raw = apply_overrides(raw, top, run_cls)
+    pairs = override_pairs(overrides)
+    raw = apply_overrides(raw, [p for p in pairs if p[0] in top_fields], run_cls)
     classes = params(raw)
-    raw = apply_overrides(raw, [o for o in overrides if o not in top], run_cls, classes)
+    raw = apply_overrides(raw, [p for p in pairs if p[0] not in top_fields], run_cls, classes)
     config = from_dict(run_cls, raw, "config")
     for section, cls in classes.items():
         name = getattr(config, section.removesuffix("_params"))

@@ -108,7 +108,7 @@ def test_same_name_different_fingerprints_without_noise_are_labelled_by_fingerpr
 
 def test_pairing_or_averaging_runs_on_different_data_is_refused(tmp_path):
     from mmdenoise.errors import RunError
-    from mmdenoise.experiments.report import paired_per_user, per_user_mean
+    from mmdenoise.eval.pairing import paired_per_user, per_user_mean
     a = _run_on(tmp_path, "ml-100k", "mf", "none", np.full(20, 0.2), "f1")
     b = _run_on(tmp_path, "ml-100k", "mf", "tce", np.full(20, 0.4), "f2", noise={"add": 0.2, "seed": 1})
     with pytest.raises(RunError, match="cannot average or pair runs trained on different data"):
@@ -139,7 +139,7 @@ def test_a_damaged_result_is_a_clear_error(tmp_path, content):
 def test_noise_draws_of_one_level_average_but_levels_do_not_mix(tmp_path):
     """A noise study's seeds are each their own noise draw: same level → one cell, other level → refused."""
     from mmdenoise.errors import RunError
-    from mmdenoise.experiments.report import per_user_mean
+    from mmdenoise.eval.pairing import per_user_mean
     runs = [_run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.2 + s / 100), f"f{s}", seed=s,
                     noise={"add": 0.1, "seed": s, "source": "clean"}) for s in range(2)]
     assert np.allclose(per_user_mean(runs, "recall@20")[1], 0.205)

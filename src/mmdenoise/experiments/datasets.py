@@ -15,6 +15,7 @@ from ..data import load_dataset
 from ..data.info import dataset_info
 from ..graphs.agreement import item_cooccurrence, modality_agreement
 from ..io import write_json, write_text
+from .tables import markdown
 
 DEFAULT_K = 10
 
@@ -37,19 +38,18 @@ def dataset_stats(name: str, k: int = DEFAULT_K) -> dict:
 def stats_table(stats: Sequence[dict]) -> str:
     """Markdown: one row per dataset × modality (the dataset's counts on its first row only)."""
     k = next((m["k"] for s in stats for m in s["modalities"].values()), DEFAULT_K)
-    lines = [f"| dataset | users | items | interactions | density | modality | dim | mean cosine "
-             f"| overlap@{k} | lift |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    header = ["dataset", "users", "items", "interactions", "density", "modality", "dim", "mean cosine",
+              f"overlap@{k}", "lift"]
+    rows = []
     for s in stats:
         total = s["interactions"]["total"]
-        head = (f"| {s['source']} | {s['users']:,} | {s['items']:,} | {total:,} "
-                f"| {100 * total / (s['users'] * s['items']):.3f}% |")
-        blank = "| | | | | |"
-        modalities = s["modalities"] or {"–": None}
-        for row, (modality, m) in enumerate(modalities.items()):
-            cells = (" – | – | – | – |" if m is None else
-                     f" {m['dim']} | {m['mean_cosine']:.3f} | {m['overlap']:.3f} | {m['lift']:.1f}× |")
-            lines.append((head if row == 0 else blank) + f" {modality} |" + cells)
-    return "\n".join(lines) + "\n"
+        head = [s["source"], f"{s['users']:,}", f"{s['items']:,}", f"{total:,}",
+                f"{100 * total / (s['users'] * s['items']):.3f}%"]
+        for row, (modality, m) in enumerate((s["modalities"] or {"–": None}).items()):
+            values = (["–"] * 4 if m is None else
+                      [str(m["dim"]), f"{m['mean_cosine']:.3f}", f"{m['overlap']:.3f}", f"{m['lift']:.1f}×"])
+            rows.append((head if row == 0 else [""] * len(head)) + [modality] + values)
+    return markdown(header, rows, "lrrrrlrrrr") + "\n"
 
 
 def write_stats_page(names: Sequence[str], out: str | Path, k: int = DEFAULT_K) -> Path:

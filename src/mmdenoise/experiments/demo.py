@@ -24,6 +24,7 @@ from ..data.noise import inject_noise
 from ..eval.significance import compare
 from ..log import configure
 from ..training import record
+from .tables import markdown
 
 #: the quick demo: backbones and a budget that fits 3 minutes (lr 5e-3 converges in tens of epochs)
 QUICK_MODELS = ("pop", "mf", "lightgcn", "freedom")
@@ -35,14 +36,11 @@ FULL_MODELS = ("pop", "mf", "lightgcn", "vbpr", "freedom")
 
 def results_table(rows: list[dict]) -> str:
     """A Markdown table of test metrics and speed, one row per run result (best epoch counted from 1)."""
-    header = "| model | denoiser | recall@20 | ndcg@20 | recall@50 | ndcg@50 | best epoch | s/epoch |"
-    lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        t = r["test"]
-        best = str(r["best_epoch"] + 1) if r["best_epoch"] >= 0 else "–"
-        lines.append(f"| {r['model']} | {r['denoiser']} | {t['recall@20']:.4f} | {t['ndcg@20']:.4f} | "
-                     f"{t['recall@50']:.4f} | {t['ndcg@50']:.4f} | {best} | {r['seconds_per_epoch']:.3f} |")
-    return "\n".join(lines)
+    metrics = ("recall@20", "ndcg@20", "recall@50", "ndcg@50")
+    cells = [[r["model"], r["denoiser"], *(f"{r['test'][m]:.4f}" for m in metrics),
+              str(r["best_epoch"] + 1) if r["best_epoch"] >= 0 else "–", f"{r['seconds_per_epoch']:.3f}"]
+             for r in rows]
+    return markdown(["model", "denoiser", *metrics, "best epoch", "s/epoch"], cells, "llrrrrrr")
 
 
 def say(text: str = "") -> None:

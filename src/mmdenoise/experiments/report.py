@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MMDenoiseError, RunError
-from ..eval import paired_ttest
-from ..eval.significance import align
+from ..errors import MMDenoiseError
+from ..eval.pairing import dataset_key, dataset_labels, significantly_better
 from ..training import record
+from .tables import Cell, latex, latex_escape, markdown
 
 METRICS = ("recall@20", "ndcg@20")
+SHORT = {"recall@20": "R@20", "ndcg@20": "N@20"}
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -38,124 +39,6 @@ def find_runs(root: str | Path) -> list[Path]:
     if not runs:
         raise MMDenoiseError(f"no run folders (with {record.RESULT_FILE}) under {root}")
     return runs
-
-
-def dataset_key(result: dict) -> tuple:
-    """The data condition of a run: what groups runs into one table and what runs averaged or paired
-    user by user must share. (name, fingerprint) for clean data; for a noised copy (which keeps its
-    source's name) (name, source fingerprint, the planted-noise spec without its seed), so a noise
-    study's seeds, each its own noise draw, average within their level and never with other levels
-    or the clean data."""
-    data = result["dataset"]
-    noise = data.get("noise")
-    if isinstance(noise, dict) and noise.get("source"):
-        spec = json.dumps({k: v for k, v in noise.items() if k not in ("seed", "source")}, sort_keys=True)
-        return str(data.get("name")), noise["source"], spec
-    return str(data.get("name")), data.get("fingerprint"), None
-
-
-def dataset_labels(results: list[dict]) -> dict[tuple, str]:
-    """A label per ``dataset_key``: the name where one data condition carries it, else the name with the
-    planted noise (``ml-100k (noise add 0.1)``) or, without a record of it, the fingerprint."""
-    keys: dict[tuple, dict] = {}
-    for result in results:
-        keys.setdefault(dataset_key(result), result["dataset"])
-    names = [key[0] for key in keys]
-    labels = {}
-    for key, summary in keys.items():
-        if names.count(key[0]) == 1:
-            labels[key] = key[0]
-        elif summary.get("noise"):
-            noise = {k: v for k, v in summary["noise"].items() if k not in ("source",)}
-            labels[key] = f"{key[0]} ({record.noise_label(noise).rsplit(', seed', 1)[0]})"
-        else:
-            labels[key] = f"{key[0]} (fingerprint {str(key[1])[:12]})"
-    return labels
-
-
-def check_same_data(runs: list[Path]) -> None:
-    """RunError unless every run shares its data condition (``dataset_key``): per-user values of runs on
-    different data are never averaged or paired, whatever the runs' dataset names say. Runs without a
-    result.json (per-user files alone) cannot be checked and are let through."""
-    first: dict[tuple, tuple[Path, dict]] = {}
-    for run in runs:
-        if not (Path(run) / record.RESULT_FILE).exists():
-            continue
-        result = record.read_result(run)
-        first.setdefault(dataset_key(result), (run, result))
-    if len(first) > 1:
-        labels = dataset_labels([result for _, result in first.values()])
-        shown = [f"{run} ({labels[key]}, fingerprint {str(result['dataset'].get('fingerprint'))[:12]})"
-                 for key, (run, result) in list(first.items())[:2]]
-        raise RunError(f"cannot average or pair runs trained on different data: {shown[0]} and {shown[1]}")
-
-
-def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Users evaluated in every run and their metric averaged over the runs (seeds), which must share
-    their data (``check_same_data``)."""
-    check_same_data(runs)
-    users, values = None, None
-    for run in runs:
-        z = record.read_per_user(run)
-        if users is None:
-            users, values = z["users"], z[f"test_{metric}"].astype(np.float64)
-        else:
-            users, a, b = align(users, values, z["users"], z[f"test_{metric}"])
-            values = a + b
-    return users, values / len(runs)
-
-
-def paired_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Test ``metric`` of two groups of runs (seeds) on one split, user by user: each side's per-user
-    values averaged over its runs, over the users every run evaluated → (a float64 [n], b float64 [n])."""
-    return _paired_with_users(runs_a, runs_b, metric)[1:]
-
-
-def _paired_with_users(runs_a: list[Path], runs_b: list[Path], metric: str
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``paired_per_user`` with the users: (users [n], a [n], b [n])."""
-    check_same_data([*runs_a, *runs_b])
-    users_a, a = per_user_mean(runs_a, metric)
-    users_b, b = per_user_mean(runs_b, metric)
-    return align(users_a, a, users_b, b)
-
-
-def paired_per_split(groups_a: list[list[Path]], groups_b: list[list[Path]], metric: str
-                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``paired_per_user`` on each user split, with the users: groups_a[k] and groups_b[k] are the runs
-    (seeds) of the two models on split k. Returns one (users int64 [n_k], a float64 [n_k], b float64 [n_k])
-    per split; ``pooled_per_user`` and ``distinct_user_differences`` combine them."""
-    if len(groups_a) != len(groups_b):
-        raise ValueError(f"one group of runs per split on each side, got {len(groups_a)} and {len(groups_b)}")
-    return [_paired_with_users(a, b, metric) for a, b in zip(groups_a, groups_b)]
-
-
-def pooled_per_user(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The splits' pairs (``paired_per_split``) concatenated: (a, b) float64 [n], one entry per
-    (split, user); a user held out in several splits counts once per split."""
-    return np.concatenate([a for _, a, _ in pairs]), np.concatenate([b for _, _, b in pairs])
-
-
-def distinct_user_differences(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-                              ) -> tuple[np.ndarray, np.ndarray]:
-    """Each distinct user's a − b over the splits' pairs (``paired_per_split``): a user held out in
-    several splits gets the mean of its per-split differences, so every user counts once (the
-    pooled pairs are not independent when splits share test users). Returns (users int64 [m],
-    ascending; difference float64 [m])."""
-    users = np.concatenate([u for u, _, _ in pairs])
-    diff = np.concatenate([a - b for _, a, b in pairs])
-    distinct, index, counts = np.unique(users, return_inverse=True, return_counts=True)
-    return distinct, np.bincount(index, weights=diff, minlength=distinct.size) / counts
-
-
-def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, alpha: float = 0.05) -> bool:
-    """Whether runs_a beat runs_b on test ``metric``: higher mean and paired t-test p < alpha.
-
-    Users are those evaluated in every run; each side's per-user values are
-    averaged over its runs (seeds) first.
-    """
-    a, b = paired_per_user(runs_a, runs_b, metric)
-    return bool(a.mean() > b.mean() and paired_ttest(a, b)[1] < alpha)
 
 
 def _row_label(run: Path, result: dict) -> str:
@@ -216,61 +99,29 @@ def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
     """Markdown tables (one per dataset) of test metrics with bold best and ``*`` significance marks."""
     out = []
     for t in comparison_cells(run_dirs, alpha):
-        models = t["models"]
-        header = "| denoiser | " + " | ".join(f"{model} R@20 | {model} N@20" for model in models) + " |"
-        lines = [f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)", "",
-                 header, "|---|" + "---:|" * (2 * len(models))]
-        for den, cells in _rows(t):
-            texts = [den]
-            for cell in cells:
-                if cell is None:
-                    texts.append("–")
-                    continue
-                text = f"{cell['value']:.4f}" + ("*" if cell["significant"] else "")
-                texts.append(f"**{text}**" if cell["best"] else text)
-            lines.append("| " + " | ".join(texts) + " |")
-        out.append("\n".join(lines))
+        header = ["denoiser"] + [f"{model} {SHORT[m]}" for model in t["models"] for m in METRICS]
+        rows = [[den] + ["–" if cell is None else _value_cell(cell) for cell in cells] for den, cells in _rows(t)]
+        out.append(f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)\n\n"
+                   + markdown(header, rows, "l" + "r" * (len(header) - 1)))
     return "\n\n".join(out) + "\n"
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """``text`` with LaTeX's special characters escaped (for names in tables)."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+def _value_cell(cell: dict) -> Cell:
+    return Cell(f"{cell['value']:.4f}", bold=cell["best"], marked=cell["significant"])
 
 
 def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
     """LaTeX (booktabs) tables like GUIDER Table 2: best of each column in ``\\textbf``, ``$^*$`` after
     a value whose paired t-test against ``none`` gives p < alpha. Needs ``\\usepackage{booktabs}``."""
     out = []
-    short = {"recall@20": "R@20", "ndcg@20": "N@20"}
     for t in comparison_cells(run_dirs, alpha):
         models = t["models"]
-        n = len(METRICS)
-        lines = [r"\begin{table}[t]", r"\centering",
-                 rf"\caption{{{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold; "
-                 rf"$^*$: $p < {alpha}$, paired t-test against the backbone without denoiser.}}",
-                 r"\begin{tabular}{l" + ("r" * n) * len(models) + "}", r"\toprule",
-                 " & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(m)}}}" for m in models) + r" \\",
-                 " ".join(rf"\cmidrule(lr){{{2 + k * n}-{1 + (k + 1) * n}}}" for k in range(len(models))),
-                 "Denoiser & " + " & ".join(short.get(m, latex_escape(m)) for _ in models for m in METRICS)
-                 + r" \\",
-                 r"\midrule"]
-        for den, cells in _rows(t):
-            texts = [latex_escape(den)]
-            for cell in cells:
-                if cell is None:
-                    texts.append("--")
-                    continue
-                text = f"{cell['value']:.4f}"
-                text = rf"\textbf{{{text}}}" if cell["best"] else text
-                texts.append(text + (r"$^*$" if cell["significant"] else ""))
-            lines.append(" & ".join(texts) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-        out.append("\n".join(lines))
+        header = ["Denoiser"] + [SHORT[m] for _ in models for m in METRICS]
+        rows = [[den] + ["--" if cell is None else _value_cell(cell) for cell in cells] for den, cells in _rows(t)]
+        caption = (f"{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold; "
+                   f"$^*$: $p < {alpha}$, paired t-test against the backbone without denoiser.")
+        out.append(latex(header, rows, "l" + "r" * (len(header) - 1), caption=caption,
+                         groups=[("", 1)] + [(model, len(METRICS)) for model in models]))
     return "\n\n".join(out) + "\n"
 
 
@@ -286,14 +137,21 @@ def _detection_rows(run_dirs: list[Path]) -> list[tuple]:
     return sorted(rows)
 
 
+DETECTION_ALIGN = "lllrrr"
+
+
 def detection_table(run_dirs: list[Path]) -> str:
     """Markdown table of detection ROC-AUC and precision@|noise| (last epoch) per dataset, model and denoiser."""
     rows = _detection_rows(run_dirs)
     if not rows:
         return ""
-    lines = ["| dataset | model | denoiser | seed | detection AUC | precision@noise |", "|---|---|---|---:|---:|---:|"]
-    lines += [f"| {a} | {b} | {c} | {s} | {auc:.3f} | {p:.3f} |" for a, b, c, s, auc, p in rows]
-    return "\n".join(lines) + "\n"
+    header = ["dataset", "model", "denoiser", "seed", "detection AUC", "precision@noise"]
+    return markdown(header, [_detection_cells(row) for row in rows], DETECTION_ALIGN) + "\n"
+
+
+def _detection_cells(row: tuple) -> list[str]:
+    dataset, model, denoiser, seed, auc, precision = row
+    return [dataset, model, denoiser, str(seed), f"{auc:.3f}", f"{precision:.3f}"]
 
 
 def detection_table_latex(run_dirs: list[Path]) -> str:
@@ -301,15 +159,10 @@ def detection_table_latex(run_dirs: list[Path]) -> str:
     rows = _detection_rows(run_dirs)
     if not rows:
         return ""
-    lines = [r"\begin{table}[t]", r"\centering",
-             r"\caption{Noise detection: ROC-AUC and precision@$|$noise$|$ of each denoiser's per-interaction "
-             r"judgement against the planted added interactions (last epoch).}",
-             r"\begin{tabular}{lllrrr}", r"\toprule",
-             r"Dataset & Model & Denoiser & Seed & AUC & Precision@noise \\", r"\midrule"]
-    lines += [" & ".join([latex_escape(a), latex_escape(b), latex_escape(c), str(s), f"{auc:.3f}", f"{p:.3f}"])
-              + r" \\" for a, b, c, s, auc, p in rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    header = ["Dataset", "Model", "Denoiser", "Seed", "AUC", "Precision@noise"]
+    caption = (r"Noise detection: ROC-AUC and precision@$|$noise$|$ of each denoiser's per-interaction "
+               r"judgement against the planted added interactions (last epoch).")
+    return latex(header, [_detection_cells(row) for row in rows], DETECTION_ALIGN, caption=caption) + "\n"
 
 
 REPORT_FORMATS = ("md", "latex")

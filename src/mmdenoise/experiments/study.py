@@ -1,7 +1,7 @@
 """Noise-robustness studies and ablations (DESIGN §7; GUIDER Fig. 8 / Table 3, DA-MRS Fig. 3–4 / Tables 3–4).
 
 Both are grids of runs: each cell (backbone × denoiser or variant × noise
-level × seed) is a trial run by :func:`experiments.sweep.run_trials`, so a
+level × seed) is a trial run by :func:`experiments.runner.run_trials`, so a
 study resumes after an interruption exactly as a sweep does (finished cells
 are skipped) and runs on the local or the Ray backend.
 
@@ -32,8 +32,9 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..log import get_logger
-from .sweep import (Objective, format_value, make_trial, run_trials, summary_record, trial_defaults,
-                    validate_trial)
+from .tables import Cell, markdown
+from ..config import Override, override_pairs
+from .runner import Objective, make_trial, run_trials, summary_record, trial_defaults, validate_trial
 
 log = get_logger(__name__)
 
@@ -128,9 +129,9 @@ def _test_values(records: Sequence[dict], metric: str) -> list[float]:
     return [r["test"][metric] for r in records]
 
 
-def _cell(mean: float, std: float, n: int, bold: bool = False, mark: str = "") -> str:
-    text = f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
-    return f"**{text}**{mark}" if bold else text + mark
+def _cell(mean: float, std: float, n: int, bold: bool = False, marked: bool = False) -> Cell:
+    """``mean ± std`` over n seeds (the mean alone for one seed)."""
+    return Cell(f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}", bold, marked)
 
 
 def decline_rate(clean: float, noisiest: float) -> float:
@@ -200,27 +201,29 @@ def check_task(models: Sequence[str], task: str, study: str) -> None:
                               f"(for {model_task(model)} models: {other})")
 
 
-def scoped_overrides(overrides: Sequence[str], names: Sequence[str]) -> dict[str | None, list[str]]:
-    """Split ``key=value`` overrides into those for every cell (key None) and ``NAME:key=value`` ones.
+def scoped_overrides(overrides: Sequence[Override], names: Sequence[str]) -> dict[str | None, list[Override]]:
+    """Split (key, value) overrides into those for every cell (scope None) and those whose key is
+    ``NAME:key``.
 
     A scoped override applies only to the cells whose backbone or denoiser is
     NAME (e.g. ``tce:denoiser_params.num_gradual=1000``); NAME must be one of
     ``names``, so a misspelt scope is an error rather than a silent no-op.
     """
-    scoped: dict[str | None, list[str]] = defaultdict(list)
-    for text in overrides:
-        scope, sep, _ = text.partition("=")[0].partition(":")
+    scoped: dict[str | None, list[Override]] = defaultdict(list)
+    for key, value in overrides:
+        scope, sep, rest = key.partition(":")
         if not sep:
-            scoped[None].append(text)
+            scoped[None].append((key, value))
             continue
         if scope not in names:
-            raise ConfigError(f"--set {text!r}: scope {scope!r} is none of this study's backbones or "
+            raise ConfigError(f"--set {key}={value!r}: scope {scope!r} is none of this study's backbones or "
                               f"denoisers ({', '.join(names)})")
-        scoped[scope].append(text[len(scope) + 1:])
+        scoped[scope].append((rest, value))
     return scoped
 
 
-def _validated(trials: list[dict]) -> list[dict]:
+def validate_cells(trials: list[dict]) -> list[dict]:
+    """``trials``, each first resolved without training (a ConfigError names its cell)."""
     for trial in trials:
         validate_trial(trial, f"cell {trial['params']}")
     return trials
@@ -230,7 +233,7 @@ def _validated(trials: list[dict]) -> list[dict]:
 def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequence[str] = "none", *,
                 kind: str = "add", levels: str | Sequence[float] = DEFAULT_LEVELS,
                 seeds: int | str | Sequence[int] = 3,
-                out: str | Path | None = None, overrides: Sequence[str] = (), backend: str = "local",
+                out: str | Path | None = None, overrides: Sequence[str | Override] = (), backend: str = "local",
                 workers: int = 1, address: str | None = None,
                 on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train every backbone × denoiser × noise level × seed and write the table and curves.
@@ -238,14 +241,15 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     dataset: a registered name or a folder (clean). models, denoisers: names
     (lists or comma-separated). kind: add | remove | swap:MOD | misalign:MOD.
     levels: noise ratios (0 = clean). seeds: a count N (0..N-1) or a list
-    (``parse_seeds``), each the noise draw and the training seed. overrides: ``key=value`` for every run (e.g.
-    ``train.epochs=50``), or ``NAME:key=value`` for the runs of one backbone or
-    denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
+    (``parse_seeds``), each the noise draw and the training seed. overrides: (key, value) pairs or
+    ``key=value`` text for every run (e.g. ``train.epochs=50``), or ``NAME:key`` for the runs of one
+    backbone or denoiser NAME (e.g. ``tce:denoiser_params.num_gradual=1000``).
     out: default ``studies/<dataset>-noise-<kind>``.
     """
     from ..data import load_dataset
     from .plots import noise_curves
     models, denoisers = _split_list(models, "models"), _split_list(denoisers, "denoisers")
+    overrides = override_pairs(overrides)
     check_task(models, "general", "noise study")
     kind_name, modality = parse_kind(kind)
     levels, seed_list = _parse_levels(levels), parse_seeds(seeds)
@@ -270,12 +274,12 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
             for level in levels:
                 for seed in seed_list:
                     params = {"model": model, "denoiser": denoiser, "noise": kind, "level": level, "seed": seed}
-                    fixed = trial_defaults(objective) + [f"model={model}", f"denoiser={denoiser}", f"seed={seed}"]
+                    fixed = trial_defaults(objective) + [("model", model), ("denoiser", denoiser), ("seed", seed)]
                     extra = scoped[None] + scoped[model] + scoped[denoiser]
                     trials.append(make_trial(params, {"dataset": datasets[(level, seed)]}, fixed + extra))
-    records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
+    records = run_trials(root, validate_cells(trials), objective, backend=backend, workers=workers,
                          address=address, on_result=on_result)
-    _raise_if_failed(records)
+    raise_if_failed(records)
 
     cells = defaultdict(list)
     for rec in records:
@@ -313,7 +317,7 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
     (per-user values averaged over seeds) against ``none`` at the same level
     gives p < alpha and the mean is higher.
     """
-    from .report import significantly_better
+    from ..eval.pairing import significantly_better
     out = []
     lo, hi = levels[0], levels[-1]
     for model in models:
@@ -324,30 +328,24 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
             marked = {(d, lv) for d in denoisers for lv in levels if d != "none" and "none" in denoisers
                       and significantly_better(paths[(d, lv)], paths[("none", lv)], metric, alpha)}
             best = {lv: max(round(stats[(d, lv)][0], 4) for d in denoisers) for lv in levels}
-            header = ("| denoiser | " + " | ".join(f"{100 * lv:g}%" for lv in levels)
-                      + f" | decline {100 * lo:g}%→{100 * hi:g}% |")
-            lines = [f"**{model}** on {dataset}: test {short} under {kind} noise "
-                     f"(mean ± std over {n_seeds} seed{'s' if n_seeds > 1 else ''}; "
-                     f"* p < {alpha} paired t-test vs none)", "",
-                     header, "|---|" + "---:|" * (len(levels) + 1)]
-            for d in denoisers:
-                row = [_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv],
-                             mark="*" if (d, lv) in marked else "") for lv in levels]
-                rate = decline_rate(stats[(d, lo)][0], stats[(d, hi)][0])
-                lines.append(f"| {d} | " + " | ".join(row) + f" | {100 * rate:.1f}% |")
-            out.append("\n".join(lines))
+            header = ["denoiser", *(f"{100 * lv:g}%" for lv in levels), f"decline {100 * lo:g}%→{100 * hi:g}%"]
+            rows = [[d, *(_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv],
+                                marked=(d, lv) in marked) for lv in levels),
+                     f"{100 * decline_rate(stats[(d, lo)][0], stats[(d, hi)][0]):.1f}%"] for d in denoisers]
+            title = (f"**{model}** on {dataset}: test {short} under {kind} noise (mean ± std over {n_seeds} "
+                     f"seed{'s' if n_seeds > 1 else ''}; * p < {alpha} paired t-test vs none)")
+            out.append(title + "\n\n" + markdown(header, rows, "l" + "r" * (len(header) - 1)))
     return "\n\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------- ablation
-def ablation_variants(denoiser: str) -> dict[str, list[str]]:
+def ablation_variants(denoiser: str) -> dict[str, list[Override]]:
     """Variant label → overrides: ``none``, then the registered ``<denoiser>-*`` names or DA-MRS's switches."""
     from ..denoise import DENOISERS
-    variants: dict[str, list[str]] = {"none": ["denoiser=none"]}
+    variants: dict[str, list[Override]] = {"none": [("denoiser", "none")]}
     if denoiser == "damrs":
         for label, switches in DAMRS_VARIANTS.items():
-            variants[label] = ["denoiser=damrs"] + [f"denoiser_params.{k}={format_value(v)}"
-                                                    for k, v in switches.items()]
+            variants[label] = [("denoiser", "damrs")] + [(f"denoiser_params.{k}", v) for k, v in switches.items()]
         return variants
     names = [n for n in DENOISERS if n.startswith(f"{denoiser}-")]
     if denoiser not in DENOISERS or not names:
@@ -355,20 +353,20 @@ def ablation_variants(denoiser: str) -> dict[str, list[str]]:
         raise ConfigError(f"no ablation variants of denoiser {denoiser!r}; ablations exist for "
                           f"{', '.join(with_variants)}")
     for name in [denoiser] + names:
-        variants[name] = [f"denoiser={name}"]
+        variants[name] = [("denoiser", name)]
     return variants
 
 
 def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str | Sequence[int] = 1,
                    out: str | Path | None = None,
-                   overrides: Sequence[str] = (), backend: str = "local", workers: int = 1,
+                   overrides: Sequence[str | Override] = (), backend: str = "local", workers: int = 1,
                    address: str | None = None, on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train ``none`` and every variant of ``denoiser`` on ``model`` for each seed; write one table.
 
     out: default ``studies/<dataset>-ablation-<model>-<denoiser>``.
     """
     from ..data.registry import resolve
-    seed_list = parse_seeds(seeds)
+    seed_list, overrides = parse_seeds(seeds), override_pairs(overrides)
     check_task([model], "general", "ablation study")
     variants = ablation_variants(denoiser)
     path = Path(dataset).expanduser()
@@ -378,11 +376,11 @@ def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str 
     root = Path(out if out is not None else Path("studies") / f"{name}-ablation-{model}-{denoiser}")
     objective = Objective()
     trials = [make_trial({"model": model, "variant": label, "seed": seed}, {"dataset": data_arg},
-                         trial_defaults(objective) + [f"model={model}", f"seed={seed}"] + extra + list(overrides))
+                         trial_defaults(objective) + [("model", model), ("seed", seed)] + extra + overrides)
               for label, extra in variants.items() for seed in seed_list]
-    records = run_trials(root, _validated(trials), objective, backend=backend, workers=workers,
+    records = run_trials(root, validate_cells(trials), objective, backend=backend, workers=workers,
                          address=address, on_result=on_result)
-    _raise_if_failed(records)
+    raise_if_failed(records)
     table = ablation_table(name, model, denoiser, list(variants), records)
     summary = {"dataset": name, "model": model, "denoiser": denoiser, "seeds": seed_list,
                "variants": variants, "overrides": list(overrides),
@@ -398,7 +396,7 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
     (per-user metrics averaged over seeds) against ``none`` gives p < alpha
     and the variant's mean is higher (as in the comparison report).
     """
-    from .report import significantly_better
+    from ..eval.pairing import significantly_better
     runs = defaultdict(list)
     for rec in records:
         runs[rec["params"]["variant"]].append(rec)
@@ -406,28 +404,25 @@ def ablation_table(dataset: str, model: str, denoiser: str, labels: Sequence[str
     stats = {(label, metric): _stats(_test_values(runs[label], metric))
              for label in labels for metric, _ in TABLE_METRICS}
     best = {metric: max(round(stats[(label, metric)][0], 4) for label in labels) for metric, _ in TABLE_METRICS}
-    header = "| variant | " + " | ".join(f"test {short}" for _, short in TABLE_METRICS) + " | valid R@20 |"
-    lines = [f"**{model}** + {denoiser} ablation on {dataset} (mean ± std over {n} seed{'s' if n > 1 else ''}; "
-             f"* p < {alpha} paired t-test vs none)", "", header, "|---|" + "---:|" * (len(TABLE_METRICS) + 1)]
+    rows = []
     for label in labels:
-        row = []
+        row = [label]
         for metric, _ in TABLE_METRICS:
             mean, std = stats[(label, metric)]
-            mark = ""
-            if label != "none" and significantly_better([Path(r["path"]) for r in runs[label]],
-                                                        [Path(r["path"]) for r in runs["none"]], metric, alpha):
-                mark = "*"
-            row.append(_cell(mean, std, n, bold=round(mean, 4) == best[metric], mark=mark))
-        valid = _stats([r["valid"]["recall@20"] for r in runs[label]])
-        lines.append(f"| {label} | " + " | ".join(row) + f" | {_cell(*valid, n)} |")
-    return "\n".join(lines) + "\n"
+            marked = label != "none" and significantly_better([Path(r["path"]) for r in runs[label]],
+                                                              [Path(r["path"]) for r in runs["none"]], metric, alpha)
+            row.append(_cell(mean, std, n, bold=round(mean, 4) == best[metric], marked=marked))
+        rows.append(row + [_cell(*_stats([r["valid"]["recall@20"] for r in runs[label]]), n)])
+    header = ["variant", *(f"test {short}" for _, short in TABLE_METRICS), "valid R@20"]
+    return (f"**{model}** + {denoiser} ablation on {dataset} (mean ± std over {n} seed{'s' if n > 1 else ''}; "
+            f"* p < {alpha} paired t-test vs none)\n\n" + markdown(header, rows, "l" + "r" * (len(header) - 1)) + "\n")
 
 
 # ------------------------------------------------------------------ files
 # -------------------------------------------------------------- baselines
 def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | str | Sequence[int] = 1,
                    out: str | Path | None = None,
-                   overrides: Sequence[str] = (), workers: int = 1, finished_only: bool = False,
+                   overrides: Sequence[str | Override] = (), workers: int = 1, finished_only: bool = False,
                    on_result: Callable[[dict], None] | None = None) -> StudyResult:
     """Train every backbone at its defaults (no denoiser) on ``dataset`` for each seed; write the table.
 
@@ -438,23 +433,23 @@ def baseline_study(dataset: str, models: str | Sequence[str], *, seeds: int | st
     have all finished, the others are listed as not run yet.
     """
     from ..data import load_dataset
-    models, seed_list = _split_list(models, "models"), parse_seeds(seeds)
+    models, seed_list, overrides = _split_list(models, "models"), parse_seeds(seeds), override_pairs(overrides)
     check_task(models, "general", "baseline study")
     source = load_dataset(dataset)
     root = Path(out if out is not None else Path("studies") / f"{source.name}-baselines")
     scoped = scoped_overrides(overrides, models)
     objective = Objective()
     trials = [make_trial({"model": m, "seed": s}, {"dataset": dataset},
-                         trial_defaults(objective) + [f"model={m}", "denoiser=none", f"seed={s}"]
+                         trial_defaults(objective) + [("model", m), ("denoiser", "none"), ("seed", s)]
                          + scoped[None] + scoped[m])
               for m in models for s in seed_list]
     if finished_only:
-        from .sweep import read_trial_record, trial_status
-        records = [read_trial_record(root, t, objective) for t in _validated(trials)
+        from .runner import read_trial_record, trial_status
+        records = [read_trial_record(root, t, objective) for t in validate_cells(trials)
                    if trial_status(root / t["name"], t) == "finished"]
     else:
-        records = run_trials(root, _validated(trials), objective, workers=workers, on_result=on_result)
-        _raise_if_failed(records)
+        records = run_trials(root, validate_cells(trials), objective, workers=workers, on_result=on_result)
+        raise_if_failed(records)
     done = [m for m in models if sum(r["params"]["model"] == m for r in records) == len(seed_list)]
     rows = baseline_rows([r for r in records if r["params"]["model"] in done])
     table = baseline_table(source.name, done, rows, len(seed_list))
@@ -485,17 +480,17 @@ def baseline_rows(records: Sequence[dict]) -> dict[str, dict]:
 def baseline_table(dataset: str, models: Sequence[str], rows: dict[str, dict], n_seeds: int) -> str:
     """Markdown: one row per backbone (validation R@20, test R@20 / N@20, best epoch, cost); best test R@20 bold."""
     best = max((round(rows[m]["test_recall@20"], 4) for m in models), default=None)
-    lines = [f"Backbones at their defaults on {dataset} (no denoiser; test at the best validation epoch; "
-             f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}; s/epoch = training only, one thread)", "",
-             "| model | valid R@20 | test R@20 | test N@20 | best epoch | epochs run | s/epoch | s/eval |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    header = ["model", "valid R@20", "test R@20", "test N@20", "best epoch", "epochs run", "s/epoch", "s/eval"]
+    cells = []
     for m in models:
         r = rows[m]
         recall = f"{r['test_recall@20']:.4f}"
-        lines.append(f"| {m} | {r['valid_recall@20']:.4f} | {f'**{recall}**' if float(recall) == best else recall} "
-                     f"| {r['test_ndcg@20']:.4f} | {_epoch(r['best_epoch'])} | {r['epochs_run']:g} "
-                     f"| {r['seconds_per_epoch']:.2f} | {r['eval_seconds']:.2f} |")
-    return "\n".join(lines) + "\n"
+        cells.append([m, f"{r['valid_recall@20']:.4f}", Cell(recall, bold=float(recall) == best),
+                      f"{r['test_ndcg@20']:.4f}", _epoch(r["best_epoch"]), f"{r['epochs_run']:g}",
+                      f"{r['seconds_per_epoch']:.2f}", f"{r['eval_seconds']:.2f}"])
+    return (f"Backbones at their defaults on {dataset} (no denoiser; test at the best validation epoch; "
+            f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''}; s/epoch = training only, one thread)\n\n"
+            + markdown(header, cells, "l" + "r" * (len(header) - 1)) + "\n")
 
 
 def _epoch(value: float) -> str:
@@ -503,7 +498,7 @@ def _epoch(value: float) -> str:
     return "–" if value < 0 else f"{value:g}"
 
 
-def _raise_if_failed(records: Sequence[dict]) -> None:
+def raise_if_failed(records: Sequence[dict]) -> None:
     from ..errors import TrainingError
     failed = [r for r in records if r.get("status") == "failed"]
     if failed:
@@ -524,4 +519,5 @@ def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[s
 
 __all__ = ["StudyResult", "noise_study", "ablation_study", "baseline_study", "baseline_table", "ablation_variants",
            "noise_table", "ablation_table",
-           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "DAMRS_VARIANTS"]
+           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "validate_cells", "raise_if_failed",
+           "DAMRS_VARIANTS"]

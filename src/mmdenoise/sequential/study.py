@@ -2,6 +2,13 @@
 augmented pairs (paper Tables 3–4), each grid point against the base model on the same user split;
 and the comparison of models over several user splits.
 
+Both run their runs as trials of the one runner of every study
+(``experiments.runner``: a pool of processes or Ray Tune, clash checks,
+finished runs skipped and partial ones resumed), each in the folder these
+studies always used (``base-s0``, ``demure-<point>-s0``,
+``<model>-split<k>-s<seed>``; folders written before they had a
+``trial.json`` are recognised by their ``config.yaml``).
+
 ``sensitivity_study`` trains the base model and Demure at every grid point
 (one run folder each under ``out``; finished runs are reused, so an
 interrupted study resumes), then writes ``sensitivity-<grid>.md`` and
@@ -23,19 +30,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..config import Override, override_pairs
 from ..errors import ConfigError
+from ..eval.pairing import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
 from ..eval.significance import paired_ttest
-from ..experiments.report import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
-from ..experiments.study import check_task, parse_seeds
+from ..experiments.runner import Objective, make_trial, run_trials, trial_defaults, trial_status
+from ..experiments.study import check_task, parse_seeds, raise_if_failed, validate_cells
+from ..experiments.tables import markdown
 from ..io import write_json, write_text
-from ..log import get_logger
 from ..training import record
-
-log = get_logger(__name__)
 
 #: Table 3: (γ_i + γ_m, γ_m)
 GAMMA_POINTS: tuple[tuple[float, float], ...] = ((0.8, 0.6), (0.8, 0.4), (0.8, 0.2), (0.6, 0.4), (0.6, 0.3),
@@ -45,52 +52,75 @@ J_POINTS: tuple[int, ...] = (1, 2, 4)
 METRICS = ("recall@20", "ndcg@20", "recall@50", "ndcg@50")
 
 
-def grid_points(grid: str) -> list[tuple[str, dict, list[str]]]:
+#: what the runner records of each run (the studies select nothing: their tables show every run)
+OBJECTIVE = Objective()
+
+
+def grid_points(grid: str) -> list[tuple[str, dict, list[Override]]]:
     """(label, shown columns, overrides) of every point of the ``gamma`` or ``j`` grid."""
     if grid == "gamma":
         return [(f"gi{round(total - gm, 2)}-gm{gm}", {"gamma_i+gamma_m": total, "gamma_m": gm},
-                 [f"gamma_i={round(total - gm, 2)}", f"gamma_m={gm}"]) for total, gm in GAMMA_POINTS]
+                 [("gamma_i", round(total - gm, 2)), ("gamma_m", gm)]) for total, gm in GAMMA_POINTS]
     if grid == "j":
-        return [(f"j{j}", {"J": j}, [f"n_views={j}"]) for j in J_POINTS]
+        return [(f"j{j}", {"J": j}, [("n_views", j)]) for j in J_POINTS]
     raise ConfigError(f"unknown sensitivity grid {grid!r}; grids: gamma (Table 3), j (Table 4)")
 
 
-def _run(folder: Path, dataset, model: str, seed: int, overrides: Sequence[str]) -> Path:
-    log.info("%s: %s", folder.name, "finished, reused" if _finished(folder) else "training")
-    if not _finished(folder):
-        from .api import train_sequential
-        train_sequential(dataset, model, seed=seed, overrides=list(overrides), out=folder, progress=False)
-    return folder
+def _dataset_arg(dataset: Any) -> str:
+    """The dataset as a trial's config names it: a folder by its absolute path, a name as it is."""
+    from ..data import Dataset
+    if isinstance(dataset, Dataset):
+        dataset = dataset.path if dataset.path is not None else dataset.name
+    path = Path(str(dataset)).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(dataset)
 
 
-def _finished(folder: Path) -> bool:
-    return (folder / record.RESULT_FILE).exists()
+def _trial(dataset: str, model: str, seed: int, name: str, params: dict, overrides: Sequence[Override]) -> dict:
+    """One run of a study as a trial of the runner, in the folder ``name`` the study always gave it."""
+    return make_trial(params, {"dataset": dataset},
+                      trial_defaults(OBJECTIVE) + [("model", model), ("seed", seed), *overrides], name=name)
+
+
+def _finished_runs(out: Path, trials: list[dict], train: bool, **runner: Any) -> set[str]:
+    """The names of the finished trials: every one after running them (``train``; a failed run is a
+    TrainingError once all have run), else those already finished (nothing trains)."""
+    trials = validate_cells(trials)
+    if train:
+        raise_if_failed(run_trials(out, trials, OBJECTIVE, **runner))
+        return {t["name"] for t in trials}
+    return {t["name"] for t in trials if trial_status(out / t["name"], t) == "finished"}
 
 
 def sensitivity_study(dataset, grid: str, out: str | Path, *, seeds: int | str | Sequence[int] = (0,),
-                      overrides: Sequence[str] = (), train: bool = True) -> Path:
+                      overrides: Sequence[str | Override] = (), train: bool = True, backend: str = "local",
+                      workers: int = 1, address: str | None = None,
+                      on_result: Callable[[dict], None] | None = None) -> Path:
     """Train the base model and Demure over ``grid`` (``gamma`` or ``j``) and write the table; returns
-    the Markdown file. ``overrides`` apply to every run (e.g. ``train.threads=1``).
+    the Markdown file. ``overrides`` ((key, value) pairs or ``key=value`` text) apply to every run (e.g.
+    ``train.lr=0.003``); backend, workers, address, on_result: as for every study (``run_trials``).
 
     With ``train=False`` nothing is trained: the table is written from the
     finished runs under ``out`` and a point with any seed unfinished is listed
     as "not run" (the base model's runs must be finished).
     """
-    out, seeds = Path(out), parse_seeds(seeds)
+    out, seeds, overrides, data = Path(out), parse_seeds(seeds), override_pairs(overrides), _dataset_arg(dataset)
+    points = [("base", "base", {}, []), *((f"demure-{label}", label, columns, extra)
+                                          for label, columns, extra in grid_points(grid))]
+    trials = {(prefix, s): _trial(data, "base" if prefix == "base" else "demure", s, f"{prefix}-s{s}",
+                                  {"point": label, "seed": s}, [*overrides, *extra])
+              for prefix, label, _, extra in points for s in seeds}
+    done = _finished_runs(out, list(trials.values()), train, backend=backend, workers=workers, address=address,
+                          on_result=on_result)
 
-    def runs(prefix: str, model: str, extra: Sequence[str]) -> list[Path] | None:
-        folders = [out / f"{prefix}-s{s}" for s in seeds]
-        if train:
-            return [_run(f, dataset, model, s, [*overrides, *extra]) for f, s in zip(folders, seeds)]
-        return folders if all(_finished(f) for f in folders) else None
+    def runs(prefix: str) -> list[Path] | None:
+        names = [trials[(prefix, s)]["name"] for s in seeds]
+        return [out / name for name in names] if all(name in done for name in names) else None
 
-    base = runs("base", "base", [])
+    base = runs("base")
     if base is None:
         raise ConfigError(f"sensitivity study in {out}: the base model's runs (base-s<seed>) are not finished; "
                           "run the study with training first")
-    rows = [{"label": "base", "columns": {}, "runs": base}]
-    rows += [{"label": label, "columns": columns, "runs": runs(f"demure-{label}", "demure", extra)}
-             for label, columns, extra in grid_points(grid)]
+    rows = [{"label": label, "columns": columns, "runs": runs(prefix)} for prefix, label, columns, _ in points]
     for row in rows:
         if row["runs"] is None:
             continue
@@ -117,25 +147,26 @@ def _sensitivity_table(rows: list[dict], best: str | None, grid: str, dataset, s
     keys = list(rows[1]["columns"])
     header = keys + ["valid R@20", "test R@20", "test N@20", "test R@50", "test N@50", "p vs base",
                      "best epoch", "s/epoch"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cells = []
     for row in rows:
         shown = [str(row["columns"][k]) for k in keys] if row["columns"] else ["base"] + [""] * (len(keys) - 1)
         if row["runs"] is None:
-            lines.append("| " + " | ".join(shown + ["not run"] + [""] * (len(header) - len(keys) - 1)) + " |")
+            cells.append(shown + ["not run"] + [""] * (len(header) - len(keys) - 1))
             continue
         mark = " ←" if row["label"] == best else ""
         p = f"{row['p_vs_base']:.3g}" if "p_vs_base" in row else "–"
-        lines.append("| " + " | ".join(shown + [f"{row['valid']['recall@20']:.4f}{mark}"] +
-                                       [f"{row['test'][m]:.4f}" for m in METRICS] +
-                                       [p, f"{row['best_epoch']:.3g}", f"{row['seconds_per_epoch']:.1f}"]) + " |")
+        cells.append(shown + [f"{row['valid']['recall@20']:.4f}{mark}"] + [f"{row['test'][m]:.4f}" for m in METRICS]
+                     + [p, f"{row['best_epoch']:.3g}", f"{row['seconds_per_epoch']:.1f}"])
     note = (f"\nDemure sensitivity ({grid}) on {dataset}, seeds {list(seeds)}; ← = best validation "
             "Recall@20 (the point to select); p = paired t-test of test Recall@20 vs base over test users; "
             "best epoch and s/epoch are means over the seeds.\n")
-    return "\n".join(lines) + "\n" + note
+    return markdown(header, cells, "l" * len(header)) + "\n" + note
 
 
 def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int | str | Sequence[int] = (0, 1, 2),
-                seeds: int | str | Sequence[int] = (0,), overrides: Sequence[str] = ()) -> Path:
+                seeds: int | str | Sequence[int] = (0,), overrides: Sequence[str | Override] = (),
+                backend: str = "local", workers: int = 1, address: str | None = None,
+                on_result: Callable[[dict], None] | None = None) -> Path:
     """Train ``models`` (``SEQUENTIAL_MODELS`` names, the first the reference) with every training seed
     on every user split and write ``splits.md`` and ``.json`` under ``out``; returns the Markdown file.
 
@@ -146,7 +177,8 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int 
     each metric against the reference over those pairs, and over the distinct
     users (``distinct_user_differences``: one mean difference per user, tested
     against zero; ``n_users``, ``p_users_<metric>`` in the JSON). Finished runs
-    (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes.
+    (``<model>-split<k>-s<seed>``) are reused, so a rerun resumes. overrides, backend, workers,
+    address, on_result: as in :func:`sensitivity_study`.
     """
     models, splits, seeds = list(models), parse_seeds(splits, "--splits"), parse_seeds(seeds)
     if len(models) < 2 or len(set(models)) != len(models):
@@ -155,9 +187,11 @@ def split_study(dataset, models: Sequence[str], out: str | Path, *, splits: int 
         if not values or len(set(values)) != len(values):
             raise ConfigError(f"split study: give distinct {name}, got {values}")
     check_task(models, "sequential", "split study")
-    out = Path(out)
-    runs = {m: [[_run(out / f"{m}-split{k}-s{s}", dataset, m, s, [*overrides, f"sequence.split_seed={k}"])
-                 for s in seeds] for k in splits] for m in models}
+    out, overrides, data = Path(out), override_pairs(overrides), _dataset_arg(dataset)
+    trials = [_trial(data, m, s, f"{m}-split{k}-s{s}", {"model": m, "split": k, "seed": s},
+                     [*overrides, ("sequence.split_seed", k)]) for m in models for k in splits for s in seeds]
+    _finished_runs(out, trials, True, backend=backend, workers=workers, address=address, on_result=on_result)
+    runs = {m: [[out / f"{m}-split{k}-s{s}" for s in seeds] for k in splits] for m in models}
     per_split, pooled = _compare_over_splits(runs, splits, models[0])
     note = (f"\nModels on {dataset} over user splits {splits}, training seeds {seeds} (per-user values "
             f"averaged over the seeds); Δ and p per split: paired t-test of test Recall@20 against "
@@ -212,23 +246,20 @@ def _mean(results: list[dict], *keys: str) -> float:
 
 def _split_tables(per_split: list[dict], pooled: list[dict], splits: list[int], reference: str) -> str:
     """The two Markdown tables of ``split_study``."""
-    lines = ["| split | model | valid R@20 | R@20 | N@20 | R@50 | N@50 | best epoch | Δ R@20 (p) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in sorted(per_split, key=lambda r: r["split"]):
-        delta = f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""
-        lines.append(f"| {row['split']} | {row['model']} | {row['valid_recall@20']:.4f} | "
-                     + " | ".join(f"{row[k]:.4f}" for k in METRICS) + f" | {row['best_epoch']:.3g} | {delta} |")
+    header = ["split", "model", "valid R@20", "R@20", "N@20", "R@50", "N@50", "best epoch", "Δ R@20 (p)"]
+    rows = [[str(row["split"]), row["model"], f"{row['valid_recall@20']:.4f}", *(f"{row[k]:.4f}" for k in METRICS),
+             f"{row['best_epoch']:.3g}", f"{row['delta']:+.4f} ({row['p']:.2g})" if "p" in row else ""]
+            for row in sorted(per_split, key=lambda r: r["split"])]
     n_users = next((row["n_users"] for row in pooled if "n_users" in row), 0)
-    lines += ["", f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
-              f"t-test against {reference}; last column: the same for R@20 with each of the {n_users} distinct "
-              "users counted once (its differences averaged over the splits that hold it):", "",
-              "| model | mean valid R@20 | R@20 | N@20 | R@50 | N@50 | R@20 p, users once |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for row in pooled:
-        cells = [f"{row[k]:.4f}" + (f" (p = {row[f'p_{k}']:.2g})" if f"p_{k}" in row else "") for k in METRICS]
-        once = f"{row['p_users_recall@20']:.2g}" if "p_users_recall@20" in row else ""
-        lines.append(f"| {row['model']} | {row['valid_recall@20']:.4f} | " + " | ".join(cells) + f" | {once} |")
-    return "\n".join(lines) + "\n"
+    note = (f"Pooled over splits {splits} ({pooled[0]['n_pairs']} (split, test user) pairs); p = paired "
+            f"t-test against {reference}; last column: the same for R@20 with each of the {n_users} distinct "
+            "users counted once (its differences averaged over the splits that hold it):")
+    pooled_header = ["model", "mean valid R@20", "R@20", "N@20", "R@50", "N@50", "R@20 p, users once"]
+    pooled_rows = [[row["model"], f"{row['valid_recall@20']:.4f}",
+                    *(f"{row[k]:.4f}" + (f" (p = {row[f'p_{k}']:.2g})" if f"p_{k}" in row else "") for k in METRICS),
+                    f"{row['p_users_recall@20']:.2g}" if "p_users_recall@20" in row else ""] for row in pooled]
+    return "\n\n".join([markdown(header, rows, "rl" + "r" * 7), note,
+                        markdown(pooled_header, pooled_rows, "l" + "r" * 6)]) + "\n"
 
 
 def read_table(path: str | Path) -> dict:
