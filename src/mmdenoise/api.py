@@ -25,8 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .config import (RunConfig, TrainConfig, dump_yaml, from_dict, load_yaml, lookup, parse_override,
-                     resolve_run_config, to_dict)
+from .config import (RunConfig, TrainConfig, dump_yaml, from_dict, load_yaml, parse_override, resolve_run_config,
+                     to_dict)
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
 from .errors import ConfigError, RunError, short
@@ -35,6 +35,7 @@ from .io import write_text
 from .log import get_logger
 from .models import MODELS
 from .models.base import Backbone
+from .registry import check_dataset, lookup
 from .sequential import registry as sequential
 from .sequential.config import SequentialRunConfig
 from .training import folder, record
@@ -65,14 +66,17 @@ def resolve_config(data: Mapping[str, Any] | RunConfig | None = None,
 
 
 def build(dataset: Dataset, config: RunConfig) -> tuple[Backbone, Denoiser]:
-    """Construct the backbone and the denoiser around it (seeded by ``config.seed``)."""
+    """Construct the backbone and the denoiser around it (seeded by ``config.seed``); a ConfigError first
+    when either entry's capabilities rule out ``dataset`` (``registry.check_dataset``)."""
     import torch
 
+    model_entry = lookup(MODELS, config.model, "model")
+    denoiser_entry = lookup(DENOISERS, config.denoiser, "denoiser")
+    check_dataset(model_entry, "model", config.model, dataset)
+    check_dataset(denoiser_entry, "denoiser", config.denoiser, dataset)
     limit_threads(config.train.threads)  # before graph builds and hash fits, not only for training
     torch.manual_seed(config.seed)
-    model_entry = lookup(MODELS, config.model, "model")
     backbone = model_entry.build(dataset, from_dict(model_entry.config_cls, config.model_params))
-    denoiser_entry = lookup(DENOISERS, config.denoiser, "denoiser")
     denoiser = denoiser_entry.build(dataset, backbone,
                                     from_dict(denoiser_entry.config_cls, config.denoiser_params))
     return backbone, denoiser

@@ -26,7 +26,7 @@ def model_rows() -> list[dict]:
     """name, task, about, needs features, paper of every general and sequential model."""
     from .models import MODELS
     from .sequential.registry import SEQUENTIAL_MODELS
-    return [{"name": name, "task": entry.task, "about": entry.about, "features": _yes(entry.features),
+    return [{"name": name, "task": entry.task, "about": entry.about, "features": _yes(entry.needs_features),
              "paper": entry.paper}
             for name, entry in {**MODELS, **SEQUENTIAL_MODELS}.items()]
 
@@ -34,7 +34,7 @@ def model_rows() -> list[dict]:
 def denoiser_rows() -> list[dict]:
     """name, about, needs features, paper of every denoiser (general models only)."""
     from .denoise import DENOISERS
-    return [{"name": name, "about": entry.about, "features": _yes(entry.features), "paper": entry.paper}
+    return [{"name": name, "about": entry.about, "features": _yes(entry.needs_features), "paper": entry.paper}
             for name, entry in DENOISERS.items()]
 
 

@@ -27,7 +27,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -227,27 +227,6 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     model_params: dict = field(default_factory=dict)
     denoiser_params: dict = field(default_factory=dict)
-
-
-class Entry(NamedTuple):
-    """A registry entry: the typed config class and the constructor that uses it, plus what
-    ``mmdenoise list`` shows: a one-line description, the source paper and whether the entry
-    needs item features (modalities). A model's entry also names its task (``general`` or
-    ``sequential``): the model name alone decides what a run trains."""
-
-    config_cls: type
-    build: Any
-    about: str = ""
-    paper: str = ""
-    features: bool = False
-    task: str = "general"
-
-
-def lookup(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:
-    """The entry for ``name``; a ConfigError listing the valid names otherwise."""
-    if name not in registry:
-        raise ConfigError(f"unknown {kind} {short(name)}; valid {kind}s: {', '.join(sorted(registry))}")
-    return registry[name]
 
 
 # --------------------------------------------------------------------- typing

@@ -14,8 +14,9 @@ image and text features:
 - ``state_dict`` into a fresh build resumes to the same loss on the same batch;
 - one epoch through the public ``train`` runs with a finite loss.
 
-A pair that cannot combine is skipped by the registry's ``features`` capability
-(both a model's and a denoiser's mean "the dataset needs item features").
+A pair that cannot combine is skipped by the registry's ``needs_features``
+capability (a model's or a denoiser's: "the dataset needs item features"),
+which ``api.build`` checks once for both.
 Detection: on 20% planted added interactions, every judging denoiser's ROC-AUC
 beats chance on MF and LightGCN after a short run. A new denoiser is one
 class + one ``DENOISERS`` line: ``test_a_toy_denoiser_passes_the_same_checks``
@@ -31,7 +32,7 @@ import pytest
 import torch
 
 from mmdenoise.api import build, resolve_config, train
-from mmdenoise.config import Entry, TrainConfig
+from mmdenoise.config import TrainConfig
 from mmdenoise.data import read_mmrec
 from mmdenoise.data.noise import inject_noise
 from mmdenoise.data.synth import generate
@@ -41,6 +42,7 @@ from mmdenoise.errors import ConfigError
 from mmdenoise.eval.detection import detection_metrics
 from mmdenoise.losses import bpr_loss
 from mmdenoise.models import MODELS
+from mmdenoise.registry import Entry
 from mmdenoise.training.general import GeneralTask
 from mmdenoise.training.trainer import Trainer
 from tests.conftest import build_dataset
@@ -68,7 +70,7 @@ def incompatible(model: str, denoiser: str, dataset) -> str | None:
         return None
     needs = [f"{kind} {name}" for kind, name, entry in (("model", model, MODELS[model]),
                                                           ("denoiser", denoiser, DENOISERS[denoiser]))
-             if entry.features]
+             if entry.needs_features]
     return f"{' and '.join(needs)} need item features; {dataset.name} has none" if needs else None
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmdenoise.api import resolve_config, train
+from mmdenoise.api import build, resolve_config, train
 from mmdenoise.denoise import DENOISERS
 from mmdenoise.denoise.base import StepState
 from mmdenoise.denoise.damrs import DAMRSBackbone, DAMRSConfig, semantic_graphs
@@ -344,8 +344,9 @@ def test_bad_settings_and_featureless_data(planted):
         with pytest.raises(ConfigError, match=rf"denoiser_params \(damrs\)\.{next(iter(bad))}: must be"):
             resolve_config({"model": "mf", "denoiser": "damrs", "denoiser_params": bad})
     bare = planted_dataset(n_users=20, n_items=12, per_user=4, modalities={})
-    with pytest.raises(ConfigError, match="needs item features"):
-        _damrs("mf", bare)
+    assert DENOISERS["damrs"].needs_features  # refused where a run builds it, naming denoiser and dataset
+    with pytest.raises(ConfigError, match=f"denoiser 'damrs' needs item features; dataset {bare.name!r}"):
+        build(bare, resolve_config({"model": "mf", "denoiser": "damrs"}))
 
 
 def test_one_epoch_through_the_trainer(planted, tmp_path):

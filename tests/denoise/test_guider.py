@@ -188,11 +188,29 @@ def test_teacher_is_not_stepped_by_the_trainer_and_resume_restores_its_optimizer
 
 
 def test_guider_needs_features():
+    """Declared on the entry, refused where a run builds it (``api.build``), naming denoiser and dataset."""
+    from mmdenoise.api import build, resolve_config
     from mmdenoise.errors import ConfigError
-    from mmdenoise.models.mf import MF
+    assert DENOISERS["guider"].needs_features
     data = planted_dataset(n_users=20, n_items=40, modalities={})
-    with pytest.raises(ConfigError, match="needs item features"):
-        DENOISERS["guider"].build(data, MF(20, 40, 8), DENOISERS["guider"].config_cls())
+    with pytest.raises(ConfigError, match=f"denoiser 'guider' needs item features; dataset {data.name!r} has no"):
+        build(data, resolve_config({"model": "mf", "denoiser": "guider"}))
+
+
+def test_the_teacher_is_any_trained_id_only_model():
+    """GUIDER's ``teacher`` accepts the models whose entries need no features and train (read from MODELS)."""
+    from mmdenoise.api import resolve_config
+    from mmdenoise.errors import ConfigError
+    from mmdenoise.models import MODELS
+    teachers = [n for n, e in MODELS.items() if not e.needs_features and e.trained]
+    assert sorted(teachers) == ["lightgcn", "mf"]
+    for name in MODELS:
+        raw = {"model": "mf", "denoiser": "guider", "denoiser_params": {"teacher": name}}
+        if name in teachers:
+            assert resolve_config(raw).denoiser_params["teacher"] == name
+        else:
+            with pytest.raises(ConfigError, match=r"\.teacher: must be one of lightgcn, mf, got"):
+                resolve_config(raw)
 
 
 def test_wide_modalities_are_reduced_before_cca_and_still_agree():

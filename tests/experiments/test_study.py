@@ -8,10 +8,10 @@ import yaml
 
 from mmdenoise.data import read_mmrec
 from mmdenoise.denoise import DENOISERS
+from mmdenoise.denoise.damrs import ABLATION_SWITCHES
 from mmdenoise.errors import ConfigError
 from mmdenoise.experiments.report import comparison_table, find_runs
-from mmdenoise.experiments.study import (DAMRS_VARIANTS, ablation_study, ablation_variants, noise_study,
-                                         parse_kind)
+from mmdenoise.experiments.study import ablation_study, ablation_variants, noise_study, parse_kind
 from mmdenoise.training import record
 
 FAST = ["train.epochs=2"]
@@ -71,7 +71,7 @@ def test_damrs_ablation_trains_every_switch_setting_and_none(tmp_path, tiny):
                             overrides=["train.epochs=1"])
     labels = [line.split("|")[1].strip() for line in result.table.splitlines()
               if line.startswith("| ") and "variant" not in line]
-    assert labels == ["none", *DAMRS_VARIANTS]
+    assert labels == ["none", *ABLATION_SWITCHES]
     by_variant = {r["params"]["variant"]: r for r in result.records}
     iig = yaml.safe_load(open(f"{by_variant['iig']['path']}/{record.CONFIG_FILE}"))
     assert iig["denoiser"] == "damrs"
@@ -82,15 +82,47 @@ def test_damrs_ablation_trains_every_switch_setting_and_none(tmp_path, tiny):
     report = comparison_table(find_runs(tmp_path / "abl"))
     report_rows = [line.split("|")[1].strip() for line in report.splitlines()
                    if line.startswith("| ") and "denoiser" not in line]
-    assert sorted(report_rows) == sorted(["none", *DAMRS_VARIANTS])
+    assert sorted(report_rows) == sorted(["none", *ABLATION_SWITCHES])
 
 
 def test_ablation_variants_come_from_the_registry():
     guider = ablation_variants("guider")
     assert list(guider)[:2] == ["none", "guider"]
     assert set(guider) == {"none"} | {n for n in DENOISERS if n == "guider" or n.startswith("guider-")}
-    with pytest.raises(ConfigError, match="no ablation variants of denoiser 'tce'.*guider"):
+    assert {label: pairs for label, pairs in guider.items() if label != "none"} == {
+        label: list(pairs) for label, pairs in DENOISERS["guider"].ablations.items()}
+    with pytest.raises(ConfigError, match="no ablation variants of denoiser 'tce'; ablations exist for damrs, guider"):
         ablation_variants("tce")
+
+
+#: the variants as the study spelt them before the denoisers declared their own (0.x: DAMRS_VARIANTS and
+#: the ``guider-*`` names in experiments/study.py): the same labels, in the same order, with the same overrides
+DAMRS_BEFORE = {
+    "iig": {"graph": "iig", "dbpr": False, "au": False, "ai": False},
+    "diig": {"dbpr": False, "au": False, "ai": False},
+    "diig+dbpr": {"au": False, "ai": False},
+    "diig+au": {"dbpr": False, "au": True, "ai": False},
+    "diig+ai": {"dbpr": False, "au": False},
+    "diig+aui": {"dbpr": False, "au": True},
+    "diig+sp": {"dbpr": False, "au": False, "ai_strategy": "sp"},
+    "diig+mp": {"dbpr": False, "au": False, "ai_strategy": "mp"},
+    "damrs-f": {"use_f": False},
+    "damrs-g": {"use_g": False},
+    "damrs": {},
+    "damrs+au": {"au": True},
+}
+GUIDER_BEFORE = ["guider", "guider-no-dbpr", "guider-no-kd", "guider-no-amsc", "guider-kl"]
+
+
+def test_declared_ablations_expand_to_the_same_trials_as_before():
+    expected = {"none": [("denoiser", "none")],
+                **{label: [("denoiser", "damrs")] + [(f"denoiser_params.{k}", v) for k, v in switches.items()]
+                   for label, switches in DAMRS_BEFORE.items()}}
+    damrs = ablation_variants("damrs")
+    assert list(damrs) == list(expected) and damrs == expected
+    guider = ablation_variants("guider")
+    assert list(guider) == ["none", *GUIDER_BEFORE]
+    assert guider == {"none": [("denoiser", "none")], **{n: [("denoiser", n)] for n in GUIDER_BEFORE}}
 
 
 @pytest.mark.parametrize("kind, message", [("blur", "unknown noise kind"), ("swap", "needs a modality"),

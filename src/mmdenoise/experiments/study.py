@@ -13,9 +13,10 @@ training seed. Outputs: ``study.md`` (test Recall@20 and NDCG@20, mean ± std
 over seeds, per backbone × denoiser × level, and the decline rate
 (R@20(0) − R@20(max)) / R@20(0)), ``study.json`` and one PNG curve per backbone.
 
-Ablation: every variant of a denoiser (registered names ``<d>-*`` such as
-GUIDER's, or the DA-MRS switch settings of :data:`DAMRS_VARIANTS`) plus
-``none``, one table (``ablation.md``, ``ablation.json``).
+Ablation: every variant a denoiser's registry entry declares (its
+``ablations``: label -> overrides, e.g. GUIDER's registered ``guider-*`` names
+or DA-MRS's switch settings) plus ``none``, one table (``ablation.md``,
+``ablation.json``).
 
 Baselines: backbones at their defaults on one clean dataset, one table of
 validation and test accuracy at the best validation epoch with the cost
@@ -41,25 +42,6 @@ log = get_logger(__name__)
 TABLE_METRICS = (("recall@20", "R@20"), ("ndcg@20", "N@20"))
 NOISE_KINDS = ("add", "remove", "swap", "misalign")
 DEFAULT_LEVELS = (0.0, 0.05, 0.1, 0.15, 0.2)
-
-#: DA-MRS ablations (paper Table 3 and Table 4; LightGCN backbone in the paper) as
-#: switches of DAMRSConfig. The DIIG/IIG rows train with the plain BPR loss (dbpr off);
-#: ``damrs`` is the default (AU off), ``damrs+au`` the paper's full objective.
-DAMRS_VARIANTS: dict[str, dict] = {
-    "iig": {"graph": "iig", "dbpr": False, "au": False, "ai": False},
-    "diig": {"dbpr": False, "au": False, "ai": False},
-    "diig+dbpr": {"au": False, "ai": False},
-    "diig+au": {"dbpr": False, "au": True, "ai": False},
-    "diig+ai": {"dbpr": False, "au": False},
-    "diig+aui": {"dbpr": False, "au": True},
-    "diig+sp": {"dbpr": False, "au": False, "ai_strategy": "sp"},
-    "diig+mp": {"dbpr": False, "au": False, "ai_strategy": "mp"},
-    "damrs-f": {"use_f": False},
-    "damrs-g": {"use_g": False},
-    "damrs": {},
-    "damrs+au": {"au": True},
-}
-
 
 @dataclass
 class StudyResult:
@@ -340,21 +322,14 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
 
 # --------------------------------------------------------------- ablation
 def ablation_variants(denoiser: str) -> dict[str, list[Override]]:
-    """Variant label → overrides: ``none``, then the registered ``<denoiser>-*`` names or DA-MRS's switches."""
+    """Variant label → overrides: ``none``, then the variants ``denoiser``'s registry entry declares."""
     from ..denoise import DENOISERS
-    variants: dict[str, list[Override]] = {"none": [("denoiser", "none")]}
-    if denoiser == "damrs":
-        for label, switches in DAMRS_VARIANTS.items():
-            variants[label] = [("denoiser", "damrs")] + [(f"denoiser_params.{k}", v) for k, v in switches.items()]
-        return variants
-    names = [n for n in DENOISERS if n.startswith(f"{denoiser}-")]
-    if denoiser not in DENOISERS or not names:
-        with_variants = sorted({n.split("-")[0] for n in DENOISERS if "-" in n} | {"damrs"})
+    entry = DENOISERS.get(denoiser)
+    if entry is None or not entry.ablations:
+        with_variants = sorted(name for name, e in DENOISERS.items() if e.ablations)
         raise ConfigError(f"no ablation variants of denoiser {denoiser!r}; ablations exist for "
                           f"{', '.join(with_variants)}")
-    for name in [denoiser] + names:
-        variants[name] = [("denoiser", name)]
-    return variants
+    return {"none": [("denoiser", "none")], **{label: list(pairs) for label, pairs in entry.ablations.items()}}
 
 
 def ablation_study(dataset: str, model: str, denoiser: str, *, seeds: int | str | Sequence[int] = 1,
@@ -519,5 +494,4 @@ def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[s
 
 __all__ = ["StudyResult", "noise_study", "ablation_study", "baseline_study", "baseline_table", "ablation_variants",
            "noise_table", "ablation_table",
-           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "validate_cells", "raise_if_failed",
-           "DAMRS_VARIANTS"]
+           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "validate_cells", "raise_if_failed"]

@@ -32,7 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Range, setting
-from ..errors import ConfigError
 from ..graphs import SparseOperator, normalized_adjacency
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
@@ -146,7 +145,5 @@ class BM3(Backbone):
 
 def build(dataset, config: BM3Config) -> BM3:
     """BM3 on ``dataset``: the shared normalised user–item graph and all modalities."""
-    if not dataset.features:
-        raise ConfigError(f"model 'bm3' needs item features; dataset {dataset.name!r} has no modality")
     return BM3(dataset.n_users, dataset.n_items, normalized_adjacency(dataset), feature_tensors(dataset),
                config.embedding_size, config.n_layers, config.dropout, config.reg_weight, config.cl_weight)

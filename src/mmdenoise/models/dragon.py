@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Range, setting
-from ..errors import ConfigError
 from ..graphs import SparseOperator, cached_cooccurrence_graph, normalized_adjacency, softmax_rows, to_torch_csr
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
@@ -111,8 +110,6 @@ class DRAGON(Backbone):
 
 def build(dataset, config: DRAGONConfig) -> DRAGON:
     """DRAGON on ``dataset``: shared user–item graph, FREEDOM's mixed kNN graph, top-k user co-occurrence graph."""
-    if not dataset.features:
-        raise ConfigError(f"model 'dragon' needs item features; dataset {dataset.name!r} has no modality")
     mix = config.modality_mix or default_mix(list(dataset.features))
     item_graph = mixed_item_graph(dataset, config.knn_k, mix)
     counts = cached_cooccurrence_graph(dataset.fingerprint, dataset.train.users, dataset.train.items,

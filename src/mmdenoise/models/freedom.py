@@ -144,8 +144,6 @@ def mixed_item_graph(dataset, k: int, mix: dict[str, float]) -> sp.csr_matrix:
 
 def build(dataset, config: FREEDOMConfig) -> FREEDOM:
     """FREEDOM on ``dataset``: kNN graphs (disk-cached), the shared user–item graph, all modalities."""
-    if not dataset.features:
-        raise ConfigError(f"model 'freedom' needs item features; dataset {dataset.name!r} has no modality")
     mix = config.modality_mix or default_mix(list(dataset.features))
     graph = mixed_item_graph(dataset, config.knn_k, mix)
     return FREEDOM(dataset.n_users, dataset.n_items, torch.from_numpy(dataset.train.users),

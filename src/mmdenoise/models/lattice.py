@@ -141,8 +141,6 @@ def initial_graph(dataset, modality: str, k: int) -> torch.Tensor:
 
 def build(dataset, config: LATTICEConfig) -> LATTICE:
     """LATTICE on ``dataset``: shared user–item graph, disk-cached initial kNN graphs, all modalities."""
-    if not dataset.features:
-        raise ConfigError(f"model 'lattice' needs item features; dataset {dataset.name!r} has no modality")
     graphs = {m: initial_graph(dataset, m, config.knn_k) for m in dataset.features}
     return LATTICE(dataset.n_users, dataset.n_items, normalized_adjacency(dataset), graphs, feature_tensors(dataset),
                    config.embedding_size, config.feat_embed_dim, config.n_ui_layers, config.n_layers, config.knn_k,

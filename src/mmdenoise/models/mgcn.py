@@ -187,8 +187,6 @@ def user_item_matrix(dataset, aggregation: str) -> torch.Tensor:
 
 def build(dataset, config: MGCNConfig) -> MGCN:
     """MGCN on ``dataset``: shared user–item graph, disk-cached kNN graph per modality, all modalities."""
-    if not dataset.features:
-        raise ConfigError(f"model 'mgcn' needs item features; dataset {dataset.name!r} has no modality")
     user_item = user_item_matrix(dataset, config.user_aggregation)
     item_graphs = [to_torch_csr(symmetric_normalize(cached_knn_graph(dataset.fingerprint, m, x, config.knn_k)))
                    for m, x in dataset.features.items()]

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from ..config import Range, setting
-from ..errors import ConfigError
 from .base import Backbone, Batch
 from .features import ModalityFeatures, feature_tensors
 
@@ -74,8 +73,6 @@ class VBPR(Backbone):
 
 
 def build(dataset, config: VBPRConfig) -> VBPR:
-    """VBPR over every modality of ``dataset``; a ConfigError if it has none."""
-    if not dataset.features:
-        raise ConfigError(f"model 'vbpr' needs item features; dataset {dataset.name!r} has no modality")
+    """VBPR over every modality of ``dataset`` (its entry needs item features)."""
     return VBPR(dataset.n_users, dataset.n_items, feature_tensors(dataset), config.embedding_size,
                 config.reg_weight)

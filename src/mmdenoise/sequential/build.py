@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 
 from ..data.dataset import Dataset
-from ..errors import DataError
 from .config import (BaseConfig, ComiRecSAConfig, DemureConfig, EncoderConfig, GRU4RecConfig, PopularityConfig,
                      YoutubeDNNConfig)
 from .demure import Demure
@@ -18,10 +17,8 @@ from .view import SequenceView
 
 
 def modality_encoder(dataset: Dataset, config: EncoderConfig) -> ModalityEncoder:
-    """The shared encoder over the dataset's modalities, each standardised per column."""
-    if not dataset.features:
-        raise DataError("sequential models read item content, but the dataset has no modality",
-                        path=dataset.path or dataset.name, field="features")
+    """The shared encoder over the dataset's modalities, each standardised per column (the entries of the
+    models that use it need item features: ``registry.check_dataset`` refuses a dataset without any)."""
     features = {m: torch.from_numpy(standardise(x)) for m, x in dataset.features.items()}
     return ModalityEncoder(features, config.dim, id_embedding=config.id_embedding)
 

@@ -12,10 +12,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..config import Entry, from_dict, lookup, resolve_run_config, short
+from ..config import from_dict, resolve_run_config, short
 from ..data import Dataset
 from ..data.seqsynth import read_seq_truth
 from ..errors import ConfigError
+from ..registry import Entry, check_dataset, lookup
 from ..training.trainer import limit_threads
 from . import build
 from .config import (BaseConfig, ComiRecSAConfig, DemureConfig, GRU4RecConfig, PopularityConfig,
@@ -26,23 +27,24 @@ from .task import SequentialTask
 from .view import UNUSED_USER, SequenceView
 
 _DEMURE = "Yao et al. (Demure)"
-#: name -> Entry(config class, build(dataset, view, config) -> model, ..., task="sequential").
+#: name -> Entry(config class, build(dataset, view, config) -> model, about, paper, capabilities,
+#: task="sequential").
 #: Names are disjoint from ``models.MODELS``: the model name alone decides the task
 #: (sequential popularity is ``seq-pop``; general ``pop`` ranks by training-split counts).
 SEQUENTIAL_MODELS: dict[str, Entry] = {
     "seq-pop": Entry(PopularityConfig, build.build_popularity, "the items most frequent in training users' sequences",
                      "-", task="sequential"),
     "youtubednn": Entry(YoutubeDNNConfig, build.build_youtubednn, "mean pooling of the history, then an FFN",
-                        "Covington et al., RecSys 2016", True, task="sequential"),
+                        "Covington et al., RecSys 2016", needs_features=True, task="sequential"),
     "gru4rec": Entry(GRU4RecConfig, build.build_gru4rec, "the last GRU state over the history",
-                     "Hidasi et al., ICLR 2016", True, task="sequential"),
+                     "Hidasi et al., ICLR 2016", needs_features=True, task="sequential"),
     "base": Entry(BaseConfig, build.build_base, "Demure's base model: modality- and item-wise self-attention",
-                  _DEMURE, True, task="sequential"),
+                  _DEMURE, needs_features=True, task="sequential"),
     "comirec-sa": Entry(ComiRecSAConfig, build.build_comirec_sa, "four self-attentive interests per user",
-                        "Cen et al., KDD 2020", True, task="sequential"),
+                        "Cen et al., KDD 2020", needs_features=True, task="sequential"),
     "demure": Entry(DemureConfig, build.build_demure,
-                    "base model + interest-located augmentation + contrastive loss (denoising)", _DEMURE, True,
-                    task="sequential"),
+                    "base model + interest-located augmentation + contrastive loss (denoising)", _DEMURE,
+                    needs_features=True, task="sequential"),
 }
 #: names that run folders written before 0.1.0 may hold
 LEGACY_NAMES = {"pop": "seq-pop"}
@@ -71,10 +73,12 @@ def make_view(dataset: Dataset, config: SequentialRunConfig) -> SequenceView:
 
 
 def build_sequential(dataset: Dataset, view: SequenceView, config: SequentialRunConfig) -> torch.nn.Module:
-    """The configured model, its parameters drawn under ``config.seed``."""
+    """The configured model, its parameters drawn under ``config.seed``; a ConfigError first when its
+    entry's capabilities rule out ``dataset`` (``registry.check_dataset``)."""
+    entry = lookup(SEQUENTIAL_MODELS, config.model, "sequential model")
+    check_dataset(entry, "sequential model", config.model, dataset)
     limit_threads(config.train.threads)
     torch.manual_seed(config.seed)
-    entry = lookup(SEQUENTIAL_MODELS, config.model, "sequential model")
     return entry.build(dataset, view, from_dict(entry.config_cls, config.model_params))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...config import OneOf, Range, setting
-from ...errors import ConfigError
 from ...graphs import (behaviour_graph, cached_denoised_knn_graphs, cached_knn_graph, symmetric_normalize,
                        to_torch_csr)
 from ...graphs.cooccurrence import BEHAVIOUR_WEIGHTS
@@ -93,6 +92,28 @@ class DAMRSConfig:
     ai_anchors: int = setting(64, Range(min=0))
 
 
+#: the ablation study's variants (paper Table 3 and Table 4; LightGCN backbone in the paper) as switches
+#: of DAMRSConfig. The DIIG/IIG rows train with the plain BPR loss (dbpr off); ``damrs`` is the default
+#: (AU off), ``damrs+au`` the paper's full objective.
+ABLATION_SWITCHES: dict[str, dict] = {
+    "iig": {"graph": "iig", "dbpr": False, "au": False, "ai": False},
+    "diig": {"dbpr": False, "au": False, "ai": False},
+    "diig+dbpr": {"au": False, "ai": False},
+    "diig+au": {"dbpr": False, "au": True, "ai": False},
+    "diig+ai": {"dbpr": False, "au": False},
+    "diig+aui": {"dbpr": False, "au": True},
+    "diig+sp": {"dbpr": False, "au": False, "ai_strategy": "sp"},
+    "diig+mp": {"dbpr": False, "au": False, "ai_strategy": "mp"},
+    "damrs-f": {"use_f": False},
+    "damrs-g": {"use_g": False},
+    "damrs": {},
+    "damrs+au": {"au": True},
+}
+#: the same variants as the registry entry declares them: label -> overrides
+ABLATIONS = {label: (("denoiser", "damrs"), *((f"denoiser_params.{k}", v) for k, v in switches.items()))
+             for label, switches in ABLATION_SWITCHES.items()}
+
+
 def semantic_graphs(dataset, config: DAMRSConfig) -> dict:
     """{modality: binary item–item graph [I, I]}: DIIG (Eq. 1) or, for ``graph: iig``, the plain kNN graph
     with the item itself (Table 3's ablation); both disk-cached."""
@@ -113,11 +134,10 @@ def build_backbone(dataset, backbone: Backbone, config: DAMRSConfig) -> DAMRSBac
 
 
 def build(dataset, backbone: Backbone, config: DAMRSConfig) -> DAMRS:
-    """DA-MRS around ``backbone`` on ``dataset`` (which needs at least one feature modality)."""
-    if not dataset.features:
-        raise ConfigError(f"denoiser 'damrs' needs item features; dataset {dataset.name!r} has no modality")
+    """DA-MRS around ``backbone`` on ``dataset`` (its entry needs item features)."""
     settings = {name: getattr(config, name) for name in DENOISER_SETTINGS}
     return DAMRS(build_backbone(dataset, backbone, config), len(dataset.train), **settings)
 
 
-__all__ = ["DAMRS", "DAMRSBackbone", "DAMRSConfig", "ItemViews", "build", "build_backbone"]
+__all__ = ["ABLATIONS", "ABLATION_SWITCHES", "DAMRS", "DAMRSBackbone", "DAMRSConfig", "ItemViews", "build",
+           "build_backbone"]

@@ -1,6 +1,6 @@
 """GUIDER (WSDM'25): AMSC partition, DBPR teacher, OT distillation, in-sync training (DESIGN §6.2)."""
-from .denoiser import (Guider, GuiderConfig, GuiderKLConfig, GuiderNoAMSCConfig, GuiderNoDBPRConfig,
+from .denoiser import (ABLATIONS, Guider, GuiderConfig, GuiderKLConfig, GuiderNoAMSCConfig, GuiderNoDBPRConfig,
                        GuiderNoKDConfig, build)
 
-__all__ = ["Guider", "GuiderConfig", "GuiderNoDBPRConfig", "GuiderNoKDConfig", "GuiderNoAMSCConfig",
+__all__ = ["ABLATIONS", "Guider", "GuiderConfig", "GuiderNoDBPRConfig", "GuiderNoKDConfig", "GuiderNoAMSCConfig",
            "GuiderKLConfig", "build"]

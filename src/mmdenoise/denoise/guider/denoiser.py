@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ...data.sampler import NegativeSampler
-from ...config import OneOf, Range, setting
-from ...errors import ConfigError
+from ...config import Allowed, OneOf, Range, setting
 from ...graphs import unit_rows
 from ...losses import bpr_loss
 from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
@@ -39,11 +38,26 @@ from .amsc import Candidates, calibrate, candidate_pairs, grouped_by_user
 from .hashing import modality_confidence
 
 
+class IDOnlyModel(Allowed):
+    """A registered model that needs no item features and trains (entry capabilities): a teacher.
+
+    Read from ``MODELS`` when checked, so a newly registered ID-only backbone is a teacher too.
+    """
+
+    def allows(self, value) -> bool:
+        entry = MODELS.get(value) if isinstance(value, str) else None
+        return entry is not None and not entry.needs_features and entry.trained
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(sorted(n for n in MODELS if self.allows(n)))
+
+
 @dataclass
 class GuiderConfig:
     """S_thres ``threshold``, OT regulariser λ ``ot_reg``, β ``dbpr_weight``, w_kd ``kd_weight`` (Eq. 8).
 
-    teacher: an ID-only model name (lightgcn or mf) with its default config.
+    teacher: an ID-only model name (lightgcn or mf; any model whose entry needs no
+        features and trains) with its default config.
     hash: cca | learned (the S_conf hash, Eq. 6); confidence_scale: relative |
     raw (see ``hashing.modality_confidence``).
     teacher_pretrain_epochs: teacher epochs (with their recalibrations) run
@@ -54,7 +68,7 @@ class GuiderConfig:
     the whole batch); ot_gradient: envelope | unrolled.
     """
 
-    teacher: str = setting("lightgcn", OneOf("lightgcn", "mf"))  # an ID-only model
+    teacher: str = setting("lightgcn", IDOnlyModel())
     teacher_lr: float = setting(1e-3, Range(above=0))
     teacher_batch_size: int = setting(2048, Range(min=1))
     warmup_epochs: int = setting(5, Range(min=0))
@@ -93,6 +107,11 @@ class GuiderNoAMSCConfig(GuiderConfig):
 @dataclass
 class GuiderKLConfig(GuiderConfig):
     kd: str = "kl"
+
+
+#: the ablation study's variants (paper Table 3), each a registered denoiser name: label -> overrides
+ABLATIONS = {name: (("denoiser", name),)
+             for name in ("guider", "guider-no-dbpr", "guider-no-kd", "guider-no-amsc", "guider-kl")}
 
 
 class Guider(Denoiser):
@@ -274,9 +293,7 @@ class Guider(Denoiser):
 
 
 def build(dataset, backbone: Backbone, config: GuiderConfig) -> Guider:
-    """GUIDER around ``backbone`` on ``dataset`` (needs item features for AMSC)."""
-    if not dataset.features:
-        raise ConfigError(f"denoiser 'guider' needs item features; dataset {dataset.name!r} has no modality")
+    """GUIDER around ``backbone`` on ``dataset`` (its entry needs item features, for AMSC)."""
     teacher = None
     if config.kd != "none":
         entry = MODELS[config.teacher]
