@@ -27,6 +27,18 @@ class Batch:
         return int(self.users.shape[0])
 
 
+def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Embedding, nn.Embedding]:
+    """User [n_users, dim] and item [n_items, dim] ID embedding tables, Xavier-uniform initialised.
+
+    Both tables are created before either is initialised, so the global RNG is
+    drawn in the same order by every backbone that uses them.
+    """
+    users, items = nn.Embedding(n_users, dim), nn.Embedding(n_items, dim)
+    nn.init.xavier_uniform_(users.weight)
+    nn.init.xavier_uniform_(items.weight)
+    return users, items
+
+
 class Backbone(nn.Module):
     """A recommender that turns ids (+ features, graphs) into embeddings and scores.
 
