@@ -41,6 +41,14 @@ NOISE_MASK_FILE = "noise_mask.npz"
 SPARSE_ID_LIMIT = 1 << 24
 
 
+def existing_folder(folder: str | Path) -> Path:
+    """``folder`` as a Path; DataError "not a folder" unless it is an existing directory."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("not a folder", path=folder)
+    return folder
+
+
 def is_mmrec_folder(path: Path) -> bool:
     """Whether ``path``'s ``.inter`` file is meant as MMRec's: every header field but RecBole's
     ``name:type`` ones. A header without ``x_label``, an empty file or a comma-separated one is
@@ -269,9 +277,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
     within each split. Raises DataError naming file, row and field for bad
     input (DESIGN §9).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("not a folder", path=folder)
+    folder = existing_folder(folder)
     inter_path = _find_inter_file(folder)
     table = read_table(inter_path, REQUIRED_COLUMNS)
     users = table.integer_column("userID")

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import DataError, FeatureError
 from .dataset import SPLITS, Dataset, Interactions
-from .mmrec import SPARSE_ID_LIMIT, feature_errors_name_files, read_feature_files
+from .mmrec import SPARSE_ID_LIMIT, existing_folder, feature_errors_name_files, read_feature_files
 
 #: split -> file name, as MMSSL names them.
 SPLIT_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
@@ -164,9 +164,7 @@ def read_tiktok(folder: str | Path, name: str | None = None) -> Dataset:
     feature rows, empty splits, users with valid/test items but none in
     train; FeatureError naming the ``.npy`` file for bad features.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("not a folder", path=folder)
+    folder = existing_folder(folder)
     source = json_folder(folder)
     if source is None:
         raise DataError(f"no {SPLIT_FILES['train']} here or in {LATTICE_SUBFOLDER}/", path=folder)
