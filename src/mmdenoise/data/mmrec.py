@@ -251,6 +251,14 @@ def read_feature_files(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, P
     return features, files
 
 
+def check_feature_rows(features: Mapping[str, np.ndarray], files: Mapping[str, Path], n_items: int) -> None:
+    """FeatureError naming the ``.npy`` file of the first modality whose row count is not ``n_items``."""
+    for modality, x in features.items():
+        if x.shape[0] != n_items:
+            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
+                               path=files[modality], field=modality)
+
+
 @contextlib.contextmanager
 def feature_errors_name_files(files: Mapping[str, Path]) -> Iterator[None]:
     """Re-raise a Dataset's FeatureError naming the file the modality was read from.
@@ -308,10 +316,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
         n_items = next(iter(counts.values()))
     else:
         n_items = _inferred_count(items, table, "itemID")
-    for modality, x in features.items():
-        if x.shape[0] != n_items:
-            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
-                               path=feature_files[modality], field=modality)
+    check_feature_rows(features, feature_files, n_items)
     _check_id_bound(users, n_users, table, "userID")
     _check_id_bound(items, n_items, table, "itemID")
 

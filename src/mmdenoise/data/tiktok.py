@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, FeatureError
+from ..errors import DataError
 from .dataset import SPLITS, Dataset, Interactions
-from .mmrec import SPARSE_ID_LIMIT, existing_folder, feature_errors_name_files, read_feature_files
+from .mmrec import (SPARSE_ID_LIMIT, check_feature_rows, existing_folder, feature_errors_name_files,
+                    read_feature_files)
 
 #: split -> file name, as MMSSL names them.
 SPLIT_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
@@ -174,10 +175,7 @@ def read_tiktok(folder: str | Path, name: str | None = None) -> Dataset:
     features, feature_files = read_feature_files(folder)
     n_users = _count(ordered, "users", "user")
     n_items = max(x.shape[0] for x in features.values()) if features else _count(ordered, "items", "item")
-    for modality, x in features.items():
-        if x.shape[0] != n_items:
-            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
-                               path=feature_files[modality], field=modality)
+    check_feature_rows(features, feature_files, n_items)
     for part in ordered:
         if part.items.size == 0:
             raise DataError("no interactions: every user's list is empty", path=part.path)
