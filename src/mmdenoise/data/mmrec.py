@@ -375,10 +375,12 @@ def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, 
     return np.sort(order[first])
 
 
-def _read_json(path: Path):
+def read_json(path: Path, object_pairs_hook=None):
+    """The JSON value in ``path`` (UTF-8); DataError naming the file, and the line and column where
+    it can, for text that is not UTF-8 or not JSON. ``object_pairs_hook`` as for ``json.load``."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                         path=path) from None
@@ -389,7 +391,7 @@ def _read_json(path: Path):
 
 
 def _read_meta(path: Path) -> dict:
-    meta = _read_json(path)
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise DataError(f"expected a JSON object, got {type(meta).__name__}", path=path)
     for key in ("n_users", "n_items"):
@@ -403,7 +405,7 @@ def _read_meta(path: Path) -> dict:
 def _read_noise(folder: Path, *, n_train: int | None = None, n_items: int | None = None,
                 modalities: list[str] | None = None) -> NoiseTruth:
     """noise.json + noise_mask.npz; the optional sizes are checked here so errors name the file."""
-    spec = _read_json(folder / NOISE_FILE)
+    spec = read_json(folder / NOISE_FILE)
     if not isinstance(spec, dict):
         raise DataError(f"expected a JSON object, got {type(spec).__name__}", path=folder / NOISE_FILE)
     mask_path = folder / NOISE_MASK_FILE

@@ -25,7 +25,6 @@ Interactions keep file order (users in key order, items in list order).
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import numpy as np
 from ..errors import DataError
 from .dataset import SPLITS, Dataset, Interactions
 from .mmrec import (SPARSE_ID_LIMIT, check_feature_rows, existing_folder, feature_errors_name_files,
-                    read_feature_files)
+                    read_feature_files, read_json)
 
 #: split -> file name, as MMSSL names them.
 SPLIT_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
@@ -87,15 +86,7 @@ def _read_split_file(path: Path) -> _SplitFile:
     """Parse and type-check one json split file; no Python loop per interaction on the good path."""
     if not path.is_file():
         raise DataError(f"missing (the MMSSL layout needs {', '.join(SPLIT_FILES.values())})", path=path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f, object_pairs_hook=_Pairs)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.start})", path=path) from None
-    except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
-        raise DataError(f"cannot parse JSON: {exc}", path=path) from None
+    obj = read_json(path, object_pairs_hook=_Pairs)
     if type(obj) is not _Pairs:
         raise DataError(f"expected a JSON object mapping user id -> list of item ids, got {type(obj).__name__}",
                         path=path)
