@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo       virtualenv + install + build ml-100k + the idea in about 2 minutes on 2 cores
-#   make test       virtualenv + install + the test suite (builds ml-100k in the data home once)
+#   make test       virtualenv + install + lint (ruff) + the test suite (builds ml-100k in the data home once)
 #   make demo-full  the README's complete tables (about 25 minutes on 2 cores)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)

@@ -327,6 +327,12 @@ def report_cmd(
 
 
 # ------------------------------------------------------- sweeps and studies
+def _study_lines(result) -> None:
+    """A finished study's table, then the files it wrote."""
+    typer.echo(result.table)
+    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+
+
 def _trial_line(record: dict) -> None:
     value = record.get("objective")
     shown = f"{value:.4f}" if value is not None else f"failed: {record.get('error')}"
@@ -377,8 +383,7 @@ def study_noise_cmd(
     result = noise_study(dataset, models, denoisers, kind=kind, levels=levels, seeds=seeds, out=out,
                          overrides=override_pairs(set_), backend=backend, workers=workers, address=address,
                          on_result=_trial_line)
-    typer.echo(result.table)
-    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+    _study_lines(result)
 
 
 @study_app.command("ablation")
@@ -398,8 +403,7 @@ def study_ablation_cmd(
     from .experiments.study import ablation_study
     result = ablation_study(dataset, model, denoiser, seeds=seeds, out=out, overrides=override_pairs(set_),
                             backend=backend, workers=workers, address=address, on_result=_trial_line)
-    typer.echo(result.table)
-    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+    _study_lines(result)
 
 
 @study_app.command("baselines")
@@ -419,8 +423,7 @@ def study_baselines_cmd(
     from .experiments.study import baseline_study
     result = baseline_study(dataset, models, seeds=seeds, out=out, overrides=override_pairs(set_), workers=workers,
                             finished_only=finished_only, on_result=_trial_line)
-    typer.echo(result.table)
-    typer.echo("written: " + ", ".join(str(p) for p in result.files))
+    _study_lines(result)
 
 
 @study_app.command("sensitivity")

@@ -54,8 +54,10 @@ def test_ids_do_not_depend_on_row_order(tmp_path):
     rows = _toy_rows()
     a = read_recbole(_write(tmp_path / "a", rows))
     b = read_recbole(_write(tmp_path / "b", rows[::-1]))
-    pairs = lambda d: sorted(zip(*(np.concatenate([d.split(s).users for s in ("train", "valid", "test")]),
-                                   np.concatenate([d.split(s).items for s in ("train", "valid", "test")]))))
+
+    def pairs(d):
+        return sorted(zip(*(np.concatenate([d.split(s).users for s in ("train", "valid", "test")]),
+                            np.concatenate([d.split(s).items for s in ("train", "valid", "test")]))))
     assert pairs(a) == pairs(b)
 
 

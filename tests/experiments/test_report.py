@@ -143,7 +143,8 @@ def test_noise_draws_of_one_level_average_but_levels_do_not_mix(tmp_path):
     runs = [_run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.2 + s / 100), f"f{s}", seed=s,
                     noise={"add": 0.1, "seed": s, "source": "clean"}) for s in range(2)]
     assert np.allclose(per_user_mean(runs, "recall@20")[1], 0.205)
-    other = _run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.3), "g", noise={"add": 0.2, "seed": 0, "source": "clean"})
+    other = _run_on(tmp_path, "toy", "mf", "none", np.full(20, 0.3), "g",
+                    noise={"add": 0.2, "seed": 0, "source": "clean"})
     with pytest.raises(RunError, match=r"toy \(noise add 0.2\)"):
         per_user_mean([*runs, other], "recall@20")
     assert comparison_table(runs).count("mean over seeds") == 1

@@ -1,5 +1,4 @@
 """Degree-sensitive edge pruning: exact kept count, preference for low-degree edges, determinism."""
-import numpy as np
 import pytest
 import torch
 

@@ -69,7 +69,7 @@ def _view_inputs(seed=0):
 
 def test_negative_view_replaces_the_highest_interest_items_then_modalities():
     args = _view_inputs()
-    history, alpha_item, alpha_mod = args[0], args[1], args[2]
+    history, alpha_mod = args[0], args[2]
     views = augment_view(*args, gamma_i=0.4, gamma_m=0.25, positive=False, n_views=3)
     assert views.shape == (3, 2, 10, 2)
     original = history.unsqueeze(-1).expand(2, 10, 2)

@@ -61,7 +61,8 @@ def test_cli_synth_train_evaluate(tmp_path):
 def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
     study = tmp_path / "study"
     monkeypatch.setattr(study_module, "J_POINTS", (1, 2))
-    args = ["study", "sensitivity", "-d", str(seq_tiny_folder), "--grid", "j", "--out", str(study), "--set", "dim=16", *FAST]
+    args = ["study", "sensitivity", "-d", str(seq_tiny_folder), "--grid", "j", "--out", str(study),
+            "--set", "dim=16", *FAST]
     bad = CliRunner().invoke(app, [*args, "--finished-only"])                # nothing trained yet
     assert bad.exit_code != 0 and "base model's runs" in str(bad.exception)
     out = CliRunner().invoke(app, args)

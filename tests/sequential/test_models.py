@@ -20,8 +20,8 @@ from mmdenoise.training.trainer import Trainer
 
 MODELS = ("seq-pop", "youtubednn", "gru4rec", "base", "comirec-sa", "demure")
 # 60 validation and 60 test users; lr 3e-3 (the paper's MovieLens rate) so a few epochs suffice
-SETTINGS = ["train.threads=1", "train.progress=false", "train.epochs=8", "train.batch_size=256", "train.patience=100", "train.lr=0.003",
-            "sequence.user_ratios=[0.6,0.2,0.2]"]
+SETTINGS = ["train.threads=1", "train.progress=false", "train.epochs=8", "train.batch_size=256", "train.patience=100",
+            "train.lr=0.003", "sequence.user_ratios=[0.6,0.2,0.2]"]
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,14 @@ NOISE_MASK_FILE = "noise_mask.npz"
 SPARSE_ID_LIMIT = 1 << 24
 
 
+def existing_folder(folder: str | Path) -> Path:
+    """``folder`` as a Path; DataError "not a folder" unless it is an existing directory."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError("not a folder", path=folder)
+    return folder
+
+
 def is_mmrec_folder(path: Path) -> bool:
     """Whether ``path``'s ``.inter`` file is meant as MMRec's: every header field but RecBole's
     ``name:type`` ones. A header without ``x_label``, an empty file or a comma-separated one is
@@ -243,6 +251,14 @@ def read_feature_files(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, P
     return features, files
 
 
+def check_feature_rows(features: Mapping[str, np.ndarray], files: Mapping[str, Path], n_items: int) -> None:
+    """FeatureError naming the ``.npy`` file of the first modality whose row count is not ``n_items``."""
+    for modality, x in features.items():
+        if x.shape[0] != n_items:
+            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
+                               path=files[modality], field=modality)
+
+
 @contextlib.contextmanager
 def feature_errors_name_files(files: Mapping[str, Path]) -> Iterator[None]:
     """Re-raise a Dataset's FeatureError naming the file the modality was read from.
@@ -269,9 +285,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
     within each split. Raises DataError naming file, row and field for bad
     input (DESIGN §9).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("not a folder", path=folder)
+    folder = existing_folder(folder)
     inter_path = _find_inter_file(folder)
     table = read_table(inter_path, REQUIRED_COLUMNS)
     users = table.integer_column("userID")
@@ -302,10 +316,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
         n_items = next(iter(counts.values()))
     else:
         n_items = _inferred_count(items, table, "itemID")
-    for modality, x in features.items():
-        if x.shape[0] != n_items:
-            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
-                               path=feature_files[modality], field=modality)
+    check_feature_rows(features, feature_files, n_items)
     _check_id_bound(users, n_users, table, "userID")
     _check_id_bound(items, n_items, table, "itemID")
 
@@ -364,10 +375,12 @@ def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, 
     return np.sort(order[first])
 
 
-def _read_json(path: Path):
+def read_json(path: Path, object_pairs_hook=None):
+    """The JSON value in ``path`` (UTF-8); DataError naming the file, and the line and column where
+    it can, for text that is not UTF-8 or not JSON. ``object_pairs_hook`` as for ``json.load``."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
                         path=path) from None
@@ -378,7 +391,7 @@ def _read_json(path: Path):
 
 
 def _read_meta(path: Path) -> dict:
-    meta = _read_json(path)
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise DataError(f"expected a JSON object, got {type(meta).__name__}", path=path)
     for key in ("n_users", "n_items"):
@@ -392,7 +405,7 @@ def _read_meta(path: Path) -> dict:
 def _read_noise(folder: Path, *, n_train: int | None = None, n_items: int | None = None,
                 modalities: list[str] | None = None) -> NoiseTruth:
     """noise.json + noise_mask.npz; the optional sizes are checked here so errors name the file."""
-    spec = _read_json(folder / NOISE_FILE)
+    spec = read_json(folder / NOISE_FILE)
     if not isinstance(spec, dict):
         raise DataError(f"expected a JSON object, got {type(spec).__name__}", path=folder / NOISE_FILE)
     mask_path = folder / NOISE_MASK_FILE

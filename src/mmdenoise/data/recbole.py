@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import Dataset, Interactions
-from .mmrec import _record_rows
+from .mmrec import _record_rows, existing_folder
 from .split import split_labels
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -257,14 +257,18 @@ def parse_atomic(data: bytes | str, source: str | Path, fields: Sequence[str] | 
     return AtomicTable(source, names, types, columns, rows)
 
 
+def read_file(path: Path) -> bytes:
+    """The bytes of ``path``; DataError "cannot read: <reason>" naming it when the OS refuses."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror or exc}", path=path) from None
+
+
 def read_atomic(path: str | Path, fields: Sequence[str] | None = None) -> AtomicTable:
     """Read and parse one atomic file (see ``parse_atomic``)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    return parse_atomic(data, path, fields)
+    return parse_atomic(read_file(path), path, fields)
 
 
 # ------------------------------------------------------------------- interactions
@@ -398,9 +402,7 @@ def read_recbole(folder: str | Path, *, seed: int = 0, features: Sequence[str] |
         default: every ``float_seq`` field of ``<name>.item`` if that file
         exists (pre-computed embeddings), none otherwise.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("not a folder", path=folder)
+    folder = existing_folder(folder)
     path = _main_file(folder, ".inter")
     table = read_atomic(path)
     users = table.require(USER_FIELD, ("token",))

@@ -25,15 +25,15 @@ Interactions keep file order (users in key order, items in list order).
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, FeatureError
+from ..errors import DataError
 from .dataset import SPLITS, Dataset, Interactions
-from .mmrec import SPARSE_ID_LIMIT, feature_errors_name_files, read_feature_files
+from .mmrec import (SPARSE_ID_LIMIT, check_feature_rows, existing_folder, feature_errors_name_files,
+                    read_feature_files, read_json)
 
 #: split -> file name, as MMSSL names them.
 SPLIT_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
@@ -86,15 +86,7 @@ def _read_split_file(path: Path) -> _SplitFile:
     """Parse and type-check one json split file; no Python loop per interaction on the good path."""
     if not path.is_file():
         raise DataError(f"missing (the MMSSL layout needs {', '.join(SPLIT_FILES.values())})", path=path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f, object_pairs_hook=_Pairs)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.start})", path=path) from None
-    except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
-        raise DataError(f"cannot parse JSON: {exc}", path=path) from None
+    obj = read_json(path, object_pairs_hook=_Pairs)
     if type(obj) is not _Pairs:
         raise DataError(f"expected a JSON object mapping user id -> list of item ids, got {type(obj).__name__}",
                         path=path)
@@ -164,9 +156,7 @@ def read_tiktok(folder: str | Path, name: str | None = None) -> Dataset:
     feature rows, empty splits, users with valid/test items but none in
     train; FeatureError naming the ``.npy`` file for bad features.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError("not a folder", path=folder)
+    folder = existing_folder(folder)
     source = json_folder(folder)
     if source is None:
         raise DataError(f"no {SPLIT_FILES['train']} here or in {LATTICE_SUBFOLDER}/", path=folder)
@@ -176,10 +166,7 @@ def read_tiktok(folder: str | Path, name: str | None = None) -> Dataset:
     features, feature_files = read_feature_files(folder)
     n_users = _count(ordered, "users", "user")
     n_items = max(x.shape[0] for x in features.values()) if features else _count(ordered, "items", "item")
-    for modality, x in features.items():
-        if x.shape[0] != n_items:
-            raise FeatureError(f"feature row count {x.shape[0]} != n_items {n_items}",
-                               path=feature_files[modality], field=modality)
+    check_feature_rows(features, feature_files, n_items)
     for part in ordered:
         if part.items.size == 0:
             raise DataError("no interactions: every user's list is empty", path=part.path)

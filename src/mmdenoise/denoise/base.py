@@ -59,6 +59,13 @@ class Denoiser(nn.Module):
         """Where the trainer's negatives come from: uniform over training items (WBPR overrides)."""
         return NegativeSampler(dataset)
 
+    def loss_terms(self, rec: torch.Tensor, batch: Batch, user_emb: torch.Tensor,
+                   item_emb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"rec": ``rec``, "extra": the backbone's extra loss, "reg": its regularisation}, in that
+        order (their sum, in that order, is the total loss), each a scalar tensor."""
+        return {"rec": rec, "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
+                "reg": self.backbone.regularization(batch, user_emb, item_emb)}
+
 
 class InteractionRecord(nn.Module):
     """A denoiser's latest judgement of each training interaction, filled as batches pass.
@@ -98,11 +105,7 @@ class NoDenoiser(Denoiser):
 
     def loss(self, batch: Batch, state: StepState):
         user_emb, item_emb = self.backbone()
-        terms = {
-            "rec": self.backbone.rec_loss(batch, user_emb, item_emb),
-            "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
-            "reg": self.backbone.regularization(batch, user_emb, item_emb),
-        }
+        terms = self.loss_terms(self.backbone.rec_loss(batch, user_emb, item_emb), batch, user_emb, item_emb)
         return sum(terms.values()), terms
 
 

@@ -170,11 +170,8 @@ class BOD(Denoiser):
             logged["match"] = self.outer_step(batch, user_out, item_out, weight)
         weight = weight.detach()
         self.judgement.update(batch.index, weight)
-        pos = self.backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = self.backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
-        terms = {"rec": bpr_loss(pos, neg, weight / weight.mean().clamp_min(1e-12)),
-                 "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
-                 "reg": self.backbone.regularization(batch, user_emb, item_emb)}
+        pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
+        terms = self.loss_terms(bpr_loss(pos, neg, weight / weight.mean().clamp_min(1e-12)), batch, user_emb, item_emb)
         return sum(terms.values()), {**terms, **logged, "weight": weight.mean()}
 
     def outer_step(self, batch: Batch, user_out: torch.Tensor, item_out: torch.Tensor,

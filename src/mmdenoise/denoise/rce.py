@@ -38,12 +38,10 @@ class RCE(Denoiser):
 
     def loss(self, batch: Batch, state: StepState):
         user_emb, item_emb = self.backbone()
-        pos = self.backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = self.backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
+        pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
         rec, pos_weight, neg_weight = reweighted_bce(pos, neg, self.beta)
         self.judgement.update(batch.index, pos_weight)
-        terms = {"rec": rec, "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
-                 "reg": self.backbone.regularization(batch, user_emb, item_emb)}
+        terms = self.loss_terms(rec, batch, user_emb, item_emb)
         total = sum(terms.values())
         terms.update(weight_pos=pos_weight.mean(), weight_neg=neg_weight.mean())
         return total, terms

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..config import Range, setting
 from ..losses import truncated_bce
@@ -52,13 +51,11 @@ class TCE(Denoiser):
 
     def loss(self, batch: Batch, state: StepState):
         user_emb, item_emb = self.backbone()
-        pos = self.backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = self.backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
+        pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
         rate = drop_rate_schedule(state.step, self.drop_rate, self.num_gradual)
         rec, pos_loss, dropped = truncated_bce(pos, neg, rate)
         self.judgement.update(batch.index, -pos_loss)
-        terms = {"rec": rec, "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
-                 "reg": self.backbone.regularization(batch, user_emb, item_emb)}
+        terms = self.loss_terms(rec, batch, user_emb, item_emb)
         total = sum(terms.values())
         n_dropped = dropped.sum()
         terms.update(drop_rate=pos.new_tensor(rate), dropped=n_dropped.to(pos.dtype),

@@ -37,10 +37,8 @@ class WBPR(Denoiser):
 
     def loss(self, batch: Batch, state: StepState):
         user_emb, item_emb = self.backbone()
-        pos = self.backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = self.backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
-        terms = {"rec": bpr_loss(pos, neg), "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
-                 "reg": self.backbone.regularization(batch, user_emb, item_emb)}
+        pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
+        terms = self.loss_terms(bpr_loss(pos, neg), batch, user_emb, item_emb)
         return sum(terms.values()), terms
 
 

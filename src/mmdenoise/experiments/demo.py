@@ -65,19 +65,26 @@ def main(argv: list[str] | None = None) -> None:
     say(f"\n(demo finished in {time.perf_counter() - start:.0f} s)")
 
 
+def backbones_demo(dataset, models, seed: int, out: Path, overrides=()) -> list[dict]:
+    """Train each backbone in ``models`` (into ``out/<model>``), say its test recall@20, then their
+    table; returns their result rows."""
+    rows = []
+    for model in models:
+        run = train(dataset, model=model, seed=seed, out=out / model, overrides=overrides)
+        rows.append(run.result)
+        say(f"{model}: test recall@20 = {run.test['recall@20']:.4f}")
+    say()
+    say(results_table(rows))
+    return rows
+
+
 def quick_demo(dataset_name: str, seed: int, out: Path) -> None:
     say(f"== 1. Data: {dataset_name}")
     dataset = load_dataset(dataset_name)
     say(str(dataset))
     say(f"\n== 2. Backbones on {dataset.name} ({', '.join(QUICK_SETTINGS)}: a short budget; "
         "`make demo-full` trains to convergence)")
-    rows = []
-    for model in QUICK_MODELS:
-        run = train(dataset, model=model, seed=seed, out=out / model, overrides=QUICK_SETTINGS)
-        rows.append(run.result)
-        say(f"{model}: test recall@20 = {run.test['recall@20']:.4f}")
-    say()
-    say(results_table(rows))
+    rows = backbones_demo(dataset, QUICK_MODELS, seed, out, QUICK_SETTINGS)
     say("pop ranks by popularity; the others learn from the interactions (FREEDOM also from the text and genre "
         "features).")
 
@@ -129,13 +136,7 @@ def full_demo(dataset_name: str, seed: int, out: Path) -> None:
     """The README's results: every backbone to convergence, then FREEDOM with and without GUIDER."""
     dataset = load_dataset(dataset_name)
     say(str(dataset))
-    rows = []
-    for model in FULL_MODELS:
-        run = train(dataset, model=model, seed=seed, out=out / model)
-        rows.append(run.result)
-        say(f"{model}: test recall@20 = {run.test['recall@20']:.4f}")
-    say()
-    say(results_table(rows))
+    backbones_demo(dataset, FULL_MODELS, seed, out)
     denoising_demo(dataset, "freedom", 0.1, seed, out / "noise0.1")
 
 

@@ -17,7 +17,6 @@ backend (Ray Tune) calls it in Ray workers (:func:`run_trials`).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re

@@ -27,23 +27,28 @@ def unit_rows(features: np.ndarray) -> torch.Tensor:
     return x.div_(x.norm(dim=1, keepdim=True).clamp_min_(EPS))
 
 
+def _degree_power(m: sp.csr_matrix, exponent: float) -> np.ndarray:
+    """D^exponent [N] of the row sums D of ``m``; 0 for rows that sum to 0 or less.
+
+    (numpy computes ``** -1.0`` as an exact reciprocal, the same bits as 1 / D.)
+    """
+    degree = np.asarray(m.sum(axis=1)).ravel()
+    scaled = np.zeros_like(degree)
+    nonzero = degree > 0
+    scaled[nonzero] = degree[nonzero] ** exponent
+    return scaled
+
+
 def row_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
     """D^-1 M with D the row sums [N]: float64 CSR, rows sum to 1; zero rows stay zero."""
     m = sp.csr_matrix(matrix, dtype=np.float64)
-    degree = np.asarray(m.sum(axis=1)).ravel()
-    inv = np.zeros_like(degree)
-    inv[degree > 0] = 1.0 / degree[degree > 0]
-    return (sp.diags(inv) @ m).tocsr()
+    return (sp.diags(_degree_power(m, -1.0)) @ m).tocsr()
 
 
 def symmetric_normalize(matrix: sp.spmatrix) -> sp.csr_matrix:
     """D^-1/2 M D^-1/2 of a square M [N, N] with D the row sums: float64 CSR; zero-degree rows and columns stay zero."""
     m = sp.csr_matrix(matrix, dtype=np.float64)
-    degree = np.asarray(m.sum(axis=1)).ravel()
-    inv_sqrt = np.zeros_like(degree)
-    nonzero = degree > 0
-    inv_sqrt[nonzero] = degree[nonzero] ** -0.5
-    d = sp.diags(inv_sqrt)
+    d = sp.diags(_degree_power(m, -0.5))
     return (d @ m @ d).tocsr()
 
 

@@ -18,7 +18,6 @@ plan at a fraction of the cost; the pure log-sum-exp iterations remain as
 """
 from __future__ import annotations
 
-import math
 
 import torch
 

@@ -27,6 +27,18 @@ class Batch:
         return int(self.users.shape[0])
 
 
+def id_embeddings(n_users: int, n_items: int, dim: int) -> tuple[nn.Embedding, nn.Embedding]:
+    """User [n_users, dim] and item [n_items, dim] ID embedding tables, Xavier-uniform initialised.
+
+    Both tables are created before either is initialised, so the global RNG is
+    drawn in the same order by every backbone that uses them.
+    """
+    users, items = nn.Embedding(n_users, dim), nn.Embedding(n_items, dim)
+    nn.init.xavier_uniform_(users.weight)
+    nn.init.xavier_uniform_(items.weight)
+    return users, items
+
+
 class Backbone(nn.Module):
     """A recommender that turns ids (+ features, graphs) into embeddings and scores.
 
@@ -56,11 +68,15 @@ class Backbone(nn.Module):
         """Per-modality item views {modality: [I, d]}; empty for ID-only models."""
         return {}
 
+    def batch_scores(self, batch: Batch, user_emb: torch.Tensor,
+                     item_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of the batch's (user, positive) and (user, negative) pairs: ([B], [B])."""
+        return (self.score(user_emb, item_emb, batch.users, batch.pos_items),
+                self.score(user_emb, item_emb, batch.users, batch.neg_items))
+
     def rec_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """The model's native recommendation objective (BPR by default)."""
-        pos = self.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = self.score(user_emb, item_emb, batch.users, batch.neg_items)
-        return bpr_loss(pos, neg)
+        return bpr_loss(*self.batch_scores(batch, user_emb, item_emb))
 
     def extra_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """The model's own auxiliary / self-supervised terms (0 by default)."""

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..config import Range, setting
 from ..graphs import SparseOperator, normalized_adjacency
-from .base import Backbone, Batch
+from .base import Backbone, Batch, id_embeddings
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
@@ -77,10 +77,7 @@ class BM3(Backbone):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
         self.dropout, self.reg_weight, self.cl_weight = dropout, reg_weight, cl_weight
-        self.user_embedding = nn.Embedding(n_users, embedding_size)
-        self.item_embedding = nn.Embedding(n_items, embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.graph = SparseOperator(adjacency, symmetric=True)
         self.features = ModalityFeatures(features)
         self.projections = nn.ModuleList(nn.Linear(dim, embedding_size) for dim in self.features.dims())

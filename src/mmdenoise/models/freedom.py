@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..graphs import SparseOperator, cached_knn_graph, normalized_adjacency, symmetric_normalize, to_torch_csr
 from ..graphs.pruning import edge_keep_weights, pruned_adjacency
 from ..losses import bpr_loss
-from .base import Backbone, Batch
+from .base import Backbone, Batch, id_embeddings
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
@@ -79,10 +79,7 @@ class FREEDOM(Backbone):
         self.n_users, self.n_items = n_users, n_items
         self.n_ui_layers, self.n_mm_layers, self.dropout = n_ui_layers, n_mm_layers, dropout
         self.modality_weight, self.reg_weight = modality_weight, reg_weight
-        self.user_embedding = nn.Embedding(n_users, embedding_size)
-        self.item_embedding = nn.Embedding(n_items, embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.features = ModalityFeatures(features)
         # bias-free: a bias adds the same u·b to s_ui and s_uj and cancels in every BPR term
         self.projections = nn.ModuleList(nn.Linear(dim, embedding_size, bias=False) for dim in self.features.dims())

@@ -33,7 +33,7 @@ from ..config import OneOf, Range, setting
 from ..errors import ConfigError
 from ..graphs import (SparseOperator, cached_knn_graph, normalized_adjacency, symmetric_normalize,
                       symmetric_normalize_topk, to_torch_csr, topk_cosine)
-from .base import Backbone, Batch
+from .base import Backbone, Batch, id_embeddings
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
@@ -78,10 +78,7 @@ class LATTICE(Backbone):
         self.n_users, self.n_items, self.n_ui_layers, self.n_layers = n_users, n_items, n_ui_layers, n_layers
         self.k, self.lambda_coeff, self.knn_refresh = min(knn_k, n_items), lambda_coeff, knn_refresh
         self.reg_weight = reg_weight
-        self.user_embedding = nn.Embedding(n_users, embedding_size)
-        self.item_embedding = nn.Embedding(n_items, embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.features = ModalityFeatures(features)
         self.projections = nn.ModuleList(nn.Linear(dim, feat_embed_dim) for dim in self.features.dims())
         self.modality_logits = nn.Parameter(torch.zeros(len(self.features)))

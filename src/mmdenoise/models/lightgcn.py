@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import nn
 
 from ..config import Range, setting
 from ..graphs import SparseOperator, normalized_adjacency
-from .base import Backbone, Batch
+from .base import Backbone, Batch, id_embeddings
 
 
 @dataclass
@@ -60,10 +59,7 @@ class LightGCN(Backbone):
             raise ValueError(f"adjacency must be [{n}, {n}] (users then items), got {tuple(adjacency.shape)}")
         self.n_users, self.n_items, self.n_layers = n_users, n_items, n_layers
         self.reg_weight = reg_weight
-        self.user_embedding = nn.Embedding(n_users, embedding_size)
-        self.item_embedding = nn.Embedding(n_items, embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.graph = SparseOperator(adjacency, symmetric=True)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ..config import Range, setting
-from .base import Backbone, Batch
+from .base import Backbone, Batch, id_embeddings
 
 
 @dataclass
@@ -36,10 +35,7 @@ class MF(Backbone):
     def __init__(self, n_users: int, n_items: int, embedding_size: int = 64, reg_weight: float = 1e-4):
         super().__init__()
         self.reg_weight = reg_weight
-        self.user_embedding = nn.Embedding(n_users, embedding_size)
-        self.item_embedding = nn.Embedding(n_items, embedding_size)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.user_embedding.weight, self.item_embedding.weight

@@ -38,7 +38,7 @@ from ..config import OneOf, Range, setting
 from ..errors import ConfigError
 from ..graphs import (SparseOperator, bipartite_adjacency, cached_knn_graph, normalized_adjacency, row_normalize,
                       symmetric_normalize, to_torch_csr)
-from .base import Backbone, Batch
+from .base import Backbone, Batch, id_embeddings
 from .features import ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
@@ -91,10 +91,7 @@ class MGCN(Backbone):
         self.n_ui_layers, self.n_layers = n_ui_layers, n_layers
         self.reg_weight, self.cl_weight, self.temperature = reg_weight, cl_weight, temperature
         d = embedding_size
-        self.user_embedding = nn.Embedding(n_users, d)
-        self.item_embedding = nn.Embedding(n_items, d)
-        nn.init.xavier_uniform_(self.user_embedding.weight)
-        nn.init.xavier_uniform_(self.item_embedding.weight)
+        self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, d)
         self.graph = SparseOperator(adjacency, symmetric=True)
         self.user_item = SparseOperator(user_item, symmetric=False)
         self.item_graphs = nn.ModuleList(SparseOperator(g, symmetric=False) for g in item_graphs)

@@ -15,7 +15,8 @@ from .config import SequentialRunConfig
 
 
 def train_sequential(dataset: Dataset | str | Path | None = None, model: str | None = None, *,
-                     seed: int | None = None, config: str | Path | Mapping[str, Any] | SequentialRunConfig | None = None,
+                     seed: int | None = None,
+                     config: str | Path | Mapping[str, Any] | SequentialRunConfig | None = None,
                      overrides: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
                      overwrite: bool = False, progress: bool | None = None) -> Run:
     """Train sequential model ``model`` (a ``SEQUENTIAL_MODELS`` name; default: the config's, else

@@ -101,8 +101,8 @@ def check_new_run(run_dir: Path, config: Mapping[str, Any], config_cls: type, re
         return
     stored = stored_config(run_dir, resolve)
     if stored is None:
-        raise RunError(f"{run_dir} is not empty and holds no mmdenoise run of this task ({short(entries)}); give --out a "
-                       "new or empty folder, or pass --overwrite to write the run among these files")
+        raise RunError(f"{run_dir} is not empty and holds no mmdenoise run of this task ({short(entries)}); "
+                       "give --out a new or empty folder, or pass --overwrite to write the run among these files")
     changed = differences(stored, config, config_cls)
     if changed:
         raise RunError(f"{run_dir} holds another run ({describe_run(stored)}; it differs in "

@@ -36,7 +36,7 @@ import numpy as np
 
 from ...errors import DataError
 from ..dataset import Dataset, Interactions
-from ..recbole import interaction_ids, parse_columns
+from ..recbole import interaction_ids, parse_columns, read_file
 from ..split import split_labels
 from ..text import EMBEDDING_DIM, encode_texts, encoder_source
 from .common import core_filter, reuse_build, write_build
@@ -57,11 +57,7 @@ def read_ratings(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     four comma-separated fields, a rating or timestamp that is not a number,
     an empty id or a non-finite timestamp.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    columns, rows = parse_columns(data, source=path, names=("user", "item", "rating", "timestamp"),
+    columns, rows = parse_columns(read_file(path), source=path, names=("user", "item", "rating", "timestamp"),
                                   kinds=("bytes", "bytes", "float", "float"), delimiter=",",
                                   use=("user", "item", "timestamp"))
     if rows.size == 0:

@@ -259,8 +259,7 @@ class Guider(Denoiser):
         user_emb, item_emb = backbone()
         terms = {"extra": backbone.extra_loss(batch, user_emb, item_emb),
                  "reg": backbone.regularization(batch, user_emb, item_emb)}
-        pos = backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
+        pos, neg = backbone.batch_scores(batch, user_emb, item_emb)
         if self.teacher is None and self._dbpr_ready():  # guider-no-kd: DBPR on the student itself
             terms["rec"] = self._student_dbpr(batch, user_emb, item_emb, pos, neg)
         else:
