@@ -145,13 +145,15 @@ def model_task(model: str) -> str:
     return entry.task
 
 
-def _folder_kind(raw: Mapping[str, Any]) -> TaskKind:
-    """The TaskKind of a run folder's raw config.yaml (its ``task``; older sequential folders may name
-    a model by a name that is now general's, so the name cannot decide)."""
+def _folder_config(path: Path) -> tuple[TaskKind, Any]:
+    """The TaskKind and resolved config of the run folder ``path``: the task is its config.yaml's
+    ``task`` (older sequential folders may name a model by a name that is now general's, so the name
+    cannot decide)."""
+    raw = read_run_config(path)
     name = raw.get("task", "general")
     if not isinstance(name, str) or name not in TASKS:
         raise RunError(f"config.yaml names task {short(name)}; tasks: {', '.join(TASKS)}")
-    return TASKS[name]
+    return TASKS[name], TASKS[name].resolve(raw)
 
 
 @dataclass
@@ -213,9 +215,7 @@ class Run:
         model: False reads the records only (no dataset, no model).
         """
         path = Path(path)
-        raw = read_run_config(path)
-        kind = _folder_kind(raw)
-        config = kind.resolve(raw)
+        kind, config = _folder_config(path)
         result = record.read_result(path)
         run = cls(config=config, path=path, history=record.read_metrics(path),
                   valid=result["valid"], test=result["test"], result=result)
@@ -449,9 +449,7 @@ def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[E
     """Rebuild a run's model from its folder, load the best state and evaluate valid and test
     (a sequential run's validation and test users)."""
     run_dir = Path(run_dir)
-    raw = read_run_config(run_dir)
-    kind = _folder_kind(raw)
-    config = kind.resolve(raw)
+    kind, config = _folder_config(run_dir)
     data = dataset if dataset is not None else load_dataset(config.dataset)
     trainer = Trainer(_restore(kind, run_dir, data, config), dataclasses.replace(config.train, progress=False),
                       seed=config.seed)
