@@ -122,7 +122,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     from tests.planted import planted_dataset
     folder = write_mmrec(planted_dataset(n_users=1500, n_items=600, seed=1, per_user=30), tmp_path / "mid")
     args = ["train", "-d", str(folder), "-m", "lightgcn", "--seed", "5", "--set", "train.progress=false",
-            "--set", "train.epochs=25", "--set", "train.batch_size=512", "--set", "train.patience=100",
+            "--set", "train.epochs=12", "--set", "train.batch_size=512", "--set", "train.patience=100",
             "--set", "train.threads=1"]  # a busy machine makes a 2-thread pool crawl; results do not depend on it
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     full = subprocess.run(_cli(*args, "--out", str(tmp_path / "full")), env=env, capture_output=True,
