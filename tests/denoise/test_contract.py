@@ -258,11 +258,9 @@ class ToyBPR(Denoiser):
 
     def loss(self, batch, state):
         user_emb, item_emb = self.backbone()
-        pos = self.backbone.score(user_emb, item_emb, batch.users, batch.pos_items)
-        neg = self.backbone.score(user_emb, item_emb, batch.users, batch.neg_items)
+        pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
         self.judgement.update(batch.index, torch.sigmoid(pos))
-        terms = {"rec": bpr_loss(pos, neg), "extra": self.backbone.extra_loss(batch, user_emb, item_emb),
-                 "reg": self.backbone.regularization(batch, user_emb, item_emb)}
+        terms = self.loss_terms(bpr_loss(pos, neg), batch, user_emb, item_emb)
         return sum(terms.values()), terms
 
     def interaction_scores(self):
