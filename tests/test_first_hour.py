@@ -111,10 +111,12 @@ def test_progress_lines_without_a_terminal_and_a_silent_library(tmp_path):
     assert "building dataset synth-tiny" in out.stderr                 # first use builds it, and says so
     assert "train mf + none on synth-tiny (seed 0)" in out.stderr
     assert "epoch 1/2, loss" in out.stderr and re.search(r"best epoch [12] of 2,", out.stdout)
-    quiet = _cli(["-q", *args[:-1], str(tmp_path / "run2")], tmp_path)
-    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
-    library = subprocess.run(
+    # the quiet CLI run and the library run only read the built dataset: they run side by side
+    pending = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                env=_env(tmp_path)) for command in (
+        [sys.executable, "-m", "mmdenoise.cli", "-q", *args[:-1], str(tmp_path / "run2")],
         [sys.executable, "-c", "from mmdenoise import train; "
-         f"train('synth-tiny', 'mf', overrides=['train.epochs=2', 'train.threads=1'], out={str(tmp_path / 'r3')!r})"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env(tmp_path))
-    assert library.returncode == 0 and library.stderr == "" and library.stdout == "", library.stderr
+         f"train('synth-tiny', 'mf', overrides=['train.epochs=2', 'train.threads=1'], out={str(tmp_path / 'r3')!r})"])]
+    (_, quiet_err), (library_out, library_err) = [p.communicate(timeout=300) for p in pending]
+    assert pending[0].returncode == 0 and quiet_err == "", quiet_err
+    assert pending[1].returncode == 0 and library_err == "" and library_out == "", library_err

@@ -125,10 +125,9 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
             "--set", "train.epochs=12", "--set", "train.batch_size=512", "--set", "train.patience=100",
             "--set", "train.threads=1"]  # a busy machine makes a 2-thread pool crawl; results do not depend on it
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    full = subprocess.run(_cli(*args, "--out", str(tmp_path / "full")), env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert full.returncode == 0, full.stderr
-
+    # the uninterrupted run trains beside the one to be killed (they share nothing but the dataset folder)
+    full = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "full")), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen(_cli(*args, "--out", str(killed_dir)), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -141,6 +140,8 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed_dir / "result.json").exists()
+    full_err = full.communicate(timeout=600)[1]
+    assert full.returncode == 0, full_err
     resumed = subprocess.run(_cli(*args, "--out", str(killed_dir), "--resume"), env=env,
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
