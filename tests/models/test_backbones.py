@@ -20,6 +20,7 @@ from mmdenoise.graphs import normalized_adjacency
 from mmdenoise.models import MODELS
 from mmdenoise.models.lightgcn import LightGCN
 from mmdenoise.models.mf import MF
+from tests.models.conftest import random_batch
 from tests.planted import planted_dataset
 
 # parametrised from the registry and its capabilities (a new entry joins every check); the checks read
@@ -54,6 +55,31 @@ def test_forward_shapes_and_scores(name, planted, make_model):
     pair = model.score(user_emb, item_emb, users, items)
     assert pair.shape == (5,)
     assert torch.allclose(pair, full[torch.arange(5), items], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_batch_forward_rows_are_forwards_and_give_its_losses(name, planted, make_model):
+    """A step's embeddings (``batch_forward``) agree with ``forward()`` on every row the batch uses, so
+    every loss, and every gradient, is the same as from the full forward."""
+    model = make_model(name, planted).train()
+    model.epoch_start(0)
+    batch = random_batch(planted, 64, torch.Generator().manual_seed(3))
+    losses = []
+    for embeddings in (model.batch_forward, lambda _: model()):
+        torch.manual_seed(11)  # models with dropout in their losses draw the same masks
+        user_emb, item_emb = embeddings(batch)
+        items = torch.cat([batch.pos_items, batch.neg_items])
+        losses.append([user_emb[batch.users], item_emb[items],
+                       model.rec_loss(batch, user_emb, item_emb) + model.extra_loss(batch, user_emb, item_emb)
+                       + model.regularization(batch, user_emb, item_emb)])
+    for step, full in zip(*losses):
+        assert torch.allclose(step, full, atol=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    step_grads, full_grads = (torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+                              for loss in (losses[0][2], losses[1][2]))
+    for param, step, full in zip(params, step_grads, full_grads):
+        zero = torch.zeros_like(param)
+        assert torch.allclose(zero if step is None else step, zero if full is None else full, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ALL)

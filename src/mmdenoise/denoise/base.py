@@ -104,7 +104,7 @@ class NoDenoiser(Denoiser):
     """The backbone's recommendation loss + its extra loss + regularisation."""
 
     def loss(self, batch: Batch, state: StepState):
-        user_emb, item_emb = self.backbone()
+        user_emb, item_emb = self.backbone.batch_forward(batch)
         terms = self.loss_terms(self.backbone.rec_loss(batch, user_emb, item_emb), batch, user_emb, item_emb)
         return sum(terms.values()), terms
 

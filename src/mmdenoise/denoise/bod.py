@@ -162,7 +162,7 @@ class BOD(Denoiser):
 
     # ------------------------------------------------------------------- loss
     def loss(self, batch: Batch, state: StepState):
-        user_emb, item_emb = self.backbone()
+        user_emb, item_emb = self.backbone.batch_forward(batch)
         user_out, item_out = user_emb.detach(), item_emb.detach()
         weight = self.generator(user_out[batch.users], item_out[batch.pos_items])  # [B], grad → generator
         logged = {}

@@ -37,7 +37,7 @@ class RCE(Denoiser):
         self.judgement = InteractionRecord(n_interactions)
 
     def loss(self, batch: Batch, state: StepState):
-        user_emb, item_emb = self.backbone()
+        user_emb, item_emb = self.backbone.batch_forward(batch)
         pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
         rec, pos_weight, neg_weight = reweighted_bce(pos, neg, self.beta)
         self.judgement.update(batch.index, pos_weight)

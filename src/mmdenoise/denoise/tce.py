@@ -50,7 +50,7 @@ class TCE(Denoiser):
         self.judgement = InteractionRecord(n_interactions)
 
     def loss(self, batch: Batch, state: StepState):
-        user_emb, item_emb = self.backbone()
+        user_emb, item_emb = self.backbone.batch_forward(batch)
         pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
         rate = drop_rate_schedule(state.step, self.drop_rate, self.num_gradual)
         rec, pos_loss, dropped = truncated_bce(pos, neg, rate)

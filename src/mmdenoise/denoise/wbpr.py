@@ -36,7 +36,7 @@ class WBPR(Denoiser):
         return NegativeSampler(dataset, popularity=True, alpha=self.alpha)
 
     def loss(self, batch: Batch, state: StepState):
-        user_emb, item_emb = self.backbone()
+        user_emb, item_emb = self.backbone.batch_forward(batch)
         pos, neg = self.backbone.batch_scores(batch, user_emb, item_emb)
         terms = self.loss_terms(bpr_loss(pos, neg), batch, user_emb, item_emb)
         return sum(terms.values()), terms

@@ -54,6 +54,15 @@ class Backbone(nn.Module):
         """All embeddings under the current parameters: (user_emb [U, d], item_emb [I, d])."""
         raise NotImplementedError
 
+    def batch_forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings for one training step: (user_emb [U, d], item_emb [I, d]) whose rows of the batch's
+        users, positives and negatives equal ``forward()``'s; other rows may hold anything (zeros).
+
+        A batch's losses read only those rows, so a model whose item rows are independent of each other
+        (VBPR's per-item feature projection) computes just the batch's; the default is ``forward()``.
+        """
+        return self()
+
     def score(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
               users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of pairs (users[b], items[b]): [B]."""

@@ -256,11 +256,13 @@ class Guider(Denoiser):
 
     def loss(self, batch: Batch, state: StepState):
         backbone = self.backbone
-        user_emb, item_emb = backbone()
+        student_dbpr = self.teacher is None and self._dbpr_ready()  # guider-no-kd: DBPR on the student itself
+        # DBPR on the student scores noisy partners outside the batch: all rows; otherwise the batch's
+        user_emb, item_emb = backbone() if student_dbpr else backbone.batch_forward(batch)
         terms = {"extra": backbone.extra_loss(batch, user_emb, item_emb),
                  "reg": backbone.regularization(batch, user_emb, item_emb)}
         pos, neg = backbone.batch_scores(batch, user_emb, item_emb)
-        if self.teacher is None and self._dbpr_ready():  # guider-no-kd: DBPR on the student itself
+        if student_dbpr:
             terms["rec"] = self._student_dbpr(batch, user_emb, item_emb, pos, neg)
         else:
             terms["rec"] = backbone.rec_loss(batch, user_emb, item_emb)
