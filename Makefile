@@ -23,13 +23,14 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# THREADS=N caps torch/BLAS threads (e.g. `make demo THREADS=1` on a machine shared with other jobs)
 demo: $(STAMP)
 	$(BIN)/mmdenoise data build ml-100k
-	$(BIN)/python -m mmdenoise.experiments.demo
+	$(BIN)/python -m mmdenoise.experiments.demo $(if $(THREADS),--threads $(THREADS))
 
 demo-full: $(STAMP)
 	$(BIN)/mmdenoise data build ml-100k
-	$(BIN)/python -m mmdenoise.experiments.demo --full
+	$(BIN)/python -m mmdenoise.experiments.demo --full $(if $(THREADS),--threads $(THREADS))
 
 bench: $(STAMP)
 	$(BIN)/mmdenoise bench -d ml-100k -m lightgcn

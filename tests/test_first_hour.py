@@ -120,3 +120,35 @@ def test_progress_lines_without_a_terminal_and_a_silent_library(tmp_path):
     (_, quiet_err), (library_out, library_err) = [p.communicate(timeout=300) for p in pending]
     assert pending[0].returncode == 0 and quiet_err == "", quiet_err
     assert pending[1].returncode == 0 and library_err == "" and library_out == "", library_err
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_workers_wait_passively_unless_the_user_said_otherwise(given, expected, tmp_path):
+    """Set by the package before torch loads its OpenMP runtime (spinning workers slow every epoch down
+    several times when another process shares the cores); torch is not loaded by the package's import."""
+    env = {k: v for k, v in _env(tmp_path).items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run([sys.executable, "-c", "import os, sys, mmdenoise; "
+                          "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.split() == [expected, "False"], out.stderr
+
+
+def test_the_demo_takes_a_thread_count(monkeypatch, tmp_path, capsys):
+    """``make demo THREADS=1`` on a shared machine: every run of the demo gets the cap; a negative count is
+    refused before anything runs."""
+    import torch
+
+    from mmdenoise.experiments import demo
+    ran = []
+    monkeypatch.setattr(demo, "quick_demo", lambda *args: ran.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        demo.main(["--threads", "1", "--quiet", "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(before)
+    assert ran == [1]
+    with pytest.raises(SystemExit):
+        demo.main(["--threads", "-1"])
+    assert "--threads must be >= 0, got -1" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from ..data.noise import inject_noise
 from ..eval.significance import compare
 from ..log import configure
 from ..training import record
+from ..training.trainer import limit_threads
 from .tables import markdown
 
 #: the quick demo: backbones and a budget that fits 3 minutes (lr 5e-3 converges in tens of epochs)
@@ -54,8 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="run folders (default runs/demo, runs/demo-full)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch and BLAS threads for every run (default 0: torch's choice, one per core)")
     args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0, got {args.threads}")
     configure(-1 if args.quiet else 0)
+    limit_threads(args.threads)
     start = time.perf_counter()
     out = Path(args.out or ("runs/demo-full" if args.full else "runs/demo"))
     if args.full:
