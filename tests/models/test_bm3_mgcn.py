@@ -188,10 +188,26 @@ def test_info_nce_known_answer():
     assert math.isclose(info_nce(views, views, 0.2).item(), expected, rel_tol=1e-5)
 
 
+def test_info_nce_with_counts_is_the_batch_with_its_repeated_rows():
+    """Each distinct node once, weighted by its rows: the same value and gradients as the batch itself."""
+    generator = torch.Generator().manual_seed(0)
+    view = torch.randn(5, 8, generator=generator, requires_grad=True)
+    other = torch.randn(5, 8, generator=generator, requires_grad=True)
+    counts = torch.tensor([1, 3, 2, 1, 4])
+    rows = torch.repeat_interleave(torch.arange(5), counts)[torch.randperm(11, generator=generator)]
+    batch, compact = info_nce(view[rows], other[rows], 0.2), info_nce(view, other, 0.2, counts)
+    assert torch.allclose(batch, compact, atol=1e-6)
+    for g, h in zip(torch.autograd.grad(batch, [view, other]), torch.autograd.grad(compact, [view, other])):
+        assert torch.allclose(g, h, atol=1e-6)
+    assert torch.allclose(info_nce(view, other, 0.2, torch.ones(5, dtype=torch.long)), info_nce(view, other, 0.2))
+
+
 def test_mgcn_extra_loss_equals_infonce_of_side_and_behaviour_views(planted, make_model):
-    """The side view recovered as (final − behaviour) gives the same value and gradients as the side view."""
+    """The side view recovered as (final − behaviour) gives the same value and gradients as the side view,
+    on a batch whose users and items repeat (each distinct one is computed once, weighted)."""
     model = make_model("mgcn", planted, cl_weight=0.5)
     batch = _batch(planted)
+    assert batch.users.unique().numel() < len(batch) and batch.pos_items.unique().numel() < len(batch)
     user_emb, item_emb = model()
     loss = model.extra_loss(batch, user_emb, item_emb)
     grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
