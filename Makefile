@@ -2,12 +2,17 @@
 #   make demo       virtualenv + install + build ml-100k + the idea in about 2 minutes on 2 cores
 #   make test       virtualenv + install + lint (ruff) + the test suite (builds ml-100k in the data home once)
 #   make demo-full  the README's complete tables (about 25 minutes on 2 cores)
+#   make bench      s/epoch, s/evaluation and peak RSS of a few models, one list per run
+#   make bench-scale MODEL=lightgcn [DENOISER=guider] [PRESETS=a,b,...] [THREADS=N]
+#                   the same across synth-tiny -> synth-microlens, each dataset in a fresh process:
+#                   prints the table, writes docs/results/scale/MODEL/scale.{md,json,png} (the PNG is
+#                   the log-log fit of cost vs interactions; minutes on 2 cores: run it on an idle machine)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo demo-full bench clean
+.PHONY: install test demo demo-full bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +42,12 @@ bench: $(STAMP)
 	$(BIN)/mmdenoise bench -d synth-baby -m lightgcn
 	$(BIN)/mmdenoise bench -d synth-baby -m freedom
 	$(BIN)/mmdenoise bench -d synth-baby -m freedom --denoiser guider --set warmup_epochs=1
+
+MODEL    ?= lightgcn
+DENOISER ?= none
+bench-scale: $(STAMP)
+	$(BIN)/mmdenoise bench --scale -m $(MODEL) --denoiser $(DENOISER) $(if $(PRESETS),--presets $(PRESETS)) \
+		$(if $(THREADS),--set train.threads=$(THREADS))
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -283,14 +283,38 @@ def list_cmd(kind: str = typer.Argument(..., help="models, denoisers or datasets
 
 @app.command("bench")
 def bench_cmd(
-    dataset: str = typer.Option(..., "-d", "--dataset", help=DATASET_HELP),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help=DATASET_HELP + " (not with --scale)",
+                                          show_default=False),
     model: str = typer.Option(..., "-m", "--model", help="general model name (`mmdenoise list models`)"),
     denoiser: str = typer.Option("none", "--denoiser", help=DENOISER_HELP),
     epochs: int = typer.Option(5, help="epochs to time (the first is warm-up)"),
     set_: List[str] = typer.Option([], "--set"),
     json_out: bool = typer.Option(False, "--json"),
+    scale: bool = typer.Option(False, "--scale", help="time the model on each of --presets (each in a fresh "
+                                                      "process) and fit the log-log slope of cost vs interactions"),
+    presets: Optional[str] = typer.Option(None, help="--scale: comma-separated registered names or folders "
+                                                     "(default synth-tiny,synth-baby,synth-sports,synth-clothing,"
+                                                     "synth-microlens)", show_default=False),
+    out: Optional[Path] = typer.Option(None, help="--scale: folder for scale.json, scale.md and scale.png "
+                                                  "(default docs/results/scale/MODEL, or MODEL-DENOISER)",
+                                       show_default=False),
 ):
-    """Seconds per epoch, seconds per full evaluation and peak memory."""
+    """Seconds per epoch, seconds per full evaluation and peak memory; with --scale, across datasets."""
+    if scale:
+        if dataset is not None:
+            raise ConfigError("bench: --scale times the model on --presets, not on -d/--dataset; give one of them")
+        from .bench import SCALE_PRESETS, bench_scale
+        names = SCALE_PRESETS if presets is None else [p.strip() for p in presets.split(",") if p.strip()]
+        folder = out or Path("docs/results/scale") / (model if denoiser == "none" else f"{model}-{denoiser}")
+        result = bench_scale(model, denoiser, presets=names, epochs=epochs, overrides=set_, out=folder)
+        typer.echo(json.dumps(result.report, indent=2) if json_out else result.markdown.rstrip("\n"))
+        typer.echo("written: " + ", ".join(str(f) for f in result.files), err=json_out)
+        return
+    if dataset is None:
+        raise ConfigError("bench needs -d/--dataset (or --scale to time the model across datasets)")
+    for option, given in (("--presets", presets is not None), ("--out", out is not None)):
+        if given:
+            raise ConfigError(f"bench: {option} applies to --scale only")
     from .bench import bench
     result = bench(dataset, model, denoiser, epochs=epochs, overrides=set_)
     if json_out:

@@ -1,4 +1,5 @@
-"""Figures read from run folders (DESIGN §7). Each function answers one question with one PNG.
+"""Figures read from run folders (DESIGN §7), and the cost-vs-size figure of ``bench --scale``. Each
+function answers one question with one PNG.
 
 matplotlib runs on the non-interactive Agg backend, so plotting works on
 machines without a display; files are written atomically.
@@ -150,5 +151,42 @@ def noise_curves(out: str | Path, model: str, dataset: str, kind: str, levels: S
     ax.set_title(f"{model} on {dataset}: {metric_label} vs {name} noise{spread}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(title="denoiser", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+def scaling_plot(out: str | Path, title: str, sizes: Sequence[float],
+                 series: dict[str, tuple[Sequence[float], float, float]], labels: Sequence[str] = ()) -> Path:
+    """Cost vs data size on log–log axes: per series the measured points and its fitted power law.
+
+    sizes: [n] positive (training interactions); series: label (``s/epoch``) -> (costs [n] in
+    seconds, slope, intercept) with the fit ``cost = exp(intercept) · size ** slope`` (natural
+    logs), the slope shown in the legend; labels: [n] names written beside the first series'
+    points (datasets). A dotted grey line of slope 1 through the first series' fit at the middle
+    size shows what linear growth would look like. Returns ``out``.
+    """
+    x = np.asarray(sizes, dtype=np.float64)
+    line_x = np.geomspace(x.min(), x.max(), 50)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for k, (name, (costs, slope, intercept)) in enumerate(series.items()):
+        color = f"C{k}"
+        ax.scatter(x, costs, color=color, zorder=3)
+        ax.plot(line_x, np.exp(intercept) * line_x ** slope, color=color, linewidth=1.5,
+                label=f"{name}: slope {slope:.2f}")
+        if k == 0:
+            middle = np.sqrt(x.min() * x.max())
+            at_middle = np.exp(intercept) * middle ** slope
+            ax.plot(line_x, at_middle * line_x / middle, color="0.5", linestyle=":", linewidth=1.0,
+                    label="slope 1 (linear)")
+            for size, cost, text in zip(x, costs, labels):
+                ax.annotate(text, (size, cost), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training interactions")
+    ax.set_ylabel("seconds")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, plt, out)
