@@ -201,3 +201,25 @@ def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tm
     assert "| tce vs none on mf | pending | pending |" in page and "| mf | tce | 0/2 | 0/2 |" in page
     assert "| [tce-beats-none](#tce-beats-none) | pending (1 pending) | pending (1 pending) |" in page
     assert check_claims(tmp_path / "claims") == 0
+
+
+def test_the_evidence_files_are_not_ignored_by_git():
+    """Run folders' per_user.npz files under docs/results are ignored; the claims evidence must not be."""
+    import subprocess
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    evidence = "docs/results/claims/evidence/ml-100k-add20/lightgcn/none/s1/per_user.npz"
+    ignored = subprocess.run(["git", "check-ignore", "-q", evidence], cwd=root)
+    assert ignored.returncode == 1, f"{evidence} is ignored by .gitignore"
+    assert subprocess.run(["git", "check-ignore", "-q", "studies/claims/final/x/result.json"], cwd=root).returncode == 0
+
+
+def test_the_committed_spec_is_valid_and_its_page_checks():
+    """docs/results/claims: the spec loads (every grid resolves on its backbones) and every committed cell
+    reproduces from the committed evidence; the page is the rendering of claims.json."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "claims"
+    spec = load_claims_spec(folder / "spec.yaml")
+    assert {"guider", "damrs", "tce", "rce", "wbpr", "bod", "none"} <= set(spec.methods)
+    assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20"]
+    check_claims(folder)

@@ -626,7 +626,10 @@ def render_page(data: Mapping[str, Any]) -> str:
               + (", ".join(f"`{k}={param_text(v)}`" for k, v in proto["set"]) or "none") + ".",
               "- A cell pairs two methods on one backbone and dataset over the test users every run evaluated: "
               "each user's metric is averaged over the seeds, Δ is the mean over users of A − B, p the two-sided "
-              "paired t-test over users.", "",
+              "paired t-test over users. Its evidence is "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods (per-user "
+              f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
+              "",
               markdown(["dataset", "source", "planted noise"],
                        [[d["name"], d["source"], _noise_text(d["noise"])] for d in data["datasets"]], "lll"), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
