@@ -47,10 +47,11 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
             np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+def save_npz(path: str | Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """``arrays`` in one .npz file, atomically; ``compressed``: deflated (files meant to be committed)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ def _spec(folder, tiny, epochs=3, **extra):
     ({"space": {"n_layerz": [1, 2]}}, r"space\.n_layerz: .*'n_layerz' is not a known key"),
     ({"space": {"train.lr": ["fast"]}}, r"space\.train\.lr: .*expected a number"),
     ({"samples": 3}, r"samples: 3 random draws need a distribution"),
+    ({"budget": 0}, r"budget: expected an integer >= 1 \(trials at most\), got 0"),
     ({"objective": {"metric": "recall@21"}}, r"objective\.metric: unknown metric 'recall@21'"),
     ({"objective": {"metric": "recall@20", "goal": "max"}}, r"objective: unknown key\(s\) \['goal'\]"),
 ])
@@ -77,6 +78,11 @@ def test_random_trials_are_deterministic_and_in_bounds(tmp_path, tiny):
         assert ("train.weight_decay", p["train.weight_decay"]) in t["overrides"]
     other = expand(parse_spec({**raw, "search_seed": 8}))
     assert [t["name"] for t in other] != [t["name"] for t in first]
+    # a budget keeps a reproducible subset, in expansion order
+    capped = expand(parse_spec({**raw, "budget": 4}))
+    assert len(capped) == 4 and [t["name"] for t in capped] == [t["name"] for t in expand(parse_spec({**raw,
+                                                                                                  "budget": 4}))]
+    assert [t["name"] for t in capped] == [t["name"] for t in first if t in capped]
 
 
 def test_distribution_draws_cover_the_integer_range():

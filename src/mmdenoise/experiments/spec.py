@@ -15,13 +15,17 @@ A sweep spec is a YAML file (read with the bounded safe loader, ``config.parse_y
       lambda_au: {uniform: [0.0, 1.0]}
       ai_k: {int: [5, 20]}           # inclusive bounds
     samples: 4                       # random draws per grid point (needs a distribution in space)
-    search_seed: 0                   # seed of the random draws
+    search_seed: 0                   # seed of the random draws (and of the budget's subset)
+    budget: 8                        # optional: at most this many trials, a reproducible subset
     objective: {metric: recall@20, mode: max}
 
 Keys of ``space`` and ``set`` are override keys (``train.lr``, ``model.n_layers``,
 bare ``n_layers``, ``denoiser``, ``seed``; see ``config.apply_overrides``).
 The trials are the product of the grids, crossed with ``samples`` random draws
-(each draw rounded to 6 significant digits).
+(each draw rounded to 6 significant digits). With ``budget`` N, at most N of
+them run: a subset drawn without replacement under ``search_seed`` (kept in
+expansion order), the same subset for the same space on any base run, so
+that several backbones tuned with one space and budget try the same points.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from ..config import Override, override_pairs
 from .runner import Objective, make_trial, trial_defaults, validate_trial
 
 SPEC_KEYS = ("dataset", "model", "denoiser", "seed", "config", "set", "space", "samples", "search_seed",
-             "objective")
+             "budget", "objective")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 OBJECTIVE_KEYS = ("metric", "mode")
 MODES = ("max", "min")
@@ -75,6 +79,7 @@ class SweepSpec:
     search_seed: int = 0
     objective: Objective = field(default_factory=Objective)
     source: str = "spec"
+    budget: int | None = None
 
 
 
@@ -206,8 +211,11 @@ def parse_spec(raw: Any, source: str = "spec", spec_dir: Path | None = None) -> 
     search_seed = raw.get("search_seed", 0)
     if not isinstance(search_seed, int) or isinstance(search_seed, bool) or search_seed < 0:
         raise ConfigError(f"{source}: search_seed: expected a non-negative integer, got {search_seed!r}")
+    budget = raw.get("budget")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 1):
+        raise ConfigError(f"{source}: budget: expected an integer >= 1 (trials at most), got {budget!r}")
     objective = _parse_objective(raw.get("objective"), f"{source}: objective")
-    return SweepSpec(base, overrides, space, samples, search_seed, objective, source)
+    return SweepSpec(base, overrides, space, samples, search_seed, objective, source, budget)
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -220,7 +228,8 @@ def load_spec(path: str | Path) -> SweepSpec:
 
 
 def expand(spec: SweepSpec, extra_overrides: Sequence[Override] = ()) -> list[dict]:
-    """The trials of ``spec`` in a fixed order (grid product × samples; duplicates dropped), validated.
+    """The trials of ``spec`` in a fixed order (grid product × samples; duplicates dropped; at most
+    ``spec.budget`` of them, :func:`budget_subset`), validated.
 
     A trial's overrides are the defaults, the spec's ``set``, ``extra_overrides``
     and then its own parameters, all (key, value) pairs: a value reaches the
@@ -247,9 +256,25 @@ def expand(spec: SweepSpec, extra_overrides: Sequence[Override] = ()) -> list[di
             if trial["name"] in seen:
                 continue
             seen.add(trial["name"])
-            validate_trial(trial, f"{spec.source}: trial {params}")
             trials.append(trial)
+    trials = budget_subset(trials, spec.budget, spec.search_seed)
+    for trial in trials:
+        validate_trial(trial, f"{spec.source}: trial {trial['params']}")
     return trials
 
 
-__all__ = ["SweepSpec", "Distribution", "load_spec", "parse_spec", "expand"]
+def budget_subset(trials: list[dict], budget: int | None, search_seed: int) -> list[dict]:
+    """At most ``budget`` of ``trials``, drawn without replacement under ``search_seed`` and kept in
+    their order; all of them when they are no more than the budget (or it is None).
+
+    The draw depends only on the number of trials, the budget and the seed, so one space expanded
+    on several base runs (backbones, datasets) gives the same points on each.
+    """
+    import numpy as np
+    if budget is None or len(trials) <= budget:
+        return list(trials)
+    chosen = np.random.default_rng([search_seed, len(trials), budget]).choice(len(trials), budget, replace=False)
+    return [trials[i] for i in sorted(chosen.tolist())]
+
+
+__all__ = ["SweepSpec", "Distribution", "load_spec", "parse_spec", "expand", "budget_subset"]

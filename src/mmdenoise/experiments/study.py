@@ -81,12 +81,19 @@ def noised_dataset(source, kind: str, modality: str | None, level: float, seed: 
     group seeds); an existing folder is reused when its noise.json records the
     same source fingerprint, kind, level and seed, and is an error otherwise.
     """
-    from ..data import read_mmrec
-    from ..data.noise import write_noised
     if level == 0:
         return str(source.path.resolve()) if source.path is not None else source.name
     label = f"{source.name}-{kind}{'-' + modality if modality else ''}-{level:g}"
-    folder = (root / "data" / f"seed{seed}" / label).resolve()
+    return noised_copy(source, kind, modality, level, seed, root / "data" / f"seed{seed}" / label)
+
+
+def noised_copy(source, kind: str, modality: str | None, level: float, seed: int, folder: Path) -> str:
+    """``folder`` (absolute) holding ``source`` with one kind of planted noise at ``level`` under ``seed``:
+    written once by ``write_noised``; an existing folder is reused when its noise.json records the same
+    source fingerprint, kind, level and seed, and is a DataError otherwise."""
+    from ..data import read_mmrec
+    from ..data.noise import write_noised
+    folder = Path(folder).resolve()
     options = _noise_options(kind, modality, level)
     if folder.exists():
         spec = (read_mmrec(folder).noise.spec if (folder / "noise.json").exists() else {})
@@ -95,7 +102,7 @@ def noised_dataset(source, kind: str, modality: str | None, level: float, seed: 
                 and all(spec.get(k) == v for k, v in wanted.items()))
         if not same:
             raise DataError(f"{folder} holds other data (not {kind} {level:g} with seed {seed} from "
-                            f"{source.name}); remove it or use another --out")
+                            f"{source.name}); remove it or use another output folder")
         return str(folder)
     return str(write_noised(source, folder, seed=seed, **options))
 
@@ -494,4 +501,5 @@ def _write(root: Path, stem: str, table: str, summary: dict, figures: Sequence[s
 
 __all__ = ["StudyResult", "noise_study", "ablation_study", "baseline_study", "baseline_table", "ablation_variants",
            "noise_table", "ablation_table",
-           "decline_rate", "noised_dataset", "parse_kind", "scoped_overrides", "validate_cells", "raise_if_failed"]
+           "decline_rate", "noised_dataset", "noised_copy", "parse_kind", "scoped_overrides", "validate_cells",
+           "raise_if_failed"]

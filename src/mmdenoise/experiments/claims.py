@@ -1,0 +1,818 @@
+"""Do the papers' claims hold? One benchmark with a fair protocol and its evidence committed (DESIGN §7).
+
+A claims spec (YAML, read with the bounded safe loader; unknown keys refused, every error names the
+file and the key)::
+
+    datasets:                       # a registered name or folder as it is, or a copy with planted noise
+      - {name: ml-100k-add20, source: ml-100k, noise: {add: 0.2, seed: 1}}
+    budget: 8                       # tuning trials per (dataset, backbone, method), at most
+    seeds: [1, 2, 3]                # the final runs of each selected configuration
+    tune_seed: 0                    # the training seed of every tuning trial
+    search_seed: 0                  # which grid points a budget smaller than the grid draws
+    set: {train.patience: 10}       # fixed overrides for every run (never model, denoiser, dataset, seed)
+    methods:                        # name -> a denoiser and the grid its paper tunes (sweep-spec keys)
+      none: {denoiser: none}
+      tce: {denoiser: tce, grid: {denoiser_params.drop_rate: [0.05, 0.1, 0.2]}}
+    claims:
+      - id: tce-beats-none
+        claim: T-CE beats the bare backbone under added noise
+        source: Wang et al., WSDM'21
+        kind: beats                 # every method beats every versus, on each backbone and dataset
+        method: tce                 # a name or a list
+        versus: none                # a name or a list
+        backbones: [lightgcn]
+        datasets: [ml-100k-add20]   # optional: every dataset
+
+:func:`claims_study` runs it in stages, each resumable (finished trials are skipped, partial ones
+resume, through the one runner):
+
+1. tune: per (dataset, backbone, method) a sweep over the method's grid, min(budget, grid size)
+   trials (``spec.budget_subset``: the same points for every backbone and dataset) at
+   ``tune_seed``, selected on validation Recall@20 alone (:func:`select`);
+2. final: the selected configuration at every seed of ``seeds``;
+3. evidence: for every final run, under ``<out>/evidence/<dataset>/<backbone>/<method>/s<seed>/``,
+   ``per_user.npz`` (users, test Recall@20 and NDCG@20), ``config.yaml`` (the run's resolved
+   config, the dataset named as in the spec) and a small ``result.json`` (what pairing checks:
+   the data condition), and ``selection.json`` (the trials tried, their validation objective,
+   the one selected) beside them;
+4. page: ``<out>/claims.json`` and the page ``<out>.md``, computed from the evidence files alone.
+   A cell whose evidence is incomplete is pending, never left out.
+
+A cell compares two methods on one backbone and dataset: Δ = mean over test users of A − B, each
+user's metric averaged over the seeds first, and the two-sided paired t-test over those users
+(``eval.pairing``, ``eval.significance``). :func:`check_claims` (``mmdenoise report <out>``)
+recomputes every Δ and p of claims.json from the evidence files and re-renders the page.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ..config import Override
+from ..errors import ConfigError, MMDenoiseError
+from ..log import get_logger
+from .runner import (TOP_KEYS, Objective, best_record, make_trial, param_text, read_trial_record, run_trials,
+                     trial_name, trial_status)
+from .spec import SweepSpec, _overrides_list, _reject_unknown_keys, _resolve_dataset, expand
+from .study import NOISE_KINDS, noised_copy, parse_seeds
+from .tables import markdown
+
+log = get_logger(__name__)
+
+SPEC_KEYS = ("datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
+DATASET_KEYS = ("name", "source", "noise")
+METHOD_KEYS = ("denoiser", "grid")
+CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "datasets")
+KINDS = ("beats",)
+STAGES = ("tune", "final", "page", "all")
+#: selection: validation Recall@20, the only thing that chooses a configuration
+OBJECTIVE = Objective("recall@20", "max")
+METRICS = ("recall@20", "ndcg@20")
+SHORT = {"recall@20": "R@20", "ndcg@20": "N@20"}
+PRIMARY = "recall@20"
+ALPHA = 0.05
+VERDICTS = ("confirmed", "refuted", "inconclusive")
+CLAIMS_JSON = "claims.json"
+SELECTION_JSON = "selection.json"
+EVIDENCE_DIR = "evidence"
+EVIDENCE_RESULT_KEYS = ("model", "denoiser", "seed", "dataset", "best_epoch", "epochs_run")
+#: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
+CHECK_TOLERANCE = 1e-9
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-test on {SHORT[PRIMARY]} gives "
+        f"p < {ALPHA}, **refuted** when Δ{SHORT[PRIMARY]} < 0 and p < {ALPHA}, and **inconclusive** otherwise. "
+        f"{SHORT['ndcg@20']} is shown with its own p and does not enter the verdict. A claim holds on a dataset "
+        "(confirmed) when every one of its comparisons there is confirmed; it is refuted there when any "
+        "comparison is refuted; otherwise it is inconclusive, or pending while a comparison has no evidence yet. "
+        "p-values are two-sided and not corrected for the number of comparisons.")
+
+
+# ------------------------------------------------------------------- spec
+@dataclass(frozen=True)
+class ClaimData:
+    """A dataset of the spec: ``name`` (its evidence folder), ``source`` (a registered name or an absolute
+    folder; ``shown`` as the spec wrote it) and ``noise`` (kind, modality, level, seed) or None."""
+
+    name: str
+    source: str
+    shown: str
+    noise: dict | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A compared method: a denoiser and its tuning grid (config key -> values); ``grid_size`` points."""
+
+    name: str
+    denoiser: str
+    grid: dict
+
+    @property
+    def grid_size(self) -> int:
+        return math.prod(len(values) for values in self.grid.values())
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``kind: beats``: every one of ``methods`` beats every one of ``versus``, on each backbone and dataset."""
+
+    id: str
+    text: str
+    source: str
+    kind: str
+    methods: tuple[str, ...]
+    versus: tuple[str, ...]
+    backbones: tuple[str, ...]
+    datasets: tuple[str, ...]
+
+    def comparisons(self) -> list[tuple[str, str, str]]:
+        """(method, versus, backbone) of each row of the claim's table, in spec order."""
+        return [(a, b, x) for a in self.methods for b in self.versus for x in self.backbones]
+
+
+@dataclass
+class ClaimsSpec:
+    """A validated claims spec; ``path`` the file as given."""
+
+    datasets: dict[str, ClaimData]
+    budget: int
+    seeds: list[int]
+    methods: dict[str, Method]
+    claims: list[Claim]
+    overrides: list[Override] = field(default_factory=list)
+    tune_seed: int = 0
+    search_seed: int = 0
+    path: str = "spec"
+
+    def runs(self) -> list[tuple[str, str, str]]:
+        """Every (dataset, backbone, method) a claim compares, once each: datasets in spec order, then
+        backbones in order of first mention, then methods in the order of ``methods``."""
+        wanted = {(d, x, m) for c in self.claims for a, b, x in c.comparisons() for d in c.datasets for m in (a, b)}
+        backbones = list(dict.fromkeys(x for c in self.claims for x in c.backbones))
+        return [(d, x, m) for d in self.datasets for x in backbones for m in self.methods if (d, x, m) in wanted]
+
+    def trials_planned(self, method: str) -> int:
+        return min(self.budget, self.methods[method].grid_size)
+
+
+def _where(source: str, key: str) -> str:
+    return f"{source}: {key}"
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _SAFE_NAME.match(value):
+        raise ConfigError(f"{where}: expected a name of letters, digits and . _ + - (it names a folder), "
+                          f"got {value!r}")
+    return value
+
+
+def _names(value: Any, where: str, known: Sequence[str], what: str) -> tuple[str, ...]:
+    """A name or a non-empty list of distinct names, each one of ``known``."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"{where}: expected a name or a non-empty list of names, got {value!r}")
+    for item in items:
+        if item not in known:
+            raise ConfigError(f"{where}: unknown {what} {item!r}; {what}s: {', '.join(known)}")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{where}: a name is repeated in {items}")
+    return tuple(items)
+
+
+def _non_negative(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _parse_noise(raw: Any, where: str) -> dict:
+    """``{add|remove: r, seed: s}`` or ``{swap|misalign: {MODALITY: r}, seed: s}``: one kind of noise."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping such as {{add: 0.2, seed: 1}}, got {raw!r}")
+    _reject_unknown_keys(raw, (*NOISE_KINDS, "seed"), where)
+    kinds = [k for k in NOISE_KINDS if k in raw]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where}: give exactly one kind of noise ({', '.join(NOISE_KINDS)}), got {kinds}")
+    kind, value, modality = kinds[0], raw[kinds[0]], None
+    if kind in ("swap", "misalign"):
+        if not isinstance(value, Mapping) or len(value) != 1:
+            raise ConfigError(f"{where}.{kind}: expected one {{MODALITY: ratio}}, got {value!r}")
+        modality, value = next(iter(value.items()))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{where}.{kind}: expected a ratio in (0, 1], got {value!r}")
+    return {"kind": kind, "modality": modality, "level": float(value),
+            "seed": _non_negative(raw.get("seed", 0), f"{where}.seed")}
+
+
+def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
+    from ..data.registry import DATASETS
+    if isinstance(raw, str):
+        raw = {"source": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a name, a folder or {{name, source, noise}}, got {raw!r}")
+    _reject_unknown_keys(raw, DATASET_KEYS, where)
+    shown = raw.get("source")
+    if not isinstance(shown, str) or not shown:
+        raise ConfigError(f"{where}.source: expected a registered dataset or a folder, got {shown!r}")
+    source = _resolve_dataset(shown, spec_dir)
+    if source not in DATASETS and not Path(source).is_dir():
+        raise ConfigError(f"{where}.source: unknown dataset {shown!r}: neither a folder nor a registered name "
+                          f"({', '.join(sorted(DATASETS))})")
+    noise = _parse_noise(raw["noise"], f"{where}.noise") if raw.get("noise") is not None else None
+    name = _name(raw.get("name", Path(shown).name), f"{where}.name")
+    return ClaimData(name, source, shown, noise)
+
+
+def _parse_method(name: str, raw: Any, where: str) -> Method:
+    from ..denoise import DENOISERS
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected {{denoiser: NAME, grid: {{key: [values]}}}}, got {raw!r}")
+    _reject_unknown_keys(raw, METHOD_KEYS, where)
+    denoiser = raw.get("denoiser")
+    if denoiser not in DENOISERS:
+        raise ConfigError(f"{where}.denoiser: unknown denoiser {denoiser!r}; denoisers: {', '.join(DENOISERS)}")
+    grid_raw = raw.get("grid") or {}
+    if not isinstance(grid_raw, Mapping):
+        raise ConfigError(f"{where}.grid: expected a mapping of config key -> list of values, got {grid_raw!r}")
+    grid = {}
+    for key, values in grid_raw.items():
+        if key in TOP_KEYS:
+            raise ConfigError(f"{where}.grid.{key}: the spec decides {key}; tune the method's own settings")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.grid.{key}: expected a non-empty list of values, got {values!r}")
+        grid[str(key)] = list(values)
+    return Method(name, denoiser, grid)
+
+
+def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Sequence[str]) -> Claim:
+    from ..models import MODELS
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CLAIM_KEYS)}, got {raw!r}")
+    _reject_unknown_keys(raw, CLAIM_KEYS, where)
+    for key in ("id", "claim", "source", "kind", "method", "versus", "backbones"):
+        if key not in raw:
+            raise ConfigError(f"{where}: missing key {key!r}")
+    cid = _name(raw["id"], f"{where}.id")
+    for key in ("claim", "source"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise ConfigError(f"{where}.{key}: expected text, got {raw[key]!r}")
+    if raw["kind"] not in KINDS:
+        raise ConfigError(f"{where}.kind: unknown kind {raw['kind']!r}; kinds: {', '.join(KINDS)}")
+    general = [m for m, entry in MODELS.items() if entry.task == "general"]
+    a = _names(raw["method"], f"{where}.method", list(methods), "method")
+    b = _names(raw["versus"], f"{where}.versus", list(methods), "method")
+    if set(a) & set(b):
+        raise ConfigError(f"{where}: {sorted(set(a) & set(b))} is on both sides of the claim")
+    backbones = _names(raw["backbones"], f"{where}.backbones", general, "backbone")
+    on = _names(raw["datasets"], f"{where}.datasets", list(datasets), "dataset") if "datasets" in raw \
+        else tuple(datasets)
+    return Claim(cid, raw["claim"].strip(), raw["source"].strip(), raw["kind"], a, b, backbones, on)
+
+
+def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None) -> ClaimsSpec:
+    """Validate a claims spec mapping; every error names ``path`` and the key. Each method's grid is
+    resolved on each backbone it runs on (no data is read), so a misspelt grid key fails here."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {raw!r}")
+    _reject_unknown_keys(raw, SPEC_KEYS, path)
+    for key in ("datasets", "budget", "seeds", "methods", "claims"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing key {key!r}")
+    if not isinstance(raw["datasets"], list) or not raw["datasets"]:
+        raise ConfigError(f"{path}: datasets: expected a non-empty list, got {raw['datasets']!r}")
+    datasets: dict[str, ClaimData] = {}
+    for i, entry in enumerate(raw["datasets"]):
+        data = _parse_dataset(entry, _where(path, f"datasets[{i}]"), spec_dir)
+        if data.name in datasets:
+            raise ConfigError(f"{path}: datasets[{i}].name: {data.name!r} is used twice")
+        datasets[data.name] = data
+    budget = raw["budget"]
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ConfigError(f"{path}: budget: expected an integer >= 1 (tuning trials per backbone and method), "
+                          f"got {budget!r}")
+    seeds = parse_seeds(raw["seeds"], _where(path, "seeds"))
+    overrides = _overrides_list(raw.get("set"), _where(path, "set"))
+    for key, _ in overrides:
+        if key in TOP_KEYS:
+            raise ConfigError(f"{path}: set.{key}: the spec decides {key} (datasets, claims, methods, seeds)")
+    if not isinstance(raw["methods"], Mapping) or not raw["methods"]:
+        raise ConfigError(f"{path}: methods: expected a mapping name -> {{denoiser, grid}}, got {raw['methods']!r}")
+    methods = {_name(k, _where(path, f"methods.{k}")): _parse_method(k, v, _where(path, f"methods.{k}"))
+               for k, v in raw["methods"].items()}
+    if not isinstance(raw["claims"], list) or not raw["claims"]:
+        raise ConfigError(f"{path}: claims: expected a non-empty list, got {raw['claims']!r}")
+    claims = [_parse_claim(c, _where(path, f"claims[{i}]"), list(datasets), list(methods))
+              for i, c in enumerate(raw["claims"])]
+    ids = [c.id for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: claims: an id is repeated in {ids}")
+    spec = ClaimsSpec(datasets, budget, seeds, methods, claims, overrides,
+                      _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
+                      _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path)
+    for backbone, method in dict.fromkeys((x, m) for _, x, m in spec.runs()):
+        expand(tune_spec(spec, next(iter(datasets)), backbone, method))
+    return spec
+
+
+def load_claims_spec(path: str | Path) -> ClaimsSpec:
+    """Read and validate a claims spec YAML file (bounded safe loader); errors name the file and the key."""
+    from ..config import read_yaml_file
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: claims spec not found")
+    return parse_claims_spec(read_yaml_file(path), str(path), path.resolve().parent)
+
+
+# ------------------------------------------------------------------- runs
+def dataset_arg(data: ClaimData, work: Path) -> str:
+    """What the runs of ``data`` name as their dataset: the source itself, or its noised copy's folder in
+    the work folder (``work/data/<name>``); known without reading any data."""
+    return data.source if data.noise is None else str((Path(work) / "data" / data.name).resolve())
+
+
+def prepare_dataset(data: ClaimData, work: Path) -> str:
+    """:func:`dataset_arg`, the noised copy written first when missing (``study.noised_copy``: the same
+    noise for the same spec, and an error when the folder holds other data)."""
+    if data.noise is None:
+        return data.source
+    from ..data import load_dataset
+    noise = data.noise
+    return noised_copy(load_dataset(data.source), noise["kind"], noise["modality"], noise["level"], noise["seed"],
+                       Path(dataset_arg(data, work)))
+
+
+def tune_spec(spec: ClaimsSpec, dataset: str, backbone: str, method: str) -> SweepSpec:
+    """The sweep of one (dataset, backbone, method): the method's grid, at most ``budget`` points, every
+    trial at ``tune_seed`` with the spec's fixed settings, selected on validation Recall@20."""
+    m = spec.methods[method]
+    base = {"dataset": dataset, "model": backbone, "denoiser": m.denoiser, "seed": spec.tune_seed}
+    return SweepSpec(base, list(spec.overrides), dict(m.grid), 1, spec.search_seed, OBJECTIVE,
+                     f"{spec.path}: methods.{method} on {backbone}", spec.budget)
+
+
+def _prefixed(trials: list[dict], run: tuple[str, str, str]) -> list[dict]:
+    """The trials with their folders under ``<dataset>/<backbone>/<method>/``."""
+    return [{**t, "name": "/".join((*run, t["name"]))} for t in trials]
+
+
+def tune_trials(spec: ClaimsSpec, work: Path, run: tuple[str, str, str]) -> list[dict]:
+    dataset, backbone, method = run
+    return _prefixed(expand(tune_spec(spec, dataset_arg(spec.datasets[dataset], work), backbone, method)), run)
+
+
+def select(records: Sequence[Mapping[str, Any]]) -> dict | None:
+    """The selected trial: the best validation objective among ``records`` (first in trial order on ties).
+
+    The records are cut to name, params and validation objective before anything is compared, so no
+    test metric can take part in the choice.
+    """
+    seen = [{"name": r["name"].rsplit("/", 1)[-1], "params": dict(r["params"]), "objective": r.get("objective")}
+            for r in records]
+    return best_record(seen, OBJECTIVE)
+
+
+def finished_records(root: Path, trials: Sequence[dict]) -> list[dict] | None:
+    """Every trial's record when all have finished (nothing trains), else None."""
+    records = []
+    for trial in trials:
+        if trial_status(Path(root) / trial["name"], trial) != "finished":
+            return None
+        records.append(read_trial_record(root, trial, OBJECTIVE))
+    return records
+
+
+def final_trials(spec: ClaimsSpec, tuned: Sequence[dict], chosen: Mapping[str, Any],
+                 run: tuple[str, str, str]) -> list[dict]:
+    """The selected tuning trial again at each of ``seeds`` (one trial per seed, in seed order)."""
+    trial = next(t for t in tuned if t["name"].rsplit("/", 1)[-1] == chosen["name"])
+    out = []
+    for seed in spec.seeds:
+        params = {**trial["params"], "seed": seed}
+        out.append(make_trial(params, {**trial["config"], "seed": seed}, trial["overrides"],
+                              name="/".join((*run, trial_name(params)))))
+    return out
+
+
+# --------------------------------------------------------------- evidence
+def evidence_folder(out: Path, run: tuple[str, str, str], seed: int | None = None) -> Path:
+    folder = Path(out) / EVIDENCE_DIR / Path(*run)
+    return folder if seed is None else folder / f"s{seed}"
+
+
+def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
+    """The compact evidence of one finished run: per_user.npz (``users`` and the test metrics, compressed),
+    config.yaml (the resolved config, ``dataset`` as the spec names it) and result.json (what the run
+    was and its data condition, the validation and test means), with the run folder's file names so
+    ``eval.pairing`` reads the folder as it reads a run."""
+    import yaml
+
+    from ..config import load_yaml
+    from ..io import save_npz, write_json, write_text
+    from ..training import record
+    result = record.read_result(run_dir)
+    per_user = record.read_per_user(run_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    save_npz(dest / record.PER_USER_FILE, compressed=True, users=per_user["users"],
+             **{f"test_{m}": per_user[f"test_{m}"] for m in METRICS})
+    config = load_yaml(run_dir / record.CONFIG_FILE)
+    config["dataset"] = dataset_name
+    write_text(dest / record.CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    write_json(dest / record.RESULT_FILE, {**{k: result.get(k) for k in EVIDENCE_RESULT_KEYS},
+                                           "valid": {m: result["valid"][m] for m in METRICS},
+                                           "test": {m: result["test"][m] for m in METRICS}})
+
+
+def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
+    """Copy the evidence of every finished final run of a tuned (dataset, backbone, method); return how
+    many seed folders it wrote. Nothing trains and no data is read.
+
+    For a run whose tuning has finished in ``work``, the evidence is made to match the current
+    selection: a seed whose final run has not finished loses any older evidence (another selection's).
+    Runs not tuned in ``work`` keep the evidence they have (committed from another machine).
+    """
+    from ..io import write_json
+    written = 0
+    for run in spec.runs():
+        tuned = tune_trials(spec, work, run)
+        records = finished_records(Path(work) / "tune", tuned)
+        if records is None:
+            continue
+        chosen = select(records)
+        folder = evidence_folder(out, run)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / SELECTION_JSON, {
+            "objective": f"valid {OBJECTIVE.metric}", "tune_seed": spec.tune_seed, "budget": spec.budget,
+            "grid_size": spec.methods[run[2]].grid_size, "planned": len(tuned), "used": len(records),
+            "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"]}
+                       for r in records],
+            "selected": chosen})
+        finals = final_trials(spec, tuned, chosen, run)
+        for seed, trial in zip(spec.seeds, finals):
+            dest = evidence_folder(out, run, seed)
+            if trial_status(Path(work) / "final" / trial["name"], trial) == "finished":
+                write_evidence(Path(work) / "final" / trial["name"], dest, run[0])
+                written += 1
+            elif dest.exists():
+                shutil.rmtree(dest)
+        for stale in folder.glob("s*"):
+            if stale.is_dir() and stale.name not in {f"s{s}" for s in spec.seeds}:
+                shutil.rmtree(stale)
+    return written
+
+
+def _complete(out: Path, run: tuple[str, str, str], seeds: Sequence[int]) -> list[Path] | None:
+    """The evidence folders of ``run`` at every seed, or None while one is missing."""
+    from ..training import record
+    folders = [evidence_folder(out, run, s) for s in seeds]
+    done = all((f / record.PER_USER_FILE).is_file() and (f / record.RESULT_FILE).is_file() for f in folders)
+    return folders if done else None
+
+
+# ------------------------------------------------------------------- cells
+def compare_runs(runs_a: Sequence[Path], runs_b: Sequence[Path]) -> dict:
+    """One cell's numbers from two groups of run (or evidence) folders, one per seed: users evaluated
+    in every run, each user's metrics averaged over the seeds, Δ = mean(A − B) and the two-sided paired
+    t-test's p per metric (``eval.pairing.paired_per_user``, ``eval.significance.paired_ttest``)."""
+    from ..eval.pairing import paired_per_user
+    from ..eval.significance import paired_ttest
+    delta, p, n = {}, {}, 0
+    for metric in METRICS:
+        a, b = paired_per_user(list(runs_a), list(runs_b), metric)
+        n = int(a.size)
+        delta[metric] = float(a.mean() - b.mean()) if n else float("nan")
+        p[metric] = paired_ttest(a, b)[1]
+    return {"n_users": n, "delta": delta, "p": p}
+
+
+def verdict(delta: float, p: float) -> str:
+    """The rule stated once (:data:`RULE`): confirmed, refuted or inconclusive."""
+    if p < ALPHA and delta > 0:
+        return "confirmed"
+    if p < ALPHA and delta < 0:
+        return "refuted"
+    return "inconclusive"
+
+
+def claim_verdict(verdicts: Sequence[str]) -> str:
+    """A claim on one dataset from its comparisons' verdicts (``pending`` for one without evidence)."""
+    if "refuted" in verdicts:
+        return "refuted"
+    if "pending" in verdicts:
+        return "pending"
+    return "confirmed" if all(v == "confirmed" for v in verdicts) else "inconclusive"
+
+
+def _relative(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out)).as_posix()
+
+
+def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
+    """Everything claims.json holds and the page shows, from the spec and the evidence under ``out``;
+    ``command`` regenerates it and ``check`` recomputes it (as the page prints them)."""
+    out = Path(out)
+    tuning = []
+    for run in spec.runs():
+        path = evidence_folder(out, run) / SELECTION_JSON
+        selection = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        tuning.append({"dataset": run[0], "backbone": run[1], "method": run[2],
+                       "planned": spec.trials_planned(run[2]),
+                       "used": selection["used"] if selection else 0,
+                       "selected": selection["selected"]["params"] if selection else None,
+                       "valid": selection["selected"]["objective"] if selection else None})
+    claims = []
+    for claim in spec.claims:
+        cells = []
+        for a, b, backbone in claim.comparisons():
+            for dataset in claim.datasets:
+                runs_a = _complete(out, (dataset, backbone, a), spec.seeds)
+                runs_b = _complete(out, (dataset, backbone, b), spec.seeds)
+                cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset}
+                if runs_a is None or runs_b is None:
+                    cells.append({**cell, "status": "pending"})
+                    continue
+                numbers = compare_runs(runs_a, runs_b)
+                cells.append({**cell, "status": "done", **numbers,
+                              "verdict": verdict(numbers["delta"][PRIMARY], numbers["p"][PRIMARY]),
+                              "evidence": {"a": [_relative(f, out) for f in runs_a],
+                                           "b": [_relative(f, out) for f in runs_b]}})
+        claims.append({"id": claim.id, "claim": claim.text, "source": claim.source, "kind": claim.kind,
+                       "method": list(claim.methods), "versus": list(claim.versus),
+                       "backbones": list(claim.backbones), "datasets": list(claim.datasets), "cells": cells})
+    return {
+        "title": "Do the papers' claims hold?", "folder": out.name, "page": f"../{out.name}.md",
+        "command": command, "check": check, "rule": RULE, "alpha": ALPHA,
+        "primary": PRIMARY, "metrics": list(METRICS),
+        "protocol": {"objective": f"valid {OBJECTIVE.metric}", "budget": spec.budget, "seeds": spec.seeds,
+                     "tune_seed": spec.tune_seed, "search_seed": spec.search_seed,
+                     "set": [[k, v] for k, v in spec.overrides]},
+        "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise} for d in spec.datasets.values()],
+        "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
+                     "trials": spec.trials_planned(m.name)} for m in spec.methods.values()],
+        "tuning": tuning, "claims": claims}
+
+
+# -------------------------------------------------------------------- page
+def _p_text(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _cell_text(cell: Mapping[str, Any]) -> str:
+    if cell["status"] != "done":
+        return "pending"
+    d, p = cell["delta"], cell["p"]
+    return (f"Δ{SHORT['recall@20']} {d['recall@20']:+.4f} (p {_p_text(p['recall@20'])}), "
+            f"Δ{SHORT['ndcg@20']} {d['ndcg@20']:+.4f} (p {_p_text(p['ndcg@20'])}): {cell['verdict']}")
+
+
+def _noise_text(noise: Mapping[str, Any] | None) -> str:
+    if not noise:
+        return "as built"
+    what = f"{noise['kind']} {noise['modality']}" if noise.get("modality") else noise["kind"]
+    return f"{what} {100 * noise['level']:g}% (noise seed {noise['seed']})"
+
+
+def _params_text(params: Mapping[str, Any] | None) -> str:
+    if params is None:
+        return "pending"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={param_text(v)}" for k, v in params.items()) or "defaults"
+
+
+def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
+    """A cell as errors name it: ``claim-id: A vs B on BACKBONE, DATASET``."""
+    return f"{claim['id']}: {cell['method']} vs {cell['versus']} on {cell['backbone']}, {cell['dataset']}"
+
+
+def render_page(data: Mapping[str, Any]) -> str:
+    """The Markdown page of a claims.json mapping (a pure function of it: the check re-renders it)."""
+    datasets = [d["name"] for d in data["datasets"]]
+    folder, proto = data["folder"], data["protocol"]
+    lines = [f"# {data['title']}", "",
+             f"Generated by `{data['command']}` from the evidence files in [`{folder}/`]({folder}/); do not edit "
+             f"by hand. `{data['check']}` recomputes every Δ and p on this page from those files alone.", "",
+             "## Verdicts", "",
+             "Each claim on each dataset (the rule is below; the comparisons behind each are in its section).", ""]
+    rows = []
+    for claim in data["claims"]:
+        row = [f"[{claim['id']}](#{claim['id']})"]
+        for dataset in datasets:
+            cells = [c for c in claim["cells"] if c["dataset"] == dataset]
+            if not cells:
+                row.append("–")
+                continue
+            verdicts = [c.get("verdict", "pending") if c["status"] == "done" else "pending" for c in cells]
+            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (*VERDICTS, "pending") if verdicts.count(v))
+            row.append(f"{claim_verdict(verdicts)} ({counts})")
+        rows.append(row)
+    lines += [markdown(["claim", *datasets], rows, "l" * (1 + len(datasets))), "",
+              "## Rule", "", data["rule"], "",
+              "## Protocol", "",
+              f"- Every (dataset, backbone, method) is tuned on validation {SHORT[PRIMARY]} alone with the same "
+              f"budget: min({proto['budget']}, the size of the method's grid) trials, the grid being the one the "
+              f"method's paper tunes (see the spec's comments). A grid larger than the budget contributes the same "
+              f"{proto['budget']} points (drawn with search seed {proto['search_seed']}) on every backbone and "
+              "dataset. Test metrics never select anything.",
+              f"- Tuning trials train with seed {proto['tune_seed']}; the selected configuration then runs with "
+              f"seeds {', '.join(map(str, proto['seeds']))}, and only those runs are tested here.",
+              "- Backbone settings (model parameters, learning rate, batch size) stay at their defaults for every "
+              "method; only the denoiser's own settings are tuned.",
+              "- Fixed settings for every run: "
+              + (", ".join(f"`{k}={param_text(v)}`" for k, v in proto["set"]) or "none") + ".",
+              "- A cell pairs two methods on one backbone and dataset over the test users every run evaluated: "
+              "each user's metric is averaged over the seeds, Δ is the mean over users of A − B, p the two-sided "
+              "paired t-test over users. Its evidence is "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods (per-user "
+              f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
+              "",
+              markdown(["dataset", "source", "planted noise"],
+                       [[d["name"], d["source"], _noise_text(d["noise"])] for d in data["datasets"]], "lll"), "",
+              markdown(["method", "denoiser", "grid", "grid size", "trials"],
+                       [[m["name"], m["denoiser"],
+                         "; ".join(f"{k} ∈ {param_text(v)}" for k, v in m["grid"].items()) or "none",
+                         str(m["grid_size"]), str(m["trials"])] for m in data["methods"]], "lllrr"), "",
+              "## Tuning budget", "",
+              "Trials run / trials planned per (backbone, method) on each dataset; a cell's comparison uses "
+              "a method only once its tuning is complete.", ""]
+    pairs = list(dict.fromkeys((t["backbone"], t["method"]) for t in data["tuning"]))
+    by_key = {(t["dataset"], t["backbone"], t["method"]): t for t in data["tuning"]}
+
+    def per_dataset(show: Callable[[Mapping[str, Any]], str]) -> list[list[str]]:
+        return [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in datasets)]
+                for x, m in pairs]
+    lines += [markdown(["backbone", "method", *datasets], per_dataset(lambda t: f"{t['used']}/{t['planned']}"),
+                       "ll" + "r" * len(datasets)), ""]
+    for claim in data["claims"]:
+        methods = ", ".join(claim["method"])
+        lines += [f"## {claim['id']}", "", f"**Claim**: {claim['claim']} ({claim['source']}). Kind "
+                  f"`{claim['kind']}`: {methods} vs {', '.join(claim['versus'])} on "
+                  f"{', '.join(claim['backbones'])}.", ""]
+        rows = []
+        for a, b, x in dict.fromkeys((c["method"], c["versus"], c["backbone"]) for c in claim["cells"]):
+            cells = {c["dataset"]: c for c in claim["cells"] if (c["method"], c["versus"], c["backbone"]) == (a, b, x)}
+            rows.append([f"{a} vs {b} on {x}", *(_cell_text(cells[d]) if d in cells else "–" for d in datasets)])
+        lines += [markdown(["comparison", *datasets], rows, "l" * (1 + len(datasets))), ""]
+    lines += ["## Selected configurations", "",
+              f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets); every tried trial is "
+              f"listed in `{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
+              markdown(["backbone", "method", *datasets],
+                       per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
+                                   else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
+                       "ll" + "l" * len(datasets)), "",
+              "## Reproduce", "",
+              f"- `{data['command']}` (add `--workers N`, `--datasets a,b` or `--stage tune|final|page`): "
+              "every stage skips finished runs and resumes interrupted ones; `--stage page` trains nothing.",
+              f"- `{data['check']}`: recomputes every Δ and p from the evidence and fails naming the cell that "
+              "differs.", ""]
+    return "\n".join(lines)
+
+
+def page_path(out: Path) -> Path:
+    """The page of the claims folder ``out``: ``<out>.md`` beside it."""
+    out = Path(out)
+    return out.parent / f"{out.name}.md"
+
+
+def write_page(data: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
+    from ..io import write_json, write_text
+    out = Path(out)
+    write_json(out / CLAIMS_JSON, data)
+    write_text(page_path(out), render_page(data))
+    return out / CLAIMS_JSON, page_path(out)
+
+
+# ------------------------------------------------------------------- check
+def _close(a: float, b: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return math.isclose(a, b, rel_tol=CHECK_TOLERANCE, abs_tol=1e-300)
+
+
+def check_claims(out: str | Path) -> int:
+    """Recompute every Δ and p of ``out/claims.json`` from the evidence files it names (no run folder is
+    read) and re-render the page; return the number of cells checked. An MMDenoiseError names the first
+    cell that differs, an evidence path that is not relative to ``out``, or a page that is not the
+    rendering of claims.json."""
+    out = Path(out)
+    path = out / CLAIMS_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MMDenoiseError(f"{path}: not found; is {out} a claims folder?") from None
+    except ValueError as exc:
+        raise MMDenoiseError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
+    checked = 0
+    for claim in data["claims"]:
+        for cell in claim["cells"]:
+            if cell["status"] != "done":
+                continue
+            label = cell_label(claim, cell)
+            paths = cell["evidence"]["a"] + cell["evidence"]["b"]
+            if any(Path(p).is_absolute() for p in paths):
+                raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
+            fresh = compare_runs([out / p for p in cell["evidence"]["a"]], [out / p for p in cell["evidence"]["b"]])
+            if fresh["n_users"] != cell["n_users"]:
+                raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
+                                     f"{fresh['n_users']} in the evidence")
+            for metric in data["metrics"]:
+                for what in ("p", "delta"):
+                    if not _close(float(cell[what][metric]), fresh[what][metric]):
+                        raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {cell[what][metric]!r} on the "
+                                             f"page but {fresh[what][metric]!r} from the evidence")
+            expected = verdict(fresh["delta"][data["primary"]], fresh["p"][data["primary"]])
+            if cell["verdict"] != expected:
+                raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
+                                     "by the rule")
+            checked += 1
+    page = (out / data["page"]).resolve()
+    if not page.is_file() or page.read_text(encoding="utf-8") != render_page(data):
+        raise MMDenoiseError(f"{page}: not the rendering of {path} (edited by hand, or stale); regenerate it "
+                             f"with {data['command']} --stage page")
+    return checked
+
+
+# ------------------------------------------------------------------- study
+@dataclass
+class ClaimsResult:
+    """What a claims study did: the page and claims.json, cells done and pending, failed trials."""
+
+    page: Path
+    json: Path
+    done: int
+    pending: int
+    failed: list[dict]
+
+
+def _shown_path(path: Path) -> str:
+    """A path as the regenerating command shows it: relative to the working folder when inside it."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path.cwd())).as_posix() \
+            if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
+    except ValueError:
+        return str(path)
+
+
+def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
+                 datasets: str | Sequence[str] | None = None, stage: str = "all", workers: int = 1,
+                 backend: str = "local", on_result: Callable[[dict], None] | None = None) -> ClaimsResult:
+    """Run the stages of the claims spec ``spec_path`` (see the module docstring).
+
+    work: the folder of the runs (datasets with planted noise, tuning and final trials; never committed).
+    out: the claims folder (evidence, claims.json; default the spec's folder); the page is ``<out>.md``.
+    datasets: train only these (names or comma-separated); the page always covers every dataset.
+    stage: ``tune``, ``final`` (for the runs whose tuning has finished), ``page`` (evidence and page;
+    trains nothing and reads no data) or ``all``.
+    """
+    if stage not in STAGES:
+        raise ConfigError(f"--stage {stage!r}: stages are {', '.join(STAGES)}")
+    spec = load_claims_spec(spec_path)
+    work = Path(work)
+    out = Path(out) if out is not None else Path(spec_path).parent
+    names = list(spec.datasets) if datasets is None else list(_names(
+        [s.strip() for s in datasets.split(",") if s.strip()] if isinstance(datasets, str) else list(datasets),
+        "--datasets", list(spec.datasets), "dataset"))
+    runs = [run for run in spec.runs() if run[0] in names]
+    failed: list[dict] = []
+    if stage in ("tune", "final", "all"):
+        for name in names:
+            prepare_dataset(spec.datasets[name], work)
+    if stage in ("tune", "all"):
+        trials = [t for run in runs for t in tune_trials(spec, work, run)]
+        log.info("claims: tuning %d trials of %d (dataset, backbone, method)", len(trials), len(runs))
+        records = run_trials(work / "tune", trials, OBJECTIVE, backend=backend, workers=workers, on_result=on_result)
+        failed += [r for r in records if r.get("status") == "failed"]
+    if stage in ("final", "all"):
+        trials = []
+        for run in runs:
+            tuned = tune_trials(spec, work, run)
+            records = finished_records(work / "tune", tuned)
+            if records is None:
+                log.info("claims: %s not tuned yet; its final runs wait", "/".join(run))
+                continue
+            trials += final_trials(spec, tuned, select(records), run)
+        records = run_trials(work / "final", trials, OBJECTIVE, backend=backend, workers=workers,
+                             on_result=on_result)
+        failed += [r for r in records if r.get("status") == "failed"]
+    json_path, page = out / CLAIMS_JSON, page_path(out)
+    done = pending = 0
+    if stage in ("page", "all"):
+        log.info("claims: %d evidence folder(s) written", collect_evidence(spec, work, out))
+        command = f"mmdenoise study claims --spec {_shown_path(Path(spec_path))} --work {_shown_path(work)}"
+        if Path(out).resolve() != Path(spec_path).resolve().parent:
+            command += f" --out {_shown_path(out)}"
+        data = page_data(spec, out, command, f"mmdenoise report {_shown_path(out)}")
+        json_path, page = write_page(data, out)
+        cells = [c for claim in data["claims"] for c in claim["cells"]]
+        done = sum(c["status"] == "done" for c in cells)
+        pending = len(cells) - done
+    return ClaimsResult(page, json_path, done, pending, failed)
+
+
+__all__ = ["ClaimsSpec", "ClaimsResult", "Claim", "ClaimData", "Method", "load_claims_spec", "parse_claims_spec",
+           "claims_study", "check_claims", "compare_runs", "verdict", "claim_verdict", "select", "render_page",
+           "page_data", "collect_evidence", "write_evidence", "tune_spec", "RULE", "OBJECTIVE"]

@@ -1,0 +1,225 @@
+"""The claims benchmark (`study claims`): spec validation, the stages end to end on the tiny preset, the
+evidence alone reproducing every p (`report` on a claims folder), and selection on validation only."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mmdenoise.cli import app
+from mmdenoise.errors import ConfigError, MMDenoiseError
+from mmdenoise.eval.pairing import paired_per_user
+from mmdenoise.eval.significance import paired_ttest
+from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_study, load_claims_spec,
+                                          parse_claims_spec, select, tune_spec)
+from mmdenoise.experiments.spec import expand
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny synthetic preset with small feature matrices (fast to read)."""
+    from mmdenoise.data.synth import generate
+    return generate("tiny", seed=0, out=tmp_path_factory.mktemp("data") / "tiny", image_dim=32, text_dim=16)
+
+
+def _raw(tiny, **change):
+    raw = {"datasets": [{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}}],
+           "budget": 2, "seeds": [1, 2], "set": {"train.epochs": 2},
+           "methods": {"none": {"denoiser": "none"},
+                       "tce": {"denoiser": "tce", "grid": {"denoiser_params.drop_rate": [0.1, 0.2],
+                                                           "denoiser_params.num_gradual": [0, 10]}}},
+           "claims": [{"id": "tce-beats-none", "claim": "T-CE beats the bare backbone", "source": "a test",
+                       "kind": "beats", "method": "tce", "versus": "none", "backbones": ["mf"]}]}
+    raw.update(change)
+    return raw
+
+
+def _spec_file(folder: Path, raw: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _claim(**change):
+    return [{"id": "c", "claim": "x", "source": "y", "kind": "beats", "method": "tce", "versus": "none",
+             "backbones": ["mf"], **change}]
+
+
+# ------------------------------------------------------------ validation
+@pytest.mark.parametrize("change, message", [
+    ({"seedz": [1]}, r"spec\.yaml: unknown key\(s\) \['seedz'\]"),
+    ({"budget": 0}, r"spec\.yaml: budget: expected an integer >= 1 .*got 0"),
+    ({"budget": "8"}, r"spec\.yaml: budget: expected an integer >= 1 .*got '8'"),
+    ({"seeds": "1,1"}, r"spec\.yaml: seeds: give distinct"),
+    ({"set": {"model": "lightgcn"}}, r"spec\.yaml: set\.model: the spec decides model"),
+    ({"datasets": [{"name": "d", "source": "no-such-data"}]},
+     r"spec\.yaml: datasets\[0\]\.source: unknown dataset 'no-such-data'"),
+    ({"datasets": [{"name": "d", "source": "synth-tiny", "noise": {"add": 0.2, "remove": 0.1}}]},
+     r"spec\.yaml: datasets\[0\]\.noise: give exactly one kind of noise"),
+    ({"datasets": [{"name": "d", "source": "synth-tiny", "noize": {"add": 0.2}}]},
+     r"spec\.yaml: datasets\[0\]: unknown key\(s\) \['noize'\]"),
+    ({"methods": {"none": {"denoiser": "none"}, "tce": {"denoiser": "tcee"}}},
+     r"spec\.yaml: methods\.tce\.denoiser: unknown denoiser 'tcee'"),
+    ({"methods": {"none": {"denoiser": "none"}, "tce": {"denoiser": "tce", "grid": {"drop_rat": [0.1]}}}},
+     r"spec\.yaml: methods\.tce on mf: space\.drop_rat: .*'drop_rat' is not a known key"),
+    ({"methods": {"none": {"denoiser": "none"}, "tce": {"denoiser": "tce", "grid": {"drop_rate": 0.1}}}},
+     r"spec\.yaml: methods\.tce\.grid\.drop_rate: expected a non-empty list of values, got 0\.1"),
+    ({"claims": _claim(method="rce")}, r"spec\.yaml: claims\[0\]\.method: unknown method 'rce'; methods: none, tce"),
+    ({"claims": _claim(versus=["none", "bod"])}, r"spec\.yaml: claims\[0\]\.versus: unknown method 'bod'"),
+    ({"claims": _claim(backbones=["mf", "lightgnc"])},
+     r"spec\.yaml: claims\[0\]\.backbones: unknown backbone 'lightgnc'"),
+    ({"claims": _claim(datasets=["ml-1m-add20"])}, r"spec\.yaml: claims\[0\]\.datasets: unknown dataset 'ml-1m-add20'"),
+    ({"claims": _claim(kind="ties")}, r"spec\.yaml: claims\[0\]\.kind: unknown kind 'ties'; kinds: beats"),
+    ({"claims": _claim(claimz="x")}, r"spec\.yaml: claims\[0\]: unknown key\(s\) \['claimz'\]"),
+    ({"claims": [{"id": "c", "claim": "x", "source": "y", "kind": "beats", "method": "tce", "versus": "none"}]},
+     r"spec\.yaml: claims\[0\]: missing key 'backbones'"),
+])
+def test_spec_errors_name_the_file_the_key_and_the_value(tmp_path, tiny, change, message):
+    path = _spec_file(tmp_path, _raw(tiny, **change))
+    with pytest.raises(ConfigError, match=message):
+        load_claims_spec(path)
+
+
+def test_spec_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml: claims spec not found"):
+        load_claims_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("datasets: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+        load_claims_spec(bad)
+
+
+def test_the_budget_draws_the_same_grid_points_on_every_backbone(tiny):
+    spec = parse_claims_spec(_raw(tiny, budget=3), "spec.yaml")
+    picked = {model: [t["params"] for t in expand(tune_spec(spec, "tiny-add20", model, "tce"))]
+              for model in ("mf", "lightgcn")}
+    assert len(picked["mf"]) == 3 and picked["mf"] == picked["lightgcn"]
+    assert picked["mf"] == [t["params"] for t in expand(tune_spec(spec, "tiny-add20", "mf", "tce"))]
+    assert len(expand(tune_spec(spec, "tiny-add20", "mf", "none"))) == 1  # no grid: one trial
+    assert len(expand(tune_spec(parse_claims_spec(_raw(tiny, budget=8)), "tiny-add20", "mf", "tce"))) == 4
+
+
+def test_selection_reads_validation_only():
+    """The best trial on validation is selected even where another is far better on test."""
+    records = [{"name": "d/mf/tce/a", "params": {"x": 1}, "objective": 0.30, "valid": {"recall@20": 0.30},
+                "test": {"recall@20": 0.90}},
+               {"name": "d/mf/tce/b", "params": {"x": 2}, "objective": 0.50, "valid": {"recall@20": 0.50},
+                "test": {"recall@20": 0.10}},
+               {"name": "d/mf/tce/c", "params": {"x": 3}, "objective": None, "status": "failed"}]
+    chosen = select(records)
+    assert chosen == {"name": "b", "params": {"x": 2}, "objective": 0.50}
+    # the choice cannot depend on test: changing every test value changes nothing
+    assert select([{**r, "test": {"recall@20": 1.0 - i}} for i, r in enumerate(records)]) == chosen
+
+
+# ------------------------------------------------------------ end to end
+def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_path, tiny):
+    spec = _spec_file(tmp_path / "claims", _raw(tiny))
+    work = tmp_path / "work"
+    statuses = []
+    result = claims_study(spec, work, on_result=lambda r: statuses.append(r["status"]))
+    assert statuses == ["trained"] * 7  # tuning: none 1 + tce 2 (budget 2 of a 2 × 2 grid); final: 2 × 2 seeds
+    assert (result.done, result.pending, result.failed) == (1, 0, [])
+    page = (tmp_path / "claims.md").read_text()
+    data = json.loads((tmp_path / "claims" / CLAIMS_JSON).read_text())
+    assert result.page == tmp_path / "claims.md" and result.json == tmp_path / "claims" / CLAIMS_JSON
+
+    # the budget is printed: trials run / planned per (backbone, method)
+    assert "| mf | none | 1/1 |" in page and "| mf | tce | 2/2 |" in page
+    assert RULE in page and "never select" in page
+    [cell] = data["claims"][0]["cells"]
+    assert cell["status"] == "done" and cell["verdict"] in ("confirmed", "refuted", "inconclusive")
+    assert f"(p {cell['p']['recall@20']:.2g})" in page or f"(p {cell['p']['recall@20']:.1e})" in page
+
+    # evidence: relative paths, small files, a selection made on validation only
+    evidence = tmp_path / "claims" / "evidence" / "tiny-add20" / "mf"
+    for side in ("a", "b"):
+        assert len(cell["evidence"][side]) == 2
+        for rel in cell["evidence"][side]:
+            assert not Path(rel).is_absolute() and rel.startswith("evidence/tiny-add20/mf/")
+            folder = tmp_path / "claims" / rel
+            assert {p.name for p in folder.iterdir()} == {"per_user.npz", "config.yaml", "result.json"}
+            assert sum(p.stat().st_size for p in folder.iterdir()) < 20_000
+            assert str(tmp_path) not in (folder / "config.yaml").read_text()
+            assert yaml.safe_load((folder / "config.yaml").read_text())["dataset"] == "tiny-add20"
+    selection = json.loads((evidence / "tce" / "selection.json").read_text())
+    assert selection["used"] == selection["planned"] == 2 and selection["grid_size"] == 4
+    assert "test" not in json.dumps(selection)
+    best = max(selection["trials"], key=lambda t: t["objective"])
+    assert selection["selected"] == best and yaml.safe_load(
+        (evidence / "tce" / "s1" / "config.yaml").read_text())["denoiser_params"]["drop_rate"] == \
+        best["params"]["denoiser_params.drop_rate"]
+
+    # the page's p is the paired test of the final run folders themselves
+    finals = {m: sorted((work / "final" / "tiny-add20" / "mf" / m).iterdir()) for m in ("tce", "none")}
+    a, b = paired_per_user(finals["tce"], finals["none"], "recall@20")
+    assert cell["p"]["recall@20"] == paired_ttest(a, b)[1] and cell["delta"]["recall@20"] == a.mean() - b.mean()
+
+    # running it again trains nothing and writes the same page
+    statuses.clear()
+    again = claims_study(spec, work, on_result=lambda r: statuses.append(r["status"]))
+    assert statuses == ["skipped"] * 7 and again.done == 1
+    assert (tmp_path / "claims.md").read_text() == page
+
+    # without any run folder, `report` recomputes every p from the committed files
+    shutil.rmtree(work)
+    assert check_claims(tmp_path / "claims") == 1
+    out = CliRunner().invoke(app, ["report", str(tmp_path / "claims")])
+    assert out.exit_code == 0, out.output
+    assert "1 cell(s) recomputed from the evidence files: they match" in out.output
+
+    # the page stage alone, without the work folder, keeps the evidence and the page
+    claims_study(spec, work, stage="page")
+    assert (tmp_path / "claims.md").read_text() == page
+
+    # a tampered p fails, naming the cell
+    tampered = json.loads((tmp_path / "claims" / CLAIMS_JSON).read_text())
+    tampered["claims"][0]["cells"][0]["p"]["recall@20"] *= 1.001
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"cell tce-beats-none: tce vs none on mf, tiny-add20: p recall@20"):
+        check_claims(tmp_path / "claims")
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(data))
+    (tmp_path / "claims.md").write_text(page.replace("1/1", "2/1"))
+    with pytest.raises(MMDenoiseError, match=r"claims\.md: not the rendering of .*claims\.json"):
+        check_claims(tmp_path / "claims")
+
+
+def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tmp_path, tiny):
+    raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
+                               {"name": "tiny", "source": str(tiny)}])
+    spec = _spec_file(tmp_path / "claims", raw)
+    out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "work"),
+                                   "--stage", "page"])
+    assert out.exit_code == 0, out.output
+    assert "0 cell(s) done, 2 pending" in out.output and not (tmp_path / "work").exists()
+    data = json.loads((tmp_path / "claims" / CLAIMS_JSON).read_text())
+    assert [c["status"] for c in data["claims"][0]["cells"]] == ["pending", "pending"]
+    page = (tmp_path / "claims.md").read_text()
+    assert "| tce vs none on mf | pending | pending |" in page and "| mf | tce | 0/2 | 0/2 |" in page
+    assert "| [tce-beats-none](#tce-beats-none) | pending (1 pending) | pending (1 pending) |" in page
+    assert check_claims(tmp_path / "claims") == 0
+
+
+def test_the_evidence_files_are_not_ignored_by_git():
+    """Run folders' per_user.npz files under docs/results are ignored; the claims evidence must not be."""
+    import subprocess
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    evidence = "docs/results/claims/evidence/ml-100k-add20/lightgcn/none/s1/per_user.npz"
+    ignored = subprocess.run(["git", "check-ignore", "-q", evidence], cwd=root)
+    assert ignored.returncode == 1, f"{evidence} is ignored by .gitignore"
+    assert subprocess.run(["git", "check-ignore", "-q", "studies/claims/final/x/result.json"], cwd=root).returncode == 0
+
+
+def test_the_committed_spec_is_valid_and_its_page_checks():
+    """docs/results/claims: the spec loads (every grid resolves on its backbones) and every committed cell
+    reproduces from the committed evidence; the page is the rendering of claims.json."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "claims"
+    spec = load_claims_spec(folder / "spec.yaml")
+    assert {"guider", "damrs", "tce", "rce", "wbpr", "bod", "none"} <= set(spec.methods)
+    assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20"]
+    check_claims(folder)
