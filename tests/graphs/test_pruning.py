@@ -1,4 +1,5 @@
 """Degree-sensitive edge pruning: exact kept count, preference for low-degree edges, determinism."""
+import numpy as np
 import pytest
 import torch
 
@@ -55,3 +56,25 @@ def test_deterministic_under_a_torch_seed_and_normalised():
     assert (a > 0).sum() == 2 * int(0.3 * len(ds.train)) and torch.allclose(a, a.T)
     full = pruned_adjacency(ds.n_users, ds.n_items, users, items, weights, 1.0).to_dense()
     assert torch.allclose(full, normalized_adjacency(ds).to_dense(), atol=1e-6)
+
+
+def test_built_where_the_weights_are_with_the_numbers_of_the_scipy_construction():
+    """The device-side build (unique keys, bincount degrees) against scipy's bipartite matrix and
+    symmetric normaliser on the same kept edges, duplicates included: the same float32 CSR, bit for bit."""
+    from mmdenoise.graphs.adjacency import bipartite_adjacency, to_torch_csr
+    from mmdenoise.graphs.normalize import symmetric_normalize
+    from mmdenoise.graphs.pruning import sample_edges
+    ds = planted_dataset(n_users=60, n_items=45, seed=2, modalities={})
+    users = torch.from_numpy(np.r_[ds.train.users, ds.train.users[:25]])  # 25 duplicated edges
+    items = torch.from_numpy(np.r_[ds.train.items, ds.train.items[:25]])
+    weights = edge_keep_weights(users, items, ds.n_users, ds.n_items)
+    for ratio in (0.4, 1.0):
+        torch.manual_seed(3)
+        built = pruned_adjacency(ds.n_users, ds.n_items, users, items, weights, ratio)
+        torch.manual_seed(3)
+        kept = sample_edges(weights, ratio).numpy()
+        reference = to_torch_csr(symmetric_normalize(bipartite_adjacency(
+            ds.n_users, ds.n_items, users.numpy()[kept], items.numpy()[kept])))
+        assert torch.equal(built.crow_indices(), reference.crow_indices())
+        assert torch.equal(built.col_indices(), reference.col_indices())
+        assert torch.equal(built.values(), reference.values())

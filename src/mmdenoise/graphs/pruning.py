@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .adjacency import bipartite_adjacency, to_torch_csr
-from .normalize import symmetric_normalize
+from .ops import csr_tensor
 
 
 def edge_keep_weights(users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> torch.Tensor:
@@ -37,13 +36,23 @@ def sample_edges(weights: torch.Tensor, keep_ratio: float) -> torch.Tensor:
 
 def pruned_adjacency(n_users: int, n_items: int, users: torch.Tensor, items: torch.Tensor,
                      weights: torch.Tensor, keep_ratio: float) -> torch.Tensor:
-    """D^-1/2 A D^-1/2 of a degree-sensitively pruned edge set: sparse CSR float32 [(U+I), (U+I)] on the CPU.
+    """D^-1/2 A D^-1/2 of a degree-sensitively pruned edge set: sparse CSR float32 [(U+I), (U+I)],
+    built on ``weights``' device (no copy through the host: FREEDOM prunes every epoch).
 
     users, items: int64 [E] training edges; weights: [E] keep weights
-    (``edge_keep_weights``). The degrees of the normalisation are those of
-    the kept edges. The result is built on the CPU (scipy); move it with
-    ``SparseOperator(...).to(device, dtype)``.
+    (``edge_keep_weights``). Duplicate kept edges are merged (weight 1). The
+    degrees of the normalisation are those of the kept edges; entry (r, c) is
+    d_r^-1/2 · d_c^-1/2 computed in float64 (float32 on MPS), then stored as float32:
+    the same numbers as ``symmetric_normalize(bipartite_adjacency(...))`` (tested).
     """
-    kept = sample_edges(weights, keep_ratio).cpu().numpy()
-    graph = bipartite_adjacency(n_users, n_items, users.cpu().numpy()[kept], items.cpu().numpy()[kept])
-    return to_torch_csr(symmetric_normalize(graph))
+    kept = sample_edges(weights, keep_ratio)
+    n = n_users + n_items
+    u, i = users[kept], items[kept] + n_users
+    keys = torch.unique(torch.cat([u * n + i, i * n + u]))  # sorted: CSR order, duplicates merged
+    rows, cols = keys // n, keys % n
+    per_row = torch.bincount(rows, minlength=n)
+    exact = torch.float32 if keys.device.type == "mps" else torch.float64
+    inv_sqrt = per_row.to(exact).pow(-0.5)  # rows without an edge (inf) are never read
+    crow = torch.zeros(n + 1, dtype=torch.int64, device=keys.device)
+    crow[1:] = per_row.cumsum(0)
+    return csr_tensor(crow, cols, (inv_sqrt[rows] * inv_sqrt[cols]).to(torch.float32), (n, n))
