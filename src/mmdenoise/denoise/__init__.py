@@ -29,6 +29,9 @@ DENOISERS: dict[str, Entry] = {
                             "GUIDER ablation: clean/noisy split by teacher loss only", _GUIDER, needs_features=True),
     "guider-kl": Entry(guider.GuiderKLConfig, guider.build, "GUIDER ablation: KL instead of OT distillation",
                        _GUIDER, needs_features=True),
+    "guider+": Entry(guider.plus.GuiderPlusConfig, guider.plus.build,
+                     "GUIDER repaired: reliable modalities, rank confidence, pre-trained teacher, weighted BPR",
+                     "this package (after GUIDER)", needs_features=True, ablations=guider.plus.ABLATIONS),
 }
 
 __all__ = ["DENOISERS", "Denoiser", "NoDenoiser", "StepState"]

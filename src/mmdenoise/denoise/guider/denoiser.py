@@ -35,7 +35,7 @@ from ...models.base import Backbone, Batch
 from ...training.step import optimizer_step
 from ..base import Denoiser, StepState
 from .amsc import Candidates, calibrate, candidate_pairs, grouped_by_user
-from .hashing import modality_confidence
+from .hashing import SCALES, modality_confidence
 
 
 class IDOnlyModel(Allowed):
@@ -59,7 +59,7 @@ class GuiderConfig:
     teacher: an ID-only model name (lightgcn or mf; any model whose entry needs no
         features and trains) with its default config.
     hash: cca | learned (the S_conf hash, Eq. 6); confidence_scale: relative |
-    raw (see ``hashing.modality_confidence``).
+    raw | rank (see ``hashing.modality_confidence``).
     teacher_pretrain_epochs: teacher epochs (with their recalibrations) run
     before the student's first, DESIGN §6.2.6's pre-trained teacher option;
     0 = Algorithm 1's in-sync schedule from scratch. The teacher keeps
@@ -77,7 +77,7 @@ class GuiderConfig:
     threshold: float = setting(0.9, Range(min=-1, max=1))  # S = S_modal · S_conf is in [−1, 1]
     hash_bits: int = setting(64, Range(min=1))
     hash: str = setting("cca", OneOf("cca", "learned"))
-    confidence_scale: str = setting("relative", OneOf("relative", "raw"))
+    confidence_scale: str = setting("relative", OneOf(*SCALES))
     amsc: bool = True
     dbpr: bool = True
     dbpr_weight: float = setting(1.0, Range(min=0))
@@ -222,12 +222,17 @@ class Guider(Denoiser):
         model.train(was_training)
         return torch.cat(out).double().numpy()
 
+    def modal_features(self) -> dict[str, torch.Tensor]:
+        """The unit rows whose products are S_modal's per-modality terms (Eq. 5): the cosines themselves."""
+        return self.features
+
     def candidates(self) -> Candidates:
         """The pairs of one user's items that clear S_thres (fixed for the run; none without AMSC)."""
         if self._candidates is None:
-            self._candidates = (candidate_pairs(self.train_users, self.train_items, self.n_users, self.features,
+            features = self.modal_features() if self.config.amsc else {}
+            self._candidates = (candidate_pairs(self.train_users, self.train_items, self.n_users, features,
                                                 self.confidence, self.config.threshold)
-                                if self.config.amsc else Candidates.empty())
+                                if features else Candidates.empty())
         return self._candidates
 
     def recalibrate(self) -> None:
@@ -262,14 +267,16 @@ class Guider(Denoiser):
         terms = {"extra": backbone.extra_loss(batch, user_emb, item_emb),
                  "reg": backbone.regularization(batch, user_emb, item_emb)}
         pos, neg = backbone.batch_scores(batch, user_emb, item_emb)
-        if student_dbpr:
-            terms["rec"] = self._student_dbpr(batch, user_emb, item_emb, pos, neg)
-        else:
-            terms["rec"] = backbone.rec_loss(batch, user_emb, item_emb)
-        if self.teacher is not None and self.config.kd != "none":
+        teacher_logits = None
+        if self.teacher is not None:
             t_user, t_item = self._teacher_emb
             teacher_logits = ranking_logits(self.teacher.score(t_user, t_item, batch.users, batch.pos_items),
                                             self.teacher.score(t_user, t_item, batch.users, batch.neg_items))
+        if student_dbpr:
+            terms["rec"] = self._student_dbpr(batch, user_emb, item_emb, pos, neg)
+        else:
+            terms["rec"] = self.student_rec(batch, user_emb, item_emb, pos, neg, teacher_logits)
+        if teacher_logits is not None and self.config.kd != "none":
             student_logits = ranking_logits(pos, neg)
             if self.config.kd == "kl":
                 kd = kl_distillation(teacher_logits, student_logits)
@@ -278,6 +285,11 @@ class Guider(Denoiser):
                                      gradient=self.config.ot_gradient, max_iters=self.config.ot_iters, tol=1e-4)
             terms["kd"] = self.config.kd_weight * kd
         return sum(terms.values()), terms
+
+    def student_rec(self, batch: Batch, user_emb, item_emb, pos: torch.Tensor, neg: torch.Tensor,
+                    teacher_logits: torch.Tensor | None) -> torch.Tensor:
+        """L_Rec of Eq. 8: the backbone's own loss (``guider+`` may weight it by the teacher's logits z^t [B])."""
+        return self.backbone.rec_loss(batch, user_emb, item_emb)
 
     def _student_dbpr(self, batch, user_emb, item_emb, pos, neg) -> torch.Tensor:
         clean = self.clean[batch.index]
@@ -293,11 +305,15 @@ class Guider(Denoiser):
         return loss
 
 
+def build_teacher(dataset, config: GuiderConfig) -> Backbone | None:
+    """The ID-only teacher ``config.teacher`` with its default config; None without distillation (kd none)."""
+    if config.kd == "none":
+        return None
+    entry = MODELS[config.teacher]
+    return entry.build(dataset, entry.config_cls())
+
+
 def build(dataset, backbone: Backbone, config: GuiderConfig) -> Guider:
     """GUIDER around ``backbone`` on ``dataset`` (its entry needs item features, for AMSC)."""
-    teacher = None
-    if config.kd != "none":
-        entry = MODELS[config.teacher]
-        teacher = entry.build(dataset, entry.config_cls())
-    return Guider(backbone, teacher, dataset.train.users, dataset.train.items, dataset.n_users,
+    return Guider(backbone, build_teacher(dataset, config), dataset.train.users, dataset.train.items, dataset.n_users,
                   dict(dataset.features), NegativeSampler(dataset), config)

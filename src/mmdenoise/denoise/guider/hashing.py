@@ -20,6 +20,7 @@ from itertools import combinations
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 
 @dataclass
@@ -134,6 +135,8 @@ def fit_learned_hash(x: np.ndarray, y: np.ndarray, bits: int = 64, *, steps: int
 
 
 HASHES = {"cca": fit_cca_hash, "learned": fit_learned_hash}
+#: how a pair's code cosine becomes S_conf (``modality_confidence``)
+SCALES = ("relative", "raw", "rank")
 
 
 def modality_confidence(features: dict[str, np.ndarray], bits: int = 64, method: str = "cca",
@@ -154,11 +157,17 @@ def modality_confidence(features: dict[str, np.ndarray], bits: int = 64, method:
     presets), so with the raw scale S = S_modal · S_conf never clears the
     paper's S_thres = 0.9 and AMSC would recover nothing. A pair whose mean
     agreement is not positive carries no evidence and gives 0.
+
+    ``rank`` (``guider+``) replaces each pair's cosine by the item's
+    percentile among all items, (average rank − ½) / I in (0, 1): ``relative``
+    clips every item at least as consistent as the mean to 1 (57.6% of ml-100k's
+    items), so it hardly ranks them; the percentile spreads S_conf evenly over
+    (0, 1) whatever the hash's scale, ties sharing their mean rank.
     """
     if method not in HASHES:
         raise ValueError(f"hash must be one of {sorted(HASHES)}, got {method!r}")
-    if scale not in ("relative", "raw"):
-        raise ValueError(f"confidence scale must be 'relative' or 'raw', got {scale!r}")
+    if scale not in SCALES:
+        raise ValueError(f"confidence scale must be one of {', '.join(SCALES)}, got {scale!r}")
     names = list(features)
     n_items = next(iter(features.values())).shape[0]
     if len(names) < 2:
@@ -171,5 +180,7 @@ def modality_confidence(features: dict[str, np.ndarray], bits: int = 64, method:
         if scale == "relative":
             typical = cosine.mean()
             cosine = np.clip(cosine / typical, -1, 1) if typical > 0 else np.zeros_like(cosine)
+        elif scale == "rank":
+            cosine = (rankdata(cosine, method="average") - 0.5) / n_items
         total += cosine
     return (total / len(pairs)).astype(np.float32)
