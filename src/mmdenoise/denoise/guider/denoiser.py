@@ -137,6 +137,8 @@ class Guider(Denoiser):
                                   if teacher is not None else None)
         self._teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
         self._candidates: Candidates | None = None  # found at the first recalibration
+        # (the partition it was grouped for, I_false grouped by user): regrouped only when the partition changes
+        self._noisy_groups: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
         self.last_similarity = np.full(len(train_users), np.nan, dtype=np.float32)
 
     # -------------------------------------------------------------- state
@@ -169,8 +171,12 @@ class Guider(Denoiser):
     def _noisy_partner(self, users: np.ndarray, rng: np.random.Generator):
         """A random I_false item per entry of ``users`` (Eq. 7's noisy negative), and a bool mask of the
         entries whose user has one (elsewhere the item is a placeholder)."""
-        noisy = np.flatnonzero(~self.clean.cpu().numpy())
-        order, start, count = grouped_by_user(noisy, self.train_users, self.n_users)
+        clean = self.clean.cpu().numpy()
+        if self._noisy_groups is None or not np.array_equal(self._noisy_groups[0], clean):
+            # once per recalibration, not per batch (DBPR on the student draws partners every batch)
+            self._noisy_groups = (clean.copy(), grouped_by_user(np.flatnonzero(~clean), self.train_users,
+                                                                self.n_users))
+        order, start, count = self._noisy_groups[1]
         has = count[users] > 0
         if not has.any():
             return np.zeros_like(users), has
