@@ -102,6 +102,23 @@ def test_the_budget_draws_the_same_grid_points_on_every_backbone(tiny):
     assert len(expand(tune_spec(parse_claims_spec(_raw(tiny, budget=8)), "tiny-add20", "mf", "tce"))) == 4
 
 
+def test_a_dataset_adds_its_own_fixed_settings_to_its_runs_only(tiny):
+    """Per-dataset ``set`` (e.g. an epoch cap for a large dataset) comes after the spec's, on that dataset's
+    trials alone, and the page lists it; the keys the spec decides are refused there too."""
+    datasets = [{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1},
+                 "set": {"train.epochs": 1, "train.patience": 3}},
+                {"name": "tiny-clean", "source": str(tiny)}]
+    spec = parse_claims_spec(_raw(tiny, datasets=datasets, claims=_claim(datasets=["tiny-add20", "tiny-clean"])),
+                             "spec.yaml")
+    capped = expand(tune_spec(spec, "tiny-add20", "mf", "tce"))[0]["overrides"]
+    plain = expand(tune_spec(spec, "tiny-clean", "mf", "tce"))[0]["overrides"]
+    capped, plain = [tuple(o) for o in capped], [tuple(o) for o in plain]
+    assert capped.index(("train.epochs", 2)) < capped.index(("train.epochs", 1)) and ("train.patience", 3) in capped
+    assert ("train.epochs", 1) not in plain and ("train.patience", 3) not in plain
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\.set\.seed: the spec decides seed"):
+        parse_claims_spec(_raw(tiny, datasets=[{"source": str(tiny), "set": {"seed": 3}}]), "spec.yaml")
+
+
 def test_selection_reads_validation_only():
     """The best trial on validation is selected even where another is far better on test."""
     records = [{"name": "d/mf/tce/a", "params": {"x": 1}, "objective": 0.30, "valid": {"recall@20": 0.30},

@@ -66,7 +66,7 @@ from .tables import markdown
 log = get_logger(__name__)
 
 SPEC_KEYS = ("datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
-DATASET_KEYS = ("name", "source", "noise")
+DATASET_KEYS = ("name", "source", "noise", "set")
 METHOD_KEYS = ("denoiser", "grid")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "datasets")
 KINDS = ("beats",)
@@ -98,12 +98,15 @@ RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-t
 @dataclass(frozen=True)
 class ClaimData:
     """A dataset of the spec: ``name`` (its evidence folder), ``source`` (a registered name or an absolute
-    folder; ``shown`` as the spec wrote it) and ``noise`` (kind, modality, level, seed) or None."""
+    folder; ``shown`` as the spec wrote it), ``noise`` (kind, modality, level, seed) or None, and
+    ``overrides``: fixed settings for this dataset's runs only, after the spec's ``set`` (e.g. an epoch
+    cap where a run to convergence does not fit the budget)."""
 
     name: str
     source: str
     shown: str
     noise: dict | None = None
+    overrides: tuple[Override, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,16 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
                           f"({', '.join(sorted(DATASETS))})")
     noise = _parse_noise(raw["noise"], f"{where}.noise") if raw.get("noise") is not None else None
     name = _name(raw.get("name", Path(shown).name), f"{where}.name")
-    return ClaimData(name, source, shown, noise)
+    return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")))
+
+
+def _fixed_settings(raw: Any, where: str) -> list[Override]:
+    """A ``set`` mapping as (key, value) overrides; the keys the spec decides itself are refused."""
+    overrides = _overrides_list(raw, where)
+    for key, _ in overrides:
+        if key in TOP_KEYS:
+            raise ConfigError(f"{where}.{key}: the spec decides {key} (datasets, claims, methods, seeds)")
+    return overrides
 
 
 def _parse_method(name: str, raw: Any, where: str) -> Method:
@@ -298,10 +310,7 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
         raise ConfigError(f"{path}: budget: expected an integer >= 1 (tuning trials per backbone and method), "
                           f"got {budget!r}")
     seeds = parse_seeds(raw["seeds"], _where(path, "seeds"))
-    overrides = _overrides_list(raw.get("set"), _where(path, "set"))
-    for key, _ in overrides:
-        if key in TOP_KEYS:
-            raise ConfigError(f"{path}: set.{key}: the spec decides {key} (datasets, claims, methods, seeds)")
+    overrides = _fixed_settings(raw.get("set"), _where(path, "set"))
     if not isinstance(raw["methods"], Mapping) or not raw["methods"]:
         raise ConfigError(f"{path}: methods: expected a mapping name -> {{denoiser, grid}}, got {raw['methods']!r}")
     methods = {_name(k, _where(path, f"methods.{k}")): _parse_method(k, v, _where(path, f"methods.{k}"))
@@ -316,8 +325,8 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
     spec = ClaimsSpec(datasets, budget, seeds, methods, claims, overrides,
                       _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
                       _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path)
-    for backbone, method in dict.fromkeys((x, m) for _, x, m in spec.runs()):
-        expand(tune_spec(spec, next(iter(datasets)), backbone, method))
+    for dataset, backbone, method in spec.runs():
+        expand(tune_spec(spec, dataset, backbone, method))
     return spec
 
 
@@ -348,12 +357,15 @@ def prepare_dataset(data: ClaimData, work: Path) -> str:
                        Path(dataset_arg(data, work)))
 
 
-def tune_spec(spec: ClaimsSpec, dataset: str, backbone: str, method: str) -> SweepSpec:
+def tune_spec(spec: ClaimsSpec, dataset: str, backbone: str, method: str, arg: str | None = None) -> SweepSpec:
     """The sweep of one (dataset, backbone, method): the method's grid, at most ``budget`` points, every
-    trial at ``tune_seed`` with the spec's fixed settings, selected on validation Recall@20."""
+    trial at ``tune_seed`` with the spec's fixed settings then the dataset's, selected on validation
+    Recall@20. dataset: the spec's name; arg: what the runs name as their dataset (default: the name)."""
     m = spec.methods[method]
-    base = {"dataset": dataset, "model": backbone, "denoiser": m.denoiser, "seed": spec.tune_seed}
-    return SweepSpec(base, list(spec.overrides), dict(m.grid), 1, spec.search_seed, OBJECTIVE,
+    base = {"dataset": dataset if arg is None else arg, "model": backbone, "denoiser": m.denoiser,
+            "seed": spec.tune_seed}
+    overrides = [*spec.overrides, *spec.datasets[dataset].overrides]
+    return SweepSpec(base, overrides, dict(m.grid), 1, spec.search_seed, OBJECTIVE,
                      f"{spec.path}: methods.{method} on {backbone}", spec.budget)
 
 
@@ -364,7 +376,8 @@ def _prefixed(trials: list[dict], run: tuple[str, str, str]) -> list[dict]:
 
 def tune_trials(spec: ClaimsSpec, work: Path, run: tuple[str, str, str]) -> list[dict]:
     dataset, backbone, method = run
-    return _prefixed(expand(tune_spec(spec, dataset_arg(spec.datasets[dataset], work), backbone, method)), run)
+    return _prefixed(expand(tune_spec(spec, dataset, backbone, method, dataset_arg(spec.datasets[dataset], work))),
+                     run)
 
 
 def select(records: Sequence[Mapping[str, Any]]) -> dict | None:
@@ -552,7 +565,8 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         "protocol": {"objective": f"valid {OBJECTIVE.metric}", "budget": spec.budget, "seeds": spec.seeds,
                      "tune_seed": spec.tune_seed, "search_seed": spec.search_seed,
                      "set": [[k, v] for k, v in spec.overrides]},
-        "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise} for d in spec.datasets.values()],
+        "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides]}
+                     for d in spec.datasets.values()],
         "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
                      "trials": spec.trials_planned(m.name)} for m in spec.methods.values()],
         "tuning": tuning, "claims": claims}
@@ -630,8 +644,10 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods (per-user "
               f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
               "",
-              markdown(["dataset", "source", "planted noise"],
-                       [[d["name"], d["source"], _noise_text(d["noise"])] for d in data["datasets"]], "lll"), "",
+              markdown(["dataset", "source", "planted noise", "its own settings"],
+                       [[d["name"], d["source"], _noise_text(d["noise"]),
+                         ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–"] for d in data["datasets"]],
+                       "llll"), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
                        [[m["name"], m["denoiser"],
                          "; ".join(f"{k} ∈ {param_text(v)}" for k, v in m["grid"].items()) or "none",
