@@ -154,19 +154,15 @@ class MGCN(Backbone):
         views = torch.stack([torch.cat([self.user_item(v), v]) for v in self.item_views()], 1)
         side, _ = self.fuse(views, behaviour)
         out = behaviour + side
-        user_emb, item_emb = out[: self.n_users], out[self.n_users:]
-        # the behaviour view rides on this call's output (and dies with it): extra_loss reads it from there
-        # instead of propagating the user–item graph again
-        user_emb.mgcn_behaviour = behaviour
-        return user_emb, item_emb
+        return out[: self.n_users], out[self.n_users:]
 
     def extra_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """cl_weight · [InfoNCE(ē^s_i, ē^id_i) over positives + InfoNCE(ē^s_u, ē^id_u) over users].
 
         ``user_emb``, ``item_emb`` must be this model's ``forward()``: the side view
-        is recovered as (final − behaviour), with the behaviour view that forward()
-        attached to its user output (recomputed when absent): the same value and
-        gradient as the side view itself, without a second propagation. Each distinct
+        is recovered as (final − behaviour), recomputing only the LightGCN view:
+        the same value and gradient as the side view itself, cheaper than a second
+        full forward. Each distinct
         user and item of the batch is computed once, weighted by its number of rows
         (``info_nce``'s counts): the batch's InfoNCE exactly, on an [N, N] product.
         """
@@ -174,9 +170,7 @@ class MGCN(Backbone):
             return user_emb.new_zeros(())
         users, n_user_rows = torch.unique(batch.users, return_counts=True)  # each distinct node once
         items, n_item_rows = torch.unique(batch.pos_items, return_counts=True)
-        behaviour = getattr(user_emb, "mgcn_behaviour", None)
-        if behaviour is None:  # embeddings that did not come from forward() as they are
-            behaviour = self.behaviour()
+        behaviour = self.behaviour()
         behaviour_u, behaviour_i = behaviour[users], behaviour[self.n_users + items]
         side_u = user_emb[users] - behaviour_u
         side_i = item_emb[items] - behaviour_i
