@@ -143,9 +143,11 @@ def test_the_demo_takes_a_thread_count(monkeypatch, tmp_path, capsys):
     from mmdenoise.experiments import demo
     ran = []
     monkeypatch.setattr(demo, "quick_demo", lambda *args: ran.append(torch.get_num_threads()))
+    from threadpoolctl import threadpool_limits
     before = torch.get_num_threads()
     try:
-        demo.main(["--threads", "1", "--quiet", "--out", str(tmp_path)])
+        with threadpool_limits(limits=None):  # the BLAS pools as they were, after the cap, for later tests
+            demo.main(["--threads", "1", "--quiet", "--out", str(tmp_path)])
     finally:
         torch.set_num_threads(before)
     assert ran == [1]
