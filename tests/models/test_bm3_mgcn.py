@@ -227,6 +227,41 @@ def test_mgcn_extra_loss_equals_infonce_of_side_and_behaviour_views(planted, mak
             assert torch.allclose(g, h, atol=1e-5), name
 
 
+def test_mgcn_extra_loss_reuses_forwards_behaviour_view_only_for_its_outputs(planted, make_model, monkeypatch):
+    """Handed forward()'s outputs as returned, extra_loss reuses forward's behaviour view (no second
+    propagation; same value and gradients as propagating again); handed anything else, it propagates."""
+    model = make_model("mgcn", planted, cl_weight=0.5)
+    batch = _batch(planted)
+    calls = []
+    propagate = model.behaviour
+    monkeypatch.setattr(model, "behaviour", lambda: calls.append(1) or propagate())
+
+    user_emb, item_emb = model()
+    reused = model.extra_loss(batch, user_emb, item_emb)
+    assert len(calls) == 1  # forward's propagation only
+    reused_grads = torch.autograd.grad(reused, list(model.parameters()), allow_unused=True)
+
+    user_emb, item_emb = model()
+    fresh = model.extra_loss(batch, user_emb.clone(), item_emb.clone())  # not forward's outputs as returned
+    assert len(calls) == 3
+    fresh_grads = torch.autograd.grad(fresh, list(model.parameters()), allow_unused=True)
+    assert torch.allclose(reused, fresh, atol=1e-6)
+    for (name, _), g, h in zip(model.named_parameters(), reused_grads, fresh_grads):
+        assert (g is None) == (h is None), name
+        assert g is None or torch.allclose(g, h, atol=1e-6), name
+
+    first = model()
+    model()  # a later forward: the first outputs are stale for the kept view
+    model.extra_loss(batch, *first)
+    assert len(calls) == 6
+    model.extra_loss(batch, *first)  # the kept view was consumed
+    assert len(calls) == 7
+    model.eval()
+    with torch.no_grad():
+        model.extra_loss(batch, *model())  # evaluation keeps nothing
+    assert len(calls) == 9
+
+
 def test_mgcn_contrastive_term_decreases_with_training(planted, make_model, fit):
     model = make_model("mgcn", planted)  # default cl_weight 0.01
     batch = _batch(planted, size=256, seed=5)
