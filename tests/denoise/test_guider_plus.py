@@ -18,7 +18,7 @@ from tests.denoise.test_contract import detection_auc
 from tests.planted import planted_dataset
 
 #: every switch at GUIDER's value: guider+ must then be guider
-ALL_OFF = ["modality_weights=none", "confidence_scale=relative", "teacher_pretrain_epochs=0", "kd_weighting=none"]
+ALL_OFF = ["modality_weights=none", "teacher_pretrain_epochs=0", "kd_weighting=none"]
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def test_guider_plus_is_registered_with_one_ablation_per_switch_back_to_guiders_
     assert entry.needs_features and entry.config_cls is GuiderPlusConfig
     base = DENOISERS["guider"].config_cls()
     plus = GuiderPlusConfig()
-    assert list(entry.ablations) == ["guider+", "guider+-no-reliability", "guider+-no-calibration",
-                                     "guider+-no-pretrain", "guider+-no-weighted-kd"]
+    assert list(entry.ablations) == ["guider+", "guider+-no-reliability", "guider+-no-pretrain",
+                                     "guider+-no-weighted-kd"]
     for label, pairs in entry.ablations.items():
         assert pairs[0] == ("denoiser", "guider+")
         for path, value in pairs[1:]:
