@@ -155,8 +155,9 @@ class MGCN(Backbone):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         behaviour = self.behaviour()
-        views = torch.stack([torch.cat([self.user_item(v), v]) for v in self.item_views()], 1)
-        side, _ = self.fuse(views, behaviour)
+        items = torch.stack(self.item_views(), 1)  # [I, M, d]
+        users = self.user_item(items.flatten(1)).view(self.n_users, *items.shape[1:])  # all M in one product
+        side, _ = self.fuse(torch.cat([users, items]), behaviour)
         out = behaviour + side
         user_emb, item_emb = out[: self.n_users], out[self.n_users:]
         self._last_forward = (weakref.ref(user_emb), weakref.ref(item_emb), behaviour) if self.training else None
