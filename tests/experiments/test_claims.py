@@ -1,6 +1,7 @@
 """The claims benchmark (`study claims`): spec validation, the stages end to end on the tiny preset, the
 evidence alone reproducing every p (`report` on a claims folder), and selection on validation only."""
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -81,6 +82,42 @@ def test_spec_errors_name_the_file_the_key_and_the_value(tmp_path, tiny, change,
     path = _spec_file(tmp_path, _raw(tiny, **change))
     with pytest.raises(ConfigError, match=message):
         load_claims_spec(path)
+
+
+def _two(tiny, first: dict | None = None, second: dict | None = None) -> list[dict]:
+    """Two datasets, tiny-add20 then tiny-clean, each with extra keys."""
+    return [{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}, **(first or {})},
+            {"name": "tiny-clean", "source": str(tiny), **(second or {})}]
+
+
+@pytest.mark.parametrize("first, second, message", [
+    (None, {"tune_from": "tiny-typo"},
+     r"spec\.yaml: datasets\[1\]\.tune_from: 'tiny-clean' names unknown dataset 'tiny-typo'; datasets: tiny-add20, "
+     r"tiny-clean"),
+    ({"tune_from": "tiny-clean"}, None,
+     r"spec\.yaml: datasets\[0\]\.tune_from: 'tiny-clean' is not before 'tiny-add20' in the list"),
+    (None, {"tune_from": "tiny-clean"},
+     r"spec\.yaml: datasets\[1\]\.tune_from: 'tiny-clean' cannot be tuned on itself; .*\(tiny-add20\)"),
+    (None, {"tune_from": ["tiny-add20"]}, r"spec\.yaml: datasets\[1\]\.tune_from: expected a name .*got \['tiny-add20'\]"),
+    (None, {"seeds": [1, 1]}, r"spec\.yaml: datasets\[1\]\.seeds: give distinct non-negative seeds, got \[1, 1\]"),
+    (None, {"seeds": [-1]}, r"spec\.yaml: datasets\[1\]\.seeds: give distinct non-negative seeds, got \[-1\]"),
+    (None, {"seeds": "x"}, r"spec\.yaml: datasets\[1\]\.seeds: expected a count .*got 'x'"),
+    (None, {"seedz": [1]}, r"spec\.yaml: datasets\[1\]: unknown key\(s\) \['seedz'\]; valid keys: .*tune_from, seeds"),
+])
+def test_tune_from_and_dataset_seeds_errors_name_the_file_the_entry_and_the_value(tmp_path, tiny, first, second,
+                                                                                  message):
+    raw = _raw(tiny, datasets=_two(tiny, first, second), claims=_claim(datasets=["tiny-add20", "tiny-clean"]))
+    with pytest.raises(ConfigError, match=message):
+        load_claims_spec(_spec_file(tmp_path, raw))
+
+
+def test_a_chained_tune_from_is_refused(tmp_path, tiny):
+    datasets = [*_two(tiny, None, {"tune_from": "tiny-add20"}),
+                {"name": "tiny-again", "source": str(tiny), "tune_from": "tiny-clean"}]
+    raw = _raw(tiny, datasets=datasets)
+    with pytest.raises(ConfigError, match=r"spec\.yaml: datasets\[2\]\.tune_from: 'tiny-again' names 'tiny-clean', "
+                                          r"which is itself tuned on 'tiny-add20'; selections are not chained"):
+        load_claims_spec(_spec_file(tmp_path, raw))
 
 
 def test_spec_file_errors(tmp_path):
@@ -240,3 +277,74 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     assert {"guider", "damrs", "tce", "rce", "wbpr", "bod", "none"} <= set(spec.methods)
     assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20"]
     check_claims(folder)
+
+
+def test_a_tune_from_dataset_runs_the_source_selection_at_its_own_seeds_and_report_recomputes_it(
+        tmp_path, tiny, caplog, monkeypatch):
+    """tiny-clean is tuned on tiny-add20 and has its own seeds [3]: no tuning trial runs on it, its final
+    runs wait for tiny-add20's tuning and then repeat exactly the grid point selected there, at seed 3
+    alone and with tiny-clean's own settings; selection.json says where the selection came from; the
+    page and claims.json use each dataset's seeds; report recomputes every p from the evidence alone."""
+    raw = _raw(tiny, datasets=_two(tiny, None, {"tune_from": "tiny-add20", "seeds": [3], "set": {"train.epochs": 1}}),
+               claims=_claim(datasets=["tiny-add20", "tiny-clean"]))
+    spec = _spec_file(tmp_path / "claims", raw)
+    work, out = tmp_path / "work", tmp_path / "claims"
+    statuses = []
+    monkeypatch.setattr(logging.getLogger("mmdenoise"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="mmdenoise"):
+        waiting = claims_study(spec, work, datasets="tiny-clean", on_result=lambda r: statuses.append(r["status"]))
+    assert statuses == [] and (waiting.done, waiting.pending) == (0, 2)
+    assert ("claims: tiny-clean/mf/tce not tuned yet (it uses the selection on tiny-add20, whose tuning has not "
+            "finished); its final runs wait") in caplog.text
+    assert not (work / "tune" / "tiny-clean").exists() and not (work / "final" / "tiny-clean").exists()
+
+    result = claims_study(spec, work, on_result=lambda r: statuses.append(r["status"]))
+    # tuning: none 1 + tce 2, on tiny-add20 only; finals: 2 methods x seeds 1, 2 there, x seed 3 on tiny-clean
+    assert statuses == ["trained"] * 9 and (result.done, result.pending, result.failed) == (2, 0, [])
+    assert [p.name for p in (work / "tune").iterdir()] == ["tiny-add20"]
+    tuned = json.loads((out / "evidence" / "tiny-add20" / "mf" / "tce" / "selection.json").read_text())
+    moved = json.loads((out / "evidence" / "tiny-clean" / "mf" / "tce" / "selection.json").read_text())
+    assert tuned["tuned_on"] == "tiny-add20" and len(tuned["trials"]) == 2
+    assert moved["tuned_on"] == "tiny-add20" and moved["trials"] == [] and moved["used"] == moved["planned"] == 0
+    assert moved["selected"] == tuned["selected"]
+    for method in ("tce", "none"):
+        chosen = json.loads((out / "evidence" / "tiny-add20" / "mf" / method / "selection.json").read_text())
+        [final] = (work / "final" / "tiny-clean" / "mf" / method).iterdir()
+        trial = json.loads((final / "trial.json").read_text())
+        assert trial["params"] == {**chosen["selected"]["params"], "seed": 3}
+        overrides = [tuple(o) for o in trial["overrides"]]
+        assert overrides.index(("train.epochs", 2)) < overrides.index(("train.epochs", 1))
+        assert sorted(p.name for p in (out / "evidence" / "tiny-clean" / "mf" / method).iterdir()) == \
+            ["s3", "selection.json"]
+    config = yaml.safe_load((out / "evidence" / "tiny-clean" / "mf" / "tce" / "s3" / "config.yaml").read_text())
+    assert config["seed"] == 3 and config["dataset"] == "tiny-clean" and config["train"]["epochs"] == 1
+    assert {f"denoiser_params.{k}": v for k, v in config["denoiser_params"].items()
+            if f"denoiser_params.{k}" in tuned["selected"]["params"]} == tuned["selected"]["params"]
+
+    data = json.loads((out / CLAIMS_JSON).read_text())
+    assert [(d["tune_from"], d["seeds"]) for d in data["datasets"]] == [(None, [1, 2]), ("tiny-add20", [3])]
+    cells = {c["dataset"]: c for c in data["claims"][0]["cells"]}
+    assert cells["tiny-clean"]["evidence"] == {"a": ["evidence/tiny-clean/mf/tce/s3"],
+                                               "b": ["evidence/tiny-clean/mf/none/s3"]}
+    assert [len(cells["tiny-add20"]["evidence"][side]) for side in "ab"] == [2, 2]
+    a, b = paired_per_user(sorted((work / "final" / "tiny-clean" / "mf" / "tce").iterdir()),
+                           sorted((work / "final" / "tiny-clean" / "mf" / "none").iterdir()), "recall@20")
+    assert cells["tiny-clean"]["p"]["recall@20"] == paired_ttest(a, b)[1]
+    page = (tmp_path / "claims.md").read_text()
+    assert "| tiny-add20 | " in page and "| budget 2 | 1, 2 | – |" in page
+    assert "| tiny-clean | " in page and "| tuned on tiny-add20 | 3 | `train.epochs=1` |" in page
+    assert "| mf | tce | 2/2 | tuned on tiny-add20 |" in page and "the seeds of its dataset" in page
+    assert "(tuned on tiny-add20) |" in page
+
+    shutil.rmtree(work)
+    assert check_claims(out) == 2
+    cli = CliRunner().invoke(app, ["report", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert "2 cell(s) recomputed from the evidence files: they match" in cli.output
+    # a cell whose evidence leaves out a seed of its dataset fails, naming the cell
+    tampered = json.loads((out / CLAIMS_JSON).read_text())
+    tampered["claims"][0]["cells"][0]["evidence"]["a"] = cells["tiny-add20"]["evidence"]["a"][:1]
+    (out / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"cell c: tce vs none on mf, tiny-add20: evidence .* is not one folder "
+                                             r"per seed of tiny-add20"):
+        check_claims(out)

@@ -5,6 +5,12 @@ file and the key)::
 
     datasets:                       # a registered name or folder as it is, or a copy with planted noise
       - {name: ml-100k-add20, source: ml-100k, noise: {add: 0.2, seed: 1}}
+      - name: ml-1m-add20
+        source: ml-1m
+        noise: {add: 0.2, seed: 1}
+        set: {train.epochs: 300}    # fixed overrides for this dataset's runs only, after the spec's
+        tune_from: ml-100k-add20    # no tuning here: each (backbone, method) runs the selection made there
+        seeds: [1]                  # this dataset's final seeds (default: the spec's)
     budget: 8                       # tuning trials per (dataset, backbone, method), at most
     seeds: [1, 2, 3]                # the final runs of each selected configuration
     tune_seed: 0                    # the training seed of every tuning trial
@@ -28,20 +34,27 @@ resume, through the one runner):
 
 1. tune: per (dataset, backbone, method) a sweep over the method's grid, min(budget, grid size)
    trials (``spec.budget_subset``: the same points for every backbone and dataset) at
-   ``tune_seed``, selected on validation Recall@20 alone (:func:`select`);
-2. final: the selected configuration at every seed of ``seeds``;
+   ``tune_seed``, selected on validation Recall@20 alone (:func:`select`). A dataset with
+   ``tune_from`` (an earlier dataset of the list, tuned itself) is not tuned: each of its (backbone,
+   method) takes the grid point selected on that dataset for the same (backbone, method), so every
+   method still has the same tuning budget (where large datasets cannot afford a sweep each);
+2. final: the selected configuration at every seed of the dataset's ``seeds`` (else the spec's), with
+   the spec's and the dataset's fixed settings; it waits (a log line says why) until the sweep that
+   selects it has finished, on the dataset itself or on its ``tune_from``;
 3. evidence: for every final run, under ``<out>/evidence/<dataset>/<backbone>/<method>/s<seed>/``,
    ``per_user.npz`` (users, test Recall@20 and NDCG@20), ``config.yaml`` (the run's resolved
    config, the dataset named as in the spec) and a small ``result.json`` (what pairing checks:
-   the data condition), and ``selection.json`` (the trials tried, their validation objective,
-   the one selected) beside them;
+   the data condition), and ``selection.json`` (the dataset tuned on, the trials tried there, their
+   validation objective, the one selected; a ``tune_from`` dataset lists no trials of its own)
+   beside them;
 4. page: ``<out>/claims.json`` and the page ``<out>.md``, computed from the evidence files alone.
    A cell whose evidence is incomplete is pending, never left out.
 
 A cell compares two methods on one backbone and dataset: Δ = mean over test users of A − B, each
 user's metric averaged over the seeds first, and the two-sided paired t-test over those users
 (``eval.pairing``, ``eval.significance``). :func:`check_claims` (``mmdenoise report <out>``)
-recomputes every Δ and p of claims.json from the evidence files and re-renders the page.
+recomputes every Δ and p of claims.json from the evidence files (one folder per seed of the cell's
+dataset) and re-renders the page.
 """
 from __future__ import annotations
 
@@ -66,7 +79,7 @@ from .tables import markdown
 log = get_logger(__name__)
 
 SPEC_KEYS = ("datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
-DATASET_KEYS = ("name", "source", "noise", "set")
+DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds")
 METHOD_KEYS = ("denoiser", "grid")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "datasets")
 KINDS = ("beats",)
@@ -98,15 +111,18 @@ RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-t
 @dataclass(frozen=True)
 class ClaimData:
     """A dataset of the spec: ``name`` (its evidence folder), ``source`` (a registered name or an absolute
-    folder; ``shown`` as the spec wrote it), ``noise`` (kind, modality, level, seed) or None, and
+    folder; ``shown`` as the spec wrote it), ``noise`` (kind, modality, level, seed) or None,
     ``overrides``: fixed settings for this dataset's runs only, after the spec's ``set`` (e.g. an epoch
-    cap where a run to convergence does not fit the budget)."""
+    cap where a run to convergence does not fit the budget), ``tune_from``: the earlier dataset whose
+    selections this one's runs use (None: tuned here), and ``seeds``: its final seeds (None: the spec's)."""
 
     name: str
     source: str
     shown: str
     noise: dict | None = None
     overrides: tuple[Override, ...] = ()
+    tune_from: str | None = None
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,12 +173,32 @@ class ClaimsSpec:
     def runs(self) -> list[tuple[str, str, str]]:
         """Every (dataset, backbone, method) a claim compares, once each: datasets in spec order, then
         backbones in order of first mention, then methods in the order of ``methods``."""
-        wanted = {(d, x, m) for c in self.claims for a, b, x in c.comparisons() for d in c.datasets for m in (a, b)}
-        backbones = list(dict.fromkeys(x for c in self.claims for x in c.backbones))
-        return [(d, x, m) for d in self.datasets for x in backbones for m in self.methods if (d, x, m) in wanted]
+        return self._ordered({(d, x, m) for c in self.claims for a, b, x in c.comparisons() for d in c.datasets
+                              for m in (a, b)})
+
+    def tuned_runs(self) -> list[tuple[str, str, str]]:
+        """Every (dataset, backbone, method) that is tuned: the runs of a dataset without ``tune_from``,
+        and for each run of one with it, the same (backbone, method) on its ``tune_from`` dataset; in the
+        order of :meth:`runs`."""
+        return self._ordered({self.tuned_on(run) for run in self.runs()})
+
+    def tuned_on(self, run: tuple[str, str, str]) -> tuple[str, str, str]:
+        """The tuning sweep that selects ``run``'s configuration: its own, or that of its dataset's
+        ``tune_from`` for the same backbone and method."""
+        dataset, backbone, method = run
+        return (self.datasets[dataset].tune_from or dataset, backbone, method)
+
+    def seeds_of(self, dataset: str) -> list[int]:
+        """The final seeds of ``dataset``: its own ``seeds``, else the spec's."""
+        own = self.datasets[dataset].seeds
+        return list(own) if own is not None else list(self.seeds)
 
     def trials_planned(self, method: str) -> int:
         return min(self.budget, self.methods[method].grid_size)
+
+    def _ordered(self, wanted: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        backbones = list(dict.fromkeys(x for c in self.claims for x in c.backbones))
+        return [(d, x, m) for d in self.datasets for x in backbones for m in self.methods if (d, x, m) in wanted]
 
 
 def _where(source: str, key: str) -> str:
@@ -230,7 +266,31 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
                           f"({', '.join(sorted(DATASETS))})")
     noise = _parse_noise(raw["noise"], f"{where}.noise") if raw.get("noise") is not None else None
     name = _name(raw.get("name", Path(shown).name), f"{where}.name")
-    return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")))
+    tune_from = _name(raw["tune_from"], f"{where}.tune_from") if raw.get("tune_from") is not None else None
+    seeds = tuple(parse_seeds(raw["seeds"], f"{where}.seeds")) if raw.get("seeds") is not None else None
+    return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")),
+                     tune_from, seeds)
+
+
+def _check_tune_from(datasets: Mapping[str, ClaimData], index: int, where: str) -> None:
+    """The ``tune_from`` of the ``index``-th dataset names an earlier dataset of the spec that is tuned
+    itself (a selection is transferred once, never along a chain)."""
+    names = list(datasets)
+    data = datasets[names[index]]
+    source, earlier = data.tune_from, names[:index]
+    if source is None:
+        return
+    if source not in datasets:
+        raise ConfigError(f"{where}: {data.name!r} names unknown dataset {source!r}; datasets: {', '.join(names)}")
+    if source == data.name:
+        raise ConfigError(f"{where}: {source!r} cannot be tuned on itself; name an earlier dataset, tuned itself "
+                          f"({', '.join(earlier) or 'none'})")
+    if source not in earlier:
+        raise ConfigError(f"{where}: {source!r} is not before {data.name!r} in the list; name an earlier dataset, "
+                          f"tuned itself ({', '.join(earlier) or 'none'})")
+    if datasets[source].tune_from is not None:
+        raise ConfigError(f"{where}: {data.name!r} names {source!r}, which is itself tuned on "
+                          f"{datasets[source].tune_from!r}; selections are not chained: name the dataset that is tuned")
 
 
 def _fixed_settings(raw: Any, where: str) -> list[Override]:
@@ -305,6 +365,8 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
         if data.name in datasets:
             raise ConfigError(f"{path}: datasets[{i}].name: {data.name!r} is used twice")
         datasets[data.name] = data
+    for i in range(len(datasets)):
+        _check_tune_from(datasets, i, _where(path, f"datasets[{i}].tune_from"))
     budget = raw["budget"]
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise ConfigError(f"{path}: budget: expected an integer >= 1 (tuning trials per backbone and method), "
@@ -325,7 +387,7 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
     spec = ClaimsSpec(datasets, budget, seeds, methods, claims, overrides,
                       _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
                       _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path)
-    for dataset, backbone, method in spec.runs():
+    for dataset, backbone, method in dict.fromkeys([*spec.tuned_runs(), *spec.runs()]):
         expand(tune_spec(spec, dataset, backbone, method))
     return spec
 
@@ -401,12 +463,21 @@ def finished_records(root: Path, trials: Sequence[dict]) -> list[dict] | None:
     return records
 
 
-def final_trials(spec: ClaimsSpec, tuned: Sequence[dict], chosen: Mapping[str, Any],
-                 run: tuple[str, str, str]) -> list[dict]:
-    """The selected tuning trial again at each of ``seeds`` (one trial per seed, in seed order)."""
-    trial = next(t for t in tuned if t["name"].rsplit("/", 1)[-1] == chosen["name"])
+def tuning_records(spec: ClaimsSpec, work: Path, run: tuple[str, str, str]) -> list[dict] | None:
+    """The records of the sweep that selects ``run``'s configuration (:meth:`ClaimsSpec.tuned_on`: its
+    own, or the same backbone and method on its dataset's ``tune_from``) when every trial has finished
+    in ``work``, else None."""
+    return finished_records(Path(work) / "tune", tune_trials(spec, work, spec.tuned_on(run)))
+
+
+def final_trials(spec: ClaimsSpec, work: Path, chosen: Mapping[str, Any], run: tuple[str, str, str]) -> list[dict]:
+    """The selected grid point on ``run``'s dataset at each of its seeds (one trial per seed, in seed
+    order). chosen: :func:`select` of :func:`tuning_records`; for a ``tune_from`` dataset it was chosen
+    on the other dataset, and the point of ``run``'s own (never trained) sweep with the same parameters
+    is repeated: the same denoiser settings, with this dataset and its fixed settings."""
+    trial = next(t for t in tune_trials(spec, work, run) if t["name"].rsplit("/", 1)[-1] == chosen["name"])
     out = []
-    for seed in spec.seeds:
+    for seed in spec.seeds_of(run[0]):
         params = {**trial["params"], "seed": seed}
         out.append(make_trial(params, {**trial["config"], "seed": seed}, trial["overrides"],
                               name="/".join((*run, trial_name(params)))))
@@ -442,32 +513,43 @@ def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
                                            "test": {m: result["test"][m] for m in METRICS}})
 
 
+def selection_record(spec: ClaimsSpec, run: tuple[str, str, str], records: Sequence[Mapping[str, Any]]) -> dict:
+    """``selection.json`` of ``run`` from its :func:`tuning_records`: ``tuned_on`` (the dataset whose
+    sweep chose), the trials tried there, the one ``selected`` (name, params, validation objective on
+    ``tuned_on``). For a ``tune_from`` dataset the trials are the other dataset's and ``planned`` and
+    ``used`` are 0: it has no tuning of its own."""
+    source = spec.tuned_on(run)[0]
+    own = source == run[0]
+    return {"objective": f"valid {OBJECTIVE.metric}", "tuned_on": source, "tune_seed": spec.tune_seed,
+            "budget": spec.budget, "grid_size": spec.methods[run[2]].grid_size,
+            "planned": len(records) if own else 0, "used": len(records) if own else 0,
+            "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"]}
+                       for r in records] if own else [],
+            "selected": select(records)}
+
+
 def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
     """Copy the evidence of every finished final run of a tuned (dataset, backbone, method); return how
     many seed folders it wrote. Nothing trains and no data is read.
 
-    For a run whose tuning has finished in ``work``, the evidence is made to match the current
-    selection: a seed whose final run has not finished loses any older evidence (another selection's).
-    Runs not tuned in ``work`` keep the evidence they have (committed from another machine).
+    For a run whose tuning (its own, or its ``tune_from`` dataset's) has finished in ``work``, the
+    evidence is made to match the current selection: a seed whose final run has not finished loses any
+    older evidence (another selection's). Runs not tuned in ``work`` keep the evidence they have
+    (committed from another machine).
     """
     from ..io import write_json
     written = 0
     for run in spec.runs():
-        tuned = tune_trials(spec, work, run)
-        records = finished_records(Path(work) / "tune", tuned)
+        records = tuning_records(spec, work, run)
         if records is None:
             continue
-        chosen = select(records)
+        selection = selection_record(spec, run, records)
         folder = evidence_folder(out, run)
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / SELECTION_JSON, {
-            "objective": f"valid {OBJECTIVE.metric}", "tune_seed": spec.tune_seed, "budget": spec.budget,
-            "grid_size": spec.methods[run[2]].grid_size, "planned": len(tuned), "used": len(records),
-            "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"]}
-                       for r in records],
-            "selected": chosen})
-        finals = final_trials(spec, tuned, chosen, run)
-        for seed, trial in zip(spec.seeds, finals):
+        write_json(folder / SELECTION_JSON, selection)
+        seeds = spec.seeds_of(run[0])
+        finals = final_trials(spec, work, selection["selected"], run)
+        for seed, trial in zip(seeds, finals):
             dest = evidence_folder(out, run, seed)
             if trial_status(Path(work) / "final" / trial["name"], trial) == "finished":
                 write_evidence(Path(work) / "final" / trial["name"], dest, run[0])
@@ -475,7 +557,7 @@ def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
             elif dest.exists():
                 shutil.rmtree(dest)
         for stale in folder.glob("s*"):
-            if stale.is_dir() and stale.name not in {f"s{s}" for s in spec.seeds}:
+            if stale.is_dir() and stale.name not in {f"s{s}" for s in seeds}:
                 shutil.rmtree(stale)
     return written
 
@@ -534,8 +616,9 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
     for run in spec.runs():
         path = evidence_folder(out, run) / SELECTION_JSON
         selection = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-        tuning.append({"dataset": run[0], "backbone": run[1], "method": run[2],
-                       "planned": spec.trials_planned(run[2]),
+        source = spec.datasets[run[0]].tune_from
+        tuning.append({"dataset": run[0], "backbone": run[1], "method": run[2], "tuned_on": source,
+                       "planned": 0 if source else spec.trials_planned(run[2]),
                        "used": selection["used"] if selection else 0,
                        "selected": selection["selected"]["params"] if selection else None,
                        "valid": selection["selected"]["objective"] if selection else None})
@@ -544,8 +627,8 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         cells = []
         for a, b, backbone in claim.comparisons():
             for dataset in claim.datasets:
-                runs_a = _complete(out, (dataset, backbone, a), spec.seeds)
-                runs_b = _complete(out, (dataset, backbone, b), spec.seeds)
+                runs_a = _complete(out, (dataset, backbone, a), spec.seeds_of(dataset))
+                runs_b = _complete(out, (dataset, backbone, b), spec.seeds_of(dataset))
                 cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset}
                 if runs_a is None or runs_b is None:
                     cells.append({**cell, "status": "pending"})
@@ -565,8 +648,8 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         "protocol": {"objective": f"valid {OBJECTIVE.metric}", "budget": spec.budget, "seeds": spec.seeds,
                      "tune_seed": spec.tune_seed, "search_seed": spec.search_seed,
                      "set": [[k, v] for k, v in spec.overrides]},
-        "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides]}
-                     for d in spec.datasets.values()],
+        "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides],
+                      "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name)} for d in spec.datasets.values()],
         "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
                      "trials": spec.trials_planned(m.name)} for m in spec.methods.values()],
         "tuning": tuning, "claims": claims}
@@ -598,6 +681,11 @@ def _params_text(params: Mapping[str, Any] | None) -> str:
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={param_text(v)}" for k, v in params.items()) or "defaults"
 
 
+def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[int]:
+    """The final seeds of a ``datasets`` entry of claims.json (the protocol's where it gives none)."""
+    return list(dataset.get("seeds") or data["protocol"]["seeds"])
+
+
 def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
     """A cell as errors name it: ``claim-id: A vs B on BACKBONE, DATASET``."""
     return f"{claim['id']}: {cell['method']} vs {cell['versus']} on {cell['backbone']}, {cell['dataset']}"
@@ -607,6 +695,8 @@ def render_page(data: Mapping[str, Any]) -> str:
     """The Markdown page of a claims.json mapping (a pure function of it: the check re-renders it)."""
     datasets = [d["name"] for d in data["datasets"]]
     folder, proto = data["folder"], data["protocol"]
+    transferred = [d for d in data["datasets"] if d.get("tune_from")]
+    own_seeds = any(dataset_seeds(data, d) != list(proto["seeds"]) for d in data["datasets"])
     lines = [f"# {data['title']}", "",
              f"Generated by `{data['command']}` from the evidence files in [`{folder}/`]({folder}/); do not edit "
              f"by hand. `{data['check']}` recomputes every Δ and p on this page from those files alone.", "",
@@ -631,9 +721,15 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"budget: min({proto['budget']}, the size of the method's grid) trials, the grid being the one the "
               f"method's paper tunes (see the spec's comments). A grid larger than the budget contributes the same "
               f"{proto['budget']} points (drawn with search seed {proto['search_seed']}) on every backbone and "
-              "dataset. Test metrics never select anything.",
+              "dataset. Test metrics never select anything."
+              + (" A dataset *tuned on* another (the table below) is the exception: it runs no tuning trial, and "
+                 "each (backbone, method) there runs the configuration selected on that dataset for the same "
+                 "(backbone, method) (the same denoiser settings, with this dataset's fixed settings), so every "
+                 "method still has the same tuning budget, spent on the other dataset." if transferred else ""),
               f"- Tuning trials train with seed {proto['tune_seed']}; the selected configuration then runs with "
-              f"seeds {', '.join(map(str, proto['seeds']))}, and only those runs are tested here.",
+              + (f"the seeds of its dataset (the table below; {', '.join(map(str, proto['seeds']))} unless the "
+                 "dataset gives its own)" if own_seeds else f"seeds {', '.join(map(str, proto['seeds']))}")
+              + ", and only those runs are tested here.",
               "- Backbone settings (model parameters, learning rate, batch size) stay at their defaults for every "
               "method; only the denoiser's own settings are tuned.",
               "- Fixed settings for every run: "
@@ -644,25 +740,28 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods (per-user "
               f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
               "",
-              markdown(["dataset", "source", "planted noise", "its own settings"],
+              markdown(["dataset", "source", "planted noise", "tuning", "seeds", "its own settings"],
                        [[d["name"], d["source"], _noise_text(d["noise"]),
+                         f"tuned on {d['tune_from']}" if d.get("tune_from") else f"budget {proto['budget']}",
+                         ", ".join(map(str, dataset_seeds(data, d))),
                          ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–"] for d in data["datasets"]],
-                       "llll"), "",
+                       "llllll"), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
                        [[m["name"], m["denoiser"],
                          "; ".join(f"{k} ∈ {param_text(v)}" for k, v in m["grid"].items()) or "none",
                          str(m["grid_size"]), str(m["trials"])] for m in data["methods"]], "lllrr"), "",
               "## Tuning budget", "",
-              "Trials run / trials planned per (backbone, method) on each dataset; a cell's comparison uses "
-              "a method only once its tuning is complete.", ""]
+              "Trials run / trials planned per (backbone, method) on each dataset (*tuned on* another: none of "
+              "its own); a cell's comparison uses a method only once its tuning is complete.", ""]
     pairs = list(dict.fromkeys((t["backbone"], t["method"]) for t in data["tuning"]))
     by_key = {(t["dataset"], t["backbone"], t["method"]): t for t in data["tuning"]}
 
     def per_dataset(show: Callable[[Mapping[str, Any]], str]) -> list[list[str]]:
         return [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in datasets)]
                 for x, m in pairs]
-    lines += [markdown(["backbone", "method", *datasets], per_dataset(lambda t: f"{t['used']}/{t['planned']}"),
-                       "ll" + "r" * len(datasets)), ""]
+    lines += [markdown(["backbone", "method", *datasets],
+                       per_dataset(lambda t: f"tuned on {t['tuned_on']}" if t.get("tuned_on")
+                                   else f"{t['used']}/{t['planned']}"), "ll" + "r" * len(datasets)), ""]
     for claim in data["claims"]:
         methods = ", ".join(claim["method"])
         lines += [f"## {claim['id']}", "", f"**Claim**: {claim['claim']} ({claim['source']}). Kind "
@@ -674,11 +773,13 @@ def render_page(data: Mapping[str, Any]) -> str:
             rows.append([f"{a} vs {b} on {x}", *(_cell_text(cells[d]) if d in cells else "–" for d in datasets)])
         lines += [markdown(["comparison", *datasets], rows, "l" * (1 + len(datasets))), ""]
     lines += ["## Selected configurations", "",
-              f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets); every tried trial is "
-              f"listed in `{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
+              f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets, or the dataset it was "
+              f"selected on); every tried trial is listed in "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
               markdown(["backbone", "method", *datasets],
                        per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
-                                   else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
+                                   else f"{_params_text(t['selected'])} (tuned on {t['tuned_on']})"
+                                   if t.get("tuned_on") else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
                        "ll" + "l" * len(datasets)), "",
               "## Reproduce", "",
               f"- `{data['command']}` (add `--workers N`, `--datasets a,b` or `--stage tune|final|page`): "
@@ -712,7 +813,8 @@ def _close(a: float, b: float) -> bool:
 def check_claims(out: str | Path) -> int:
     """Recompute every Δ and p of ``out/claims.json`` from the evidence files it names (no run folder is
     read) and re-render the page; return the number of cells checked. An MMDenoiseError names the first
-    cell that differs, an evidence path that is not relative to ``out``, or a page that is not the
+    cell that differs, whose evidence is not one folder per seed of its dataset (its own seeds, else the
+    protocol's), or an evidence path that is not relative to ``out``, or a page that is not the
     rendering of claims.json."""
     out = Path(out)
     path = out / CLAIMS_JSON
@@ -723,6 +825,7 @@ def check_claims(out: str | Path) -> int:
     except ValueError as exc:
         raise MMDenoiseError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
     checked = 0
+    seeds = {d["name"]: dataset_seeds(data, d) for d in data["datasets"]}
     for claim in data["claims"]:
         for cell in claim["cells"]:
             if cell["status"] != "done":
@@ -731,6 +834,12 @@ def check_claims(out: str | Path) -> int:
             paths = cell["evidence"]["a"] + cell["evidence"]["b"]
             if any(Path(p).is_absolute() for p in paths):
                 raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
+            for side, method in (("a", cell["method"]), ("b", cell["versus"])):
+                expected = [_relative(evidence_folder(out, (cell["dataset"], cell["backbone"], method), s), out)
+                            for s in seeds.get(cell["dataset"], [])]
+                if cell["evidence"][side] != expected:
+                    raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
+                                         f"per seed of {cell['dataset']} ({expected})")
             fresh = compare_runs([out / p for p in cell["evidence"]["a"]], [out / p for p in cell["evidence"]["b"]])
             if fresh["n_users"] != cell["n_users"]:
                 raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
@@ -798,19 +907,21 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
         for name in names:
             prepare_dataset(spec.datasets[name], work)
     if stage in ("tune", "all"):
-        trials = [t for run in runs for t in tune_trials(spec, work, run)]
-        log.info("claims: tuning %d trials of %d (dataset, backbone, method)", len(trials), len(runs))
+        tuned = [run for run in spec.tuned_runs() if run[0] in names]
+        trials = [t for run in tuned for t in tune_trials(spec, work, run)]
+        log.info("claims: tuning %d trials of %d (dataset, backbone, method)", len(trials), len(tuned))
         records = run_trials(work / "tune", trials, OBJECTIVE, backend=backend, workers=workers, on_result=on_result)
         failed += [r for r in records if r.get("status") == "failed"]
     if stage in ("final", "all"):
         trials = []
         for run in runs:
-            tuned = tune_trials(spec, work, run)
-            records = finished_records(work / "tune", tuned)
+            records = tuning_records(spec, work, run)
             if records is None:
-                log.info("claims: %s not tuned yet; its final runs wait", "/".join(run))
+                source = spec.datasets[run[0]].tune_from
+                log.info("claims: %s not tuned yet%s; its final runs wait", "/".join(run),
+                         f" (it uses the selection on {source}, whose tuning has not finished)" if source else "")
                 continue
-            trials += final_trials(spec, tuned, select(records), run)
+            trials += final_trials(spec, work, select(records), run)
         records = run_trials(work / "final", trials, OBJECTIVE, backend=backend, workers=workers,
                              on_result=on_result)
         failed += [r for r in records if r.get("status") == "failed"]
