@@ -276,6 +276,10 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     spec = load_claims_spec(folder / "spec.yaml")
     assert {"guider", "damrs", "tce", "rce", "wbpr", "bod", "none"} <= set(spec.methods)
     assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20"]
+    # the large datasets take ml-100k-add20's selections and run one seed (the spec says why)
+    assert [(d.tune_from, spec.seeds_of(d.name)) for d in spec.datasets.values()] == [
+        (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1, 2, 3])]
+    assert {run[0] for run in spec.tuned_runs()} == {"ml-100k-add20"}
     check_claims(folder)
 
 
@@ -333,8 +337,8 @@ def test_a_tune_from_dataset_runs_the_source_selection_at_its_own_seeds_and_repo
     page = (tmp_path / "claims.md").read_text()
     assert "| tiny-add20 | " in page and "| budget 2 | 1, 2 | – |" in page
     assert "| tiny-clean | " in page and "| tuned on tiny-add20 | 3 | `train.epochs=1` |" in page
-    assert "| mf | tce | 2/2 | tuned on tiny-add20 |" in page and "the seeds of its dataset" in page
-    assert "(tuned on tiny-add20) |" in page
+    assert "| mf | tce | 2/2 | from tiny-add20 |" in page and "the seeds of its dataset" in page
+    assert "(from tiny-add20) |" in page
 
     shutil.rmtree(work)
     assert check_claims(out) == 2

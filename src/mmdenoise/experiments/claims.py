@@ -751,8 +751,9 @@ def render_page(data: Mapping[str, Any]) -> str:
                          "; ".join(f"{k} ∈ {param_text(v)}" for k, v in m["grid"].items()) or "none",
                          str(m["grid_size"]), str(m["trials"])] for m in data["methods"]], "lllrr"), "",
               "## Tuning budget", "",
-              "Trials run / trials planned per (backbone, method) on each dataset (*tuned on* another: none of "
-              "its own); a cell's comparison uses a method only once its tuning is complete.", ""]
+              "Trials run / trials planned per (backbone, method) on each dataset (*from* another: none of its "
+              "own, that dataset's selection is used); a cell's comparison uses a method only once its tuning "
+              "is complete.", ""]
     pairs = list(dict.fromkeys((t["backbone"], t["method"]) for t in data["tuning"]))
     by_key = {(t["dataset"], t["backbone"], t["method"]): t for t in data["tuning"]}
 
@@ -760,7 +761,7 @@ def render_page(data: Mapping[str, Any]) -> str:
         return [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in datasets)]
                 for x, m in pairs]
     lines += [markdown(["backbone", "method", *datasets],
-                       per_dataset(lambda t: f"tuned on {t['tuned_on']}" if t.get("tuned_on")
+                       per_dataset(lambda t: f"from {t['tuned_on']}" if t.get("tuned_on")
                                    else f"{t['used']}/{t['planned']}"), "ll" + "r" * len(datasets)), ""]
     for claim in data["claims"]:
         methods = ", ".join(claim["method"])
@@ -778,7 +779,7 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
               markdown(["backbone", "method", *datasets],
                        per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
-                                   else f"{_params_text(t['selected'])} (tuned on {t['tuned_on']})"
+                                   else f"{_params_text(t['selected'])} (from {t['tuned_on']})"
                                    if t.get("tuned_on") else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
                        "ll" + "l" * len(datasets)), "",
               "## Reproduce", "",
