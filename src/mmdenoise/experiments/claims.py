@@ -943,4 +943,5 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
 
 __all__ = ["ClaimsSpec", "ClaimsResult", "Claim", "ClaimData", "Method", "load_claims_spec", "parse_claims_spec",
            "claims_study", "check_claims", "compare_runs", "verdict", "claim_verdict", "select", "render_page",
-           "page_data", "collect_evidence", "write_evidence", "tune_spec", "RULE", "OBJECTIVE"]
+           "page_data", "collect_evidence", "write_evidence", "tune_spec", "tuning_records", "selection_record",
+           "dataset_seeds", "RULE", "OBJECTIVE"]
