@@ -516,8 +516,8 @@ def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
 def selection_record(spec: ClaimsSpec, run: tuple[str, str, str], records: Sequence[Mapping[str, Any]]) -> dict:
     """``selection.json`` of ``run`` from its :func:`tuning_records`: ``tuned_on`` (the dataset whose
     sweep chose), the trials tried there, the one ``selected`` (name, params, validation objective on
-    ``tuned_on``). For a ``tune_from`` dataset the trials are the other dataset's and ``planned`` and
-    ``used`` are 0: it has no tuning of its own."""
+    ``tuned_on``). A ``tune_from`` dataset has no tuning of its own: no trials (they are in the other
+    dataset's selection.json), ``planned`` and ``used`` 0."""
     source = spec.tuned_on(run)[0]
     own = source == run[0]
     return {"objective": f"valid {OBJECTIVE.metric}", "tuned_on": source, "tune_seed": spec.tune_seed,
