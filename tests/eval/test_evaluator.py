@@ -177,6 +177,27 @@ def test_result_shape_and_types():
         assert r.metrics[key] == pytest.approx(values.mean()) and isinstance(r.metrics[key], float)
 
 
+def test_owned_scores_are_masked_in_place_with_the_same_result():
+    """scores_owned: a fresh tensor is masked where it is (no copy), a view is still copied; the metrics
+    and rankings are those of the copying path."""
+    table = torch.tensor(np.random.default_rng(2).random((4, 6)), dtype=torch.float32)
+    evaluator = Evaluator(HAND, "test", batch_size=2)
+    returned = []
+
+    def fresh(users):
+        returned.append(table[users] * 1.0)
+        return returned[-1]
+
+    copied = evaluator.evaluate(lambda u: table[u] * 1.0, keep_ranking=True)
+    owned = evaluator.evaluate(fresh, keep_ranking=True, scores_owned=True)
+    assert np.array_equal(copied.top_items, owned.top_items)
+    assert all(np.array_equal(copied.per_user[k], owned.per_user[k]) for k in copied.per_user)
+    assert any(torch.isinf(out).any() for out in returned)  # masked in place: nothing was copied
+    row = table[0].clone()
+    expanded = evaluator.evaluate(lambda u: row.unsqueeze(0).expand(u.shape[0], -1), scores_owned=True)
+    assert torch.equal(row, table[0]) and expanded.metrics  # a view is never written to
+
+
 def test_score_fn_contract():
     table = torch.tensor(np.random.default_rng(1).random((4, 6)), dtype=torch.float32)
     seen, returned = [], []

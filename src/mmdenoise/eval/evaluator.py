@@ -176,14 +176,20 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, score_fn: Callable[[torch.Tensor], torch.Tensor],
-                 device: torch.device | str | None = None, keep_ranking: bool = False) -> EvalResult:
+                 device: torch.device | str | None = None, keep_ranking: bool = False,
+                 scores_owned: bool = False) -> EvalResult:
         """Rank every item for every evaluated user and compute all metrics.
 
         score_fn(users: int64 [B]) -> scores float [B, n_items]; ``users`` are
             on ``device`` (default CPU). The scores may come on any device:
             masking, ranking and metrics run where they are. The returned
-            tensor is not modified.
+            tensor is not modified, unless ``scores_owned``.
         keep_ranking: also return every user's ranked items (``EvalResult.top_items``).
+        scores_owned: score_fn returns a new tensor per call that nothing else
+            holds (a product, as ``Backbone.full_scores``), so the training
+            items are masked in it in place instead of in a copy (13–19% of a
+            synth-baby evaluation). A view (e.g. an expanded score row) or a
+            tensor that requires grad is still copied.
         Raises ValueError on a wrong score shape or NaN scores.
         """
         users_in = self._index(torch.device(device) if device is not None else torch.device("cpu")).users
@@ -197,8 +203,11 @@ class Evaluator:
                 raise ValueError(f"score_fn returned {shape}; expected a tensor of shape "
                                  f"({end - start}, {self.n_items}) = (batch users, n_items)")
             index = self._index(scores.device)
-            # a copy: the caller's tensor may be a view of model state
-            scores = scores.clone() if scores.is_floating_point() else scores.to(torch.float64)
+            # a copy unless the caller gave the tensor away: it may be a view of model state
+            if not scores.is_floating_point():
+                scores = scores.to(torch.float64)
+            elif not (scores_owned and scores._base is None and not scores.requires_grad):
+                scores = scores.clone()
             lo, hi = self._mask_indptr[start], self._mask_indptr[end]
             ranked = masked_top_k(scores, index.mask_rows[lo:hi] - start, index.mask_items[lo:hi],
                                   min(self.k_max, self.n_items))

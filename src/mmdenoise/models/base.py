@@ -70,7 +70,8 @@ class Backbone(nn.Module):
 
     def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
                     users: torch.Tensor) -> torch.Tensor:
-        """Scores of ``users`` against every item: [B, I]."""
+        """Scores of ``users`` against every item: [B, I], a new tensor (evaluation masks it in place;
+        an override returning a view of stored state is copied first)."""
         return user_emb[users] @ item_emb.T
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:

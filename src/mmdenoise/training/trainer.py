@@ -155,7 +155,8 @@ class Trainer:
         model = self.task.model
         was_training = model.training
         model.train(False)  # evaluation mode: no dropout, full graphs
-        result = evaluator.evaluate(self.task.score_function(), device=self.device, keep_ranking=keep_ranking)
+        result = evaluator.evaluate(self.task.score_function(), device=self.device, keep_ranking=keep_ranking,
+                                    scores_owned=True)  # full_scores: a new product per call
         model.train(was_training)
         return result
 
