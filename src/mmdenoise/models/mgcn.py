@@ -183,10 +183,10 @@ class MGCN(Backbone):
         user and item of the batch is computed once, weighted by its number of rows
         (``info_nce``'s counts): the batch's InfoNCE exactly, on an [N, N] product.
         """
-        behaviour = self._behaviour_of(user_emb, item_emb) if self.cl_weight else None
-        if behaviour is None:
-            self._last_forward = None
+        if self.cl_weight == 0:
+            self._last_forward = None  # nothing reads the kept view
             return user_emb.new_zeros(())
+        behaviour = self._behaviour_of(user_emb, item_emb)
         users, n_user_rows = torch.unique(batch.users, return_counts=True)  # each distinct node once
         items, n_item_rows = torch.unique(batch.pos_items, return_counts=True)
         behaviour_u, behaviour_i = behaviour[users], behaviour[self.n_users + items]
