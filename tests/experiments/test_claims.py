@@ -121,6 +121,85 @@ def test_a_chained_tune_from_is_refused(tmp_path, tiny):
         load_claims_spec(_spec_file(tmp_path, raw))
 
 
+def _with_ablation(tiny, ablation: dict, **change) -> dict:
+    """The tiny spec with T-CE tuned on drop_rate alone and a method ``tce-x`` given by ``ablation``."""
+    methods = {"none": {"denoiser": "none"},
+               "tce": {"denoiser": "tce", "grid": {"denoiser_params.drop_rate": [0.1, 0.2]}},
+               "tce-x": ablation}
+    return _raw(tiny, methods=methods, **change)
+
+
+@pytest.mark.parametrize("ablation, message", [
+    ({"denoiser": "tce", "selection_of": "rce"},
+     r"spec\.yaml: methods\.tce-x\.selection_of: unknown method 'rce'; methods: none, tce, tce-x"),
+    ({"denoiser": "tce", "selection_of": "tce-x"},
+     r"spec\.yaml: methods\.tce-x\.selection_of: 'tce-x' cannot run its own selection"),
+    ({"denoiser": "tce", "selection_of": "tce", "grid": {"denoiser_params.num_gradual": [0, 10]}},
+     r"spec\.yaml: methods\.tce-x\.grid: a method with selection_of runs 'tce'.s selected configuration"),
+    ({"denoiser": "tce", "grid": {"denoiser_params.drop_rate": [0.1]}, "set": {"denoiser_params.drop_rate": 0.5}},
+     r"spec\.yaml: methods\.tce-x\.set\.denoiser_params\.drop_rate: 'tce-x' tunes denoiser_params\.drop_rate"),
+    ({"denoiser": "tce", "selection_of": "tce", "set": {"seed": 3}},
+     r"spec\.yaml: methods\.tce-x\.set\.seed: the spec decides seed"),
+    ({"denoiser": "rce", "selection_of": "tce"},
+     r"spec\.yaml: methods\.tce-x on mf: space\.denoiser_params\.drop_rate: denoiser_params \(rce\): "
+     r"unknown key\(s\) \['drop_rate'\]"),
+    ({"denoiser": "tce", "selection_of": "tce", "set": {"denoiser_params.num_gradul": 0}},
+     r"spec\.yaml: methods\.tce-x\.set on mf: .*unknown key\(s\) \['num_gradul'\]"),
+])
+def test_selection_of_errors_name_the_file_the_method_and_the_value(tmp_path, tiny, ablation, message):
+    raw = _with_ablation(tiny, ablation, claims=_claim(method="tce", versus=["none", "tce-x"]))
+    with pytest.raises(ConfigError, match=message):
+        load_claims_spec(_spec_file(tmp_path, raw))
+
+
+def test_selection_of_is_not_chained(tmp_path, tiny):
+    raw = _with_ablation(tiny, {"denoiser": "tce", "selection_of": "tce"},
+                         claims=_claim(method="tce", versus=["none", "tce-x", "tce-y"]))
+    raw["methods"]["tce-y"] = {"denoiser": "tce", "selection_of": "tce-x"}
+    with pytest.raises(ConfigError, match=r"spec\.yaml: methods\.tce-y\.selection_of: 'tce-x' runs 'tce'.s selection "
+                                          r"itself; selections are not chained"):
+        load_claims_spec(_spec_file(tmp_path, raw))
+
+
+def test_an_ablation_runs_the_full_methods_selection_with_its_own_settings_and_no_tuning(tmp_path, tiny):
+    """``tce-x`` (selection_of: tce; set num_gradual 0 and drop_rate 0.3) trains no tuning trial: its final
+    runs take the point selected for T-CE on the same backbone and dataset, then its own settings, which
+    replace a selected value (drop_rate) and the spec's (num_gradual);
+    selection.json and the page say whose selection it runs; report recomputes its cell."""
+    raw = _with_ablation(tiny, {"denoiser": "tce", "selection_of": "tce",
+                                "set": {"denoiser_params.num_gradual": 0, "denoiser_params.drop_rate": 0.3}},
+                         claims=_claim(method="tce", versus="tce-x"))
+    raw["set"]["denoiser_params.num_gradual"] = 10  # the spec's value, which the method's replaces
+    out, work = tmp_path / "claims", tmp_path / "work"
+    spec = load_claims_spec(_spec_file(out, raw))
+    assert spec.tuned_runs() == [("tiny-add20", "mf", "tce")] and spec.trials_planned("tce-x") == 0
+    statuses = []
+    result = claims_study(out / "spec.yaml", work, on_result=lambda r: statuses.append(r["status"]))
+    assert statuses == ["trained"] * 6 and (result.done, result.pending) == (1, 0)  # tce 2 trials; 2 x 2 finals
+    assert sorted(p.name for p in (work / "tune" / "tiny-add20" / "mf").iterdir()) == ["tce"]
+    tuned = json.loads((out / "evidence" / "tiny-add20" / "mf" / "tce" / "selection.json").read_text())
+    ablation = json.loads((out / "evidence" / "tiny-add20" / "mf" / "tce-x" / "selection.json").read_text())
+    assert ablation["selection_of"] == "tce" and tuned["selection_of"] is None
+    assert ablation["trials"] == [] and ablation["used"] == ablation["planned"] == 0
+    assert ablation["selected"] == tuned["selected"]
+    for seed in (1, 2):
+        config = yaml.safe_load((out / "evidence" / "tiny-add20" / "mf" / "tce-x" / f"s{seed}" / "config.yaml")
+                                .read_text())
+        full = yaml.safe_load((out / "evidence" / "tiny-add20" / "mf" / "tce" / f"s{seed}" / "config.yaml")
+                              .read_text())
+        assert config["denoiser"] == "tce" and config["seed"] == seed
+        # the selected point, then the ablation's own settings: a tuned key it sets takes its value
+        assert full["denoiser_params"]["drop_rate"] == tuned["selected"]["params"]["denoiser_params.drop_rate"]
+        assert config["denoiser_params"]["drop_rate"] == 0.3
+        assert config["denoiser_params"]["num_gradual"] == 0 and full["denoiser_params"]["num_gradual"] == 10
+    page = (tmp_path / "claims.md").read_text()
+    assert "| mf | tce-x | as tce |" in page and "| tce-x | tce | tce's selection, with " \
+        "`denoiser_params.num_gradual=0`, `denoiser_params.drop_rate=0.3` | – | 0 |" in page
+    assert "A method run *as* another" in page and "(as tce) |" in page
+    shutil.rmtree(work)
+    assert check_claims(out) == 1
+
+
 def test_spec_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="missing.yaml: claims spec not found"):
         load_claims_spec(tmp_path / "missing.yaml")
@@ -276,11 +355,17 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "claims"
     spec = load_claims_spec(folder / "spec.yaml")
     assert {"guider", "damrs", "tce", "rce", "wbpr", "bod", "none"} <= set(spec.methods)
-    assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20"]
+    assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20",
+                                   "ml-100k-swap20-text"]
     # the large datasets take ml-100k-add20's selections and run one seed (the spec says why)
     assert [(d.tune_from, spec.seeds_of(d.name)) for d in spec.datasets.values()] == [
-        (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1, 2, 3])]
+        (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1, 2, 3]),
+        ("ml-100k-add20", [1, 2, 3])]
     assert {run[0] for run in spec.tuned_runs()} == {"ml-100k-add20"}
+    # the ablations (the papers' Tables 3-4) run their full method's selection: no tuning of their own
+    ablations = {m.name: m.selection_of for m in spec.methods.values() if m.selection_of}
+    assert set(ablations.values()) == {"guider", "damrs"} and len(ablations) == 14
+    assert {run[2] for run in spec.tuned_runs()} == {"none", "tce", "rce", "wbpr", "bod", "guider", "damrs"}
     check_claims(folder)
 
 

@@ -71,7 +71,7 @@ from ..config import Override
 from ..errors import ConfigError, MMDenoiseError
 from ..log import get_logger
 from .runner import (TOP_KEYS, Objective, best_record, make_trial, param_text, read_trial_record, run_trials,
-                     trial_name, trial_status)
+                     trial_name, trial_status, validate_trial)
 from .spec import SweepSpec, _overrides_list, _reject_unknown_keys, _resolve_dataset, expand
 from .study import NOISE_KINDS, noised_copy, parse_seeds
 from .tables import markdown
@@ -80,7 +80,7 @@ log = get_logger(__name__)
 
 SPEC_KEYS = ("datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
 DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds")
-METHOD_KEYS = ("denoiser", "grid")
+METHOD_KEYS = ("denoiser", "grid", "selection_of", "set")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "datasets")
 KINDS = ("beats",)
 STAGES = ("tune", "final", "page", "all")
@@ -127,11 +127,21 @@ class ClaimData:
 
 @dataclass(frozen=True)
 class Method:
-    """A compared method: a denoiser and its tuning grid (config key -> values); ``grid_size`` points."""
+    """A compared method: a denoiser and its tuning grid (config key -> values); ``grid_size`` points.
+
+    selection_of: another method whose selected configuration this one runs, with its own denoiser and
+    ``overrides`` applied after the selected point (an ablation: a component removed from the
+    configuration the full method was tuned at, as the papers' ablation tables do); it has no grid and no
+    tuning trials of its own.
+    overrides: fixed settings of every run of the method (after the spec's and the dataset's; a method
+    with a grid may not fix a key it tunes).
+    """
 
     name: str
     denoiser: str
     grid: dict
+    selection_of: str | None = None
+    overrides: tuple[Override, ...] = ()
 
     @property
     def grid_size(self) -> int:
@@ -184,9 +194,9 @@ class ClaimsSpec:
 
     def tuned_on(self, run: tuple[str, str, str]) -> tuple[str, str, str]:
         """The tuning sweep that selects ``run``'s configuration: its own, or that of its dataset's
-        ``tune_from`` for the same backbone and method."""
+        ``tune_from`` for the same backbone, and of the method's ``selection_of`` for a method that has one."""
         dataset, backbone, method = run
-        return (self.datasets[dataset].tune_from or dataset, backbone, method)
+        return (self.datasets[dataset].tune_from or dataset, backbone, self.methods[method].selection_of or method)
 
     def seeds_of(self, dataset: str) -> list[int]:
         """The final seeds of ``dataset``: its own ``seeds``, else the spec's."""
@@ -194,7 +204,14 @@ class ClaimsSpec:
         return list(own) if own is not None else list(self.seeds)
 
     def trials_planned(self, method: str) -> int:
-        return min(self.budget, self.methods[method].grid_size)
+        """Tuning trials of ``method`` on a dataset tuned itself (0 for a method run at another's selection)."""
+        m = self.methods[method]
+        return 0 if m.selection_of else min(self.budget, m.grid_size)
+
+    def grid_of(self, method: str) -> dict:
+        """The grid whose points ``method``'s runs take: its own, or its ``selection_of``'s."""
+        m = self.methods[method]
+        return dict(self.methods[m.selection_of].grid if m.selection_of else m.grid)
 
     def _ordered(self, wanted: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
         backbones = list(dict.fromkeys(x for c in self.claims for x in c.backbones))
@@ -305,7 +322,8 @@ def _fixed_settings(raw: Any, where: str) -> list[Override]:
 def _parse_method(name: str, raw: Any, where: str) -> Method:
     from ..denoise import DENOISERS
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected {{denoiser: NAME, grid: {{key: [values]}}}}, got {raw!r}")
+        raise ConfigError(f"{where}: expected {{denoiser: NAME, grid: {{key: [values]}}}} or {{denoiser: NAME, "
+                          f"selection_of: METHOD, set: {{key: value}}}}, got {raw!r}")
     _reject_unknown_keys(raw, METHOD_KEYS, where)
     denoiser = raw.get("denoiser")
     if denoiser not in DENOISERS:
@@ -320,7 +338,32 @@ def _parse_method(name: str, raw: Any, where: str) -> Method:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}.grid.{key}: expected a non-empty list of values, got {values!r}")
         grid[str(key)] = list(values)
-    return Method(name, denoiser, grid)
+    selection_of = _name(raw["selection_of"], f"{where}.selection_of") if raw.get("selection_of") is not None \
+        else None
+    if selection_of is not None and grid:
+        raise ConfigError(f"{where}.grid: a method with selection_of runs {selection_of!r}'s selected configuration "
+                          "and is not tuned itself; give its fixed changes under set")
+    return Method(name, denoiser, grid, selection_of, tuple(_fixed_settings(raw.get("set"), f"{where}.set")))
+
+
+def _check_selection_of(methods: Mapping[str, Method], where: str) -> None:
+    """Each ``selection_of`` names another method of the spec that is tuned itself (no chains), and a
+    tuned method's ``set`` does not fix a key its grid tunes (the selected value would replace it; an
+    ablation's ``set`` comes after the selected point and changes it on purpose)."""
+    for m in methods.values():
+        at = f"{where}.{m.name}"
+        source = methods.get(m.selection_of) if m.selection_of else m
+        if source is None:
+            raise ConfigError(f"{at}.selection_of: unknown method {m.selection_of!r}; methods: {', '.join(methods)}")
+        if source.name == m.name and m.selection_of:
+            raise ConfigError(f"{at}.selection_of: {m.name!r} cannot run its own selection; name a method with a grid")
+        if source.selection_of:
+            raise ConfigError(f"{at}.selection_of: {source.name!r} runs {source.selection_of!r}'s selection itself; "
+                              "selections are not chained: name the method that is tuned")
+        for key, _ in m.overrides if not m.selection_of else ():
+            if key in m.grid:
+                raise ConfigError(f"{at}.set.{key}: {m.name!r} tunes {key}; a fixed value would be replaced by the "
+                                  "selected one (an ablation with selection_of changes a selected value)")
 
 
 def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Sequence[str]) -> Claim:
@@ -377,6 +420,7 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
         raise ConfigError(f"{path}: methods: expected a mapping name -> {{denoiser, grid}}, got {raw['methods']!r}")
     methods = {_name(k, _where(path, f"methods.{k}")): _parse_method(k, v, _where(path, f"methods.{k}"))
                for k, v in raw["methods"].items()}
+    _check_selection_of(methods, _where(path, "methods"))
     if not isinstance(raw["claims"], list) or not raw["claims"]:
         raise ConfigError(f"{path}: claims: expected a non-empty list, got {raw['claims']!r}")
     claims = [_parse_claim(c, _where(path, f"claims[{i}]"), list(datasets), list(methods))
@@ -388,7 +432,10 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
                       _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
                       _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path)
     for dataset, backbone, method in dict.fromkeys([*spec.tuned_runs(), *spec.runs()]):
-        expand(tune_spec(spec, dataset, backbone, method))
+        first = expand(tune_spec(spec, dataset, backbone, method))[0]
+        if spec.methods[method].selection_of:
+            validate_trial({"config": first["config"], "overrides": first["overrides"] + after_selection(spec, method)},
+                           f"{path}: methods.{method}.set on {backbone}")
     return spec
 
 
@@ -420,14 +467,16 @@ def prepare_dataset(data: ClaimData, work: Path) -> str:
 
 
 def tune_spec(spec: ClaimsSpec, dataset: str, backbone: str, method: str, arg: str | None = None) -> SweepSpec:
-    """The sweep of one (dataset, backbone, method): the method's grid, at most ``budget`` points, every
-    trial at ``tune_seed`` with the spec's fixed settings then the dataset's, selected on validation
-    Recall@20. dataset: the spec's name; arg: what the runs name as their dataset (default: the name)."""
+    """The sweep of one (dataset, backbone, method): the method's grid (its ``selection_of``'s for a
+    method that has one: the same points, with this method's denoiser), at most ``budget`` points, every
+    trial at ``tune_seed`` with the spec's fixed settings, then the dataset's, then the method's, selected
+    on validation Recall@20. dataset: the spec's name; arg: what the runs name as their dataset (default:
+    the name)."""
     m = spec.methods[method]
     base = {"dataset": dataset if arg is None else arg, "model": backbone, "denoiser": m.denoiser,
             "seed": spec.tune_seed}
-    overrides = [*spec.overrides, *spec.datasets[dataset].overrides]
-    return SweepSpec(base, overrides, dict(m.grid), 1, spec.search_seed, OBJECTIVE,
+    overrides = [*spec.overrides, *spec.datasets[dataset].overrides, *([] if m.selection_of else m.overrides)]
+    return SweepSpec(base, overrides, spec.grid_of(method), 1, spec.search_seed, OBJECTIVE,
                      f"{spec.path}: methods.{method} on {backbone}", spec.budget)
 
 
@@ -474,14 +523,23 @@ def final_trials(spec: ClaimsSpec, work: Path, chosen: Mapping[str, Any], run: t
     """The selected grid point on ``run``'s dataset at each of its seeds (one trial per seed, in seed
     order). chosen: :func:`select` of :func:`tuning_records`; for a ``tune_from`` dataset it was chosen
     on the other dataset, and the point of ``run``'s own (never trained) sweep with the same parameters
-    is repeated: the same denoiser settings, with this dataset and its fixed settings."""
+    is repeated: the same denoiser settings, with this dataset and its fixed settings. For a method with
+    ``selection_of`` it was chosen for that method, and the same point runs with this method's denoiser
+    and fixed settings."""
     trial = next(t for t in tune_trials(spec, work, run) if t["name"].rsplit("/", 1)[-1] == chosen["name"])
     out = []
     for seed in spec.seeds_of(run[0]):
         params = {**trial["params"], "seed": seed}
-        out.append(make_trial(params, {**trial["config"], "seed": seed}, trial["overrides"],
+        out.append(make_trial(params, {**trial["config"], "seed": seed},
+                              [*trial["overrides"], *after_selection(spec, run[2])],
                               name="/".join((*run, trial_name(params)))))
     return out
+
+
+def after_selection(spec: ClaimsSpec, method: str) -> list[Override]:
+    """The settings a method applies after its selected point: an ablation's (``selection_of``) ``set``."""
+    m = spec.methods[method]
+    return list(m.overrides) if m.selection_of else []
 
 
 # --------------------------------------------------------------- evidence
@@ -517,10 +575,12 @@ def selection_record(spec: ClaimsSpec, run: tuple[str, str, str], records: Seque
     """``selection.json`` of ``run`` from its :func:`tuning_records`: ``tuned_on`` (the dataset whose
     sweep chose), the trials tried there, the one ``selected`` (name, params, validation objective on
     ``tuned_on``). A ``tune_from`` dataset has no tuning of its own: no trials (they are in the other
-    dataset's selection.json), ``planned`` and ``used`` 0."""
-    source = spec.tuned_on(run)[0]
-    own = source == run[0]
-    return {"objective": f"valid {OBJECTIVE.metric}", "tuned_on": source, "tune_seed": spec.tune_seed,
+    dataset's selection.json), ``planned`` and ``used`` 0; nor has a method with ``selection_of``
+    (``selection_of``: the method whose selection it runs)."""
+    tuned = spec.tuned_on(run)
+    source, own = tuned[0], tuned == run
+    return {"objective": f"valid {OBJECTIVE.metric}", "tuned_on": source,
+            "selection_of": spec.methods[run[2]].selection_of, "tune_seed": spec.tune_seed,
             "budget": spec.budget, "grid_size": spec.methods[run[2]].grid_size,
             "planned": len(records) if own else 0, "used": len(records) if own else 0,
             "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"]}
@@ -618,6 +678,7 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         selection = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         source = spec.datasets[run[0]].tune_from
         tuning.append({"dataset": run[0], "backbone": run[1], "method": run[2], "tuned_on": source,
+                       "selection_of": spec.methods[run[2]].selection_of,
                        "planned": 0 if source else spec.trials_planned(run[2]),
                        "used": selection["used"] if selection else 0,
                        "selected": selection["selected"]["params"] if selection else None,
@@ -651,7 +712,8 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides],
                       "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name)} for d in spec.datasets.values()],
         "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
-                     "trials": spec.trials_planned(m.name)} for m in spec.methods.values()],
+                     "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
+                     "set": [[k, v] for k, v in m.overrides]} for m in spec.methods.values()],
         "tuning": tuning, "claims": claims}
 
 
@@ -681,6 +743,15 @@ def _params_text(params: Mapping[str, Any] | None) -> str:
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={param_text(v)}" for k, v in params.items()) or "defaults"
 
 
+def _grid_text(method: Mapping[str, Any]) -> str:
+    """A method's grid as the page shows it; for one run at another's selection, that and its fixed settings."""
+    fixed = ", ".join(f"`{k}={param_text(v)}`" for k, v in method.get("set") or [])
+    if method.get("selection_of"):
+        return f"{method['selection_of']}'s selection" + (f", with {fixed}" if fixed else "")
+    grid = "; ".join(f"{k} ∈ {param_text(v)}" for k, v in method["grid"].items()) or "none"
+    return grid + (f" (fixed: {fixed})" if fixed else "")
+
+
 def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[int]:
     """The final seeds of a ``datasets`` entry of claims.json (the protocol's where it gives none)."""
     return list(dataset.get("seeds") or data["protocol"]["seeds"])
@@ -696,6 +767,7 @@ def render_page(data: Mapping[str, Any]) -> str:
     datasets = [d["name"] for d in data["datasets"]]
     folder, proto = data["folder"], data["protocol"]
     transferred = [d for d in data["datasets"] if d.get("tune_from")]
+    ablations = [m for m in data["methods"] if m.get("selection_of")]
     own_seeds = any(dataset_seeds(data, d) != list(proto["seeds"]) for d in data["datasets"])
     lines = [f"# {data['title']}", "",
              f"Generated by `{data['command']}` from the evidence files in [`{folder}/`]({folder}/); do not edit "
@@ -725,7 +797,11 @@ def render_page(data: Mapping[str, Any]) -> str:
               + (" A dataset *tuned on* another (the table below) is the exception: it runs no tuning trial, and "
                  "each (backbone, method) there runs the configuration selected on that dataset for the same "
                  "(backbone, method) (the same denoiser settings, with this dataset's fixed settings), so every "
-                 "method still has the same tuning budget, spent on the other dataset." if transferred else ""),
+                 "method still has the same tuning budget, spent on the other dataset." if transferred else "")
+              + (" A method run *as* another (an ablation: the methods table names which) has no tuning of its "
+                 "own either: it runs the configuration selected for that method on the same backbone and "
+                 "dataset, with its own denoiser or fixed settings, so a component is removed from the tuned full "
+                 "method, as the papers' ablation tables do." if ablations else ""),
               f"- Tuning trials train with seed {proto['tune_seed']}; the selected configuration then runs with "
               + (f"the seeds of its dataset (the table below; {', '.join(map(str, proto['seeds']))} unless the "
                  "dataset gives its own)" if own_seeds else f"seeds {', '.join(map(str, proto['seeds']))}")
@@ -747,9 +823,9 @@ def render_page(data: Mapping[str, Any]) -> str:
                          ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–"] for d in data["datasets"]],
                        "llllll"), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
-                       [[m["name"], m["denoiser"],
-                         "; ".join(f"{k} ∈ {param_text(v)}" for k, v in m["grid"].items()) or "none",
-                         str(m["grid_size"]), str(m["trials"])] for m in data["methods"]], "lllrr"), "",
+                       [[m["name"], m["denoiser"], _grid_text(m),
+                         "–" if m.get("selection_of") else str(m["grid_size"]), str(m["trials"])]
+                        for m in data["methods"]], "lllrr"), "",
               "## Tuning budget", "",
               "Trials run / trials planned per (backbone, method) on each dataset (*from* another: none of its "
               "own, that dataset's selection is used); a cell's comparison uses a method only once its tuning "
@@ -760,9 +836,14 @@ def render_page(data: Mapping[str, Any]) -> str:
     def per_dataset(show: Callable[[Mapping[str, Any]], str]) -> list[list[str]]:
         return [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in datasets)]
                 for x, m in pairs]
+    def source(t: Mapping[str, Any]) -> str:
+        """Where a run's selection comes from, when not from its own sweep: 'as M', 'from D' or both."""
+        return ", ".join(([f"as {t['selection_of']}"] if t.get("selection_of") else [])
+                         + ([f"from {t['tuned_on']}"] if t.get("tuned_on") else []))
+
     lines += [markdown(["backbone", "method", *datasets],
-                       per_dataset(lambda t: f"from {t['tuned_on']}" if t.get("tuned_on")
-                                   else f"{t['used']}/{t['planned']}"), "ll" + "r" * len(datasets)), ""]
+                       per_dataset(lambda t: source(t) or f"{t['used']}/{t['planned']}"), "ll" + "r" * len(datasets)),
+              ""]
     for claim in data["claims"]:
         methods = ", ".join(claim["method"])
         lines += [f"## {claim['id']}", "", f"**Claim**: {claim['claim']} ({claim['source']}). Kind "
@@ -779,8 +860,8 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
               markdown(["backbone", "method", *datasets],
                        per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
-                                   else f"{_params_text(t['selected'])} (from {t['tuned_on']})"
-                                   if t.get("tuned_on") else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
+                                   else f"{_params_text(t['selected'])} ({source(t)})"
+                                   if source(t) else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
                        "ll" + "l" * len(datasets)), "",
               "## Reproduce", "",
               f"- `{data['command']}` (add `--workers N`, `--datasets a,b` or `--stage tune|final|page`): "
