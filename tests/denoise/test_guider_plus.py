@@ -125,6 +125,40 @@ def test_weighted_kd_makes_the_students_rec_a_teacher_weighted_bpr(noisy_tiny):
     assert terms["rec"].item() != pytest.approx(bpr_loss(pos, neg).item(), rel=1e-3)
 
 
+def test_truncated_bpr_drops_the_largest_loss_pairs_by_hand():
+    from mmdenoise.losses import truncated_bpr
+    pos, neg = torch.tensor([2.0, 0.0, 1.0]), torch.zeros(3)
+    loss = -torch.nn.functional.logsigmoid(pos)  # 0.1269, 0.6931, 0.3133
+    value, dropped = truncated_bpr(pos, neg, 0.34)  # ⌊0.34 · 3⌋ = 1 pair: the 0.6931 one
+    assert dropped.tolist() == [False, True, False]
+    assert value.item() == pytest.approx((loss[0] + loss[2]).item() / 2)
+    weighted, _ = truncated_bpr(pos, neg, 0.34, torch.tensor([2.0, 1.0, 0.0]))
+    assert weighted.item() == pytest.approx(2 * loss[0].item() / 2)
+    assert truncated_bpr(pos, neg, 0.0)[0].item() == pytest.approx(loss.mean().item())
+    assert truncated_bpr(pos, neg, 1.0)[1].sum() == 2  # one pair is always kept
+
+
+def test_student_drop_truncates_the_students_weighted_bpr_on_the_tce_ramp(noisy_tiny):
+    from mmdenoise.denoise.base import StepState
+    from mmdenoise.losses import truncated_bpr
+    from tests.models.conftest import random_batch
+    _, den = build(noisy_tiny, resolve_config({"model": "mf", "denoiser": "guider+"},
+                                              ["teacher_pretrain_epochs=3", "student_drop_rate=0.2",
+                                               "student_num_gradual=100"]))
+    den.epoch_start(0)
+    batch = random_batch(noisy_tiny, 64, torch.Generator().manual_seed(0))
+    user_emb, item_emb = den.backbone()
+    pos, neg = den.backbone.batch_scores(batch, user_emb, item_emb)
+    t_user, t_item = den._teacher_emb
+    teacher = ranking_logits(den.teacher.score(t_user, t_item, batch.users, batch.pos_items),
+                             den.teacher.score(t_user, t_item, batch.users, batch.neg_items))
+    for step, rate in ((0, 0.0), (50, 0.1), (400, 0.2)):
+        _, terms = den.loss(batch, StepState(0, step))
+        expected, dropped = truncated_bpr(pos, neg, rate, clean_weights(teacher))
+        assert int(dropped.sum()) == int(rate * 64)
+        assert terms["rec"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 # --------------------------------------------------------------- registry
 def test_guider_plus_is_registered_with_one_ablation_per_switch_back_to_guiders_value():
     entry = DENOISERS["guider+"]

@@ -18,6 +18,22 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
     return per_pair.mean()
 
 
+def truncated_bpr(pos_scores: torch.Tensor, neg_scores: torch.Tensor, drop_rate: float,
+                  weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BPR with T-CE's truncation (Wang et al., WSDM'21) on pairs: the ⌊drop_rate·B⌋ pairs of largest
+    −log σ(s_ui − s_uj) are dropped, the rest averaged (weighted by ``weights`` [B] as in
+    :func:`bpr_loss`, divided by the kept count). pos_scores, neg_scores: [B]; drop_rate in [0, 1].
+    Returns (scalar loss, dropped mask bool [B]); the selection is not differentiated."""
+    per_pair = -F.logsigmoid(pos_scores - neg_scores)
+    n_drop = max(0, min(int(drop_rate * per_pair.numel()), per_pair.numel() - 1))  # one pair always kept
+    dropped = torch.zeros_like(per_pair, dtype=torch.bool)
+    if n_drop > 0:
+        dropped[torch.topk(per_pair.detach(), n_drop).indices] = True
+    if weights is not None:
+        per_pair = per_pair * weights
+    return per_pair.masked_fill(dropped, 0.0).sum() / max(per_pair.numel() - n_drop, 1), dropped
+
+
 def l2_regularization(*embeddings: torch.Tensor) -> torch.Tensor:
     """½ Σ‖e‖² over the given embedding rows, divided by the batch size (rows of the first).
 
