@@ -31,6 +31,7 @@ from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
 from .errors import ConfigError, RunError, short
 from .eval import EvalResult
+from .eval.detection import per_user_auc
 from .io import write_text
 from .log import get_logger
 from .models import MODELS
@@ -84,14 +85,19 @@ def build(dataset: Dataset, config: RunConfig) -> tuple[Backbone, Denoiser]:
 
 def _general_findings(task: GeneralTask, run_dir: Path) -> dict[str, Any]:
     """A denoiser's judgement of each training interaction (interaction_scores.npz) and, on planted
-    noise, how well it finds the noise."""
+    noise, how well it finds the noise: overall (result.json) and per user (per_user.npz's
+    ``detection_users``, ``detection_auc``, which the claims benchmark pairs between runs)."""
     scores = task.denoiser.interaction_scores()
     if scores is None:
         return {}
     noise = task.dataset.noise
     record.write_scores(run_dir, scores, noise.noisy_interactions if noise is not None else None)
     detection = task.detection()
-    return {} if detection is None else {"detection": detection}
+    if detection is None:
+        return {}
+    users, auc = per_user_auc(scores, noise.noisy_interactions, task.dataset.train.users)
+    record.add_per_user(run_dir, detection_users=users, detection_auc=auc)
+    return {"detection": detection}
 
 
 # ----------------------------------------------------------------- both tasks
@@ -427,8 +433,8 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
             "device": str(trainer.device), "dataset": record.dataset_summary(data),
             **kind.identity(run_config, trained), "versions": record.versions(),
         }
-        result.update(kind.findings(trained, run_dir))
         record.write_per_user(run_dir, fit.valid, fit.test)
+        result.update(kind.findings(trained, run_dir))
         record.write_result(run_dir, result)
     return Run(config=run_config, path=run_dir, history=fit.history, valid=fit.valid.metrics,
                test=fit.test.metrics, result=result, backbone=trained.backbone, denoiser=trained.denoiser,

@@ -81,3 +81,41 @@ def test_trainer_logs_detection_per_epoch_with_planted_noise():
     plain = Trainer(GeneralTask(data, NoDenoiser(MF(data.n_users, data.n_items, 8))),
                     TrainConfig(epochs=1, progress=False)).fit()
     assert "detection" not in plain.history[0]  # no judgement, nothing logged
+
+
+def test_per_user_auc_hand_worked_and_equal_to_each_users_own_auc():
+    from mmdenoise.eval.detection import per_user_auc
+    # user 0: the hand-worked case above (4.5 of 6 as a noise score: clean = −scores); user 1: one noisy
+    # interaction judged the cleanest (AUC 0); user 2: no noisy interaction (left out)
+    scores = np.array([0.9, 0.5, 0.4, 0.1, 0.4, 0.3, 0.2, 0.7, 0.6])
+    noisy = np.array([True, False, True, False, False, True, False, False, False])
+    users = np.array([0, 0, 0, 0, 0, 1, 1, 2, 2])
+    got_users, auc = per_user_auc(-scores, noisy, users)
+    assert got_users.tolist() == [0, 1] and auc == pytest.approx([4.5 / 6, 1.0])
+    got_users, auc = per_user_auc(scores, noisy, users)
+    assert auc == pytest.approx([1.5 / 6, 0.0])
+    # on random data with ties, the same as roc_auc user by user
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 40, 3000)
+    noisy = rng.random(3000) < 0.2
+    clean = np.round(rng.normal(size=3000) - noisy, 1)
+    got_users, auc = per_user_auc(clean, noisy, users)
+    expected = [roc_auc(-clean[users == u], noisy[users == u]) for u in got_users]
+    assert len(got_users) >= 35 and auc == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_run_with_a_judgement_on_planted_noise_writes_each_users_detection_auc(tmp_path):
+    from mmdenoise.api import train
+    from mmdenoise.data.noise import inject_noise
+    from mmdenoise.eval.detection import per_user_auc
+    from mmdenoise.training import record
+    data = inject_noise(planted_dataset(n_users=40, n_items=30, seed=2), add=0.3, seed=0)
+    run = train(data, "mf", "tce", overrides=["train.epochs=2", "train.progress=false"], out=tmp_path / "tce")
+    per_user = record.read_per_user(run.path)
+    scores = record.read_scores(run.path)
+    users, auc = per_user_auc(scores["clean_score"], scores["noisy"], data.train.users)
+    assert per_user["detection_users"].tolist() == users.tolist() and len(users) > 20
+    assert per_user["detection_auc"] == pytest.approx(auc)
+    assert "test_recall@20" in per_user  # the metrics stay
+    plain = train(data, "mf", overrides=["train.epochs=1", "train.progress=false"], out=tmp_path / "none")
+    assert "detection_users" not in record.read_per_user(plain.path)

@@ -200,6 +200,58 @@ def test_an_ablation_runs_the_full_methods_selection_with_its_own_settings_and_n
     assert check_claims(out) == 1
 
 
+def _detects(**change) -> dict:
+    return {"id": "d", "claim": "the loss judges better on MF", "source": "z", "kind": "detects",
+            "method": "tce", "backbones": ["mf"], "against": ["lightgcn"], **change}
+
+
+@pytest.mark.parametrize("claim, message", [
+    ({"versus": "none"}, r"spec\.yaml: claims\[1\]\.versus: kind detects compares by against, not versus"),
+    ({"against": None}, r"spec\.yaml: claims\[1\]\.against: expected a name or a non-empty list of names, got None"),
+    ({"against": ["mf"]}, r"spec\.yaml: claims\[1\]: \['mf'\] is on both sides of the claim"),
+    ({"against": ["lightgnc"]}, r"spec\.yaml: claims\[1\]\.against: unknown backbone 'lightgnc'"),
+])
+def test_detects_claims_errors_name_the_file_the_claim_and_the_key(tmp_path, tiny, claim, message):
+    raw = _raw(tiny, claims=[*_claim(), _detects(**claim)])
+    with pytest.raises(ConfigError, match=message):
+        load_claims_spec(_spec_file(tmp_path, raw))
+    without = _raw(tiny, claims=[*_claim(), {k: v for k, v in _detects().items() if k != "against"}])
+    with pytest.raises(ConfigError, match=r"claims\[1\]: missing key 'against' \(kind detects\)"):
+        load_claims_spec(_spec_file(tmp_path, without))
+    beats_with_against = _raw(tiny, claims=[_claim(against=["lightgcn"])[0]])
+    with pytest.raises(ConfigError, match=r"claims\[0\]\.against: kind beats compares by versus, not against"):
+        load_claims_spec(_spec_file(tmp_path, beats_with_against))
+
+
+def test_a_detects_claim_pairs_each_users_detection_auc_of_one_judge_on_two_backbones(tmp_path, tiny):
+    """tce on mf vs tce on lightgcn: the cell pairs the users' detection AUCs (per_user.npz, kept in the
+    evidence), its p is the paired test of the final runs' values, and report recomputes it alone."""
+    from mmdenoise.eval.pairing import DETECTION_AUC
+    raw = _raw(tiny, claims=[*_claim(), _detects()])
+    out, work = tmp_path / "claims", tmp_path / "work"
+    spec = load_claims_spec(_spec_file(out, raw))
+    assert ("tiny-add20", "lightgcn", "tce") in spec.runs() and ("tiny-add20", "lightgcn", "none") not in spec.runs()
+    result = claims_study(out / "spec.yaml", work)
+    assert (result.done, result.pending, result.failed) == (2, 0, [])
+    data = json.loads((out / CLAIMS_JSON).read_text())
+    [cell] = data["claims"][1]["cells"]
+    assert cell["against"] == "lightgcn" and list(cell["delta"]) == [DETECTION_AUC]
+    finals = {x: sorted((work / "final" / "tiny-add20" / x / "tce").iterdir()) for x in ("mf", "lightgcn")}
+    a, b = paired_per_user(finals["mf"], finals["lightgcn"], DETECTION_AUC)
+    assert cell["n_users"] == a.size > 50
+    assert cell["p"][DETECTION_AUC] == paired_ttest(a, b)[1] and cell["delta"][DETECTION_AUC] == a.mean() - b.mean()
+    assert cell["evidence"]["b"] == ["evidence/tiny-add20/lightgcn/tce/s1", "evidence/tiny-add20/lightgcn/tce/s2"]
+    page = (tmp_path / "claims.md").read_text()
+    assert "| tce on mf vs on lightgcn | ΔAUC " in page and "Kind `detects`: tce on mf vs on lightgcn." in page
+    shutil.rmtree(work)
+    assert check_claims(out) == 2
+    tampered = json.loads((out / CLAIMS_JSON).read_text())
+    tampered["claims"][1]["cells"][0]["delta"][DETECTION_AUC] += 0.01
+    (out / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"cell d: tce on mf vs on lightgcn, tiny-add20: delta detection_auc"):
+        check_claims(out)
+
+
 def test_spec_file_errors(tmp_path):
     with pytest.raises(ConfigError, match="missing.yaml: claims spec not found"):
         load_claims_spec(tmp_path / "missing.yaml")

@@ -46,6 +46,35 @@ def precision_at_count(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(hits / n_pos)
 
 
+def per_user_auc(clean_scores: np.ndarray, noisy: np.ndarray, users: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's ROC-AUC of the noise score −clean_scores against the planted mask, over that user's
+    own training interactions (ties ½), for the users with at least one noisy and one clean one.
+
+    clean_scores: float [E]; noisy: bool [E]; users: int [E]. Returns (users int64 [m] ascending,
+    AUC float64 [m]). One ranking of (user, noise score) pairs, no loop over users: within a user, an
+    interaction's rank is its average rank among all pairs minus the rows of the users before it.
+    """
+    clean_scores = np.asarray(clean_scores, dtype=np.float64).reshape(-1)
+    noisy = np.asarray(noisy, dtype=bool).reshape(-1)
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    if not clean_scores.shape == noisy.shape == users.shape:
+        raise ValueError(f"interaction scores ({clean_scores.size}), noise mask ({noisy.size}) and users "
+                         f"({users.size}) differ in length")
+    if users.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    score_rank = rankdata(-clean_scores, method="dense")  # ties share a rank, every rank is an integer
+    ranks = rankdata(users * (score_rank.max() + 1) + score_rank)  # by user, then by noise score; ties averaged
+    distinct, index, count = np.unique(users, return_inverse=True, return_counts=True)
+    before = np.cumsum(count) - count  # rows of the users ranked before each user
+    n_pos = np.bincount(index, weights=noisy, minlength=distinct.size)
+    n_neg = count - n_pos
+    rank_sum = np.bincount(index, weights=np.where(noisy, ranks - before[index], 0.0), minlength=distinct.size)
+    both = (n_pos > 0) & (n_neg > 0)
+    auc = (rank_sum[both] - n_pos[both] * (n_pos[both] + 1) / 2) / (n_pos[both] * n_neg[both])
+    return distinct[both], auc
+
+
 def detection_metrics(clean_scores: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
     """{"auc", "precision@noise"} of the noise score −clean_scores against the planted mask.
 

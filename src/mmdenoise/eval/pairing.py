@@ -75,13 +75,30 @@ def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray
     check_same_data(runs)
     users, values = None, None
     for run in runs:
-        z = record.read_per_user(run)
+        run_users, run_values = per_user_values(run, metric)
         if users is None:
-            users, values = z["users"], z[f"test_{metric}"].astype(np.float64)
+            users, values = run_users, run_values.astype(np.float64)
         else:
-            users, a, b = align(users, values, z["users"], z[f"test_{metric}"])
+            users, a, b = align(users, values, run_users, run_values)
             values = a + b
     return users, values / len(runs)
+
+
+#: the per-user noise-detection AUC (``eval.detection.per_user_auc``), paired like a test metric
+DETECTION_AUC = "detection_auc"
+
+
+def per_user_values(run: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(users, values) of one run's per_user.npz: a test metric of the evaluated users, or
+    ``detection_auc`` of the users with planted and clean training interactions (RunError when the run
+    recorded none: no judgement, or no planted added noise)."""
+    z = record.read_per_user(run)
+    if metric == DETECTION_AUC:
+        if "detection_users" not in z:
+            raise RunError(f"{Path(run) / record.PER_USER_FILE}: no per-user detection AUC (the run's denoiser "
+                           "gives no judgement, its data has no planted added interactions, or it predates them)")
+        return z["detection_users"], z[DETECTION_AUC]
+    return z["users"], z[f"test_{metric}"]
 
 
 def paired_per_user(runs_a: list[Path], runs_b: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,13 @@ file and the key)::
         versus: none                # a name or a list
         backbones: [lightgcn]
         datasets: [ml-100k-add20]   # optional: every dataset
+      - id: loss-detects-in-id-space
+        claim: the loss judges the planted noise better on an ID backbone than on a multi-modal one
+        source: GUIDER, §3.2
+        kind: detects               # each user's noise-detection AUC of the same judge, two backbones
+        method: tce                 # a denoiser with interaction scores
+        backbones: [lightgcn]       # better here ...
+        against: [freedom]          # ... than here (no versus)
 
 :func:`claims_study` runs it in stages, each resumable (finished trials are skipped, partial ones
 resume, through the one runner):
@@ -52,7 +59,10 @@ resume, through the one runner):
 
 A cell compares two methods on one backbone and dataset: Δ = mean over test users of A − B, each
 user's metric averaged over the seeds first, and the two-sided paired t-test over those users
-(``eval.pairing``, ``eval.significance``). :func:`check_claims` (``mmdenoise report <out>``)
+(``eval.pairing``, ``eval.significance``). A ``detects`` cell compares one judge on two backbones the
+same way, over each user's noise-detection AUC among their own training interactions
+(``eval.detection.per_user_auc``, which every run with a judgement and planted added interactions
+writes to its per_user.npz and the evidence keeps). :func:`check_claims` (``mmdenoise report <out>``)
 recomputes every Δ and p of claims.json from the evidence files (one folder per seed of the cell's
 dataset) and re-renders the page.
 """
@@ -69,6 +79,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Override
 from ..errors import ConfigError, MMDenoiseError
+from ..eval.pairing import DETECTION_AUC
 from ..log import get_logger
 from .runner import (TOP_KEYS, Objective, best_record, make_trial, param_text, read_trial_record, run_trials,
                      trial_name, trial_status, validate_trial)
@@ -81,14 +92,16 @@ log = get_logger(__name__)
 SPEC_KEYS = ("datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
 DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds")
 METHOD_KEYS = ("denoiser", "grid", "selection_of", "set")
-CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "datasets")
-KINDS = ("beats",)
+CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "against", "datasets")
+KINDS = ("beats", "detects")
 STAGES = ("tune", "final", "page", "all")
 #: selection: validation Recall@20, the only thing that chooses a configuration
 OBJECTIVE = Objective("recall@20", "max")
 METRICS = ("recall@20", "ndcg@20")
-SHORT = {"recall@20": "R@20", "ndcg@20": "N@20"}
+SHORT = {"recall@20": "R@20", "ndcg@20": "N@20", DETECTION_AUC: "AUC"}
 PRIMARY = "recall@20"
+#: what a cell of each kind compares per user; the first decides the verdict
+KIND_METRICS = {"beats": METRICS, "detects": (DETECTION_AUC,)}
 ALPHA = 0.05
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 CLAIMS_JSON = "claims.json"
@@ -104,7 +117,9 @@ RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-t
         f"{SHORT['ndcg@20']} is shown with its own p and does not enter the verdict. A claim holds on a dataset "
         "(confirmed) when every one of its comparisons there is confirmed; it is refuted there when any "
         "comparison is refuted; otherwise it is inconclusive, or pending while a comparison has no evidence yet. "
-        "p-values are two-sided and not corrected for the number of comparisons.")
+        "p-values are two-sided and not corrected for the number of comparisons. A `detects` cell applies the "
+        "same rule to each user's noise-detection AUC (the judge's ranking of that user's training "
+        "interactions against the planted ones) on one backbone against another.")
 
 
 # ------------------------------------------------------------------- spec
@@ -150,7 +165,10 @@ class Method:
 
 @dataclass(frozen=True)
 class Claim:
-    """``kind: beats``: every one of ``methods`` beats every one of ``versus``, on each backbone and dataset."""
+    """``kind: beats``: every one of ``methods`` beats every one of ``versus``, on each backbone and dataset.
+    ``kind: detects``: each of ``methods`` (a judge: a denoiser with interaction scores) finds the planted
+    noise better, user by user, on each of ``backbones`` than on each of ``against``; ``versus`` is the
+    same method there."""
 
     id: str
     text: str
@@ -160,10 +178,13 @@ class Claim:
     versus: tuple[str, ...]
     backbones: tuple[str, ...]
     datasets: tuple[str, ...]
+    against: tuple[str, ...] = ()
 
-    def comparisons(self) -> list[tuple[str, str, str]]:
-        """(method, versus, backbone) of each row of the claim's table, in spec order."""
-        return [(a, b, x) for a in self.methods for b in self.versus for x in self.backbones]
+    def comparisons(self) -> list[tuple[str, str, str, str]]:
+        """(method, versus, backbone, versus's backbone) of each row of the claim's table, in spec order."""
+        if self.kind == "detects":
+            return [(m, m, x, y) for m in self.methods for x in self.backbones for y in self.against]
+        return [(a, b, x, x) for a in self.methods for b in self.versus for x in self.backbones]
 
 
 @dataclass
@@ -183,8 +204,8 @@ class ClaimsSpec:
     def runs(self) -> list[tuple[str, str, str]]:
         """Every (dataset, backbone, method) a claim compares, once each: datasets in spec order, then
         backbones in order of first mention, then methods in the order of ``methods``."""
-        return self._ordered({(d, x, m) for c in self.claims for a, b, x in c.comparisons() for d in c.datasets
-                              for m in (a, b)})
+        return self._ordered({(d, x, m) for c in self.claims for a, b, xa, xb in c.comparisons() for d in c.datasets
+                              for x, m in ((xa, a), (xb, b))})
 
     def tuned_runs(self) -> list[tuple[str, str, str]]:
         """Every (dataset, backbone, method) that is tuned: the runs of a dataset without ``tune_from``,
@@ -214,7 +235,7 @@ class ClaimsSpec:
         return dict(self.methods[m.selection_of].grid if m.selection_of else m.grid)
 
     def _ordered(self, wanted: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
-        backbones = list(dict.fromkeys(x for c in self.claims for x in c.backbones))
+        backbones = list(dict.fromkeys(x for c in self.claims for x in (*c.backbones, *c.against)))
         return [(d, x, m) for d in self.datasets for x in backbones for m in self.methods if (d, x, m) in wanted]
 
 
@@ -371,7 +392,7 @@ def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Sequenc
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CLAIM_KEYS)}, got {raw!r}")
     _reject_unknown_keys(raw, CLAIM_KEYS, where)
-    for key in ("id", "claim", "source", "kind", "method", "versus", "backbones"):
+    for key in ("id", "claim", "source", "kind", "method", "backbones"):
         if key not in raw:
             raise ConfigError(f"{where}: missing key {key!r}")
     cid = _name(raw["id"], f"{where}.id")
@@ -380,15 +401,28 @@ def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Sequenc
             raise ConfigError(f"{where}.{key}: expected text, got {raw[key]!r}")
     if raw["kind"] not in KINDS:
         raise ConfigError(f"{where}.kind: unknown kind {raw['kind']!r}; kinds: {', '.join(KINDS)}")
+    # beats compares methods on one backbone (versus), detects one judge on two backbones (against)
+    needs, refuses = ("versus", "against") if raw["kind"] == "beats" else ("against", "versus")
+    if needs not in raw:
+        raise ConfigError(f"{where}: missing key {needs!r} (kind {raw['kind']})")
+    if refuses in raw:
+        raise ConfigError(f"{where}.{refuses}: kind {raw['kind']} compares by {needs}, not {refuses}")
     general = [m for m, entry in MODELS.items() if entry.task == "general"]
     a = _names(raw["method"], f"{where}.method", list(methods), "method")
-    b = _names(raw["versus"], f"{where}.versus", list(methods), "method")
-    if set(a) & set(b):
-        raise ConfigError(f"{where}: {sorted(set(a) & set(b))} is on both sides of the claim")
     backbones = _names(raw["backbones"], f"{where}.backbones", general, "backbone")
+    against: tuple[str, ...] = ()
+    if raw["kind"] == "beats":
+        b = _names(raw["versus"], f"{where}.versus", list(methods), "method")
+        if set(a) & set(b):
+            raise ConfigError(f"{where}: {sorted(set(a) & set(b))} is on both sides of the claim")
+    else:
+        b = a
+        against = _names(raw["against"], f"{where}.against", general, "backbone")
+        if set(backbones) & set(against):
+            raise ConfigError(f"{where}: {sorted(set(backbones) & set(against))} is on both sides of the claim")
     on = _names(raw["datasets"], f"{where}.datasets", list(datasets), "dataset") if "datasets" in raw \
         else tuple(datasets)
-    return Claim(cid, raw["claim"].strip(), raw["source"].strip(), raw["kind"], a, b, backbones, on)
+    return Claim(cid, raw["claim"].strip(), raw["source"].strip(), raw["kind"], a, b, backbones, on, against)
 
 
 def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None) -> ClaimsSpec:
@@ -561,8 +595,9 @@ def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
     result = record.read_result(run_dir)
     per_user = record.read_per_user(run_dir)
     dest.mkdir(parents=True, exist_ok=True)
+    detection = {k: per_user[k] for k in ("detection_users", DETECTION_AUC) if k in per_user}
     save_npz(dest / record.PER_USER_FILE, compressed=True, users=per_user["users"],
-             **{f"test_{m}": per_user[f"test_{m}"] for m in METRICS})
+             **{f"test_{m}": per_user[f"test_{m}"] for m in METRICS}, **detection)
     config = load_yaml(run_dir / record.CONFIG_FILE)
     config["dataset"] = dataset_name
     write_text(dest / record.CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
@@ -631,14 +666,15 @@ def _complete(out: Path, run: tuple[str, str, str], seeds: Sequence[int]) -> lis
 
 
 # ------------------------------------------------------------------- cells
-def compare_runs(runs_a: Sequence[Path], runs_b: Sequence[Path]) -> dict:
+def compare_runs(runs_a: Sequence[Path], runs_b: Sequence[Path], metrics: Sequence[str] = METRICS) -> dict:
     """One cell's numbers from two groups of run (or evidence) folders, one per seed: users evaluated
     in every run, each user's metrics averaged over the seeds, Δ = mean(A − B) and the two-sided paired
-    t-test's p per metric (``eval.pairing.paired_per_user``, ``eval.significance.paired_ttest``)."""
+    t-test's p per metric (``eval.pairing.paired_per_user``, ``eval.significance.paired_ttest``);
+    ``detection_auc``: the users with a per-user detection AUC in every run."""
     from ..eval.pairing import paired_per_user
     from ..eval.significance import paired_ttest
     delta, p, n = {}, {}, 0
-    for metric in METRICS:
+    for metric in metrics:
         a, b = paired_per_user(list(runs_a), list(runs_b), metric)
         n = int(a.size)
         delta[metric] = float(a.mean() - b.mean()) if n else float("nan")
@@ -686,22 +722,25 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
     claims = []
     for claim in spec.claims:
         cells = []
-        for a, b, backbone in claim.comparisons():
+        metrics = KIND_METRICS[claim.kind]
+        for a, b, backbone, backbone_b in claim.comparisons():
             for dataset in claim.datasets:
                 runs_a = _complete(out, (dataset, backbone, a), spec.seeds_of(dataset))
-                runs_b = _complete(out, (dataset, backbone, b), spec.seeds_of(dataset))
-                cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset}
+                runs_b = _complete(out, (dataset, backbone_b, b), spec.seeds_of(dataset))
+                cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset,
+                        **({"against": backbone_b} if claim.kind == "detects" else {})}
                 if runs_a is None or runs_b is None:
                     cells.append({**cell, "status": "pending"})
                     continue
-                numbers = compare_runs(runs_a, runs_b)
+                numbers = compare_runs(runs_a, runs_b, metrics)
                 cells.append({**cell, "status": "done", **numbers,
-                              "verdict": verdict(numbers["delta"][PRIMARY], numbers["p"][PRIMARY]),
+                              "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
                               "evidence": {"a": [_relative(f, out) for f in runs_a],
                                            "b": [_relative(f, out) for f in runs_b]}})
         claims.append({"id": claim.id, "claim": claim.text, "source": claim.source, "kind": claim.kind,
                        "method": list(claim.methods), "versus": list(claim.versus),
-                       "backbones": list(claim.backbones), "datasets": list(claim.datasets), "cells": cells})
+                       "backbones": list(claim.backbones), "datasets": list(claim.datasets),
+                       **({"against": list(claim.against)} if claim.kind == "detects" else {}), "cells": cells})
     return {
         "title": "Do the papers' claims hold?", "folder": out.name, "page": f"../{out.name}.md",
         "command": command, "check": check, "rule": RULE, "alpha": ALPHA,
@@ -726,8 +765,18 @@ def _cell_text(cell: Mapping[str, Any]) -> str:
     if cell["status"] != "done":
         return "pending"
     d, p = cell["delta"], cell["p"]
-    return (f"Δ{SHORT['recall@20']} {d['recall@20']:+.4f} (p {_p_text(p['recall@20'])}), "
-            f"Δ{SHORT['ndcg@20']} {d['ndcg@20']:+.4f} (p {_p_text(p['ndcg@20'])}): {cell['verdict']}")
+    return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f} (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
+
+
+def _backbone_b(cell: Mapping[str, Any]) -> str:
+    """The backbone of a cell's ``versus`` side: its own for ``beats``, ``against`` for ``detects``."""
+    return cell.get("against", cell["backbone"])
+
+
+def _comparison_text(cell: Mapping[str, Any]) -> str:
+    if "against" in cell:
+        return f"{cell['method']} on {cell['backbone']} vs on {cell['against']}"
+    return f"{cell['method']} vs {cell['versus']} on {cell['backbone']}"
 
 
 def _noise_text(noise: Mapping[str, Any] | None) -> str:
@@ -758,8 +807,9 @@ def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[i
 
 
 def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
-    """A cell as errors name it: ``claim-id: A vs B on BACKBONE, DATASET``."""
-    return f"{claim['id']}: {cell['method']} vs {cell['versus']} on {cell['backbone']}, {cell['dataset']}"
+    """A cell as errors name it: ``claim-id: A vs B on BACKBONE, DATASET`` (``detects``: ``claim-id: A on
+    BACKBONE vs on OTHER, DATASET``)."""
+    return f"{claim['id']}: {_comparison_text(cell)}, {cell['dataset']}"
 
 
 def render_page(data: Mapping[str, Any]) -> str:
@@ -846,13 +896,15 @@ def render_page(data: Mapping[str, Any]) -> str:
               ""]
     for claim in data["claims"]:
         methods = ", ".join(claim["method"])
+        compared = (f"{methods} on {', '.join(claim['backbones'])} vs on {', '.join(claim['against'])}"
+                    if "against" in claim else
+                    f"{methods} vs {', '.join(claim['versus'])} on {', '.join(claim['backbones'])}")
         lines += [f"## {claim['id']}", "", f"**Claim**: {claim['claim']} ({claim['source']}). Kind "
-                  f"`{claim['kind']}`: {methods} vs {', '.join(claim['versus'])} on "
-                  f"{', '.join(claim['backbones'])}.", ""]
+                  f"`{claim['kind']}`: {compared}.", ""]
         rows = []
-        for a, b, x in dict.fromkeys((c["method"], c["versus"], c["backbone"]) for c in claim["cells"]):
-            cells = {c["dataset"]: c for c in claim["cells"] if (c["method"], c["versus"], c["backbone"]) == (a, b, x)}
-            rows.append([f"{a} vs {b} on {x}", *(_cell_text(cells[d]) if d in cells else "–" for d in datasets)])
+        for label in dict.fromkeys(_comparison_text(c) for c in claim["cells"]):
+            cells = {c["dataset"]: c for c in claim["cells"] if _comparison_text(c) == label}
+            rows.append([label, *(_cell_text(cells[d]) if d in cells else "–" for d in datasets)])
         lines += [markdown(["comparison", *datasets], rows, "l" * (1 + len(datasets))), ""]
     lines += ["## Selected configurations", "",
               f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets, or the dataset it was "
@@ -916,22 +968,25 @@ def check_claims(out: str | Path) -> int:
             paths = cell["evidence"]["a"] + cell["evidence"]["b"]
             if any(Path(p).is_absolute() for p in paths):
                 raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
-            for side, method in (("a", cell["method"]), ("b", cell["versus"])):
-                expected = [_relative(evidence_folder(out, (cell["dataset"], cell["backbone"], method), s), out)
+            for side, backbone, method in (("a", cell["backbone"], cell["method"]),
+                                           ("b", _backbone_b(cell), cell["versus"])):
+                expected = [_relative(evidence_folder(out, (cell["dataset"], backbone, method), s), out)
                             for s in seeds.get(cell["dataset"], [])]
                 if cell["evidence"][side] != expected:
                     raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
                                          f"per seed of {cell['dataset']} ({expected})")
-            fresh = compare_runs([out / p for p in cell["evidence"]["a"]], [out / p for p in cell["evidence"]["b"]])
+            metrics = KIND_METRICS.get(claim.get("kind", "beats"), data["metrics"])
+            fresh = compare_runs([out / p for p in cell["evidence"]["a"]], [out / p for p in cell["evidence"]["b"]],
+                                 metrics)
             if fresh["n_users"] != cell["n_users"]:
                 raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
                                      f"{fresh['n_users']} in the evidence")
-            for metric in data["metrics"]:
+            for metric in metrics:
                 for what in ("p", "delta"):
                     if not _close(float(cell[what][metric]), fresh[what][metric]):
                         raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {cell[what][metric]!r} on the "
                                              f"page but {fresh[what][metric]!r} from the evidence")
-            expected = verdict(fresh["delta"][data["primary"]], fresh["p"][data["primary"]])
+            expected = verdict(fresh["delta"][metrics[0]], fresh["p"][metrics[0]])
             if cell["verdict"] != expected:
                 raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
                                      "by the rule")

@@ -79,6 +79,12 @@ def write_per_user(run_dir: Path, valid, test) -> None:
     save_npz(run_dir / PER_USER_FILE, **arrays)
 
 
+def add_per_user(run_dir: Path, **arrays: np.ndarray) -> None:
+    """Add arrays to a run's per_user.npz (rewritten whole), e.g. ``detection_users`` and
+    ``detection_auc``: each user's noise-detection AUC (``eval.detection.per_user_auc``)."""
+    save_npz(run_dir / PER_USER_FILE, **{**read_per_user(run_dir), **arrays})
+
+
 def read_per_user(run_dir: Path) -> dict[str, np.ndarray]:
     return _read_npz(Path(run_dir) / PER_USER_FILE)
 
