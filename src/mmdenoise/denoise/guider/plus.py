@@ -26,17 +26,18 @@ the paper writes them; this subclass changes only what a switch names:
   reaches the student; the weight carries it (an interaction the DBPR teacher
   ranks low is down-weighted). It replaces the backbone's own loss with BPR
   (as T-CE, R-CE and DBPR do), also for a backbone with another loss (BM3).
-- ``student_drop_rate`` (off at 0): the student's (weighted) BPR also drops, per batch, the
-  rate(t) fraction of pairs with the largest loss (T-CE's truncation, its linear ramp over
-  ``student_num_gradual`` steps; ``losses.truncated_bpr``). The teacher's per-user loss split judges
-  the planted noise worse than the student's own loss does: on ml-100k + 20% (noise seed 2) the
-  partition's AUC is 0.75, the T-CE student's loss ranking cut at the same share 0.79-0.81
-  (0.89-0.90 as a ranking), so the student's own judgement gates too.
 
 Tried and dropped (the ablation rule: a switch whose removal costs no accuracy goes): S_conf as the
 item's percentile of hash agreement (``confidence_scale: rank``, Eq. 6) instead of ``relative``, which
 is exactly 1 for 57.6% of ml-100k's items. With genre gated out by the reliability weights it changed
-nothing (test R@20 0.3400 with it, 0.3401 without; p = 0.97). It stays a GUIDER setting.
+nothing (test R@20 0.3400 with it, 0.3401 without; p = 0.97). It stays a GUIDER setting. And the
+student's own truncation (``student_drop_rate``, off at 0): the student's weighted BPR also drops, per
+batch, the rate(t) fraction of pairs with the largest loss (T-CE's rule and linear ramp over
+``student_num_gradual`` steps; ``losses.truncated_bpr``), because the teacher's per-user loss split
+judges the planted noise worse than a T-CE student's own loss (ml-100k + 20%, noise seed 2: partition
+AUC 0.75 against 0.79-0.81 for T-CE's loss cut at the same share). At rate 0.1 over 1,000 steps it
+trailed guider+ on validation at every epoch on noise seed 1 (R@20 0.3143 vs 0.3245 at epoch 120,
+0.3309 vs 0.3374 at 195) and was stopped there; it stays a setting.
 """
 from __future__ import annotations
 
