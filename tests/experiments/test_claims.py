@@ -52,6 +52,7 @@ def _claim(**change):
 # ------------------------------------------------------------ validation
 @pytest.mark.parametrize("change, message", [
     ({"seedz": [1]}, r"spec\.yaml: unknown key\(s\) \['seedz'\]"),
+    ({"title": ["x"]}, r"spec\.yaml: title: expected one line of text .*got \['x'\]"),
     ({"budget": 0}, r"spec\.yaml: budget: expected an integer >= 1 .*got 0"),
     ({"budget": "8"}, r"spec\.yaml: budget: expected an integer >= 1 .*got '8'"),
     ({"seeds": "1,1"}, r"spec\.yaml: seeds: give distinct"),
@@ -419,6 +420,20 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     assert set(ablations.values()) == {"guider", "damrs"} and len(ablations) == 14
     assert {run[2] for run in spec.tuned_runs()} == {"none", "tce", "rce", "wbpr", "bod", "guider", "damrs"}
     check_claims(folder)
+
+
+def test_the_committed_guider_plus_study_is_valid_and_its_page_checks():
+    """docs/results/guider-plus (issue 20): guider+ against FREEDOM and VBPR alone and with T-CE, each
+    tuned with the same budget; its page is the rendering of its claims.json and every committed cell
+    reproduces from the committed evidence."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "guider-plus"
+    spec = load_claims_spec(folder / "spec.yaml")
+    assert spec.title.startswith("Does guider+ beat") and spec.budget == 3
+    assert {spec.trials_planned(m) for m in ("tce", "guider+")} == {3}
+    assert [d.noise["seed"] for d in spec.datasets.values()] == [2, 2]  # a noise draw no design choice saw
+    check_claims(folder)
+    page = (folder.parent / "guider-plus.md").read_text()
+    assert page.startswith("# Does guider+ beat its student and an equally tuned T-CE?")
 
 
 def test_a_tune_from_dataset_runs_the_source_selection_at_its_own_seeds_and_report_recomputes_it(

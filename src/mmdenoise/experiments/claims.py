@@ -15,6 +15,7 @@ file and the key)::
     seeds: [1, 2, 3]                # the final runs of each selected configuration
     tune_seed: 0                    # the training seed of every tuning trial
     search_seed: 0                  # which grid points a budget smaller than the grid draws
+    title: Do the papers' claims hold?   # the page's heading (this is the default)
     set: {train.patience: 10}       # fixed overrides for every run (never model, denoiser, dataset, seed)
     methods:                        # name -> a denoiser and the grid its paper tunes (sweep-spec keys)
       none: {denoiser: none}
@@ -89,7 +90,8 @@ from .tables import markdown
 
 log = get_logger(__name__)
 
-SPEC_KEYS = ("datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
+SPEC_KEYS = ("title", "datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
+TITLE = "Do the papers' claims hold?"
 DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds")
 METHOD_KEYS = ("denoiser", "grid", "selection_of", "set")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "against", "datasets")
@@ -200,6 +202,7 @@ class ClaimsSpec:
     tune_seed: int = 0
     search_seed: int = 0
     path: str = "spec"
+    title: str = TITLE
 
     def runs(self) -> list[tuple[str, str, str]]:
         """Every (dataset, backbone, method) a claim compares, once each: datasets in spec order, then
@@ -464,13 +467,20 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
         raise ConfigError(f"{path}: claims: an id is repeated in {ids}")
     spec = ClaimsSpec(datasets, budget, seeds, methods, claims, overrides,
                       _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
-                      _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path)
+                      _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path,
+                      _title(raw.get("title", TITLE), _where(path, "title")))
     for dataset, backbone, method in dict.fromkeys([*spec.tuned_runs(), *spec.runs()]):
         first = expand(tune_spec(spec, dataset, backbone, method))[0]
         if spec.methods[method].selection_of:
             validate_trial({"config": first["config"], "overrides": first["overrides"] + after_selection(spec, method)},
                            f"{path}: methods.{method}.set on {backbone}")
     return spec
+
+
+def _title(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\n" in value.strip():
+        raise ConfigError(f"{where}: expected one line of text (the page's heading), got {value!r}")
+    return value.strip()
 
 
 def load_claims_spec(path: str | Path) -> ClaimsSpec:
@@ -742,7 +752,7 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                        "backbones": list(claim.backbones), "datasets": list(claim.datasets),
                        **({"against": list(claim.against)} if claim.kind == "detects" else {}), "cells": cells})
     return {
-        "title": "Do the papers' claims hold?", "folder": out.name, "page": f"../{out.name}.md",
+        "title": spec.title, "folder": out.name, "page": f"../{out.name}.md",
         "command": command, "check": check, "rule": RULE, "alpha": ALPHA,
         "primary": PRIMARY, "metrics": list(METRICS),
         "protocol": {"objective": f"valid {OBJECTIVE.metric}", "budget": spec.budget, "seeds": spec.seeds,
