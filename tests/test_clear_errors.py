@@ -103,6 +103,27 @@ def test_resume_on_other_data_is_refused_and_changes_nothing(mf_run, tmp_path):
     assert valid.metrics["recall@20"] >= 0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="folder locks are POSIX flock")
+@pytest.mark.parametrize("rerun", [["-d", "DATA", "-m", "mf"], ["--resume"]])
+def test_a_folder_another_process_is_writing_is_refused_and_changes_nothing(mf_run, data, rerun):
+    """A second writer (another study or command on the same folder: the same run, a rerun that would
+    replace it, or a resume) stops before it removes or writes anything while the first holds the folder."""
+    import fcntl
+    import os
+    before = snapshot(mf_run)
+    holder = os.open(mf_run, os.O_RDONLY)  # what a process training into the folder holds
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        args = [str(data) if a == "DATA" else a for a in rerun]
+        code, _, err = mmdenoise("train", "--out", str(mf_run), *args, *FAST)
+        assert_clear(code, err, str(mf_run), "is being written by another process")
+        assert snapshot(mf_run) == before
+    finally:
+        os.close(holder)
+    code, _, err = mmdenoise("train", "--out", str(mf_run), "--resume", *FAST)  # released: it goes on
+    assert code == 0, err
+
+
 def test_resume_takes_unstated_settings_from_the_folder(mf_run, tmp_path):
     import shutil
     copy = tmp_path / "copy"

@@ -9,13 +9,17 @@ same model, denoiser, seed and settings, and a checkpoint trained on the
 same data (checked by the caller, which has loaded the data). A refused
 resume changes nothing in the folder.
 
-:func:`writing_run` wraps the writing part: if the operating system refuses a
-write (full disk, file size limit), a fresh run that never wrote a checkpoint
-leaves nothing behind, and one that did keeps it for ``--resume``.
+:func:`writing_run` wraps the writing part: one process at a time (an exclusive
+lock on the folder, so a second study or command aimed at the same folder stops
+with a RunError before it removes or writes anything); and if the operating
+system refuses a write (full disk, file size limit), a fresh run that never
+wrote a checkpoint leaves nothing behind, and one that did keeps it for
+``--resume``.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -172,9 +176,32 @@ def remove_run_files(run_dir: Path) -> None:
 
 
 @contextlib.contextmanager
+def exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``run_dir`` (flock on the directory itself: no file is
+    added, and the lock goes with the process however it ends); a RunError at once when another
+    process holds it. Where the platform has no ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no POSIX locks: one writer per folder is then the user's care
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{run_dir} is being written by another process (a study or command training into "
+                           "the same folder); wait for it to finish, or give this run another folder") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def writing_run(run_dir: Path, *, fresh: bool) -> Iterator[None]:
-    """Create ``run_dir`` (a fresh run first removes an earlier run's files) and turn an OSError in the
-    block into a StorageError saying what was kept.
+    """Create ``run_dir`` and hold it (:func:`exclusive`) while the block writes it (a fresh run first
+    removes an earlier run's files), and turn an OSError in the block into a StorageError saying what
+    was kept.
 
     A fresh run without a checkpoint yet is removed (and the folder, if this
     call created it), so a full disk leaves no half run; a checkpoint is kept
@@ -182,9 +209,20 @@ def writing_run(run_dir: Path, *, fresh: bool) -> Iterator[None]:
     """
     created = not run_dir.exists()
     try:
-        if fresh and not created:
-            remove_run_files(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"{describe_os_error(exc)}; nothing of the run was kept") from None
+    with exclusive(run_dir):
+        with _kept_on_failure(run_dir, fresh=fresh, created=created):
+            if fresh and not created:
+                remove_run_files(run_dir)
+            yield
+
+
+@contextlib.contextmanager
+def _kept_on_failure(run_dir: Path, *, fresh: bool, created: bool) -> Iterator[None]:
+    """An OSError in the block as a StorageError; a fresh run without a checkpoint is removed first."""
+    try:
         yield
     except OSError as exc:
         if isinstance(exc, MMDenoiseError):
