@@ -148,3 +148,29 @@ def test_noise_draws_of_one_level_average_but_levels_do_not_mix(tmp_path):
     with pytest.raises(RunError, match=r"toy \(noise add 0.2\)"):
         per_user_mean([*runs, other], "recall@20")
     assert comparison_table(runs).count("mean over seeds") == 1
+
+
+def test_curve_table_averages_seeds_per_epoch_with_detection(tmp_path):
+    """Validation R@20 / detection AUC at the listed epochs, mean over seeds; a seed that stopped early
+    is counted out ("(1 of 2)"); a denoiser without a judgement shows the metric alone."""
+    from mmdenoise.experiments.report import curve_table
+
+    def history(values, aucs=None):
+        return [{"epoch": e, "valid": {"recall@20": v}, **({"detection": {"auc": aucs[e]}} if aucs else {})}
+                for e, v in enumerate(values)]
+    for seed, (values, aucs) in enumerate([([0.1] * 20, [0.6] * 20), ([0.3] * 10, [0.8] * 10)]):
+        record.write_metrics(_run(tmp_path, "mf", "tce", np.full(5, 0.3), seed=seed), history(values, aucs))
+    record.write_metrics(_run(tmp_path, "mf", "none", np.full(5, 0.3)), history([0.2] * 20))
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in curve_table(find_runs(tmp_path)).splitlines() if line.startswith("| ")}
+    assert rows["epoch"] == ["mf + none", "mf + tce"]
+    assert rows["1"] == ["0.2000", "0.2000 / 0.700"]
+    assert rows["10"] == ["0.2000", "0.2000 / 0.700"]
+    assert rows["20"] == ["0.2000", "0.1000 / 0.600 (1 of 2)"]
+    assert "40" not in rows
+
+
+def test_curve_table_is_empty_without_epoch_wise_detection(tmp_path):
+    from mmdenoise.experiments.report import curve_table
+    record.write_metrics(_run(tmp_path, "mf", "none", np.full(5, 0.3)), [{"epoch": 0, "valid": {"recall@20": 0.2}}])
+    assert curve_table(find_runs(tmp_path)) == ""

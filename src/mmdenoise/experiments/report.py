@@ -165,6 +165,67 @@ def detection_table_latex(run_dirs: list[Path]) -> str:
     return latex(header, [_detection_cells(row) for row in rows], DETECTION_ALIGN, caption=caption) + "\n"
 
 
+#: epochs (1-based) shown by the per-epoch table when a run reached them
+CURVE_EPOCHS = (1, 10, 20, 40, 60, 90, 120, 150, 180, 240, 300)
+
+
+def curve_cells(run_dirs: list[Path], metric: str = "recall@20",
+                epochs: tuple[int, ...] = CURVE_EPOCHS) -> list[dict]:
+    """Validation ``metric`` and detection AUC along training, mean over the seeds of each (dataset, model,
+    row) that judged planted noise (from metrics.jsonl).
+
+    Returns one table per dataset label: ``{"dataset", "rows": [(model, label)], "epochs": [e],
+    "cells": {(model, label, e): (mean metric, mean AUC or None, runs at e, runs)}}``; an epoch is listed
+    when some group reached it. Groups with no epoch-wise detection are left out (nothing to set beside).
+    """
+    results = [record.read_result(run) for run in run_dirs]
+    labels = dataset_labels(results)
+    groups: dict[str, dict[tuple[str, str], list[list[dict]]]] = defaultdict(lambda: defaultdict(list))
+    for run, result in zip(run_dirs, results):
+        history = [r for r in record.read_metrics(run) if metric in r.get("valid", {})]
+        groups[labels[dataset_key(result)]][(result["model"], _row_label(run, result))].append(history)
+    tables = []
+    for dataset, rows in sorted(groups.items()):
+        if not any("detection" in r for histories in rows.values() for h in histories for r in h):
+            continue
+        cells = {}
+        for (model, label), histories in rows.items():
+            by_epoch = [{r["epoch"] + 1: r for r in h} for h in histories]
+            for e in epochs:
+                reached = [h[e] for h in by_epoch if e in h]
+                if not reached:
+                    continue
+                aucs = [r["detection"]["auc"] for r in reached if "detection" in r]
+                cells[(model, label, e)] = (float(np.mean([r["valid"][metric] for r in reached])),
+                                            float(np.mean(aucs)) if aucs else None, len(reached), len(histories))
+        order = sorted(rows, key=lambda k: (k[0], k[1] != "none", k[1]))
+        tables.append({"dataset": dataset, "rows": order, "epochs": sorted({e for _, _, e in cells}),
+                       "cells": cells})
+    return tables
+
+
+def _curve_cell(cell: tuple | None) -> str:
+    if cell is None:
+        return "–"
+    value, auc, reached, runs = cell
+    text = f"{value:.4f}" + (f" / {auc:.3f}" if auc is not None else "")
+    return text + (f" ({reached} of {runs})" if reached < runs else "")
+
+
+def curve_table(run_dirs: list[Path], metric: str = "recall@20") -> str:
+    """Markdown: per dataset, an epoch per row and a (model, denoiser) per column, each cell "validation
+    ``metric`` / detection AUC" (mean over seeds; "(k of n)" when only k of the n seeds reached the epoch).
+    Empty when no run judged planted noise epoch by epoch."""
+    out = []
+    for t in curve_cells(run_dirs, metric):
+        header = ["epoch"] + [f"{model} + {label}" for model, label in t["rows"]]
+        rows = [[str(e)] + [_curve_cell(t["cells"].get((model, label, e))) for model, label in t["rows"]]
+                for e in t["epochs"]]
+        out.append(f"**{t['dataset']}** (validation {SHORT.get(metric, metric)} / detection AUC, mean over "
+                   "seeds)\n\n" + markdown(header, rows, "r" * len(header)))
+    return "\n\n".join(out) + "\n" if out else ""
+
+
 REPORT_FORMATS = ("md", "latex")
 TRAINING_CURVES_PNG = "training_curves.png"
 SCORES_PNG = "score_distributions.png"
@@ -211,6 +272,11 @@ def write_report(root: str | Path, out: str | Path | None = None, fmt: str = "md
         detection = detection_table(runs)
         if detection:
             text += "\n## Noise detection (planted added interactions)\n\n" + detection
+            curves = curve_table(runs)
+            if curves:
+                text += ("\nAlong training (compare two-valued judgements, such as GUIDER's clean/noisy partition, "
+                         "with each other, and rankings, such as T-CE's loss, with each other: the AUC counts "
+                         "every tie as half):\n\n" + curves)
         if figures:
             text += "\n## Figures\n\n" + "\n\n".join(f"{caption}\n\n![{caption}]({p.name})"
                                                        for caption, p in figures.items()) + "\n"
