@@ -505,3 +505,101 @@ def test_a_tune_from_dataset_runs_the_source_selection_at_its_own_seeds_and_repo
     with pytest.raises(MMDenoiseError, match=r"cell c: tce vs none on mf, tiny-add20: evidence .* is not one folder "
                                              r"per seed of tiny-add20"):
         check_claims(out)
+
+
+# ------------------------------------------------------ sequential models
+@pytest.fixture(scope="module")
+def seq_tiny(tmp_path_factory):
+    """The planted sequential preset (points of interest known per user)."""
+    from mmdenoise.data.seqsynth import generate_sequential
+    return generate_sequential("seq-tiny", seed=0, out=tmp_path_factory.mktemp("seqdata") / "seq-tiny")
+
+
+def _seq_raw(seq_tiny, **change):
+    raw = {"datasets": [{"name": "seq", "source": str(seq_tiny), "splits": [0, 1]}],
+           "budget": 2, "seeds": [1], "set": {"train.epochs": 2, "train.threads": 1},
+           "methods": {"base": {"model": "base"},
+                       "demure": {"model": "demure", "grid": {"model_params.lambda_cont": [0.1, 0.5]}}},
+           "claims": [{"id": "demure-beats-base", "claim": "Demure beats its base model", "source": "a test",
+                       "kind": "beats", "method": "demure", "versus": "base", "backbones": ["sequential"]},
+                      {"id": "demure-localises", "claim": "Demure's interests find the points of interest",
+                       "source": "a test", "kind": "localises", "method": "demure", "backbones": ["sequential"]}]}
+    raw.update(change)
+    return raw
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"methods": {"base": {"model": "base", "denoiser": "none"}}},
+     r"methods\.base: give one of denoiser .* or model .*got \['denoiser', 'model'\]"),
+    ({"methods": {"base": {"model": "sasrec"}}},
+     r"methods\.base\.model: unknown sequential model 'sasrec'; sequential models: seq-pop, "),
+    ({"methods": {"base": {"model": "base"}, "demure": {"denoiser": "tce"}}},
+     r"claims\[0\]: method 'demure' is a denoiser; on backbone 'sequential' every method is a sequential model"),
+    ({"claims": [{"id": "c", "claim": "x", "source": "y", "kind": "beats", "method": "demure", "versus": "base",
+                  "backbones": ["mf"]}]},
+     r"claims\[0\]: method 'demure' is a sequential model; its claims name backbones: \[sequential\]"),
+    ({"claims": [{"id": "c", "claim": "x", "source": "y", "kind": "beats", "method": "demure", "versus": "base",
+                  "backbones": ["sequential", "mf"]}]},
+     r"claims\[0\]\.backbones: 'sequential' .* is not compared beside general backbones"),
+    ({"claims": [{"id": "c", "claim": "x", "source": "y", "kind": "localises", "method": "demure",
+                  "versus": "base", "backbones": ["sequential"]}]},
+     r"claims\[0\]\.versus: kind localises compares with chance, by neither versus nor against"),
+    ({"claims": [{"id": "c", "claim": "x", "source": "y", "kind": "detects", "method": "demure",
+                  "against": ["mf"], "backbones": ["sequential"]}]},
+     r"claims\[0\]\.kind: detects compares a denoiser's judgement on two general backbones"),
+    ({"datasets": [{"name": "seq", "source": "synth-seq-tiny", "splits": [0, 0]}]},
+     r"datasets\[0\]\.splits: give distinct non-negative seeds, got \[0, 0\]"),
+])
+def test_sequential_claims_errors_name_the_file_and_the_key(tmp_path, seq_tiny, change, message):
+    with pytest.raises(ConfigError, match=r"spec\.yaml: " + message):
+        load_claims_spec(_spec_file(tmp_path, _seq_raw(seq_tiny, **change)))
+
+
+def test_a_localises_claim_on_general_backbones_is_refused(tmp_path, tiny):
+    raw = _raw(tiny, claims=[{"id": "c", "claim": "x", "source": "y", "kind": "localises", "method": "tce",
+                              "backbones": ["mf"]}])
+    with pytest.raises(ConfigError, match=r"claims\[0\]\.backbones: localises measures a sequential model's "
+                                          r"interest scores; name backbones: \[sequential\]"):
+        load_claims_spec(_spec_file(tmp_path, raw))
+
+
+def test_sequential_claims_run_on_every_user_split_pool_the_splits_and_report_recomputes_them(tmp_path, seq_tiny):
+    """Demure vs its base model on two user splits (one seed): each split pairs its own test users, a
+    user held out in both counts once with the mean of its differences; the localisation cell tests each
+    test user's precision@3 − chance against 0; report recomputes both from the evidence alone."""
+    import numpy as np
+
+    from mmdenoise.eval.pairing import LOCALISATION_GAIN, distinct_user_differences, paired_per_split, per_user_mean
+    out, work = tmp_path / "claims", tmp_path / "work"
+    _spec_file(out, _seq_raw(seq_tiny))
+    result = claims_study(out / "spec.yaml", work)
+    assert (result.done, result.pending, result.failed) == (2, 0, [])
+    assert sorted(p.name for p in (work / "tune" / "seq" / "sequential").iterdir()) == ["base", "demure"]
+    finals = {m: sorted((work / "final" / "seq" / "sequential" / m).iterdir()) for m in ("base", "demure")}
+    assert [p.name.split("-")[0] for p in finals["base"]] == ["split_seed=0_seed=1", "split_seed=1_seed=1"]
+    configs = [yaml.safe_load((p / "config.yaml").read_text()) for p in finals["demure"]]
+    assert [c["sequence"]["split_seed"] for c in configs] == [0, 1] and {c["model"] for c in configs} == {"demure"}
+    data = json.loads((out / CLAIMS_JSON).read_text())
+    beats, = data["claims"][0]["cells"]
+    assert beats["evidence"]["a"] == ["evidence/seq/sequential/demure/split0-s1",
+                                      "evidence/seq/sequential/demure/split1-s1"]
+    pairs = paired_per_split([[p] for p in finals["demure"]], [[p] for p in finals["base"]], "recall@20")
+    users, diff = distinct_user_differences(pairs)
+    assert beats["n_users"] == users.size and beats["delta"]["recall@20"] == pytest.approx(diff.mean(), abs=1e-15)
+    assert beats["p"]["recall@20"] == paired_ttest(diff, np.zeros_like(diff))[1]
+    local, = data["claims"][1]["cells"]
+    assert local["versus"] == "chance" and local["evidence"]["b"] == []
+    gains = [per_user_mean([p], LOCALISATION_GAIN) for p in finals["demure"]]
+    users, gain = distinct_user_differences([(u, g, np.zeros_like(g)) for u, g in gains])
+    assert local["n_users"] == users.size > 0 and local["delta"][LOCALISATION_GAIN] == pytest.approx(gain.mean())
+    page = (tmp_path / "claims.md").read_text()
+    assert "| demure vs chance on sequential | ΔP@3 − chance " in page
+    assert "| seq | " in page and "| 1 on user splits 0, 1 |" in page and "demure (sequential model)" in page
+    shutil.rmtree(work)
+    assert check_claims(out) == 2
+    tampered = json.loads((out / CLAIMS_JSON).read_text())
+    tampered["claims"][0]["cells"][0]["evidence"]["a"] = ["evidence/seq/sequential/demure/split0-s1"]
+    (out / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"cell demure-beats-base: demure vs base on sequential, seq: evidence "
+                                             r".* is not one folder per seed of seq on each user split"):
+        check_claims(out)

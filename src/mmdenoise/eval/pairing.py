@@ -86,18 +86,26 @@ def per_user_mean(runs: list[Path], metric: str) -> tuple[np.ndarray, np.ndarray
 
 #: the per-user noise-detection AUC (``eval.detection.per_user_auc``), paired like a test metric
 DETECTION_AUC = "detection_auc"
+#: a sequential model's per-user item localisation precision@3 minus its chance
+#: (``sequential.localisation.localisation_per_user``, on data with planted points of interest)
+LOCALISATION_GAIN = "localisation_gain"
 
 
 def per_user_values(run: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(users, values) of one run's per_user.npz: a test metric of the evaluated users, or
-    ``detection_auc`` of the users with planted and clean training interactions (RunError when the run
-    recorded none: no judgement, or no planted added noise)."""
+    """(users, values) of one run's per_user.npz: a test metric of the evaluated users, ``detection_auc``
+    of the users with planted and clean training interactions, or ``localisation_gain`` of a sequential
+    run's test users on data with planted points of interest (RunError when the run recorded none)."""
     z = record.read_per_user(run)
     if metric == DETECTION_AUC:
         if "detection_users" not in z:
             raise RunError(f"{Path(run) / record.PER_USER_FILE}: no per-user detection AUC (the run's denoiser "
                            "gives no judgement, its data has no planted added interactions, or it predates them)")
         return z["detection_users"], z[DETECTION_AUC]
+    if metric == LOCALISATION_GAIN:
+        if "localisation_users" not in z:
+            raise RunError(f"{Path(run) / record.PER_USER_FILE}: no per-user localisation (not a sequential model "
+                           "with interest scores, its data has no planted points of interest, or it predates them)")
+        return z["localisation_users"], z[LOCALISATION_GAIN]
     return z["users"], z[f"test_{metric}"]
 
 

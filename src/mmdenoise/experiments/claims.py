@@ -80,7 +80,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..config import Override
 from ..errors import ConfigError, MMDenoiseError
-from ..eval.pairing import DETECTION_AUC
+from ..eval.pairing import DETECTION_AUC, LOCALISATION_GAIN
 from ..log import get_logger
 from .runner import (TOP_KEYS, Objective, best_record, make_trial, param_text, read_trial_record, run_trials,
                      trial_name, trial_status, validate_trial)
@@ -92,18 +92,22 @@ log = get_logger(__name__)
 
 SPEC_KEYS = ("title", "datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
 TITLE = "Do the papers' claims hold?"
-DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds")
-METHOD_KEYS = ("denoiser", "grid", "selection_of", "set")
+DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds", "splits")
+METHOD_KEYS = ("denoiser", "model", "grid", "selection_of", "set")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "against", "datasets")
-KINDS = ("beats", "detects")
+KINDS = ("beats", "detects", "localises")
+#: the backbone of a sequential method: the method is a whole model (``sequential.SEQUENTIAL_MODELS``)
+SEQUENTIAL = "sequential"
+#: the other side of a ``localises`` cell: the chance rate each user's gain is measured from
+CHANCE = "chance"
 STAGES = ("tune", "final", "page", "all")
 #: selection: validation Recall@20, the only thing that chooses a configuration
 OBJECTIVE = Objective("recall@20", "max")
 METRICS = ("recall@20", "ndcg@20")
-SHORT = {"recall@20": "R@20", "ndcg@20": "N@20", DETECTION_AUC: "AUC"}
+SHORT = {"recall@20": "R@20", "ndcg@20": "N@20", DETECTION_AUC: "AUC", LOCALISATION_GAIN: "P@3 − chance"}
 PRIMARY = "recall@20"
 #: what a cell of each kind compares per user; the first decides the verdict
-KIND_METRICS = {"beats": METRICS, "detects": (DETECTION_AUC,)}
+KIND_METRICS = {"beats": METRICS, "detects": (DETECTION_AUC,), "localises": (LOCALISATION_GAIN,)}
 ALPHA = 0.05
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 CLAIMS_JSON = "claims.json"
@@ -121,7 +125,11 @@ RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-t
         "comparison is refuted; otherwise it is inconclusive, or pending while a comparison has no evidence yet. "
         "p-values are two-sided and not corrected for the number of comparisons. A `detects` cell applies the "
         "same rule to each user's noise-detection AUC (the judge's ranking of that user's training "
-        "interactions against the planted ones) on one backbone against another.")
+        "interactions against the planted ones) on one backbone against another, and a `localises` cell to each "
+        "test user's item-localisation precision@3 minus its chance (the share of planted points of interest in "
+        "the user's history window), against 0. Where a sequential model runs on several user splits, each split's "
+        "test users are paired within it (seeds averaged), and a user held out in more than one split counts "
+        "once, with the mean of its differences.")
 
 
 # ------------------------------------------------------------------- spec
@@ -131,7 +139,9 @@ class ClaimData:
     folder; ``shown`` as the spec wrote it), ``noise`` (kind, modality, level, seed) or None,
     ``overrides``: fixed settings for this dataset's runs only, after the spec's ``set`` (e.g. an epoch
     cap where a run to convergence does not fit the budget), ``tune_from``: the earlier dataset whose
-    selections this one's runs use (None: tuned here), and ``seeds``: its final seeds (None: the spec's)."""
+    selections this one's runs use (None: tuned here), ``seeds``: its final seeds (None: the spec's), and
+    ``splits``: the user splits (``sequence.split_seed``) a sequential method's final runs take, each at
+    every seed (None: the default split only; general backbones have no user split)."""
 
     name: str
     source: str
@@ -140,6 +150,7 @@ class ClaimData:
     overrides: tuple[Override, ...] = ()
     tune_from: str | None = None
     seeds: tuple[int, ...] | None = None
+    splits: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,8 @@ class Method:
     tuning trials of its own.
     overrides: fixed settings of every run of the method (after the spec's and the dataset's; a method
     with a grid may not fix a key it tunes).
+    model: a sequential model (``denoiser`` is then ``none``): the method is the whole model and runs on
+    the backbone :data:`SEQUENTIAL`.
     """
 
     name: str
@@ -159,6 +172,7 @@ class Method:
     grid: dict
     selection_of: str | None = None
     overrides: tuple[Override, ...] = ()
+    model: str | None = None
 
     @property
     def grid_size(self) -> int:
@@ -170,7 +184,8 @@ class Claim:
     """``kind: beats``: every one of ``methods`` beats every one of ``versus``, on each backbone and dataset.
     ``kind: detects``: each of ``methods`` (a judge: a denoiser with interaction scores) finds the planted
     noise better, user by user, on each of ``backbones`` than on each of ``against``; ``versus`` is the
-    same method there."""
+    same method there. ``kind: localises``: each of ``methods`` (a sequential model) finds the planted
+    points of interest better than chance, user by user; ``versus`` is :data:`CHANCE`."""
 
     id: str
     text: str
@@ -186,6 +201,8 @@ class Claim:
         """(method, versus, backbone, versus's backbone) of each row of the claim's table, in spec order."""
         if self.kind == "detects":
             return [(m, m, x, y) for m in self.methods for x in self.backbones for y in self.against]
+        if self.kind == "localises":
+            return [(m, CHANCE, x, x) for m in self.methods for x in self.backbones]
         return [(a, b, x, x) for a in self.methods for b in self.versus for x in self.backbones]
 
 
@@ -208,7 +225,7 @@ class ClaimsSpec:
         """Every (dataset, backbone, method) a claim compares, once each: datasets in spec order, then
         backbones in order of first mention, then methods in the order of ``methods``."""
         return self._ordered({(d, x, m) for c in self.claims for a, b, xa, xb in c.comparisons() for d in c.datasets
-                              for x, m in ((xa, a), (xb, b))})
+                              for x, m in ((xa, a), (xb, b)) if m != CHANCE})
 
     def tuned_runs(self) -> list[tuple[str, str, str]]:
         """Every (dataset, backbone, method) that is tuned: the runs of a dataset without ``tune_from``,
@@ -226,6 +243,12 @@ class ClaimsSpec:
         """The final seeds of ``dataset``: its own ``seeds``, else the spec's."""
         own = self.datasets[dataset].seeds
         return list(own) if own is not None else list(self.seeds)
+
+    def replicates(self, dataset: str, backbone: str) -> list[tuple[int | None, int]]:
+        """The final runs of a (dataset, backbone) as (user split, seed): every seed of the dataset, on each
+        of its ``splits`` for the :data:`SEQUENTIAL` backbone, else on no split of its own (None)."""
+        splits = self.datasets[dataset].splits if backbone == SEQUENTIAL else None
+        return [(split, seed) for split in (splits or (None,)) for seed in self.seeds_of(dataset)]
 
     def trials_planned(self, method: str) -> int:
         """Tuning trials of ``method`` on a dataset tuned itself (0 for a method run at another's selection)."""
@@ -309,8 +332,9 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
     name = _name(raw.get("name", Path(shown).name), f"{where}.name")
     tune_from = _name(raw["tune_from"], f"{where}.tune_from") if raw.get("tune_from") is not None else None
     seeds = tuple(parse_seeds(raw["seeds"], f"{where}.seeds")) if raw.get("seeds") is not None else None
+    splits = tuple(parse_seeds(raw["splits"], f"{where}.splits")) if raw.get("splits") is not None else None
     return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")),
-                     tune_from, seeds)
+                     tune_from, seeds, splits)
 
 
 def _check_tune_from(datasets: Mapping[str, ClaimData], index: int, where: str) -> None:
@@ -345,11 +369,19 @@ def _fixed_settings(raw: Any, where: str) -> list[Override]:
 
 def _parse_method(name: str, raw: Any, where: str) -> Method:
     from ..denoise import DENOISERS
+    from ..sequential import SEQUENTIAL_MODELS
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected {{denoiser: NAME, grid: {{key: [values]}}}} or {{denoiser: NAME, "
                           f"selection_of: METHOD, set: {{key: value}}}}, got {raw!r}")
     _reject_unknown_keys(raw, METHOD_KEYS, where)
-    denoiser = raw.get("denoiser")
+    if ("denoiser" in raw) == ("model" in raw):
+        raise ConfigError(f"{where}: give one of denoiser (a denoiser around the claims' backbones) or model "
+                          f"(a sequential model, run on backbone {SEQUENTIAL!r}), got {sorted(raw)}")
+    model = raw.get("model")
+    if "model" in raw and model not in SEQUENTIAL_MODELS:
+        raise ConfigError(f"{where}.model: unknown sequential model {model!r}; sequential models: "
+                          f"{', '.join(SEQUENTIAL_MODELS)}")
+    denoiser = raw.get("denoiser", "none")
     if denoiser not in DENOISERS:
         raise ConfigError(f"{where}.denoiser: unknown denoiser {denoiser!r}; denoisers: {', '.join(DENOISERS)}")
     grid_raw = raw.get("grid") or {}
@@ -367,7 +399,7 @@ def _parse_method(name: str, raw: Any, where: str) -> Method:
     if selection_of is not None and grid:
         raise ConfigError(f"{where}.grid: a method with selection_of runs {selection_of!r}'s selected configuration "
                           "and is not tuned itself; give its fixed changes under set")
-    return Method(name, denoiser, grid, selection_of, tuple(_fixed_settings(raw.get("set"), f"{where}.set")))
+    return Method(name, denoiser, grid, selection_of, tuple(_fixed_settings(raw.get("set"), f"{where}.set")), model)
 
 
 def _check_selection_of(methods: Mapping[str, Method], where: str) -> None:
@@ -384,13 +416,21 @@ def _check_selection_of(methods: Mapping[str, Method], where: str) -> None:
         if source.selection_of:
             raise ConfigError(f"{at}.selection_of: {source.name!r} runs {source.selection_of!r}'s selection itself; "
                               "selections are not chained: name the method that is tuned")
+        if (source.model is None) != (m.model is None):
+            raise ConfigError(f"{at}.selection_of: {m.name!r} and {source.name!r} must both be sequential models or "
+                              "both denoisers (a selection is a point of the other's grid)")
         for key, _ in m.overrides if not m.selection_of else ():
             if key in m.grid:
                 raise ConfigError(f"{at}.set.{key}: {m.name!r} tunes {key}; a fixed value would be replaced by the "
                                   "selected one (an ablation with selection_of changes a selected value)")
 
 
-def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Sequence[str]) -> Claim:
+#: per kind: (the key it needs, the keys it refuses); ``localises`` compares with chance, needing neither
+KIND_SIDES = {"beats": (("versus",), ("against",)), "detects": (("against",), ("versus",)),
+              "localises": ((), ("versus", "against"))}
+
+
+def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Mapping[str, Method]) -> Claim:
     from ..models import MODELS
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CLAIM_KEYS)}, got {raw!r}")
@@ -402,30 +442,62 @@ def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Sequenc
     for key in ("claim", "source"):
         if not isinstance(raw[key], str) or not raw[key].strip():
             raise ConfigError(f"{where}.{key}: expected text, got {raw[key]!r}")
-    if raw["kind"] not in KINDS:
-        raise ConfigError(f"{where}.kind: unknown kind {raw['kind']!r}; kinds: {', '.join(KINDS)}")
-    # beats compares methods on one backbone (versus), detects one judge on two backbones (against)
-    needs, refuses = ("versus", "against") if raw["kind"] == "beats" else ("against", "versus")
-    if needs not in raw:
-        raise ConfigError(f"{where}: missing key {needs!r} (kind {raw['kind']})")
-    if refuses in raw:
-        raise ConfigError(f"{where}.{refuses}: kind {raw['kind']} compares by {needs}, not {refuses}")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind: unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    # beats compares methods on one backbone (versus), detects one judge on two backbones (against),
+    # localises a sequential model with chance
+    needs, refuses = KIND_SIDES[kind]
+    for key in needs:
+        if key not in raw:
+            raise ConfigError(f"{where}: missing key {key!r} (kind {kind})")
+    for key in refuses:
+        if key in raw:
+            how = f"by {needs[0]}, not {key}" if needs else "with chance, by neither versus nor against"
+            raise ConfigError(f"{where}.{key}: kind {kind} compares {how}")
     general = [m for m, entry in MODELS.items() if entry.task == "general"]
     a = _names(raw["method"], f"{where}.method", list(methods), "method")
-    backbones = _names(raw["backbones"], f"{where}.backbones", general, "backbone")
+    backbones = _names(raw["backbones"], f"{where}.backbones", [*general, SEQUENTIAL], "backbone")
     against: tuple[str, ...] = ()
-    if raw["kind"] == "beats":
+    if kind == "beats":
         b = _names(raw["versus"], f"{where}.versus", list(methods), "method")
         if set(a) & set(b):
             raise ConfigError(f"{where}: {sorted(set(a) & set(b))} is on both sides of the claim")
-    else:
+    elif kind == "detects":
         b = a
         against = _names(raw["against"], f"{where}.against", general, "backbone")
         if set(backbones) & set(against):
             raise ConfigError(f"{where}: {sorted(set(backbones) & set(against))} is on both sides of the claim")
+    else:
+        b = (CHANCE,)
+    _check_task(where, kind, backbones, [methods[m] for m in dict.fromkeys((*a, *b)) if m in methods])
     on = _names(raw["datasets"], f"{where}.datasets", list(datasets), "dataset") if "datasets" in raw \
         else tuple(datasets)
-    return Claim(cid, raw["claim"].strip(), raw["source"].strip(), raw["kind"], a, b, backbones, on, against)
+    return Claim(cid, raw["claim"].strip(), raw["source"].strip(), kind, a, b, backbones, on, against)
+
+
+def _check_task(where: str, kind: str, backbones: Sequence[str], methods: Sequence[Method]) -> None:
+    """A claim is about sequential models (backbone :data:`SEQUENTIAL` alone, every method a ``model``) or
+    about denoisers around general backbones; ``localises`` only about the first, ``detects`` only the second."""
+    sequential = [m.name for m in methods if m.model is not None]
+    if SEQUENTIAL in backbones:
+        if len(backbones) > 1:
+            raise ConfigError(f"{where}.backbones: {SEQUENTIAL!r} (the backbone of sequential models) is not "
+                              f"compared beside general backbones, got {list(backbones)}")
+        denoisers = [m.name for m in methods if m.model is None]
+        if denoisers:
+            raise ConfigError(f"{where}: method {denoisers[0]!r} is a denoiser; on backbone {SEQUENTIAL!r} every "
+                              "method is a sequential model (methods.NAME.model)")
+        if kind == "detects":
+            raise ConfigError(f"{where}.kind: detects compares a denoiser's judgement on two general backbones; "
+                              f"sequential models have none (localises measures theirs)")
+    else:
+        if sequential:
+            raise ConfigError(f"{where}: method {sequential[0]!r} is a sequential model; its claims name "
+                              f"backbones: [{SEQUENTIAL}]")
+        if kind == "localises":
+            raise ConfigError(f"{where}.backbones: localises measures a sequential model's interest scores; "
+                              f"name backbones: [{SEQUENTIAL}]")
 
 
 def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None) -> ClaimsSpec:
@@ -460,7 +532,7 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
     _check_selection_of(methods, _where(path, "methods"))
     if not isinstance(raw["claims"], list) or not raw["claims"]:
         raise ConfigError(f"{path}: claims: expected a non-empty list, got {raw['claims']!r}")
-    claims = [_parse_claim(c, _where(path, f"claims[{i}]"), list(datasets), list(methods))
+    claims = [_parse_claim(c, _where(path, f"claims[{i}]"), list(datasets), methods)
               for i, c in enumerate(raw["claims"])]
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
@@ -515,10 +587,10 @@ def tune_spec(spec: ClaimsSpec, dataset: str, backbone: str, method: str, arg: s
     method that has one: the same points, with this method's denoiser), at most ``budget`` points, every
     trial at ``tune_seed`` with the spec's fixed settings, then the dataset's, then the method's, selected
     on validation Recall@20. dataset: the spec's name; arg: what the runs name as their dataset (default:
-    the name)."""
+    the name). A sequential method (backbone :data:`SEQUENTIAL`) runs its model, on the default user split."""
     m = spec.methods[method]
-    base = {"dataset": dataset if arg is None else arg, "model": backbone, "denoiser": m.denoiser,
-            "seed": spec.tune_seed}
+    base = {"dataset": dataset if arg is None else arg, "seed": spec.tune_seed,
+            **({"model": m.model} if m.model is not None else {"model": backbone, "denoiser": m.denoiser})}
     overrides = [*spec.overrides, *spec.datasets[dataset].overrides, *([] if m.selection_of else m.overrides)]
     return SweepSpec(base, overrides, spec.grid_of(method), 1, spec.search_seed, OBJECTIVE,
                      f"{spec.path}: methods.{method} on {backbone}", spec.budget)
@@ -564,20 +636,25 @@ def tuning_records(spec: ClaimsSpec, work: Path, run: tuple[str, str, str]) -> l
 
 
 def final_trials(spec: ClaimsSpec, work: Path, chosen: Mapping[str, Any], run: tuple[str, str, str]) -> list[dict]:
-    """The selected grid point on ``run``'s dataset at each of its seeds (one trial per seed, in seed
-    order). chosen: :func:`select` of :func:`tuning_records`; for a ``tune_from`` dataset it was chosen
-    on the other dataset, and the point of ``run``'s own (never trained) sweep with the same parameters
-    is repeated: the same denoiser settings, with this dataset and its fixed settings. For a method with
-    ``selection_of`` it was chosen for that method, and the same point runs with this method's denoiser
-    and fixed settings."""
+    """The selected grid point on ``run``'s dataset at each of its replicates (:meth:`ClaimsSpec.replicates`:
+    one trial per seed, in seed order, on each user split of a sequential method). chosen: :func:`select`
+    of :func:`tuning_records`; for a ``tune_from`` dataset it was chosen on the other dataset, and the
+    point of ``run``'s own (never trained) sweep with the same parameters is repeated: the same denoiser
+    settings, with this dataset and its fixed settings. For a method with ``selection_of`` it was chosen
+    for that method, and the same point runs with this method's denoiser and fixed settings."""
     trial = next(t for t in tune_trials(spec, work, run) if t["name"].rsplit("/", 1)[-1] == chosen["name"])
     out = []
-    for seed in spec.seeds_of(run[0]):
-        params = {**trial["params"], "seed": seed}
+    for split, seed in spec.replicates(run[0], run[1]):
+        on_split = [] if split is None else [(SPLIT_KEY, split)]
+        params = {**trial["params"], **dict(on_split), "seed": seed}
         out.append(make_trial(params, {**trial["config"], "seed": seed},
-                              [*trial["overrides"], *after_selection(spec, run[2])],
+                              [*trial["overrides"], *after_selection(spec, run[2]), *on_split],
                               name="/".join((*run, trial_name(params)))))
     return out
+
+
+#: the config key of a sequential run's user split
+SPLIT_KEY = "sequence.split_seed"
 
 
 def after_selection(spec: ClaimsSpec, method: str) -> list[Override]:
@@ -587,9 +664,13 @@ def after_selection(spec: ClaimsSpec, method: str) -> list[Override]:
 
 
 # --------------------------------------------------------------- evidence
-def evidence_folder(out: Path, run: tuple[str, str, str], seed: int | None = None) -> Path:
+def evidence_folder(out: Path, run: tuple[str, str, str], seed: int | None = None, split: int | None = None) -> Path:
+    """``<out>/evidence/<dataset>/<backbone>/<method>/``, or one replicate's folder in it: ``s<seed>``, or
+    ``split<k>-s<seed>`` on user split k."""
     folder = Path(out) / EVIDENCE_DIR / Path(*run)
-    return folder if seed is None else folder / f"s{seed}"
+    if seed is None:
+        return folder
+    return folder / (f"s{seed}" if split is None else f"split{split}-s{seed}")
 
 
 def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
@@ -605,13 +686,15 @@ def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
     result = record.read_result(run_dir)
     per_user = record.read_per_user(run_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    detection = {k: per_user[k] for k in ("detection_users", DETECTION_AUC) if k in per_user}
+    detection = {k: per_user[k] for k in ("detection_users", DETECTION_AUC, "localisation_users", LOCALISATION_GAIN)
+                 if k in per_user}
     save_npz(dest / record.PER_USER_FILE, compressed=True, users=per_user["users"],
              **{f"test_{m}": per_user[f"test_{m}"] for m in METRICS}, **detection)
     config = load_yaml(run_dir / record.CONFIG_FILE)
     config["dataset"] = dataset_name
     write_text(dest / record.CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     write_json(dest / record.RESULT_FILE, {**{k: result.get(k) for k in EVIDENCE_RESULT_KEYS},
+                                           **({"sequence": result["sequence"]} if "sequence" in result else {}),
                                            "valid": {m: result["valid"][m] for m in METRICS},
                                            "test": {m: result["test"][m] for m in METRICS}})
 
@@ -652,25 +735,27 @@ def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
         folder = evidence_folder(out, run)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / SELECTION_JSON, selection)
-        seeds = spec.seeds_of(run[0])
+        replicates = spec.replicates(run[0], run[1])
         finals = final_trials(spec, work, selection["selected"], run)
-        for seed, trial in zip(seeds, finals):
-            dest = evidence_folder(out, run, seed)
+        for (split, seed), trial in zip(replicates, finals):
+            dest = evidence_folder(out, run, seed, split)
             if trial_status(Path(work) / "final" / trial["name"], trial) == "finished":
                 write_evidence(Path(work) / "final" / trial["name"], dest, run[0])
                 written += 1
             elif dest.exists():
                 shutil.rmtree(dest)
-        for stale in folder.glob("s*"):
-            if stale.is_dir() and stale.name not in {f"s{s}" for s in seeds}:
+        wanted = {evidence_folder(out, run, seed, split).name for split, seed in replicates}
+        for stale in folder.iterdir():
+            if stale.is_dir() and stale.name not in wanted:
                 shutil.rmtree(stale)
     return written
 
 
-def _complete(out: Path, run: tuple[str, str, str], seeds: Sequence[int]) -> list[Path] | None:
-    """The evidence folders of ``run`` at every seed, or None while one is missing."""
+def _complete(out: Path, run: tuple[str, str, str], replicates: Sequence[tuple[int | None, int]]
+              ) -> list[Path] | None:
+    """The evidence folders of ``run`` at every (split, seed), or None while one is missing."""
     from ..training import record
-    folders = [evidence_folder(out, run, s) for s in seeds]
+    folders = [evidence_folder(out, run, seed, split) for split, seed in replicates]
     done = all((f / record.PER_USER_FILE).is_file() and (f / record.RESULT_FILE).is_file() for f in folders)
     return folders if done else None
 
@@ -689,6 +774,43 @@ def compare_runs(runs_a: Sequence[Path], runs_b: Sequence[Path], metrics: Sequen
         n = int(a.size)
         delta[metric] = float(a.mean() - b.mean()) if n else float("nan")
         p[metric] = paired_ttest(a, b)[1]
+    return {"n_users": n, "delta": delta, "p": p}
+
+
+def by_split(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> list[list[Path]]:
+    """The folders of one side of a cell (one per replicate, in order) grouped by user split."""
+    groups: dict[int | None, list[Path]] = {}
+    for folder, (split, _) in zip(folders, replicates):
+        groups.setdefault(split, []).append(Path(folder))
+    return list(groups.values())
+
+
+def compare_groups(groups_a: Sequence[Sequence[Path]], groups_b: Sequence[Sequence[Path]] | None,
+                   metrics: Sequence[str]) -> dict:
+    """One cell's numbers from two sides grouped by user split (:func:`by_split`); ``groups_b`` None: side
+    A's values against 0 (``localises``: each user's gain over chance). One split on both sides is
+    :func:`compare_runs`. Otherwise each split pairs its users (seeds averaged), a user held out in
+    several splits counts once with the mean of its differences (``eval.pairing.distinct_user_differences``),
+    Δ is the mean of those differences and p the two-sided t-test of them against 0."""
+    import numpy as np
+
+    from ..eval.pairing import distinct_user_differences, paired_per_split, per_user_mean
+    from ..eval.significance import paired_ttest
+    if groups_b is not None and len(groups_a) == 1 and len(groups_b) == 1:
+        return compare_runs(groups_a[0], groups_b[0], metrics)
+    delta, p, n = {}, {}, 0
+    for metric in metrics:
+        if groups_b is None:
+            pairs = []
+            for group in groups_a:
+                users, values = per_user_mean(list(group), metric)
+                pairs.append((users, values, np.zeros_like(values)))
+        else:
+            pairs = paired_per_split([list(g) for g in groups_a], [list(g) for g in groups_b], metric)
+        _, diff = distinct_user_differences(pairs)
+        n = int(diff.size)
+        delta[metric] = float(diff.mean()) if n else float("nan")
+        p[metric] = paired_ttest(diff, np.zeros_like(diff))[1]
     return {"n_users": n, "delta": delta, "p": p}
 
 
@@ -735,14 +857,16 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         metrics = KIND_METRICS[claim.kind]
         for a, b, backbone, backbone_b in claim.comparisons():
             for dataset in claim.datasets:
-                runs_a = _complete(out, (dataset, backbone, a), spec.seeds_of(dataset))
-                runs_b = _complete(out, (dataset, backbone_b, b), spec.seeds_of(dataset))
+                replicates = spec.replicates(dataset, backbone)
+                runs_a = _complete(out, (dataset, backbone, a), replicates)
+                runs_b = [] if b == CHANCE else _complete(out, (dataset, backbone_b, b), replicates)
                 cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset,
                         **({"against": backbone_b} if claim.kind == "detects" else {})}
                 if runs_a is None or runs_b is None:
                     cells.append({**cell, "status": "pending"})
                     continue
-                numbers = compare_runs(runs_a, runs_b, metrics)
+                numbers = compare_groups(by_split(runs_a, replicates),
+                                         None if b == CHANCE else by_split(runs_b, replicates), metrics)
                 cells.append({**cell, "status": "done", **numbers,
                               "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
                               "evidence": {"a": [_relative(f, out) for f in runs_a],
@@ -759,10 +883,12 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                      "tune_seed": spec.tune_seed, "search_seed": spec.search_seed,
                      "set": [[k, v] for k, v in spec.overrides]},
         "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides],
-                      "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name)} for d in spec.datasets.values()],
+                      "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name),
+                      **({"splits": list(d.splits)} if d.splits else {})} for d in spec.datasets.values()],
         "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
                      "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
-                     "set": [[k, v] for k, v in m.overrides]} for m in spec.methods.values()],
+                     "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
+                    for m in spec.methods.values()],
         "tuning": tuning, "claims": claims}
 
 
@@ -816,6 +942,16 @@ def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[i
     return list(dataset.get("seeds") or data["protocol"]["seeds"])
 
 
+def data_replicates(data: Mapping[str, Any], dataset: Mapping[str, Any] | None, backbone: str
+                    ) -> list[tuple[int | None, int]]:
+    """:meth:`ClaimsSpec.replicates` from claims.json: (user split, seed) of a (dataset entry, backbone);
+    none for a dataset the page does not list."""
+    if dataset is None:
+        return []
+    splits = dataset.get("splits") if backbone == SEQUENTIAL else None
+    return [(split, seed) for split in (splits or (None,)) for seed in dataset_seeds(data, dataset)]
+
+
 def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
     """A cell as errors name it: ``claim-id: A vs B on BACKBONE, DATASET`` (``detects``: ``claim-id: A on
     BACKBONE vs on OTHER, DATASET``)."""
@@ -829,6 +965,8 @@ def render_page(data: Mapping[str, Any]) -> str:
     transferred = [d for d in data["datasets"] if d.get("tune_from")]
     ablations = [m for m in data["methods"] if m.get("selection_of")]
     own_seeds = any(dataset_seeds(data, d) != list(proto["seeds"]) for d in data["datasets"])
+    split = [d for d in data["datasets"] if d.get("splits")]
+    sequential = [m for m in data["methods"] if m.get("model")]
     lines = [f"# {data['title']}", "",
              f"Generated by `{data['command']}` from the evidence files in [`{folder}/`]({folder}/); do not edit "
              f"by hand. `{data['check']}` recomputes every Δ and p on this page from those files alone.", "",
@@ -867,23 +1005,31 @@ def render_page(data: Mapping[str, Any]) -> str:
                  "dataset gives its own)" if own_seeds else f"seeds {', '.join(map(str, proto['seeds']))}")
               + ", and only those runs are tested here.",
               "- Backbone settings (model parameters, learning rate, batch size) stay at their defaults for every "
-              "method; only the denoiser's own settings are tuned.",
+              "method; only the denoiser's own settings are tuned."
+              + (f" A sequential model (backbone `{SEQUENTIAL}`) is a method itself: its own settings are the grid "
+                 "(its fixed settings, shared by the sequential methods, in the methods table)." if sequential else ""),
+              *([f"- Sequential models run on user splits (`{SPLIT_KEY}`, the datasets table): each split holds "
+                 "out its own validation and test users; tuning uses the default split, and the selected "
+                 "configuration runs at every seed on every split."] if split else []),
               "- Fixed settings for every run: "
               + (", ".join(f"`{k}={param_text(v)}`" for k, v in proto["set"]) or "none") + ".",
               "- A cell pairs two methods on one backbone and dataset over the test users every run evaluated: "
               "each user's metric is averaged over the seeds, Δ is the mean over users of A − B, p the two-sided "
               "paired t-test over users. Its evidence is "
-              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods (per-user "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods "
+              + ("(`split<k>-s<seed>/` on user split k) " if split else "") + "(per-user "
               f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
               "",
               markdown(["dataset", "source", "planted noise", "tuning", "seeds", "its own settings"],
                        [[d["name"], d["source"], _noise_text(d["noise"]),
                          f"tuned on {d['tune_from']}" if d.get("tune_from") else f"budget {proto['budget']}",
-                         ", ".join(map(str, dataset_seeds(data, d))),
+                         ", ".join(map(str, dataset_seeds(data, d)))
+                         + (f" on user splits {', '.join(map(str, d['splits']))}" if d.get("splits") else ""),
                          ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–"] for d in data["datasets"]],
                        "llllll"), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
-                       [[m["name"], m["denoiser"], _grid_text(m),
+                       [[m["name"], f"{m['model']} (sequential model)" if m.get("model") else m["denoiser"],
+                         _grid_text(m),
                          "–" if m.get("selection_of") else str(m["grid_size"]), str(m["trials"])]
                         for m in data["methods"]], "lllrr"), "",
               "## Tuning budget", "",
@@ -969,7 +1115,7 @@ def check_claims(out: str | Path) -> int:
     except ValueError as exc:
         raise MMDenoiseError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
     checked = 0
-    seeds = {d["name"]: dataset_seeds(data, d) for d in data["datasets"]}
+    entries = {d["name"]: d for d in data["datasets"]}
     for claim in data["claims"]:
         for cell in claim["cells"]:
             if cell["status"] != "done":
@@ -978,16 +1124,21 @@ def check_claims(out: str | Path) -> int:
             paths = cell["evidence"]["a"] + cell["evidence"]["b"]
             if any(Path(p).is_absolute() for p in paths):
                 raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
+            replicates = data_replicates(data, entries.get(cell["dataset"]), cell["backbone"])
             for side, backbone, method in (("a", cell["backbone"], cell["method"]),
                                            ("b", _backbone_b(cell), cell["versus"])):
-                expected = [_relative(evidence_folder(out, (cell["dataset"], backbone, method), s), out)
-                            for s in seeds.get(cell["dataset"], [])]
+                expected = [] if method == CHANCE else [
+                    _relative(evidence_folder(out, (cell["dataset"], backbone, method), seed, split), out)
+                    for split, seed in replicates]
                 if cell["evidence"][side] != expected:
                     raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
-                                         f"per seed of {cell['dataset']} ({expected})")
+                                         f"per seed of {cell['dataset']}"
+                                         + (" on each user split" if any(k is not None for k, _ in replicates) else "")
+                                         + f" ({expected})")
             metrics = KIND_METRICS.get(claim.get("kind", "beats"), data["metrics"])
-            fresh = compare_runs([out / p for p in cell["evidence"]["a"]], [out / p for p in cell["evidence"]["b"]],
-                                 metrics)
+            fresh = compare_groups(by_split([out / p for p in cell["evidence"]["a"]], replicates),
+                                   None if cell["versus"] == CHANCE
+                                   else by_split([out / p for p in cell["evidence"]["b"]], replicates), metrics)
             if fresh["n_users"] != cell["n_users"]:
                 raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
                                      f"{fresh['n_users']} in the evidence")

@@ -77,11 +77,16 @@ def interest_maps(model: torch.nn.Module, view: SequenceView, users: np.ndarray,
     return np.concatenate(histories), np.concatenate(item_maps), np.concatenate(modality_maps)
 
 
-def localisation_accuracy(model: torch.nn.Module, view: SequenceView, truth: SeqTruth, split: str = "test",
-                          k: int = 3, kind: str = "grad_input") -> dict[str, float]:
-    """Modality hit rate and item precision@k of the interest scores, each with its chance rate.
+def localisation_per_user(model: torch.nn.Module, view: SequenceView, truth: SeqTruth, split: str = "test",
+                          k: int = 3, kind: str = "grad_input") -> dict[str, np.ndarray]:
+    """Each held-out user's localisation outcomes (the module docstring's definitions).
 
-    split: the held-out users to score: ``valid``, ``test`` or ``heldout`` (both).
+    split: the held-out users to score: ``valid``, ``test`` or ``heldout`` (both). Returns ``users``
+    int64 [n] (ascending), ``modality_hit`` bool [n] (the top-ranked modality is the planted driving
+    one), ``driving`` int64 [n] (its index in ``truth.modalities``), ``item_precision`` float64 [n]
+    (precision@min(k, window) of the highest-scored positions against the planted points of interest)
+    and ``item_chance`` float64 [n] (the share of points of interest in the user's window: the expected
+    precision of random positions).
     """
     if split == "heldout":
         users = np.sort(np.concatenate([view.users("valid"), view.users("test")]))
@@ -95,7 +100,6 @@ def localisation_accuracy(model: torch.nn.Module, view: SequenceView, truth: Seq
     columns = [encoder_modalities.index(m) for m in truth.modalities]
     per_modality = alpha_modality[:, :, columns].sum(1)                                   # [n, M]
     driving = truth.driving_modality[users]
-    hit = per_modality.argmax(1) == driving
 
     mask = history >= 0
     keys = users[:, None] * np.int64(view.n_items) + np.where(mask, history, 0)
@@ -106,11 +110,28 @@ def localisation_accuracy(model: torch.nn.Module, view: SequenceView, truth: Seq
     top_k = np.minimum(k, length)
     chosen = top_ranked(torch.from_numpy(alpha_item), torch.from_numpy(mask), torch.from_numpy(top_k),
                         highest=True).numpy()
-    precision = (chosen & is_poi).sum(1) / np.maximum(top_k, 1)
-    share = np.bincount(driving, minlength=len(truth.modalities)) / max(users.size, 1)
-    return {"users": int(users.size), "interest": kind,
-            "modality_hit_rate": float(hit.mean()),
-            "modality_chance": 1.0 / len(truth.modalities),
+    return {"users": users, "modality_hit": per_modality.argmax(1) == driving, "driving": driving,
+            "item_precision": (chosen & is_poi).sum(1) / np.maximum(top_k, 1),
+            "item_chance": is_poi.sum(1) / np.maximum(length, 1)}
+
+
+def localisation_accuracy(model: torch.nn.Module, view: SequenceView, truth: SeqTruth, split: str = "test",
+                          k: int = 3, kind: str = "grad_input") -> dict[str, float]:
+    """Modality hit rate and item precision@k of the interest scores, each with its chance rate.
+
+    split: the held-out users to score: ``valid``, ``test`` or ``heldout`` (both).
+    """
+    return localisation_summary(localisation_per_user(model, view, truth, split, k, kind), len(truth.modalities),
+                                k, kind)
+
+
+def localisation_summary(found: dict[str, np.ndarray], n_modalities: int, k: int, kind: str) -> dict[str, float]:
+    """The means over users of :func:`localisation_per_user`'s ``found``, with the chance rates."""
+    n = found["users"].size
+    share = np.bincount(found["driving"], minlength=n_modalities) / max(n, 1)
+    return {"users": int(n), "interest": kind,
+            "modality_hit_rate": float(found["modality_hit"].mean()),
+            "modality_chance": 1.0 / n_modalities,
             "modality_majority_rate": float(share.max()),
-            f"item_precision@{k}": float(precision.mean()),
-            "item_chance": float((is_poi.sum(1) / np.maximum(length, 1)).mean())}
+            f"item_precision@{k}": float(found["item_precision"].mean()),
+            "item_chance": float(found["item_chance"].mean())}

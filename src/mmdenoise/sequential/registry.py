@@ -17,12 +17,13 @@ from ..data import Dataset
 from ..data.seqsynth import read_seq_truth
 from ..errors import ConfigError
 from ..registry import Entry, check_dataset, lookup
+from ..training import record
 from ..training.trainer import limit_threads
 from . import build
 from .config import (BaseConfig, ComiRecSAConfig, DemureConfig, GRU4RecConfig, PopularityConfig,
                      SequentialRunConfig, YoutubeDNNConfig)
 from .interest import INTEREST_KINDS
-from .localisation import localisation_accuracy
+from .localisation import localisation_per_user, localisation_summary
 from .task import SequentialTask
 from .view import UNUSED_USER, SequenceView
 
@@ -102,14 +103,28 @@ def identity(config: SequentialRunConfig, task: SequentialTask) -> dict[str, Any
             "sequence": task.view.summary()}
 
 
+#: positions a user's interest scores name (item precision@k of the localisation)
+LOCALISATION_K = 3
+
+
 def findings(task: SequentialTask, run_dir: Path) -> dict[str, Any]:
-    """On a dataset with planted points of interest: how well each interest score finds them."""
+    """On a dataset with planted points of interest: how well each interest score finds them (means in
+    result.json), and per test user, for the interest score the model uses itself (Demure's
+    ``interest``, else gradient × input), item precision@3 minus its chance (per_user.npz's
+    ``localisation_users`` and ``localisation_gain``, which the claims benchmark pairs like a metric)."""
     data, model = task.dataset, task.model
     truth = read_seq_truth(data.path) if data.path is not None else None
     if truth is None or not hasattr(getattr(model, "base", model), "encoder"):
         return {}
-    return {"localisation": {kind: localisation_accuracy(model, task.view, truth, "test", kind=kind)
-                             for kind in INTEREST_KINDS}}
+    own = getattr(model, "interest", "grad_input")
+    summary = {}
+    for kind in INTEREST_KINDS:
+        found = localisation_per_user(model, task.view, truth, "test", LOCALISATION_K, kind)
+        summary[kind] = localisation_summary(found, len(truth.modalities), LOCALISATION_K, kind)
+        if kind == own:
+            record.add_per_user(run_dir, localisation_users=found["users"],
+                                localisation_gain=found["item_precision"] - found["item_chance"])
+    return {"localisation": summary}
 
 
 def check_users(task: SequentialTask, users: np.ndarray) -> None:
