@@ -409,16 +409,21 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     spec = load_claims_spec(folder / "spec.yaml")
     assert {"guider", "damrs", "tce", "rce", "wbpr", "bod", "none"} <= set(spec.methods)
     assert list(spec.datasets) == ["ml-100k-add20", "ml-1m-add20", "book-crossing-add20", "synth-baby-add20",
-                                   "ml-100k-swap20-text"]
-    # the large datasets take ml-100k-add20's selections and run one seed (the spec says why)
+                                   "ml-100k-swap20-text", "ml-100k-seq", "ml-1m-seq", "synth-seq-small"]
+    # the large datasets take ml-100k-add20's (or ml-100k-seq's) selections and run one seed (the spec says why)
     assert [(d.tune_from, spec.seeds_of(d.name)) for d in spec.datasets.values()] == [
         (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1, 2, 3]),
-        ("ml-100k-add20", [1, 2, 3])]
-    assert {run[0] for run in spec.tuned_runs()} == {"ml-100k-add20"}
+        ("ml-100k-add20", [1, 2, 3]), (None, [1, 2, 3]), ("ml-100k-seq", [1]), ("ml-100k-seq", [1, 2, 3])]
+    assert {run[0] for run in spec.tuned_runs()} == {"ml-100k-add20", "ml-100k-seq"}
     # the ablations (the papers' Tables 3-4) run their full method's selection: no tuning of their own
     ablations = {m.name: m.selection_of for m in spec.methods.values() if m.selection_of}
     assert set(ablations.values()) == {"guider", "damrs"} and len(ablations) == 14
-    assert {run[2] for run in spec.tuned_runs()} == {"none", "tce", "rce", "wbpr", "bod", "guider", "damrs"}
+    assert {run[2] for run in spec.tuned_runs()} == {"none", "tce", "rce", "wbpr", "bod", "guider", "damrs", "base",
+                                                     "youtubednn", "gru4rec", "comirec-sa", "demure"}
+    # Demure's claims: sequential models on three user splits (one on ml-1m), localisation on planted data only
+    assert len(spec.replicates("ml-100k-seq", "sequential")) == 9
+    assert len(spec.replicates("ml-1m-seq", "sequential")) == 1
+    assert {run[0] for run in spec.runs() if run[1] == "sequential"} == {"ml-100k-seq", "ml-1m-seq", "synth-seq-small"}
     check_claims(folder)
 
 
