@@ -281,7 +281,7 @@ class Guider(Denoiser):
         if student_dbpr:
             terms["rec"] = self._student_dbpr(batch, user_emb, item_emb, pos, neg)
         else:
-            terms["rec"] = self.student_rec(batch, user_emb, item_emb, pos, neg, teacher_logits)
+            terms["rec"] = self.student_rec(batch, user_emb, item_emb, pos, neg, teacher_logits, state)
         if teacher_logits is not None and self.config.kd != "none":
             student_logits = ranking_logits(pos, neg)
             if self.config.kd == "kl":
@@ -293,8 +293,9 @@ class Guider(Denoiser):
         return sum(terms.values()), terms
 
     def student_rec(self, batch: Batch, user_emb, item_emb, pos: torch.Tensor, neg: torch.Tensor,
-                    teacher_logits: torch.Tensor | None) -> torch.Tensor:
-        """L_Rec of Eq. 8: the backbone's own loss (``guider+`` may weight it by the teacher's logits z^t [B])."""
+                    teacher_logits: torch.Tensor | None, state: StepState) -> torch.Tensor:
+        """L_Rec of Eq. 8: the backbone's own loss (``guider+`` may weight it by the teacher's logits z^t [B],
+        or truncate it on a ramp over ``state``'s global step)."""
         return self.backbone.rec_loss(batch, user_emb, item_emb)
 
     def _student_dbpr(self, batch, user_emb, item_emb, pos, neg) -> torch.Tensor:

@@ -123,18 +123,14 @@ class GuiderPlus(Guider):
         return {m: x * float(np.sqrt(self.reliability[m])) for m, x in self.features.items()
                 if self.reliability[m] > 0}
 
-    def loss(self, batch: Batch, state: StepState):
-        self._step = getattr(state, "step", 0)  # the truncation's ramp position (student_rec has no state)
-        return super().loss(batch, state)
-
     def student_rec(self, batch: Batch, user_emb, item_emb, pos: torch.Tensor, neg: torch.Tensor,
-                    teacher_logits: torch.Tensor | None) -> torch.Tensor:
+                    teacher_logits: torch.Tensor | None, state: StepState) -> torch.Tensor:
         weighted = self.config.kd_weighting != "none" and teacher_logits is not None
         if self.config.student_drop_rate > 0:
-            rate = drop_rate_schedule(self._step, self.config.student_drop_rate, self.config.student_num_gradual)
+            rate = drop_rate_schedule(state.step, self.config.student_drop_rate, self.config.student_num_gradual)
             return truncated_bpr(pos, neg, rate, clean_weights(teacher_logits) if weighted else None)[0]
         if not weighted:
-            return super().student_rec(batch, user_emb, item_emb, pos, neg, teacher_logits)
+            return super().student_rec(batch, user_emb, item_emb, pos, neg, teacher_logits, state)
         return bpr_loss(pos, neg, weights=clean_weights(teacher_logits))
 
     def epoch_stats(self) -> dict[str, float]:
