@@ -294,3 +294,29 @@ def test_a_non_finite_teacher_loss_stops_training_with_the_students_clear_error(
     state = record.load_checkpoint(tmp_path / "run")
     assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["denoiser"].values()
                                        if torch.is_tensor(v) and v.is_floating_point())
+
+
+def test_noisy_partners_are_drawn_on_the_device_from_each_users_own_noisy_items():
+    """``NoisyGroups.draw`` (DBPR's noisy negative, Eq. 7): every drawn item is one of that user's I_false
+    items, each of them comes up, and a user without any is masked out."""
+    from mmdenoise.denoise.guider.amsc import grouped_by_user
+    from mmdenoise.denoise.guider.denoiser import NoisyGroups
+    users = np.array([0, 0, 0, 1, 1, 2])
+    items = np.array([10, 11, 12, 20, 21, 30])
+    noisy = np.array([1, 2, 4])                                  # user 0: items 11, 12; user 1: item 21; user 2: none
+    order, start, count = grouped_by_user(noisy, users, 3)
+    groups = NoisyGroups(items[order], start, count, torch.device("cpu"))
+    torch.manual_seed(0)
+    asked = torch.tensor([0, 1, 2] * 200)
+    drawn, has = groups.draw(asked)
+    assert has.tolist() == [True, True, False] * 200
+    assert set(drawn[asked == 0].tolist()) == {11, 12} and set(drawn[asked == 1].tolist()) == {21}
+
+
+def test_masked_weights_give_the_mean_over_the_mask():
+    from mmdenoise.denoise.guider.denoiser import _mean_over
+    from mmdenoise.losses import bpr_loss
+    pos, neg = torch.tensor([2.0, 0.5, -1.0, 0.3]), torch.tensor([0.0, 1.0, 0.2, 0.3])
+    mask = torch.tensor([True, False, True, False])
+    assert torch.allclose(bpr_loss(pos, neg, weights=_mean_over(mask)), bpr_loss(pos[mask], neg[mask]))
+    assert bpr_loss(pos, neg, weights=_mean_over(torch.zeros(4, dtype=torch.bool))) == 0

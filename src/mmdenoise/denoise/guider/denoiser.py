@@ -137,8 +137,9 @@ class Guider(Denoiser):
                                   if teacher is not None else None)
         self._teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
         self._candidates: Candidates | None = None  # found at the first recalibration
-        # (the partition it was grouped for, I_false grouped by user): regrouped only when the partition changes
-        self._noisy_groups: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        # I_false grouped by user (:meth:`noisy_groups`), rebuilt after each recalibration or load
+        self._noisy_groups: NoisyGroups | None = None
+        self.register_load_state_dict_post_hook(_forget_noisy_groups)
         self.last_similarity = np.full(len(train_users), np.nan, dtype=np.float32)
 
     # -------------------------------------------------------------- state
@@ -168,20 +169,24 @@ class Guider(Denoiser):
     def _dbpr_ready(self) -> bool:
         return self.config.dbpr and bool(self.calibrated)
 
+    def noisy_groups(self) -> NoisyGroups:
+        """The I_false items grouped by user, on the host and on the partition's device; built once per
+        partition (a recalibration or a loaded state forgets them), not per batch."""
+        if self._noisy_groups is None:
+            order, start, count = grouped_by_user(np.flatnonzero(~self.clean.cpu().numpy()), self.train_users,
+                                                  self.n_users)
+            self._noisy_groups = NoisyGroups(self.train_items[order], start, count, self.clean.device)
+        return self._noisy_groups
+
     def _noisy_partner(self, users: np.ndarray, rng: np.random.Generator):
         """A random I_false item per entry of ``users`` (Eq. 7's noisy negative), and a bool mask of the
         entries whose user has one (elsewhere the item is a placeholder)."""
-        clean = self.clean.cpu().numpy()
-        if self._noisy_groups is None or not np.array_equal(self._noisy_groups[0], clean):
-            # once per recalibration, not per batch (DBPR on the student draws partners every batch)
-            self._noisy_groups = (clean.copy(), grouped_by_user(np.flatnonzero(~clean), self.train_users,
-                                                                self.n_users))
-        order, start, count = self._noisy_groups[1]
-        has = count[users] > 0
+        groups = self.noisy_groups()
+        has = groups.count[users] > 0
         if not has.any():
             return np.zeros_like(users), has
-        pick = start[users] + (rng.random(users.size) * count[users]).astype(np.int64)
-        return self.train_items[order[np.minimum(pick, order.size - 1)]], has
+        pick = groups.start[users] + (rng.random(users.size) * groups.count[users]).astype(np.int64)
+        return groups.items[np.minimum(pick, groups.items.size - 1)], has
 
     def _teacher_epoch(self, rng: np.random.Generator, position: int = 0) -> None:
         """One teacher pass (BPR, or DBPR once calibrated) through the trainer's optimiser step, so a
@@ -246,6 +251,7 @@ class Guider(Denoiser):
         judge = self.teacher if self.teacher is not None else self.backbone
         part = calibrate(self.train_users, self.pointwise_losses(judge), self.n_users, self.candidates())
         self.clean.copy_(torch.from_numpy(part.clean))
+        self._noisy_groups = None
         self.calibrated.fill_(True)
         self.last_similarity = part.similarity
 
@@ -299,17 +305,46 @@ class Guider(Denoiser):
         return self.backbone.rec_loss(batch, user_emb, item_emb)
 
     def _student_dbpr(self, batch, user_emb, item_emb, pos, neg) -> torch.Tensor:
+        """Eq. 7 on the student (``guider-no-kd``): BPR over the batch's I_true pairs, plus β · BPR of each
+        of them against a random I_false item of its user, where the user has one. On the device: masks
+        weight the means (no boolean indexing, no copy to the host)."""
         clean = self.clean[batch.index]
-        loss = bpr_loss(pos[clean], neg[clean]) if clean.any() else pos.new_zeros(())
-        users = batch.users[clean].cpu().numpy()
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-        noisy, has = self._noisy_partner(users, rng)
-        if has.any():
-            keep = torch.from_numpy(has).to(pos.device)
-            noisy_scores = self.backbone.score(user_emb, item_emb, batch.users[clean][keep],
-                                               torch.from_numpy(noisy).to(pos.device)[keep])
-            loss = loss + self.config.dbpr_weight * bpr_loss(pos[clean][keep], noisy_scores)
-        return loss
+        loss = bpr_loss(pos, neg, weights=_mean_over(clean))
+        groups = self.noisy_groups()
+        if groups.items.size == 0:
+            return loss
+        noisy, has = groups.draw(batch.users)
+        noisy_scores = self.backbone.score(user_emb, item_emb, batch.users, noisy)
+        return loss + self.config.dbpr_weight * bpr_loss(pos, noisy_scores, weights=_mean_over(clean & has))
+
+
+def _mean_over(mask: torch.Tensor) -> torch.Tensor:
+    """Weights [B] that turn ``bpr_loss``'s mean over the batch into the mean over ``mask``'s entries (0
+    when there are none), without a host sync."""
+    return mask.float() * (mask.numel() / mask.sum().clamp_min(1))
+
+
+class NoisyGroups:
+    """The I_false interactions' items grouped by user: ``items`` int64 [N] (user by user), ``start`` and
+    ``count`` int64 [U] into it, as NumPy arrays (the teacher's epoch) and tensors on ``device`` (the
+    student's batches)."""
+
+    def __init__(self, items: np.ndarray, start: np.ndarray, count: np.ndarray, device: torch.device):
+        self.items, self.start, self.count = items, start, count
+        self._on_device = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (items, start, count))
+
+    def draw(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A uniformly drawn I_false item per entry of ``users`` [B] (torch's RNG, on their device) and a
+        bool mask [B] of the entries whose user has one (elsewhere the item is a placeholder)."""
+        items, start, count = self._on_device
+        n = count[users]
+        offset = torch.minimum((torch.rand(users.shape, device=users.device) * n).long(), (n - 1).clamp_min(0))
+        return items[(start[users] + offset).clamp(max=items.numel() - 1)], n > 0
+
+
+def _forget_noisy_groups(module: Guider, incompatible_keys) -> None:
+    """After a state is loaded, the partition may have changed: regroup I_false on next use."""
+    module._noisy_groups = None
 
 
 def build_teacher(dataset, config: GuiderConfig) -> Backbone | None:
