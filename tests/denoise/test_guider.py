@@ -234,8 +234,7 @@ def test_dbpr_pushes_teacher_scores_of_i_false_down_and_i_true_up(dbpr, noisy_ti
     items = guider.train_items
     target = int(np.bincount(items).argmax())  # the most popular item: every one of its interactions
     judged_noisy = items == target
-    guider.clean.copy_(torch.from_numpy(~judged_noisy))
-    guider.calibrated.fill_(True)
+    guider.set_partition(~judged_noisy)
     users = torch.from_numpy(guider.train_users[judged_noisy])
     teacher = guider.teacher
 

@@ -139,7 +139,8 @@ class Guider(Denoiser):
         self._candidates: Candidates | None = None  # found at the first recalibration
         # I_false grouped by user (:meth:`noisy_groups`), rebuilt after each recalibration or load
         self._noisy_groups: NoisyGroups | None = None
-        self.register_load_state_dict_post_hook(_forget_noisy_groups)
+        self._calibrated = False  # the buffer ``calibrated`` on the host: read every batch, never synced
+        self.register_load_state_dict_post_hook(_after_load)
         self.last_similarity = np.full(len(train_users), np.nan, dtype=np.float32)
 
     # -------------------------------------------------------------- state
@@ -156,18 +157,18 @@ class Guider(Denoiser):
 
     def interaction_scores(self) -> np.ndarray | None:
         """1 for I_true, 0 for I_false (the AMSC partition); None before the first recalibration."""
-        return self.clean.cpu().numpy().astype(np.float32) if bool(self.calibrated) else None
+        return self.clean.cpu().numpy().astype(np.float32) if self._calibrated else None
 
     def epoch_stats(self) -> dict[str, float]:
         """The partition's shares of the training interactions: I_false and recovered (after calibration)."""
-        if not bool(self.calibrated):
+        if not self._calibrated:
             return {}
         return {"noisy_share": float((~self.clean).float().mean()),
                 "recovered_share": float(np.isfinite(self.last_similarity).mean())}
 
     # ------------------------------------------------------------ teacher
     def _dbpr_ready(self) -> bool:
-        return self.config.dbpr and bool(self.calibrated)
+        return self.config.dbpr and self._calibrated
 
     def noisy_groups(self) -> NoisyGroups:
         """The I_false items grouped by user, on the host and on the partition's device; built once per
@@ -250,10 +251,15 @@ class Guider(Denoiser):
         """AMSC (Eq. 2–6) on the judge's losses: the teacher's, or the student's without one."""
         judge = self.teacher if self.teacher is not None else self.backbone
         part = calibrate(self.train_users, self.pointwise_losses(judge), self.n_users, self.candidates())
-        self.clean.copy_(torch.from_numpy(part.clean))
-        self._noisy_groups = None
-        self.calibrated.fill_(True)
+        self.set_partition(part.clean)
         self.last_similarity = part.similarity
+
+    def set_partition(self, clean: np.ndarray) -> None:
+        """Make ``clean`` (bool [E], True = I_true) the partition that DBPR and the judgement use."""
+        self.clean.copy_(torch.from_numpy(np.asarray(clean, dtype=bool)))
+        self.calibrated.fill_(True)
+        self._noisy_groups = None
+        self._calibrated = True
 
     # ---------------------------------------------------------- schedule
     def epoch_start(self, epoch: int) -> None:
@@ -342,9 +348,11 @@ class NoisyGroups:
         return items[(start[users] + offset).clamp(max=items.numel() - 1)], n > 0
 
 
-def _forget_noisy_groups(module: Guider, incompatible_keys) -> None:
-    """After a state is loaded, the partition may have changed: regroup I_false on next use."""
+def _after_load(module: Guider, incompatible_keys) -> None:
+    """After a state is loaded the partition may have changed: regroup I_false on next use, and read
+    whether it is calibrated (once, here)."""
     module._noisy_groups = None
+    module._calibrated = bool(module.calibrated)
 
 
 def build_teacher(dataset, config: GuiderConfig) -> Backbone | None:
