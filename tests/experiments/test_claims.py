@@ -336,9 +336,17 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     assert selection["used"] == selection["planned"] == 2 and selection["grid_size"] == 4
     assert "test" not in json.dumps(selection)
     best = max(selection["trials"], key=lambda t: t["objective"])
-    assert selection["selected"] == best and yaml.safe_load(
+    assert selection["selected"] == {k: best[k] for k in ("name", "params", "objective")} and yaml.safe_load(
         (evidence / "tce" / "s1" / "config.yaml").read_text())["denoiser_params"]["drop_rate"] == \
         best["params"]["denoiser_params.drop_rate"]
+    # what the runs cost: each trial's and final run's seconds (summed over its epochs), per dataset on the page
+    assert all(t["seconds"] > 0 for t in selection["trials"])
+    [compute] = data["compute"]
+    finals_seconds = sum(json.loads((tmp_path / "claims" / rel / "result.json").read_text())["seconds"]
+                         for rel in cell["evidence"]["a"] + cell["evidence"]["b"])
+    assert (compute["tuning_runs"], compute["final_runs"], compute["unmeasured"]) == (3, 4, 0)
+    assert compute["final_hours"] == pytest.approx(finals_seconds / 3600) and compute["tuning_hours"] > 0
+    assert "## Compute spent" in page and "| tiny-add20 | 3 | " in page
 
     # the page's p is the paired test of the final run folders themselves
     finals = {m: sorted((work / "final" / "tiny-add20" / "mf" / m).iterdir()) for m in ("tce", "none")}

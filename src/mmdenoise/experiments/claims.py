@@ -673,6 +673,14 @@ def evidence_folder(out: Path, run: tuple[str, str, str], seed: int | None = Non
     return folder / (f"s{seed}" if split is None else f"split{split}-s{seed}")
 
 
+def run_seconds(run_dir: Path) -> float:
+    """Seconds a run spent training and validating, summed over its epochs (metrics.jsonl), so a run
+    resumed across sessions counts every part; wall clock of one thread, on whatever machine ran it."""
+    from ..training import record
+    return float(sum(row.get("train_seconds", 0.0) + row.get("eval_seconds", 0.0)
+                     for row in record.read_metrics(run_dir)))
+
+
 def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
     """The compact evidence of one finished run: per_user.npz (``users`` and the test metrics, compressed),
     config.yaml (the resolved config, ``dataset`` as the spec names it) and result.json (what the run
@@ -695,6 +703,7 @@ def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
     write_text(dest / record.CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
     write_json(dest / record.RESULT_FILE, {**{k: result.get(k) for k in EVIDENCE_RESULT_KEYS},
                                            **({"sequence": result["sequence"]} if "sequence" in result else {}),
+                                           "seconds": run_seconds(run_dir),
                                            "valid": {m: result["valid"][m] for m in METRICS},
                                            "test": {m: result["test"][m] for m in METRICS}})
 
@@ -711,8 +720,8 @@ def selection_record(spec: ClaimsSpec, run: tuple[str, str, str], records: Seque
             "selection_of": spec.methods[run[2]].selection_of, "tune_seed": spec.tune_seed,
             "budget": spec.budget, "grid_size": spec.methods[run[2]].grid_size,
             "planned": len(records) if own else 0, "used": len(records) if own else 0,
-            "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"]}
-                       for r in records] if own else [],
+            "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"],
+                        "seconds": run_seconds(Path(r["path"]))} for r in records] if own else [],
             "selected": select(records)}
 
 
@@ -889,7 +898,25 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                      "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
                      "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
                     for m in spec.methods.values()],
-        "tuning": tuning, "claims": claims}
+        "tuning": tuning, "claims": claims, "compute": compute_spent(spec, out)}
+
+
+def compute_spent(spec: ClaimsSpec, out: Path) -> list[dict]:
+    """Per dataset, the runs behind its evidence and their hours (:func:`run_seconds`): the tuning trials
+    its selection.json files list (none for a ``tune_from`` dataset) and the final runs of its evidence."""
+    from ..training import record
+    rows = []
+    for name in spec.datasets:
+        folder = Path(out) / EVIDENCE_DIR / name
+        tuning = [t.get("seconds") for path in sorted(folder.glob(f"*/*/{SELECTION_JSON}"))
+                  for t in json.loads(path.read_text(encoding="utf-8"))["trials"]]
+        final = [json.loads(path.read_text(encoding="utf-8")).get("seconds")
+                 for path in sorted(folder.glob(f"*/*/*/{record.RESULT_FILE}"))]
+        rows.append({"dataset": name, "tuning_runs": len(tuning), "final_runs": len(final),
+                     "tuning_hours": sum(x for x in tuning if x is not None) / 3600,
+                     "final_hours": sum(x for x in final if x is not None) / 3600,
+                     "unmeasured": sum(x is None for x in (*tuning, *final))})
+    return rows
 
 
 # -------------------------------------------------------------------- page
@@ -1062,6 +1089,17 @@ def render_page(data: Mapping[str, Any]) -> str:
             cells = {c["dataset"]: c for c in claim["cells"] if _comparison_text(c) == label}
             rows.append([label, *(_cell_text(cells[d]) if d in cells else "–" for d in datasets)])
         lines += [markdown(["comparison", *datasets], rows, "l" * (1 + len(datasets))), ""]
+    if data.get("compute"):
+        lines += ["## Compute spent", "",
+                  "Hours of the runs behind the evidence so far (training and validation, summed over each run's "
+                  "epochs, so a run resumed across sessions counts every part): wall clock of one thread on the "
+                  "machine that ran it, often shared with other runs, so an upper bound on its CPU time. The "
+                  "budget the benchmark is sized to is 6 hours of a 2-core machine (12 core-hours) per dataset.", "",
+                  markdown(["dataset", "tuning runs", "tuning hours", "final runs", "final hours", "total hours"],
+                           [[c["dataset"], str(c["tuning_runs"]), f"{c['tuning_hours']:.1f}", str(c["final_runs"]),
+                             f"{c['final_hours']:.1f}", f"{c['tuning_hours'] + c['final_hours']:.1f}"
+                             + (f" ({c['unmeasured']} runs unmeasured)" if c.get("unmeasured") else "")]
+                            for c in data["compute"]], "lrrrrr"), ""]
     lines += ["## Selected configurations", "",
               f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets, or the dataset it was "
               f"selected on); every tried trial is listed in "
