@@ -1043,15 +1043,16 @@ def render_page(data: Mapping[str, Any]) -> str:
               "- A cell pairs two methods on one backbone and dataset over the test users every run evaluated: "
               "each user's metric is averaged over the seeds, Δ is the mean over users of A − B, p the two-sided "
               "paired t-test over users. Its evidence is "
-              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods "
-              + ("(`split<k>-s<seed>/` on user split k) " if split else "") + "(per-user "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods"
+              + (", `split<k>-s<seed>/` on user split k" if split else "") + " (per-user "
               f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
               "",
               markdown(["dataset", "source", "planted noise", "tuning", "seeds", "its own settings"],
                        [[d["name"], d["source"], _noise_text(d["noise"]),
                          f"tuned on {d['tune_from']}" if d.get("tune_from") else f"budget {proto['budget']}",
                          ", ".join(map(str, dataset_seeds(data, d)))
-                         + (f" on user splits {', '.join(map(str, d['splits']))}" if d.get("splits") else ""),
+                         + (f" on user split{'s' if len(d['splits']) > 1 else ''} "
+                            f"{', '.join(map(str, d['splits']))}" if d.get("splits") else ""),
                          ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–"] for d in data["datasets"]],
                        "llllll"), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
