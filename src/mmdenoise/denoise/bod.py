@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import OneOf, Range, setting
-from ..losses import bpr_loss
+from ..losses import bpr_loss, bpr_per_pair
 from ..models.base import Backbone, Batch
 from .base import Denoiser, InteractionRecord, StepState
 
@@ -189,7 +189,7 @@ class BOD(Denoiser):
             items = torch.cat(rows[1:])  # a [2B, d] table: positives, then negatives
             pos = self.backbone.score(rows[0], items, pairs, pairs)
             neg = self.backbone.score(rows[0], items, pairs, pairs + b)
-            bpr_rows = torch.autograd.grad(-F.logsigmoid(pos - neg).sum(), rows)  # per pair: 3 × [B, d]
+            bpr_rows = torch.autograd.grad(bpr_per_pair(pos, neg).sum(), rows)  # per pair: 3 × [B, d]
             if self.reference == "alignment":
                 users, positives = F.normalize(rows[0], dim=-1), F.normalize(rows[1], dim=-1)
                 ref_rows = (*torch.autograd.grad((users - positives).pow(2).sum(), rows[:2]),

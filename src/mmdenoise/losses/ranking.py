@@ -5,14 +5,19 @@ import torch
 import torch.nn.functional as F
 
 
+def bpr_per_pair(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
+    """−log σ(s_ui − s_uj) of each pair: [B] from pos_scores, neg_scores [B]."""
+    return -F.logsigmoid(pos_scores - neg_scores)
+
+
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor,
              weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Bayesian personalised ranking: mean of −log σ(s_ui − s_uj).
+    """Bayesian personalised ranking: mean of −log σ(s_ui − s_uj) (:func:`bpr_per_pair`).
 
     pos_scores, neg_scores: [B]; weights: optional [B] per-pair weights
     (the weighted mean divides by B, not by the weight sum). Returns a scalar.
     """
-    per_pair = -F.logsigmoid(pos_scores - neg_scores)
+    per_pair = bpr_per_pair(pos_scores, neg_scores)
     if weights is not None:
         per_pair = per_pair * weights
     return per_pair.mean()
@@ -24,7 +29,7 @@ def truncated_bpr(pos_scores: torch.Tensor, neg_scores: torch.Tensor, drop_rate:
     −log σ(s_ui − s_uj) are dropped, the rest averaged (weighted by ``weights`` [B] as in
     :func:`bpr_loss`, divided by the kept count). pos_scores, neg_scores: [B]; drop_rate in [0, 1].
     Returns (scalar loss, dropped mask bool [B]); the selection is not differentiated."""
-    per_pair = -F.logsigmoid(pos_scores - neg_scores)
+    per_pair = bpr_per_pair(pos_scores, neg_scores)
     n_drop = max(0, min(int(drop_rate * per_pair.numel()), per_pair.numel() - 1))  # one pair always kept
     dropped = torch.zeros_like(per_pair, dtype=torch.bool)
     if n_drop > 0:
