@@ -100,6 +100,8 @@ KINDS = ("beats", "detects", "localises")
 SEQUENTIAL = "sequential"
 #: the other side of a ``localises`` cell: the chance rate each user's gain is measured from
 CHANCE = "chance"
+#: the config key of a sequential run's user split
+SPLIT_KEY = "sequence.split_seed"
 STAGES = ("tune", "final", "page", "all")
 #: selection: validation Recall@20, the only thing that chooses a configuration
 OBJECTIVE = Objective("recall@20", "max")
@@ -247,8 +249,8 @@ class ClaimsSpec:
     def replicates(self, dataset: str, backbone: str) -> list[tuple[int | None, int]]:
         """The final runs of a (dataset, backbone) as (user split, seed): every seed of the dataset, on each
         of its ``splits`` for the :data:`SEQUENTIAL` backbone, else on no split of its own (None)."""
-        splits = self.datasets[dataset].splits if backbone == SEQUENTIAL else None
-        return [(split, seed) for split in (splits or (None,)) for seed in self.seeds_of(dataset)]
+        return replicates_of(self.datasets[dataset].splits if backbone == SEQUENTIAL else None,
+                             self.seeds_of(dataset))
 
     def trials_planned(self, method: str) -> int:
         """Tuning trials of ``method`` on a dataset tuned itself (0 for a method run at another's selection)."""
@@ -263,6 +265,11 @@ class ClaimsSpec:
     def _ordered(self, wanted: set[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
         backbones = list(dict.fromkeys(x for c in self.claims for x in (*c.backbones, *c.against)))
         return [(d, x, m) for d in self.datasets for x in backbones for m in self.methods if (d, x, m) in wanted]
+
+
+def replicates_of(splits: Sequence[int] | None, seeds: Sequence[int]) -> list[tuple[int | None, int]]:
+    """(user split, seed) of every final run: each seed on each split, or on no split (None) without splits."""
+    return [(split, seed) for split in (splits or (None,)) for seed in seeds]
 
 
 def _where(source: str, key: str) -> str:
@@ -653,10 +660,6 @@ def final_trials(spec: ClaimsSpec, work: Path, chosen: Mapping[str, Any], run: t
     return out
 
 
-#: the config key of a sequential run's user split
-SPLIT_KEY = "sequence.split_seed"
-
-
 def after_selection(spec: ClaimsSpec, method: str) -> list[Override]:
     """The settings a method applies after its selected point: an ablation's (``selection_of``) ``set``."""
     m = spec.methods[method]
@@ -694,10 +697,11 @@ def write_evidence(run_dir: Path, dest: Path, dataset_name: str) -> None:
     result = record.read_result(run_dir)
     per_user = record.read_per_user(run_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    detection = {k: per_user[k] for k in ("detection_users", DETECTION_AUC, "localisation_users", LOCALISATION_GAIN)
-                 if k in per_user}
+    # the per-user judgements a detects or localises cell pairs, where the run recorded them
+    judged = {k: per_user[k] for k in ("detection_users", DETECTION_AUC, "localisation_users", LOCALISATION_GAIN)
+              if k in per_user}
     save_npz(dest / record.PER_USER_FILE, compressed=True, users=per_user["users"],
-             **{f"test_{m}": per_user[f"test_{m}"] for m in METRICS}, **detection)
+             **{f"test_{m}": per_user[f"test_{m}"] for m in METRICS}, **judged)
     config = load_yaml(run_dir / record.CONFIG_FILE)
     config["dataset"] = dataset_name
     write_text(dest / record.CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
@@ -975,8 +979,7 @@ def data_replicates(data: Mapping[str, Any], dataset: Mapping[str, Any] | None, 
     none for a dataset the page does not list."""
     if dataset is None:
         return []
-    splits = dataset.get("splits") if backbone == SEQUENTIAL else None
-    return [(split, seed) for split in (splits or (None,)) for seed in dataset_seeds(data, dataset)]
+    return replicates_of(dataset.get("splits") if backbone == SEQUENTIAL else None, dataset_seeds(data, dataset))
 
 
 def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
