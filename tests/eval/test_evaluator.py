@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmdenoise.data import Dataset, Interactions
-from mmdenoise.eval import METRICS, EvalResult, Evaluator, top_k_items
+from mmdenoise.eval import METRICS, EvalResult, Evaluator, ScoreBlocks, top_k_items
 
 D2, D3, D4 = 1.0, 1 / math.log2(3), 0.5
 
@@ -196,6 +196,29 @@ def test_owned_scores_are_masked_in_place_with_the_same_result():
     row = table[0].clone()
     expanded = evaluator.evaluate(lambda u: row.unsqueeze(0).expand(u.shape[0], -1), scores_owned=True)
     assert torch.equal(row, table[0]) and expanded.metrics  # a view is never written to
+
+
+def test_reused_score_blocks_rank_as_fresh_products():
+    """ScoreBlocks: one block per shape, refilled by every call (masked in place by the evaluator), gives
+    the rankings and metrics of a fresh product per block, also with a short last block."""
+    rng = np.random.default_rng(3)
+    users_emb = torch.tensor(rng.random((4, 3)), dtype=torch.float32)
+    items_emb = torch.tensor(rng.random((6, 3)), dtype=torch.float32)
+    blocks = ScoreBlocks(6)
+    filled = []
+
+    def into_block(users):
+        filled.append(torch.mm(users_emb[users], items_emb.T, out=blocks.take(users.numel(), users_emb)))
+        return filled[-1]
+
+    evaluator = Evaluator(HAND, "valid", batch_size=2)      # 3 users: blocks of 2 and 1
+    fresh = evaluator.evaluate(lambda u: users_emb[u] @ items_emb.T, keep_ranking=True, scores_owned=True)
+    for _ in range(2):                                      # the second pass refills the same two blocks
+        reused = evaluator.evaluate(into_block, keep_ranking=True, scores_owned=True)
+        assert np.array_equal(fresh.top_items, reused.top_items)
+        assert all(np.array_equal(fresh.per_user[k], reused.per_user[k]) for k in fresh.per_user)
+    assert len({id(block) for block in filled}) == 2 and filled[0] is filled[2]
+    assert blocks.take(2, users_emb).shape == (2, 6) and blocks.take(2, users_emb.double()).dtype == torch.float64
 
 
 def test_score_fn_contract():

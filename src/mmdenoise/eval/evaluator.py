@@ -97,6 +97,28 @@ def masked_top_k(scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor, 
     return top_k_items(scores, k)
 
 
+class ScoreBlocks:
+    """Reusable score blocks for one blocked evaluation: ``take(rows, like)`` gives a float tensor
+    [rows, n_items] of ``like``'s dtype and device, the same tensor every time for the same shape.
+
+    A score function fills the block (e.g. ``Backbone.full_scores(..., out=)``) and the evaluator
+    masks and ranks it before it asks for the next one, so one evaluation needs at most two blocks
+    (full and last). A fresh product per block instead maps new memory each time: blocks are
+    hundreds of MB, beyond what the allocator keeps, and faulting their pages in cost 11–21% of a
+    synth-baby or book-crossing evaluation (one thread). Blocks live as long as this object.
+    """
+
+    def __init__(self, n_items: int):
+        self.n_items = n_items
+        self._blocks: dict[tuple, torch.Tensor] = {}
+
+    def take(self, rows: int, like: torch.Tensor) -> torch.Tensor:
+        key = (rows, like.dtype, like.device)
+        if key not in self._blocks:
+            self._blocks[key] = like.new_empty(rows, self.n_items)
+        return self._blocks[key]
+
+
 @dataclass(frozen=True)
 class _DeviceIndex:
     """The evaluator's index arrays on one device (see ``Evaluator.__init__``)."""
@@ -185,11 +207,12 @@ class Evaluator:
             masking, ranking and metrics run where they are. The returned
             tensor is not modified, unless ``scores_owned``.
         keep_ranking: also return every user's ranked items (``EvalResult.top_items``).
-        scores_owned: score_fn returns a new tensor per call that nothing else
-            holds (a product, as ``Backbone.full_scores``), so the training
-            items are masked in it in place instead of in a copy (13–19% of a
-            synth-baby evaluation). A view (e.g. an expanded score row) or a
-            tensor that requires grad is still copied.
+        scores_owned: nothing else reads the tensor score_fn returns once the
+            next call is made (a new product per call, or a ``ScoreBlocks``
+            block that the next call refills), so the training items are
+            masked in it in place instead of in a copy (13–19% of a synth-baby
+            evaluation). A view (e.g. an expanded score row) or a tensor that
+            requires grad is still copied.
         Raises ValueError on a wrong score shape or NaN scores.
         """
         users_in = self._index(torch.device(device) if device is not None else torch.device("cpu")).users

@@ -69,10 +69,11 @@ class Backbone(nn.Module):
         return (user_emb[users] * item_emb[items]).sum(-1)
 
     def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
-                    users: torch.Tensor) -> torch.Tensor:
-        """Scores of ``users`` against every item: [B, I], a new tensor (evaluation masks it in place;
-        an override returning a view of stored state is copied first)."""
-        return user_emb[users] @ item_emb.T
+                    users: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of ``users`` against every item: [B, I], a new tensor or ``out`` (float [B, I]) filled
+        in place (evaluation masks the scores in place; an override returning a view of stored state
+        is copied first)."""
+        return torch.mm(user_emb[users], item_emb.T, out=out)
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """Per-modality item views {modality: [I, d]}; empty for ID-only models."""

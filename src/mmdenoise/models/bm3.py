@@ -96,9 +96,10 @@ class BM3(Backbone):
         """ḣ_u · ḣ_i for pairs: [B]."""
         return (self.predictor(user_emb[users]) * self.predictor(item_emb[items])).sum(-1)
 
-    def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
-        """ḣ_u · ḣ_i against every item: [B, I]."""
-        return self.predictor(user_emb[users]) @ self.predictor(item_emb).T
+    def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+        """ḣ_u · ḣ_i against every item: [B, I] (into ``out`` when given)."""
+        return torch.mm(self.predictor(user_emb[users]), self.predictor(item_emb).T, out=out)
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: h^m = W_m x^m + b_m [I, d]} (before the predictor)."""

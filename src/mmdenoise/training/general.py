@@ -15,7 +15,7 @@ from torch import nn
 from ..data.dataset import Dataset
 from ..data.sampler import NegativeSampler
 from ..denoise.base import Denoiser, StepState
-from ..eval import detection_metrics
+from ..eval import ScoreBlocks, detection_metrics
 from ..models.base import Batch
 
 
@@ -77,8 +77,11 @@ class GeneralTask:
         return detection_metrics(scores, noise.noisy_interactions)
 
     def score_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The backbone's scores of every item: all embeddings computed once, then one product per block."""
+        """The backbone's scores of every item: all embeddings computed once, then one product per block,
+        written into a block reused by the next call (``ScoreBlocks``)."""
         backbone = self.backbone
         user_emb, item_emb = backbone()
         device = user_emb.device
-        return lambda users: backbone.full_scores(user_emb, item_emb, users.to(device))
+        blocks = ScoreBlocks(item_emb.shape[0])
+        return lambda users: backbone.full_scores(user_emb, item_emb, users.to(device),
+                                                  out=blocks.take(users.numel(), user_emb))

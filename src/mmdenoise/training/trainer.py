@@ -156,7 +156,7 @@ class Trainer:
         was_training = model.training
         model.train(False)  # evaluation mode: no dropout, full graphs
         result = evaluator.evaluate(self.task.score_function(), device=self.device, keep_ranking=keep_ranking,
-                                    scores_owned=True)  # full_scores: a new product per call
+                                    scores_owned=True)  # a product or a reused block per call
         model.train(was_training)
         return result
 

@@ -88,8 +88,8 @@ class DAMRSBackbone(Backbone):
     def score(self, user_emb, item_emb, users, items):
         return self.inner.score(user_emb, item_emb, users, items)
 
-    def full_scores(self, user_emb, item_emb, users):
-        return self.inner.full_scores(user_emb, item_emb, users)
+    def full_scores(self, user_emb, item_emb, users, out=None):
+        return self.inner.full_scores(user_emb, item_emb, users, out=out)
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: h^m [I, d]}, the item ID embeddings propagated on that modality's DIIG."""
