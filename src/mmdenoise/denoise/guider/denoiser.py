@@ -32,7 +32,7 @@ from ...losses import bpr_loss
 from ...losses.transport import kl_distillation, ot_distillation, ranking_logits
 from ...models import MODELS
 from ...models.base import Backbone, Batch
-from ...training.step import optimizer_step
+from ...training.step import adam, optimizer_step
 from ..base import Denoiser, StepState
 from .amsc import Candidates, calibrate, candidate_pairs, grouped_by_user
 from .hashing import SCALES, modality_confidence
@@ -133,8 +133,7 @@ class Guider(Denoiser):
         self.confidence = modality_confidence(features, config.hash_bits, config.hash, config.confidence_scale)
         self.register_buffer("clean", torch.ones(len(train_users), dtype=torch.bool))
         self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
-        self.teacher_optimizer = (torch.optim.Adam(teacher.parameters(), lr=config.teacher_lr)
-                                  if teacher is not None else None)
+        self.teacher_optimizer = adam(teacher.parameters(), lr=config.teacher_lr) if teacher is not None else None
         self._teacher_emb: tuple[torch.Tensor, torch.Tensor] | None = None
         self._candidates: Candidates | None = None  # found at the first recalibration
         # I_false grouped by user (:meth:`noisy_groups`), rebuilt after each recalibration or load
