@@ -63,10 +63,14 @@ class Backbone(nn.Module):
         """
         return self()
 
+    def pair_scores(self, user_rows: torch.Tensor, item_rows: torch.Tensor) -> torch.Tensor:
+        """Scores of row pairs (user_rows[b], item_rows[b]), both [B, d]: [B] (the dot product)."""
+        return (user_rows * item_rows).sum(-1)
+
     def score(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
               users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of pairs (users[b], items[b]): [B]."""
-        return (user_emb[users] * item_emb[items]).sum(-1)
+        return self.pair_scores(user_emb[users], item_emb[items])
 
     def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
                     users: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -81,9 +85,16 @@ class Backbone(nn.Module):
 
     def batch_scores(self, batch: Batch, user_emb: torch.Tensor,
                      item_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores of the batch's (user, positive) and (user, negative) pairs: ([B], [B])."""
-        return (self.score(user_emb, item_emb, batch.users, batch.pos_items),
-                self.score(user_emb, item_emb, batch.users, batch.neg_items))
+        """Scores of the batch's (user, positive) and (user, negative) pairs: ([B], [B]).
+
+        Each table is gathered once (users; positives and negatives together): the backward pass of
+        every gather writes a gradient as large as the whole table, so two gathers of the item table
+        cost two [I, d] fills and a sum where one costs one (MF's step on book-crossing, whose 36k
+        items make that the largest part of it).
+        """
+        users = user_emb[batch.users]
+        positives, negatives = item_emb[torch.cat([batch.pos_items, batch.neg_items])].split(len(batch))
+        return self.pair_scores(users, positives), self.pair_scores(users, negatives)
 
     def rec_loss(self, batch: Batch, user_emb: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """The model's native recommendation objective (BPR by default)."""
@@ -99,11 +110,12 @@ class Backbone(nn.Module):
 
     def batch_l2(self, batch: Batch, user_rows: torch.Tensor, item_rows: torch.Tensor) -> torch.Tensor:
         """reg_weight · ½ Σ‖e‖² / B over the rows of ``user_rows`` [U, d] and ``item_rows`` [I, d]
-        that the batch uses (user, positive, negative); 0 when ``reg_weight`` is 0."""
+        that the batch uses (user, positive, negative); 0 when ``reg_weight`` is 0. One gather per
+        table (see ``batch_scores``)."""
         if self.reg_weight == 0:
             return user_rows.new_zeros(())
-        return self.reg_weight * l2_regularization(user_rows[batch.users], item_rows[batch.pos_items],
-                                                   item_rows[batch.neg_items])
+        return self.reg_weight * l2_regularization(user_rows[batch.users],
+                                                   item_rows[torch.cat([batch.pos_items, batch.neg_items])])
 
     def epoch_start(self, epoch: int) -> None:
         """Per-epoch state (e.g. FREEDOM's edge pruning); nothing by default."""

@@ -91,10 +91,9 @@ class BM3(Backbone):
         out = propagate(self.graph, ego, self.n_layers)
         return out[: self.n_users], out[self.n_users:] + self.item_embedding.weight
 
-    def score(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
-              users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """ḣ_u · ḣ_i for pairs: [B]."""
-        return (self.predictor(user_emb[users]) * self.predictor(item_emb[items])).sum(-1)
+    def pair_scores(self, user_rows: torch.Tensor, item_rows: torch.Tensor) -> torch.Tensor:
+        """ḣ_u · ḣ_i for row pairs: [B]."""
+        return (self.predictor(user_rows) * self.predictor(item_rows)).sum(-1)
 
     def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor, users: torch.Tensor,
                     out: torch.Tensor | None = None) -> torch.Tensor:

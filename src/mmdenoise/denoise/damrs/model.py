@@ -85,8 +85,8 @@ class DAMRSBackbone(Backbone):
         v = self.views()
         return v.user, v.item
 
-    def score(self, user_emb, item_emb, users, items):
-        return self.inner.score(user_emb, item_emb, users, items)
+    def pair_scores(self, user_rows, item_rows):
+        return self.inner.pair_scores(user_rows, item_rows)
 
     def full_scores(self, user_emb, item_emb, users, out=None):
         return self.inner.full_scores(user_emb, item_emb, users, out=out)
