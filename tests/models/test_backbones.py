@@ -55,6 +55,33 @@ def test_forward_shapes_and_scores(name, planted, make_model):
     pair = model.score(user_emb, item_emb, users, items)
     assert pair.shape == (5,)
     assert torch.allclose(pair, full[torch.arange(5), items], atol=1e-5)
+    block = torch.full((5, planted.n_items), torch.nan)
+    with torch.no_grad():            # out= is for evaluation: a product written in place has no gradient
+        assert model.full_scores(user_emb, item_emb, users, out=block) is block
+    assert torch.equal(block, full)
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_batch_scores_and_l2_gather_once_with_the_per_pair_values(name, planted, make_model):
+    """``batch_scores`` and ``batch_l2`` gather each table once; their values and gradients are those of
+    ``score`` on the positives and on the negatives and of the three per-role L2 terms."""
+    model = make_model(name, planted).train()
+    model.reg_weight = 1e-2          # the L2 term exists on every model
+    batch = random_batch(planted, 64, torch.Generator().manual_seed(5))
+    user_emb, item_emb = model()
+    together = (*model.batch_scores(batch, user_emb, item_emb), model.batch_l2(batch, user_emb, item_emb))
+    apart = (model.score(user_emb, item_emb, batch.users, batch.pos_items),
+             model.score(user_emb, item_emb, batch.users, batch.neg_items),
+             model.reg_weight * (user_emb[batch.users].pow(2).sum() + item_emb[batch.pos_items].pow(2).sum()
+                                 + item_emb[batch.neg_items].pow(2).sum()) / (2 * len(batch)))
+    for one, other in zip(together, apart):
+        assert torch.allclose(one, other, atol=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [torch.autograd.grad(sum(t.sum() for t in terms), params, retain_graph=True, allow_unused=True)
+             for terms in (together, apart)]
+    for param, one, other in zip(params, *grads):
+        zero = torch.zeros_like(param)
+        assert torch.allclose(zero if one is None else one, zero if other is None else other, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", LEARNERS)

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmdenoise.api import Run, evaluate_run, train
+from mmdenoise.api import Run, build, evaluate_run, resolve_config, train
+from mmdenoise.data import load_dataset
 from mmdenoise.data import write_mmrec
 from mmdenoise.errors import ConfigError, RunError, TrainingError
 from mmdenoise.models.lightgcn import LightGCN
 from mmdenoise.training import record
+from mmdenoise.training.general import GeneralTask
 from mmdenoise.training.step import adam
+from mmdenoise.training.trainer import Trainer
 
 FAST = ["train.progress=false", "train.batch_size=256"]
 
@@ -213,6 +216,10 @@ def test_adam_is_fused_on_cpu_and_steps_as_unfused_adam():
             optimizer.step()
         finals.append(params)
     assert adam([torch.nn.Parameter(torch.zeros(2))], lr=1.0).param_groups[0]["fused"] is True
+    config = resolve_config({"dataset": "synth-tiny", "model": "mf", "seed": 0}, FAST)
+    data = load_dataset(config.dataset)
+    trainer = Trainer(GeneralTask(data, build(data, config)[1]), config.train)
+    assert trainer.make_optimizer().param_groups[0]["fused"] is True
     for fused, plain, first in zip(*finals, start):
         assert torch.allclose(fused, plain, rtol=0, atol=1e-6)
         assert (fused - first).abs().max() > 0.1          # 20 steps of lr 1e-2 moved it

@@ -75,8 +75,8 @@ class Backbone(nn.Module):
     def full_scores(self, user_emb: torch.Tensor, item_emb: torch.Tensor,
                     users: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of ``users`` against every item: [B, I], a new tensor or ``out`` (float [B, I]) filled
-        in place (evaluation masks the scores in place; an override returning a view of stored state
-        is copied first)."""
+        in place, which only works without gradients (evaluation; it masks the scores in place, and
+        an override returning a view of stored state is copied first)."""
         return torch.mm(user_emb[users], item_emb.T, out=out)
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:

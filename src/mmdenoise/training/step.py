@@ -1,5 +1,5 @@
 """The optimiser and one optimiser step, shared by every loop that trains something: the trainer's
-(both tasks) and the loops denoisers run on their own inner models (GUIDER's teacher, BOD's generator).
+(both tasks) and the loops denoisers run on their own inner models (GUIDER's teacher).
 
 It imports nothing of mmdenoise but its errors, so a denoiser can use it without depending on the
 trainer.
@@ -30,7 +30,7 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 
     state, so a run resumed from an unfused checkpoint continues unfused.
     """
     params = list(params)
-    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
