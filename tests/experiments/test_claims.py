@@ -356,7 +356,7 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     # running it again trains nothing and writes the same page
     statuses.clear()
     again = claims_study(spec, work, on_result=lambda r: statuses.append(r["status"]))
-    assert statuses == ["skipped"] * 7 and again.done == 1
+    assert statuses == [] and again.done == 1  # nothing reaches the runner: finished and committed trials are left out
     assert (tmp_path / "claims.md").read_text() == page
 
     # without any run folder, `report` recomputes every p from the committed files
@@ -380,6 +380,48 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     (tmp_path / "claims.md").write_text(page.replace("1/1", "2/1"))
     with pytest.raises(MMDenoiseError, match=r"claims\.md: not the rendering of .*claims\.json"):
         check_claims(tmp_path / "claims")
+
+
+def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tiny):
+    """A session's work folder may not survive it: what the page stage commits (tuning.json for a sweep
+    in progress, selection.json, the evidence) is enough to go on elsewhere without retraining."""
+    spec = _spec_file(tmp_path / "claims", _raw(tiny))
+    evidence = tmp_path / "claims" / "evidence" / "tiny-add20" / "mf"
+    statuses = []
+
+    def run(work, stage="all"):
+        statuses.clear()
+        return claims_study(spec, tmp_path / work, stage=stage, on_result=lambda r: statuses.append(r["status"]))
+
+    run("one", "tune")
+    assert statuses == ["trained"] * 3
+    # one T-CE trial did not finish on the first machine
+    unfinished = sorted((tmp_path / "one" / "tune" / "tiny-add20" / "mf" / "tce").iterdir())[0]
+    (unfinished / "result.json").unlink()
+    run("one", "page")
+    progress = json.loads((evidence / "tce" / "tuning.json").read_text())
+    assert progress["planned"] == 2 and len(progress["trials"]) == 1 and progress["trials"][0]["settings"]
+    assert progress["trials"][0]["name"] != unfinished.name
+    assert (evidence / "none" / "selection.json").exists() and not (evidence / "tce" / "selection.json").exists()
+
+    # a fresh machine trains only the unfinished trial, then the finals; the sweep's record becomes selection.json
+    shutil.rmtree(tmp_path / "one")
+    result = run("two")
+    assert statuses == ["trained"] * 5 and result.done == 1
+    assert not (evidence / "tce" / "tuning.json").exists()
+    assert len(json.loads((evidence / "tce" / "selection.json").read_text())["trials"]) == 2
+    page = (tmp_path / "claims.md").read_text()
+
+    # a third machine trains nothing and writes the same page
+    shutil.rmtree(tmp_path / "two")
+    assert run("three").done == 1 and statuses == []
+    assert (tmp_path / "claims.md").read_text() == page.replace("/two`", "/three`")  # the command names its work
+
+    # committed records of other settings are not reused: the changed spec tunes and trains again
+    _spec_file(tmp_path / "claims", _raw(tiny, set={"train.epochs": 3}))
+    run("four")
+    assert statuses == ["trained"] * 7
+    assert yaml.safe_load((evidence / "tce" / "s1" / "config.yaml").read_text())["train"]["epochs"] == 3
 
 
 def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tmp_path, tiny):

@@ -82,8 +82,8 @@ from ..config import Override
 from ..errors import ConfigError, MMDenoiseError
 from ..eval.pairing import DETECTION_AUC, LOCALISATION_GAIN
 from ..log import get_logger
-from .runner import (TOP_KEYS, Objective, best_record, make_trial, param_text, read_trial_record, run_trials,
-                     trial_name, trial_status, validate_trial)
+from .runner import (TOP_KEYS, Objective, best_record, make_trial, param_text, read_trial_record, resolved_config,
+                     run_trials, settings_key, stored_settings_key, trial_name, trial_status, validate_trial)
 from .spec import SweepSpec, _overrides_list, _reject_unknown_keys, _resolve_dataset, expand
 from .study import NOISE_KINDS, noised_copy, parse_seeds
 from .tables import markdown
@@ -114,6 +114,8 @@ ALPHA = 0.05
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 CLAIMS_JSON = "claims.json"
 SELECTION_JSON = "selection.json"
+#: the finished trials of a sweep still in progress, beside its evidence (selection.json replaces it)
+TUNING_JSON = "tuning.json"
 EVIDENCE_DIR = "evidence"
 EVIDENCE_RESULT_KEYS = ("model", "denoiser", "seed", "dataset", "best_epoch", "epochs_run")
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
@@ -625,21 +627,66 @@ def select(records: Sequence[Mapping[str, Any]]) -> dict | None:
     return best_record(seen, OBJECTIVE)
 
 
-def finished_records(root: Path, trials: Sequence[dict]) -> list[dict] | None:
-    """Every trial's record when all have finished (nothing trains), else None."""
-    records = []
-    for trial in trials:
-        if trial_status(Path(root) / trial["name"], trial) != "finished":
-            return None
-        records.append(read_trial_record(root, trial, OBJECTIVE))
-    return records
+def trial_record(root: Path, trial: Mapping[str, Any]) -> dict:
+    """A finished tuning trial as selection.json lists it: ``name`` (without the run's folders),
+    ``params``, ``objective`` (validation), ``seconds`` (:func:`run_seconds`) and ``settings``
+    (``runner.settings_key``: what the trial trained, on any machine)."""
+    record = read_trial_record(root, trial, OBJECTIVE)
+    return {"name": trial["name"].rsplit("/", 1)[-1], "params": dict(trial["params"]),
+            "objective": record["objective"], "seconds": run_seconds(Path(record["path"])),
+            "settings": settings_key(resolved_config(trial))}
 
 
-def tuning_records(spec: ClaimsSpec, work: Path, run: tuple[str, str, str]) -> list[dict] | None:
-    """The records of the sweep that selects ``run``'s configuration (:meth:`ClaimsSpec.tuned_on`: its
-    own, or the same backbone and method on its dataset's ``tune_from``) when every trial has finished
-    in ``work``, else None."""
-    return finished_records(Path(work) / "tune", tune_trials(spec, work, spec.tuned_on(run)))
+def committed_trials(out: Path | None, run: tuple[str, str, str]) -> dict[str, dict]:
+    """The tuning trials committed for ``run`` under ``out`` by name: selection.json's (a finished
+    sweep), else tuning.json's (a sweep in progress); none without ``out``."""
+    if out is None:
+        return {}
+    for name in (SELECTION_JSON, TUNING_JSON):
+        path = evidence_folder(out, run) / name
+        if path.is_file():
+            try:
+                trials = json.loads(path.read_text(encoding="utf-8"))["trials"]
+                return {t["name"]: t for t in trials}
+            except (ValueError, KeyError, TypeError) as exc:
+                raise MMDenoiseError(f"{path}: not a tuning record ({exc}); restore it from git or remove it") \
+                    from None
+    return {}
+
+
+def _is_trial(record: Mapping[str, Any], trial: Mapping[str, Any]) -> bool:
+    """Whether a committed record is ``trial``'s: the same name (its parameters' hash) and, where the
+    record has one (every record since 0.1.0's claims ledger), the same settings key."""
+    key = record.get("settings")
+    return key is None or key == settings_key(resolved_config(trial))
+
+
+def tuning_state(spec: ClaimsSpec, work: Path, out: Path | None, run: tuple[str, str, str]
+                 ) -> tuple[list[dict], list[dict]]:
+    """The sweep that selects ``run``'s configuration (:meth:`ClaimsSpec.tuned_on`: its own, or the same
+    backbone and method on its dataset's ``tune_from``): the records of its finished trials in trial
+    order (:func:`trial_record`; a trial finished in ``work``, else one committed under ``out``), and
+    the trials that have neither."""
+    tuned = spec.tuned_on(run)
+    committed = committed_trials(out, tuned)
+    records, missing = [], []
+    for trial in tune_trials(spec, work, tuned):
+        short = trial["name"].rsplit("/", 1)[-1]
+        if trial_status(Path(work) / "tune" / trial["name"], trial) == "finished":
+            records.append(trial_record(Path(work) / "tune", trial))
+        elif short in committed and _is_trial(committed[short], trial):
+            records.append(committed[short])
+        else:
+            missing.append(trial)
+    return records, missing
+
+
+def tuning_records(spec: ClaimsSpec, work: Path, run: tuple[str, str, str], out: Path | None = None
+                   ) -> list[dict] | None:
+    """:func:`tuning_state`'s records when every trial has finished (in ``work`` or committed under
+    ``out``), else None."""
+    records, missing = tuning_state(spec, work, out, run)
+    return None if missing else records
 
 
 def final_trials(spec: ClaimsSpec, work: Path, chosen: Mapping[str, Any], run: tuple[str, str, str]) -> list[dict]:
@@ -724,30 +771,50 @@ def selection_record(spec: ClaimsSpec, run: tuple[str, str, str], records: Seque
             "selection_of": spec.methods[run[2]].selection_of, "tune_seed": spec.tune_seed,
             "budget": spec.budget, "grid_size": spec.methods[run[2]].grid_size,
             "planned": len(records) if own else 0, "used": len(records) if own else 0,
-            "trials": [{"name": r["name"].rsplit("/", 1)[-1], "params": r["params"], "objective": r["objective"],
-                        "seconds": run_seconds(Path(r["path"]))} for r in records] if own else [],
-            "selected": select(records)}
+            "trials": [dict(r) for r in records] if own else [], "selected": select(records)}
+
+
+def committed_final(out: Path, run: tuple[str, str, str], replicate: tuple[int | None, int],
+                    trial: Mapping[str, Any]) -> bool:
+    """Whether ``out`` holds the evidence of final ``trial`` (``run`` at ``replicate``): its per-user
+    file and result, and a config.yaml with the trial's settings key (``runner.settings_key``)."""
+    from ..training import record
+    split, seed = replicate
+    folder = evidence_folder(out, run, seed, split)
+    return ((folder / record.PER_USER_FILE).is_file() and (folder / record.RESULT_FILE).is_file()
+            and stored_settings_key(folder) == settings_key(resolved_config(trial)))
 
 
 def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
     """Copy the evidence of every finished final run of a tuned (dataset, backbone, method); return how
     many seed folders it wrote. Nothing trains and no data is read.
 
-    For a run whose tuning (its own, or its ``tune_from`` dataset's) has finished in ``work``, the
-    evidence is made to match the current selection: a seed whose final run has not finished loses any
-    older evidence (another selection's). Runs not tuned in ``work`` keep the evidence they have
-    (committed from another machine).
+    ``out`` is the study's memory across machines (``work`` need not survive a session): a sweep in
+    progress commits its finished trials to tuning.json, a finished one its selection.json
+    (:func:`selection_record`), and both count as tuned when the study goes on elsewhere
+    (:func:`tuning_state`). For a run whose selection is known, the evidence is made to match it: a
+    seed whose final run has not finished in ``work`` keeps committed evidence of the same trial
+    (:func:`committed_final`) and loses any other (another selection's, or other settings').
     """
     from ..io import write_json
     written = 0
     for run in spec.runs():
-        records = tuning_records(spec, work, run)
-        if records is None:
+        records, missing = tuning_state(spec, work, out, run)
+        folder = evidence_folder(out, run)
+        if missing:
+            if spec.tuned_on(run) == run and records:
+                folder.mkdir(parents=True, exist_ok=True)
+                write_json(folder / TUNING_JSON, {"objective": f"valid {OBJECTIVE.metric}",
+                                                  "planned": len(records) + len(missing), "trials": records})
+                if (folder / SELECTION_JSON).exists():  # committed with other settings: no longer the selection
+                    log.warning("claims: %s: its selection.json does not match the spec; the sweep goes on",
+                                "/".join(run))
+                    (folder / SELECTION_JSON).unlink()
             continue
         selection = selection_record(spec, run, records)
-        folder = evidence_folder(out, run)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / SELECTION_JSON, selection)
+        (folder / TUNING_JSON).unlink(missing_ok=True)
         replicates = spec.replicates(run[0], run[1])
         finals = final_trials(spec, work, selection["selected"], run)
         for (split, seed), trial in zip(replicates, finals):
@@ -755,7 +822,7 @@ def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
             if trial_status(Path(work) / "final" / trial["name"], trial) == "finished":
                 write_evidence(Path(work) / "final" / trial["name"], dest, run[0])
                 written += 1
-            elif dest.exists():
+            elif dest.exists() and not committed_final(out, run, (split, seed), trial):
                 shutil.rmtree(dest)
         wanted = {evidence_folder(out, run, seed, split).name for split, seed in replicates}
         for stale in folder.iterdir():
@@ -1248,20 +1315,23 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
             prepare_dataset(spec.datasets[name], work)
     if stage in ("tune", "all"):
         tuned = [run for run in spec.tuned_runs() if run[0] in names]
-        trials = [t for run in tuned for t in tune_trials(spec, work, run)]
-        log.info("claims: tuning %d trials of %d (dataset, backbone, method)", len(trials), len(tuned))
+        trials = [t for run in tuned for t in tuning_state(spec, work, out, run)[1]]
+        log.info("claims: tuning %d trials of %d (dataset, backbone, method) (finished or committed ones skipped)",
+                 len(trials), len(tuned))
         records = run_trials(work / "tune", trials, OBJECTIVE, backend=backend, workers=workers, on_result=on_result)
         failed += [r for r in records if r.get("status") == "failed"]
     if stage in ("final", "all"):
         trials = []
         for run in runs:
-            records = tuning_records(spec, work, run)
+            records = tuning_records(spec, work, run, out)
             if records is None:
                 source = spec.datasets[run[0]].tune_from
                 log.info("claims: %s not tuned yet%s; its final runs wait", "/".join(run),
                          f" (it uses the selection on {source}, whose tuning has not finished)" if source else "")
                 continue
-            trials += final_trials(spec, work, select(records), run)
+            finals = final_trials(spec, work, select(records), run)
+            trials += [t for replicate, t in zip(spec.replicates(run[0], run[1]), finals)
+                       if not committed_final(out, run, replicate, t)]
         records = run_trials(work / "final", trials, OBJECTIVE, backend=backend, workers=workers,
                              on_result=on_result)
         failed += [r for r in records if r.get("status") == "failed"]
@@ -1282,5 +1352,6 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
 
 __all__ = ["ClaimsSpec", "ClaimsResult", "Claim", "ClaimData", "Method", "load_claims_spec", "parse_claims_spec",
            "claims_study", "check_claims", "compare_runs", "verdict", "claim_verdict", "select", "render_page",
-           "page_data", "collect_evidence", "write_evidence", "tune_spec", "tuning_records", "selection_record",
+           "page_data", "collect_evidence", "write_evidence", "tune_spec", "tuning_records", "tuning_state",
+           "committed_trials", "committed_final", "selection_record",
            "dataset_seeds", "RULE", "OBJECTIVE"]

@@ -121,6 +121,30 @@ def run_config(trial: Mapping[str, Any]) -> dict:
     return to_dict(resolved_config(trial))
 
 
+def settings_key(config: Any) -> str:
+    """A trial's identity on any machine: 16 hex digits of SHA-256 over its resolved config's
+    result-deciding settings (``config.result_settings``), the dataset left out (a path on the machine
+    that ran it). config: a resolved RunConfig / SequentialRunConfig (:func:`resolved_config`). Two runs
+    with the same key trained the same thing, whatever their threads, progress bar or folders."""
+    from ..config import result_settings, to_dict
+    settings = {k: v for k, v in result_settings(type(config), to_dict(config)).items() if k != "dataset"}
+    return hashlib.sha256(_canonical(settings).encode("utf-8")).hexdigest()[:16]
+
+
+def stored_settings_key(run_dir: Path) -> str | None:
+    """:func:`settings_key` of the config.yaml in ``run_dir`` (a run or evidence folder); None when it has
+    none or it does not resolve."""
+    from ..config import load_yaml
+    from ..training import record
+    path = Path(run_dir) / record.CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return settings_key(_resolve(load_yaml(path)))
+    except MMDenoiseError:
+        return None
+
+
 def validate_trial(trial: Mapping[str, Any], where: str) -> None:
     """Resolve the trial's config without training; a ConfigError names ``where`` otherwise."""
     try:
@@ -372,5 +396,6 @@ def summary_record(record: Mapping[str, Any], keys: Sequence[str]) -> dict:
 
 
 __all__ = ["Objective", "trial_name", "param_text", "make_trial", "trial_defaults", "run_config", "resolved_config",
-           "validate_trial", "trial_status", "read_trial_record", "run_trial", "run_trials", "best_record",
+           "validate_trial", "settings_key", "stored_settings_key", "trial_status", "read_trial_record", "run_trial",
+           "run_trials", "best_record",
            "summary_record", "BACKENDS", "TRIAL_FILE"]
