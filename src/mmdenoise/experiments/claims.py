@@ -38,7 +38,9 @@ file and the key)::
         against: [freedom]          # ... than here (no versus)
 
 :func:`claims_study` runs it in stages, each resumable (finished trials are skipped, partial ones
-resume, through the one runner):
+resume, through the one runner), and ``<out>`` is what carries it across machines: a trial whose
+record (tuning.json, selection.json) or evidence is committed there with the same settings key
+(``runner.settings_key``) is not trained again (:func:`tuning_state`, :func:`committed_final`):
 
 1. tune: per (dataset, backbone, method) a sweep over the method's grid, min(budget, grid size)
    trials (``spec.budget_subset``: the same points for every backbone and dataset) at
@@ -54,7 +56,7 @@ resume, through the one runner):
    config, the dataset named as in the spec) and a small ``result.json`` (what pairing checks:
    the data condition), and ``selection.json`` (the dataset tuned on, the trials tried there, their
    validation objective, the one selected; a ``tune_from`` dataset lists no trials of its own)
-   beside them;
+   beside them, or ``tuning.json`` (the finished trials) while a sweep is in progress;
 4. page: ``<out>/claims.json`` and the page ``<out>.md``, computed from the evidence files alone.
    A cell whose evidence is incomplete is pending, never left out.
 
