@@ -424,6 +424,44 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
     assert yaml.safe_load((evidence / "tce" / "s1" / "config.yaml").read_text())["train"]["epochs"] == 3
 
 
+@pytest.mark.parametrize("cut, message", [
+    ({"lightgcn": ["tce"]}, r"datasets\[1\]\.cut: unknown backbone 'lightgcn'; backbones: mf"),
+    ({"mf": ["ce"]}, r"datasets\[1\]\.cut\.mf: unknown method 'ce'; methods: none, tce"),
+    (["mf"], r"datasets\[1\]\.cut: expected a mapping backbone -> a list of methods or 'all', got \['mf'\]"),
+])
+def test_cut_errors_name_the_file_the_dataset_and_the_value(tmp_path, tiny, cut, message):
+    raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
+                               {"name": "tiny", "source": str(tiny), "cut": cut}])
+    with pytest.raises(ConfigError, match=message):
+        load_claims_spec(_spec_file(tmp_path, raw))
+
+
+def test_a_cut_pair_is_not_run_and_its_cells_say_cut(tmp_path, tiny):
+    raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
+                               {"name": "tiny", "source": str(tiny), "cut": {"mf": ["tce"]}}])
+    spec_path = _spec_file(tmp_path / "claims", raw)
+    spec = load_claims_spec(spec_path)
+    assert ("tiny", "mf", "none") in spec.runs() and ("tiny", "mf", "tce") not in spec.runs()
+    assert ("tiny", "mf", "tce") not in spec.tuned_runs()
+    result = claims_study(spec_path, tmp_path / "work", stage="page")
+    assert (result.done, result.pending) == (0, 1)  # the cut cell is not pending
+    data = json.loads((tmp_path / "claims" / CLAIMS_JSON).read_text())
+    assert [c["status"] for c in data["claims"][0]["cells"]] == ["pending", "cut"]
+    page = (tmp_path / "claims.md").read_text()
+    assert "| [tce-beats-none](#tce-beats-none) | pending (1 pending) | cut (1 cut) |" in page
+    assert "| tce vs none on mf | pending | cut |" in page and "| – | – |\n| tiny | " in page
+    assert page.count("| mf: tce |") == 1 and "cuts (backbone, method) pairs" in page
+    assert check_claims(tmp_path / "claims") == 0
+
+
+def test_a_claim_verdict_leaves_out_its_cut_cells():
+    from mmdenoise.experiments.claims import claim_verdict
+    assert claim_verdict(["confirmed", "cut"]) == "confirmed"
+    assert claim_verdict(["cut", "cut"]) == "cut"
+    assert claim_verdict(["refuted", "pending", "cut"]) == "refuted"
+    assert claim_verdict(["inconclusive", "cut", "confirmed"]) == "inconclusive"
+
+
 def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tmp_path, tiny):
     raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
                                {"name": "tiny", "source": str(tiny)}])

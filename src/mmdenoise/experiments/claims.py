@@ -11,6 +11,7 @@ file and the key)::
         set: {train.epochs: 300}    # fixed overrides for this dataset's runs only, after the spec's
         tune_from: ml-100k-add20    # no tuning here: each (backbone, method) runs the selection made there
         seeds: [1]                  # this dataset's final seeds (default: the spec's)
+        cut: {lightgcn: [rce, wbpr]}  # (backbone, method) pairs not run here (or BACKBONE: all); cells say "cut"
     budget: 8                       # tuning trials per (dataset, backbone, method), at most
     seeds: [1, 2, 3]                # the final runs of each selected configuration
     tune_seed: 0                    # the training seed of every tuning trial
@@ -76,7 +77,7 @@ import math
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -94,7 +95,7 @@ log = get_logger(__name__)
 
 SPEC_KEYS = ("title", "datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
 TITLE = "Do the papers' claims hold?"
-DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds", "splits")
+DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds", "splits", "cut")
 METHOD_KEYS = ("denoiser", "model", "grid", "selection_of", "set")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "against", "datasets")
 KINDS = ("beats", "detects", "localises")
@@ -105,6 +106,8 @@ CHANCE = "chance"
 #: the config key of a sequential run's user split
 SPLIT_KEY = "sequence.split_seed"
 STAGES = ("tune", "final", "page", "all")
+#: a cell whose dataset cuts one of its runs (``cut`` in the dataset's entry)
+CUT = "cut"
 #: selection: validation Recall@20, the only thing that chooses a configuration
 OBJECTIVE = Objective("recall@20", "max")
 METRICS = ("recall@20", "ndcg@20")
@@ -147,7 +150,8 @@ class ClaimData:
     cap where a run to convergence does not fit the budget), ``tune_from``: the earlier dataset whose
     selections this one's runs use (None: tuned here), ``seeds``: its final seeds (None: the spec's), and
     ``splits``: the user splits (``sequence.split_seed``) a sequential method's final runs take, each at
-    every seed (None: the default split only; general backbones have no user split)."""
+    every seed (None: the default split only; general backbones have no user split), and ``cut``: the
+    (backbone, method) pairs not run on this dataset, to fit the budget (their cells say so)."""
 
     name: str
     source: str
@@ -157,6 +161,7 @@ class ClaimData:
     tune_from: str | None = None
     seeds: tuple[int, ...] | None = None
     splits: tuple[int, ...] | None = None
+    cut: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,10 +233,15 @@ class ClaimsSpec:
     title: str = TITLE
 
     def runs(self) -> list[tuple[str, str, str]]:
-        """Every (dataset, backbone, method) a claim compares, once each: datasets in spec order, then
-        backbones in order of first mention, then methods in the order of ``methods``."""
+        """Every (dataset, backbone, method) a claim compares and its dataset does not cut, once each:
+        datasets in spec order, then backbones in order of first mention, then methods in the order of
+        ``methods``."""
         return self._ordered({(d, x, m) for c in self.claims for a, b, xa, xb in c.comparisons() for d in c.datasets
-                              for x, m in ((xa, a), (xb, b)) if m != CHANCE})
+                              for x, m in ((xa, a), (xb, b)) if m != CHANCE and not self.is_cut((d, x, m))})
+
+    def is_cut(self, run: tuple[str, str, str]) -> bool:
+        """Whether ``run``'s dataset cuts its (backbone, method): not run there, to fit the budget."""
+        return run[1:] in self.datasets[run[0]].cut
 
     def tuned_runs(self) -> list[tuple[str, str, str]]:
         """Every (dataset, backbone, method) that is tuned: the runs of a dataset without ``tune_from``,
@@ -346,6 +356,18 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
     splits = tuple(parse_seeds(raw["splits"], f"{where}.splits")) if raw.get("splits") is not None else None
     return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")),
                      tune_from, seeds, splits)
+
+
+def _parse_cut(raw: Any, where: str, backbones: Sequence[str], methods: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``{BACKBONE: [METHOD, ...] | all}``: the (backbone, method) pairs a dataset does not run."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"{where}: expected a mapping backbone -> a list of methods or 'all', got {raw!r}")
+    pairs = []
+    for backbone, cut in raw.items():
+        _names(backbone, f"{where}", backbones, "backbone")
+        chosen = methods if cut == "all" else _names(cut, f"{where}.{backbone}", methods, "method")
+        pairs += [(backbone, m) for m in chosen]
+    return tuple(pairs)
 
 
 def _check_tune_from(datasets: Mapping[str, ClaimData], index: int, where: str) -> None:
@@ -548,6 +570,12 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
     ids = [c.id for c in claims]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: claims: an id is repeated in {ids}")
+    backbones = list(dict.fromkeys(x for c in claims for x in (*c.backbones, *c.against)))
+    for i, entry in enumerate(raw["datasets"]):
+        if isinstance(entry, Mapping) and entry.get("cut") is not None:
+            name = list(datasets)[i]
+            datasets[name] = replace(datasets[name], cut=_parse_cut(entry["cut"], _where(path, f"datasets[{i}].cut"),
+                                                                    backbones, list(methods)))
     spec = ClaimsSpec(datasets, budget, seeds, methods, claims, overrides,
                       _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
                       _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path,
@@ -906,7 +934,11 @@ def verdict(delta: float, p: float) -> str:
 
 
 def claim_verdict(verdicts: Sequence[str]) -> str:
-    """A claim on one dataset from its comparisons' verdicts (``pending`` for one without evidence)."""
+    """A claim on one dataset from its comparisons' verdicts (``pending`` for one without evidence, ``cut``
+    for one its dataset does not run: the others decide; ``cut`` when all are)."""
+    verdicts = [v for v in verdicts if v != CUT]
+    if not verdicts:
+        return CUT
     if "refuted" in verdicts:
         return "refuted"
     if "pending" in verdicts:
@@ -944,6 +976,9 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                 runs_b = [] if b == CHANCE else _complete(out, (dataset, backbone_b, b), replicates)
                 cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset,
                         **({"against": backbone_b} if claim.kind == "detects" else {})}
+                if spec.is_cut((dataset, backbone, a)) or (b != CHANCE and spec.is_cut((dataset, backbone_b, b))):
+                    cells.append({**cell, "status": CUT})
+                    continue
                 if runs_a is None or runs_b is None:
                     cells.append({**cell, "status": "pending"})
                     continue
@@ -966,7 +1001,8 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                      "set": [[k, v] for k, v in spec.overrides]},
         "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides],
                       "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name),
-                      **({"splits": list(d.splits)} if d.splits else {})} for d in spec.datasets.values()],
+                      **({"splits": list(d.splits)} if d.splits else {}),
+                      **({"cut": [list(pair) for pair in d.cut]} if d.cut else {})} for d in spec.datasets.values()],
         "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
                      "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
                      "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
@@ -999,7 +1035,7 @@ def _p_text(p: float) -> str:
 
 def _cell_text(cell: Mapping[str, Any]) -> str:
     if cell["status"] != "done":
-        return "pending"
+        return cell["status"]
     d, p = cell["delta"], cell["p"]
     return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f} (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
 
@@ -1037,6 +1073,14 @@ def _grid_text(method: Mapping[str, Any]) -> str:
     return grid + (f" (fixed: {fixed})" if fixed else "")
 
 
+def _cut_text(cut: Sequence[Sequence[str]] | None) -> str:
+    """``lightgcn: none, rce; vbpr: guider`` for a dataset's cut pairs (``–`` without)."""
+    by_backbone: dict[str, list[str]] = {}
+    for backbone, method in cut or []:
+        by_backbone.setdefault(backbone, []).append(method)
+    return "; ".join(f"{x}: {', '.join(ms)}" for x, ms in by_backbone.items()) or "–"
+
+
 def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[int]:
     """The final seeds of a ``datasets`` entry of claims.json (the protocol's where it gives none)."""
     return list(dataset.get("seeds") or data["protocol"]["seeds"])
@@ -1065,6 +1109,7 @@ def render_page(data: Mapping[str, Any]) -> str:
     ablations = [m for m in data["methods"] if m.get("selection_of")]
     own_seeds = any(dataset_seeds(data, d) != list(proto["seeds"]) for d in data["datasets"])
     split = [d for d in data["datasets"] if d.get("splits")]
+    cuts = [d for d in data["datasets"] if d.get("cut")]
     sequential = [m for m in data["methods"] if m.get("model")]
     lines = [f"# {data['title']}", "",
              f"Generated by `{data['command']}` from the evidence files in [`{folder}/`]({folder}/); do not edit "
@@ -1079,8 +1124,8 @@ def render_page(data: Mapping[str, Any]) -> str:
             if not cells:
                 row.append("–")
                 continue
-            verdicts = [c.get("verdict", "pending") if c["status"] == "done" else "pending" for c in cells]
-            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (*VERDICTS, "pending") if verdicts.count(v))
+            verdicts = [c.get("verdict", "pending") if c["status"] == "done" else c["status"] for c in cells]
+            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (*VERDICTS, "pending", CUT) if verdicts.count(v))
             row.append(f"{claim_verdict(verdicts)} ({counts})")
         rows.append(row)
     lines += [markdown(["claim", *datasets], rows, "l" * (1 + len(datasets))), "",
@@ -1110,6 +1155,9 @@ def render_page(data: Mapping[str, Any]) -> str:
               *([f"- Sequential models run on user splits (`{SPLIT_KEY}`, the datasets table): each split holds "
                  "out its own validation and test users; tuning uses the default split, and the selected "
                  "configuration runs at every seed on every split."] if split else []),
+              *([f"- Where a dataset's runs would not fit the budget, its spec entry cuts (backbone, method) pairs "
+                 "(the datasets table; the spec's comments say why): they are not run there, the cells that need "
+                 f"them say `{CUT}`, and a claim's verdict on that dataset rests on its other cells."] if cuts else []),
               "- Fixed settings for every run: "
               + (", ".join(f"`{k}={param_text(v)}`" for k, v in proto["set"]) or "none") + ".",
               "- A cell pairs two methods on one backbone and dataset over the test users every run evaluated: "
@@ -1119,14 +1167,16 @@ def render_page(data: Mapping[str, Any]) -> str:
               + (", `split<k>-s<seed>/` on user split k" if split else "") + " (per-user "
               f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
               "",
-              markdown(["dataset", "source", "planted noise", "tuning", "seeds", "its own settings"],
+              markdown(["dataset", "source", "planted noise", "tuning", "seeds", "its own settings",
+                        *(["not run (cut)"] if cuts else [])],
                        [[d["name"], d["source"], _noise_text(d["noise"]),
                          f"tuned on {d['tune_from']}" if d.get("tune_from") else f"budget {proto['budget']}",
                          ", ".join(map(str, dataset_seeds(data, d)))
                          + (f" on user split{'s' if len(d['splits']) > 1 else ''} "
                             f"{', '.join(map(str, d['splits']))}" if d.get("splits") else ""),
-                         ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–"] for d in data["datasets"]],
-                       "llllll"), "",
+                         ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–",
+                         *([_cut_text(d.get("cut"))] if cuts else [])] for d in data["datasets"]],
+                       "llllll" + ("l" if cuts else "")), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
                        [[m["name"], f"{m['model']} (sequential model)" if m.get("model") else m["denoiser"],
                          _grid_text(m),
@@ -1348,7 +1398,7 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
         json_path, page = write_page(data, out)
         cells = [c for claim in data["claims"] for c in claim["cells"]]
         done = sum(c["status"] == "done" for c in cells)
-        pending = len(cells) - done
+        pending = sum(c["status"] == "pending" for c in cells)
     return ClaimsResult(page, json_path, done, pending, failed)
 
 
