@@ -428,13 +428,21 @@ def study_claims_cmd(
                                                   "folder); the page is OUT.md beside it", show_default=False),
     datasets: Optional[str] = typer.Option(None, help="train only these datasets of the spec, comma-separated "
                                                       "(the page covers all)", show_default=False),
-    stage: str = typer.Option("all", help="tune, final, page (evidence and page; trains nothing) or all"),
+    stage: str = typer.Option("all", help="tune, final, page (evidence and page; trains nothing), all, or plan "
+                                          "(prints what is left per dataset; writes nothing)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     backend: str = typer.Option("local", help="local or ray"),
 ):
     """Do the papers' claims hold? Tune every method equally on validation, run the selection with several
     seeds, commit per-user evidence and write the page of paired tests (rerun resumes)."""
-    from .experiments.claims import claims_study
+    from .experiments.claims import claims_plan, claims_study
+    if stage == "plan":
+        from .experiments.tables import markdown
+        rows = claims_plan(spec, work, out=out, datasets=datasets)
+        typer.echo(markdown(["dataset", "tuning trials left", "final runs left", "final runs waiting on tuning",
+                             "pairs cut"], [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]),
+                                             str(r["cut"])] for r in rows], "lrrrr"))
+        return
     result = claims_study(spec, work, out=out, datasets=datasets, stage=stage, workers=workers, backend=backend,
                           on_result=_trial_line)
     if stage in ("page", "all"):

@@ -13,8 +13,8 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError, MMDenoiseError
 from mmdenoise.eval.pairing import paired_per_user
 from mmdenoise.eval.significance import paired_ttest
-from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_study, load_claims_spec,
-                                          parse_claims_spec, select, tune_spec)
+from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_plan, claims_study,
+                                          load_claims_spec, parse_claims_spec, select, tune_spec)
 from mmdenoise.experiments.spec import expand
 
 
@@ -393,8 +393,13 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
         statuses.clear()
         return claims_study(spec, tmp_path / work, stage=stage, on_result=lambda r: statuses.append(r["status"]))
 
+    def plan(work):
+        [row] = claims_plan(spec, tmp_path / work)
+        return row["tuning"], row["final"], row["waiting"]
+
+    assert plan("one") == (3, 0, 4) and not (tmp_path / "one").exists()  # the plan trains and writes nothing
     run("one", "tune")
-    assert statuses == ["trained"] * 3
+    assert statuses == ["trained"] * 3 and plan("one") == (0, 4, 0)
     # one T-CE trial did not finish on the first machine
     unfinished = sorted((tmp_path / "one" / "tune" / "tiny-add20" / "mf" / "tce").iterdir())[0]
     (unfinished / "result.json").unlink()
@@ -406,6 +411,10 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
 
     # a fresh machine trains only the unfinished trial, then the finals; the sweep's record becomes selection.json
     shutil.rmtree(tmp_path / "one")
+    assert plan("two") == (1, 2, 2)  # none's finals can run; T-CE's wait for its last trial
+    out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "two"),
+                                   "--stage", "plan"])
+    assert out.exit_code == 0 and "| tiny-add20 | 1 | 2 | 2 | 0 |" in out.output, out.output
     result = run("two")
     assert statuses == ["trained"] * 5 and result.done == 1
     assert not (evidence / "tce" / "tuning.json").exists()
@@ -414,6 +423,7 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
 
     # a third machine trains nothing and writes the same page
     shutil.rmtree(tmp_path / "two")
+    assert plan("three") == (0, 0, 0)
     assert run("three").done == 1 and statuses == []
     assert (tmp_path / "claims.md").read_text() == page.replace("/two`", "/three`")  # the command names its work
 

@@ -1320,6 +1320,43 @@ def check_claims(out: str | Path) -> int:
     return checked
 
 
+# -------------------------------------------------------------------- plan
+def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
+                datasets: str | Sequence[str] | None = None) -> list[dict]:
+    """What is left of a claims study, per dataset (trains nothing, reads no data): ``tuning``: trials
+    not finished in ``work`` nor committed under ``out`` (:func:`tuning_state`); ``final``: final runs
+    whose selection is known and whose evidence is not committed (:func:`committed_final`); ``waiting``:
+    final runs whose sweep (here or on the ``tune_from`` dataset) has not finished; ``cut``: the pairs
+    the dataset does not run. ``work`` and ``out`` as for :func:`claims_study`."""
+    spec = load_claims_spec(spec_path)
+    work = Path(work)
+    out = Path(out) if out is not None else Path(spec_path).parent
+    names = _selected_datasets(spec, datasets)
+    rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut)}
+            for name in names}
+    for run in spec.runs():
+        if run[0] not in rows:
+            continue
+        records, missing = tuning_state(spec, work, out, run)
+        if spec.tuned_on(run) == run:
+            rows[run[0]]["tuning"] += len(missing)
+        replicates = spec.replicates(run[0], run[1])
+        if missing:
+            rows[run[0]]["waiting"] += len(replicates)
+            continue
+        finals = final_trials(spec, work, select(records), run)
+        rows[run[0]]["final"] += sum(not committed_final(out, run, r, t) for r, t in zip(replicates, finals))
+    return list(rows.values())
+
+
+def _selected_datasets(spec: ClaimsSpec, datasets: str | Sequence[str] | None) -> list[str]:
+    """The spec's datasets named by ``--datasets`` (names or comma-separated), or all of them."""
+    if datasets is None:
+        return list(spec.datasets)
+    return list(_names([s.strip() for s in datasets.split(",") if s.strip()] if isinstance(datasets, str)
+                       else list(datasets), "--datasets", list(spec.datasets), "dataset"))
+
+
 # ------------------------------------------------------------------- study
 @dataclass
 class ClaimsResult:
@@ -1357,9 +1394,7 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
-    names = list(spec.datasets) if datasets is None else list(_names(
-        [s.strip() for s in datasets.split(",") if s.strip()] if isinstance(datasets, str) else list(datasets),
-        "--datasets", list(spec.datasets), "dataset"))
+    names = _selected_datasets(spec, datasets)
     runs = [run for run in spec.runs() if run[0] in names]
     failed: list[dict] = []
     if stage in ("tune", "final", "all"):
@@ -1403,7 +1438,8 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
 
 
 __all__ = ["ClaimsSpec", "ClaimsResult", "Claim", "ClaimData", "Method", "load_claims_spec", "parse_claims_spec",
-           "claims_study", "check_claims", "compare_runs", "verdict", "claim_verdict", "select", "render_page",
+           "claims_study", "claims_plan", "check_claims", "compare_runs", "verdict", "claim_verdict", "select",
+           "render_page",
            "page_data", "collect_evidence", "write_evidence", "tune_spec", "tuning_records", "tuning_state",
            "committed_trials", "committed_final", "selection_record",
            "dataset_seeds", "RULE", "OBJECTIVE"]
