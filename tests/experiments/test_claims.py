@@ -510,8 +510,13 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
                                    "ml-100k-swap20-text", "ml-100k-seq", "ml-1m-seq", "synth-seq-small"]
     # the large datasets take ml-100k-add20's (or ml-100k-seq's) selections and run one seed (the spec says why)
     assert [(d.tune_from, spec.seeds_of(d.name)) for d in spec.datasets.values()] == [
-        (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1, 2, 3]),
+        (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]),
         ("ml-100k-add20", [1, 2, 3]), (None, [1, 2, 3]), ("ml-100k-seq", [1]), ("ml-100k-seq", [1, 2, 3])]
+    # and ml-1m and book-crossing cut their costliest pairs; nothing else is cut
+    assert {d.name: {x for x, _ in d.cut} for d in spec.datasets.values() if d.cut} == {
+        "ml-1m-add20": {"lightgcn"}, "book-crossing-add20": {"lightgcn", "freedom"}}
+    assert all(("lightgcn", m) not in spec.datasets[d].cut for d in ("ml-1m-add20", "book-crossing-add20")
+               for m in ("none", "tce"))  # the detection claim's ID side stays
     assert {run[0] for run in spec.tuned_runs()} == {"ml-100k-add20", "ml-100k-seq"}
     # the ablations (the papers' Tables 3-4) run their full method's selection: no tuning of their own
     ablations = {m.name: m.selection_of for m in spec.methods.values() if m.selection_of}
