@@ -364,7 +364,7 @@ def _parse_cut(raw: Any, where: str, backbones: Sequence[str], methods: Sequence
         raise ConfigError(f"{where}: expected a mapping backbone -> a list of methods or 'all', got {raw!r}")
     pairs = []
     for backbone, cut in raw.items():
-        _names(backbone, f"{where}", backbones, "backbone")
+        _names(backbone, where, backbones, "backbone")
         chosen = methods if cut == "all" else _names(cut, f"{where}.{backbone}", methods, "method")
         pairs += [(backbone, m) for m in chosen]
     return tuple(pairs)
@@ -686,7 +686,8 @@ def committed_trials(out: Path | None, run: tuple[str, str, str]) -> dict[str, d
 
 def _is_trial(record: Mapping[str, Any], trial: Mapping[str, Any]) -> bool:
     """Whether a committed record is ``trial``'s: the same name (its parameters' hash) and, where the
-    record has one (every record since 0.1.0's claims ledger), the same settings key."""
+    record has one (every record written since the key was added; older ones match by name), the same
+    settings key."""
     key = record.get("settings")
     return key is None or key == settings_key(resolved_config(trial))
 
