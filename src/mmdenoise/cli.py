@@ -428,6 +428,8 @@ def study_claims_cmd(
                                                   "folder); the page is OUT.md beside it", show_default=False),
     datasets: Optional[str] = typer.Option(None, help="train only these datasets of the spec, comma-separated "
                                                       "(the page covers all)", show_default=False),
+    backbones: Optional[str] = typer.Option(None, help="train only these backbones' runs, comma-separated (e.g. "
+                                                       "the cheap ones first)", show_default=False),
     stage: str = typer.Option("all", help="tune, final, page (evidence and page; trains nothing), all, or plan "
                                           "(prints what is left per dataset; writes nothing)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
@@ -443,8 +445,8 @@ def study_claims_cmd(
                              "pairs cut"], [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]),
                                              str(r["cut"])] for r in rows], "lrrrr"))
         return
-    result = claims_study(spec, work, out=out, datasets=datasets, stage=stage, workers=workers, backend=backend,
-                          on_result=_trial_line)
+    result = claims_study(spec, work, out=out, datasets=datasets, backbones=backbones, stage=stage, workers=workers,
+                          backend=backend, on_result=_trial_line)
     if stage in ("page", "all"):
         typer.echo(f"{result.done} cell(s) done, {result.pending} pending")
         typer.echo(f"written: {result.page}, {result.json}")

@@ -472,6 +472,17 @@ def test_a_claim_verdict_leaves_out_its_cut_cells():
     assert claim_verdict(["inconclusive", "cut", "confirmed"]) == "inconclusive"
 
 
+def test_backbones_trains_only_the_named_backbones_runs(tmp_path, tiny):
+    raw = _raw(tiny, claims=[{**_raw(tiny)["claims"][0], "backbones": ["mf", "lightgcn"]}])
+    spec = _spec_file(tmp_path / "claims", raw)
+    statuses = []
+    claims_study(spec, tmp_path / "work", stage="tune", backbones="mf", on_result=lambda r: statuses.append(r["name"]))
+    assert len(statuses) == 3 and all(name.startswith("tiny-add20/mf/") for name in statuses)
+    assert not (tmp_path / "work" / "tune" / "tiny-add20" / "lightgcn").exists()
+    with pytest.raises(ConfigError, match=r"--backbones: unknown backbone 'vbpr'; backbones: mf, lightgcn"):
+        claims_study(spec, tmp_path / "work", stage="tune", backbones="vbpr")
+
+
 def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tmp_path, tiny):
     raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
                                {"name": "tiny", "source": str(tiny)}])

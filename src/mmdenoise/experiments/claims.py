@@ -1350,6 +1350,15 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     return list(rows.values())
 
 
+def _selected_backbones(spec: ClaimsSpec, backbones: str | Sequence[str] | None) -> list[str]:
+    """The spec's backbones named by ``--backbones`` (names or comma-separated), or all of them."""
+    known = list(dict.fromkeys(run[1] for run in spec.runs()))
+    if backbones is None:
+        return known
+    return list(_names([s.strip() for s in backbones.split(",") if s.strip()] if isinstance(backbones, str)
+                       else list(backbones), "--backbones", known, "backbone"))
+
+
 def _selected_datasets(spec: ClaimsSpec, datasets: str | Sequence[str] | None) -> list[str]:
     """The spec's datasets named by ``--datasets`` (names or comma-separated), or all of them."""
     if datasets is None:
@@ -1380,13 +1389,15 @@ def _shown_path(path: Path) -> str:
 
 
 def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
-                 datasets: str | Sequence[str] | None = None, stage: str = "all", workers: int = 1,
-                 backend: str = "local", on_result: Callable[[dict], None] | None = None) -> ClaimsResult:
+                 datasets: str | Sequence[str] | None = None, backbones: str | Sequence[str] | None = None,
+                 stage: str = "all", workers: int = 1, backend: str = "local",
+                 on_result: Callable[[dict], None] | None = None) -> ClaimsResult:
     """Run the stages of the claims spec ``spec_path`` (see the module docstring).
 
     work: the folder of the runs (datasets with planted noise, tuning and final trials; never committed).
     out: the claims folder (evidence, claims.json; default the spec's folder); the page is ``<out>.md``.
     datasets: train only these (names or comma-separated); the page always covers every dataset.
+    backbones: train only these backbones' runs (names or comma-separated; e.g. the cheap ones first).
     stage: ``tune``, ``final`` (for the runs whose tuning has finished), ``page`` (evidence and page;
     trains nothing and reads no data) or ``all``.
     """
@@ -1396,13 +1407,14 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
     names = _selected_datasets(spec, datasets)
-    runs = [run for run in spec.runs() if run[0] in names]
+    chosen = _selected_backbones(spec, backbones)
+    runs = [run for run in spec.runs() if run[0] in names and run[1] in chosen]
     failed: list[dict] = []
     if stage in ("tune", "final", "all"):
         for name in names:
             prepare_dataset(spec.datasets[name], work)
     if stage in ("tune", "all"):
-        tuned = [run for run in spec.tuned_runs() if run[0] in names]
+        tuned = [run for run in spec.tuned_runs() if run[0] in names and run[1] in chosen]
         trials = [t for run in tuned for t in tuning_state(spec, work, out, run)[1]]
         log.info("claims: tuning %d trials of %d (dataset, backbone, method) (finished or committed ones skipped)",
                  len(trials), len(tuned))
