@@ -440,7 +440,7 @@ def study_claims_cmd(
     from .experiments.claims import claims_plan, claims_study
     if stage == "plan":
         from .experiments.tables import markdown
-        rows = claims_plan(spec, work, out=out, datasets=datasets)
+        rows = claims_plan(spec, work, out=out, datasets=datasets, backbones=backbones)
         typer.echo(markdown(["dataset", "tuning trials left", "final runs left", "final runs waiting on tuning",
                              "pairs cut"], [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]),
                                              str(r["cut"])] for r in rows], "lrrrr"))

@@ -479,6 +479,9 @@ def test_backbones_trains_only_the_named_backbones_runs(tmp_path, tiny):
     claims_study(spec, tmp_path / "work", stage="tune", backbones="mf", on_result=lambda r: statuses.append(r["name"]))
     assert len(statuses) == 3 and all(name.startswith("tiny-add20/mf/") for name in statuses)
     assert not (tmp_path / "work" / "tune" / "tiny-add20" / "lightgcn").exists()
+    [mf] = claims_plan(spec, tmp_path / "work", backbones="mf")
+    [both] = claims_plan(spec, tmp_path / "work")
+    assert (mf["tuning"], mf["final"], both["tuning"], both["final"]) == (0, 4, 3, 4)
     with pytest.raises(ConfigError, match=r"--backbones: unknown backbone 'vbpr'; backbones: mf, lightgcn"):
         claims_study(spec, tmp_path / "work", stage="tune", backbones="vbpr")
 

@@ -1323,20 +1323,22 @@ def check_claims(out: str | Path) -> int:
 
 # -------------------------------------------------------------------- plan
 def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
-                datasets: str | Sequence[str] | None = None) -> list[dict]:
+                datasets: str | Sequence[str] | None = None,
+                backbones: str | Sequence[str] | None = None) -> list[dict]:
     """What is left of a claims study, per dataset (trains nothing, reads no data): ``tuning``: trials
     not finished in ``work`` nor committed under ``out`` (:func:`tuning_state`); ``final``: final runs
     whose selection is known and whose evidence is not committed (:func:`committed_final`); ``waiting``:
     final runs whose sweep (here or on the ``tune_from`` dataset) has not finished; ``cut``: the pairs
-    the dataset does not run. ``work`` and ``out`` as for :func:`claims_study`."""
+    the dataset does not run. ``work``, ``out``, ``datasets`` and ``backbones`` as for :func:`claims_study`."""
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
-    names = _selected_datasets(spec, datasets)
+    names = _selected(datasets, list(spec.datasets), "dataset")
+    chosen = _selected(backbones, list(dict.fromkeys(run[1] for run in spec.runs())), "backbone")
     rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut)}
             for name in names}
     for run in spec.runs():
-        if run[0] not in rows:
+        if run[0] not in rows or run[1] not in chosen:
             continue
         records, missing = tuning_state(spec, work, out, run)
         if spec.tuned_on(run) == run:
@@ -1345,26 +1347,24 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
         if missing:
             rows[run[0]]["waiting"] += len(replicates)
             continue
-        finals = final_trials(spec, work, select(records), run)
-        rows[run[0]]["final"] += sum(not committed_final(out, run, r, t) for r, t in zip(replicates, finals))
+        rows[run[0]]["final"] += len(pending_finals(spec, work, out, run, records))
     return list(rows.values())
 
 
-def _selected_backbones(spec: ClaimsSpec, backbones: str | Sequence[str] | None) -> list[str]:
-    """The spec's backbones named by ``--backbones`` (names or comma-separated), or all of them."""
-    known = list(dict.fromkeys(run[1] for run in spec.runs()))
-    if backbones is None:
-        return known
-    return list(_names([s.strip() for s in backbones.split(",") if s.strip()] if isinstance(backbones, str)
-                       else list(backbones), "--backbones", known, "backbone"))
+def _selected(value: str | Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
+    """The ``known`` names that ``--{what}s`` names (names or comma-separated), or all of them."""
+    if value is None:
+        return list(known)
+    return list(_names([s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else list(value),
+                       f"--{what}s", list(known), what))
 
 
-def _selected_datasets(spec: ClaimsSpec, datasets: str | Sequence[str] | None) -> list[str]:
-    """The spec's datasets named by ``--datasets`` (names or comma-separated), or all of them."""
-    if datasets is None:
-        return list(spec.datasets)
-    return list(_names([s.strip() for s in datasets.split(",") if s.strip()] if isinstance(datasets, str)
-                       else list(datasets), "--datasets", list(spec.datasets), "dataset"))
+def pending_finals(spec: ClaimsSpec, work: Path, out: Path, run: tuple[str, str, str],
+                   records: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """The final trials of ``run`` (its selection from ``records``) whose evidence ``out`` does not hold."""
+    finals = final_trials(spec, work, select(records), run)
+    return [t for replicate, t in zip(spec.replicates(run[0], run[1]), finals)
+            if not committed_final(out, run, replicate, t)]
 
 
 # ------------------------------------------------------------------- study
@@ -1406,8 +1406,8 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
-    names = _selected_datasets(spec, datasets)
-    chosen = _selected_backbones(spec, backbones)
+    names = _selected(datasets, list(spec.datasets), "dataset")
+    chosen = _selected(backbones, list(dict.fromkeys(run[1] for run in spec.runs())), "backbone")
     runs = [run for run in spec.runs() if run[0] in names and run[1] in chosen]
     failed: list[dict] = []
     if stage in ("tune", "final", "all"):
@@ -1429,9 +1429,7 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
                 log.info("claims: %s not tuned yet%s; its final runs wait", "/".join(run),
                          f" (it uses the selection on {source}, whose tuning has not finished)" if source else "")
                 continue
-            finals = final_trials(spec, work, select(records), run)
-            trials += [t for replicate, t in zip(spec.replicates(run[0], run[1]), finals)
-                       if not committed_final(out, run, replicate, t)]
+            trials += pending_finals(spec, work, out, run, records)
         records = run_trials(work / "final", trials, OBJECTIVE, backend=backend, workers=workers,
                              on_result=on_result)
         failed += [r for r in records if r.get("status") == "failed"]

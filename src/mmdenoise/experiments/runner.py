@@ -133,16 +133,9 @@ def settings_key(config: Any) -> str:
 
 def stored_settings_key(run_dir: Path) -> str | None:
     """:func:`settings_key` of the config.yaml in ``run_dir`` (a run or evidence folder); None when it has
-    none or it does not resolve."""
-    from ..config import load_yaml
-    from ..training import record
-    path = Path(run_dir) / record.CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        return settings_key(_resolve(load_yaml(path)))
-    except MMDenoiseError:
-        return None
+    none or it does not resolve (``training.folder.stored_config``)."""
+    from ..training import folder as run_folder
+    return run_folder.stored_config(Path(run_dir), lambda raw: settings_key(_resolve(raw)))
 
 
 def validate_trial(trial: Mapping[str, Any], where: str) -> None:

@@ -76,11 +76,11 @@ def differences(stored: Mapping[str, Any], new: Mapping[str, Any], config_cls: t
     return out
 
 
-Resolve = Callable[[Mapping[str, Any]], dict]
+Resolve = Callable[[Mapping[str, Any]], Any]
 
 
-def stored_config(run_dir: Path, resolve: Resolve) -> dict | None:
-    """The run folder's config.yaml, resolved (``resolve``: raw mapping -> resolved dict, defaults
+def stored_config(run_dir: Path, resolve: Resolve) -> Any:
+    """The run folder's config.yaml through ``resolve`` (raw mapping -> e.g. the resolved dict, defaults
     filled in); None if it has none, or it is unreadable or not a config of this task."""
     if not (run_dir / record.CONFIG_FILE).is_file():
         return None
