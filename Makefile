@@ -2,6 +2,7 @@
 #   make demo       virtualenv + install + build ml-100k + the idea in about 2 minutes on 2 cores
 #   make test       virtualenv + install + lint (ruff) + the test suite (builds ml-100k in the data home once)
 #   make demo-full  the README's complete tables (about 25 minutes on 2 cores)
+#   make test-cuda  the CUDA contract tests alone (on a machine with a GPU; they skip elsewhere)
 #   make bench      s/epoch, s/evaluation and peak RSS of a few models, one list per run
 #   make bench-scale MODEL=lightgcn [DENOISER=guider] [PRESETS=a,b,...] [THREADS=N]
 #                   the same across synth-tiny -> synth-microlens, each dataset in a fresh process:
@@ -12,7 +13,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo demo-full bench bench-scale clean
+.PHONY: install test test-cuda demo demo-full bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,10 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-cuda: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/models/test_backbones.py \
+		tests/graphs/test_adjacency.py -k cuda
 
 # THREADS=N caps torch/BLAS threads (e.g. `make demo THREADS=1` on a machine shared with other jobs)
 demo: $(STAMP)

@@ -145,7 +145,8 @@ def test_to_dtype_and_meta_move_everything(name, planted, make_model):
 @pytest.mark.parametrize("name", ALL)
 def test_runs_on_cuda(name, planted, make_model, fit, recall):
     model = make_model(name, planted).eval()
-    expected = _outputs(model)
+    # copies: MF's (and VBPR's user) embeddings are the parameters themselves, which .to moves in place
+    expected = [t.clone() for t in _outputs(model)]
     model.to("cuda")
     assert all(t.is_cuda for t in _tensors(model))
     user_emb, item_emb = _outputs(model)
