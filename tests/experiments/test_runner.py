@@ -117,3 +117,21 @@ def test_trial_json_of_earlier_versions_is_the_same_trial(tmp_path):
     (folder / "trial.json").write_text(json.dumps({**trial, "overrides": old[:-1] + ["train.lr=1.0e-03"]}))
     with pytest.raises(ConfigError, match="run with other settings"):
         trial_status(folder, trial)
+
+
+def test_a_work_folder_trained_elsewhere_keeps_its_trials(tmp_path, tiny):
+    """A study's work folder trained on another machine (or moved) names its data by that machine's path:
+    its finished runs are still the trials when the data there has the recorded fingerprint, and a
+    different dataset under the same folder name is refused."""
+    from mmdenoise.data.synth import generate
+    elsewhere = shutil.copytree(tiny, tmp_path / "gpu-machine" / "data" / "tiny")
+    settings = trial_defaults(Objective()) + [("model", "mf"), ("train.epochs", 1)]
+    trained = make_trial({"seed": 1}, {"dataset": str(elsewhere)}, settings)
+    run_trial(tmp_path / "gpu-machine" / "final", trained, Objective())
+    here = shutil.copytree(tmp_path / "gpu-machine", tmp_path / "here")
+    shutil.rmtree(tmp_path / "gpu-machine")
+    trial = make_trial({"seed": 1}, {"dataset": str(here / "data" / "tiny")}, settings)
+    assert trial_status(here / "final" / trial["name"], trial) == "finished"
+    other = generate("tiny", seed=1, out=tmp_path / "other" / "tiny", image_dim=32, text_dim=16)
+    with pytest.raises(ConfigError, match="run with other settings"):
+        trial_status(here / "final" / trial["name"], make_trial({"seed": 1}, {"dataset": str(other)}, settings))

@@ -17,6 +17,7 @@ backend (Ray Tune) calls it in Ray workers (:func:`run_trials`).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -146,15 +147,43 @@ def validate_trial(trial: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _same_trial(stored: Mapping[str, Any], trial: Mapping[str, Any]) -> bool:
+def _same_trial(stored: Mapping[str, Any], trial: Mapping[str, Any], folder: Path | None = None) -> bool:
     """Whether ``trial.json``'s trial is ``trial``: same params, base config and overrides (stored as
-    pairs, or as ``key=value`` text by older versions: compared as the pairs they parse to)."""
+    pairs, or as ``key=value`` text by older versions: compared as the pairs they parse to). With the run
+    ``folder``, a dataset folder that only moved (:func:`_moved_dataset`) is the same dataset."""
     try:
         overrides = override_pairs(stored.get("overrides"))
     except ConfigError:
         return False
-    return (_canonical([stored.get("params"), stored.get("config"), overrides])
+    config = dict(stored.get("config") or {})
+    theirs, ours = config.get("dataset"), trial["config"].get("dataset")
+    if folder is not None and theirs != ours and _moved_dataset(folder, theirs, ours):
+        config["dataset"] = ours
+    return (_canonical([stored.get("params"), config, overrides])
             == _canonical([trial["params"], trial["config"], override_pairs(trial["overrides"])]))
+
+
+def _moved_dataset(folder: Path, theirs: Any, ours: Any) -> bool:
+    """Whether the run in ``folder``, trained on the dataset folder ``theirs``, was trained on the dataset
+    folder ``ours``, somewhere else: a study's work folder trained on another machine (a GPU's) or copied
+    elsewhere names its data by that machine's path. The same folder name, and the data fingerprint its
+    result.json records is ``ours``'s; a run without result.json (a checkpoint) passes on its name, as
+    its resume checks the checkpoint's fingerprint against the data."""
+    from ..training import record
+    if not (isinstance(theirs, str) and isinstance(ours, str)) or Path(theirs).name != Path(ours).name \
+            or not Path(ours).is_dir():
+        return False
+    if not (folder / record.RESULT_FILE).is_file():
+        return True
+    recorded = (record.read_result(folder).get("dataset") or {}).get("fingerprint")
+    return recorded is not None and recorded == _fingerprint(str(Path(ours).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(path: str) -> str:
+    """The content fingerprint of the dataset folder ``path`` (read once per process)."""
+    from ..data import load_dataset
+    return load_dataset(path).fingerprint
 
 
 def _holds_run_of(folder: Path, trial: Mapping[str, Any]) -> bool:
@@ -177,13 +206,14 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
     A folder holding another trial (other parameters or other fixed
     settings, e.g. a changed spec) is a ConfigError, never silently reused.
     A run folder without trial.json is the trial's when its config.yaml
-    says so (:func:`_holds_run_of`).
+    says so (:func:`_holds_run_of`). A work folder moved or trained on
+    another machine is still its trials' (:func:`_moved_dataset`).
     """
     from ..training import record
     marker = folder / TRIAL_FILE
     if marker.exists():
         stored = json.loads(marker.read_text(encoding="utf-8"))
-        if not _same_trial(stored, trial):
+        if not _same_trial(stored, trial, folder):
             raise ConfigError(f"{folder} holds trial {stored.get('params')} run with other settings "
                               f"({stored.get('overrides')}); use another output folder or remove it")
     elif ((folder / record.RESULT_FILE).exists() or (folder / record.CHECKPOINT_FILE).exists()) \
