@@ -133,5 +133,8 @@ def test_a_work_folder_trained_elsewhere_keeps_its_trials(tmp_path, tiny):
     trial = make_trial({"seed": 1}, {"dataset": str(here / "data" / "tiny")}, settings)
     assert trial_status(here / "final" / trial["name"], trial) == "finished"
     other = generate("tiny", seed=1, out=tmp_path / "other" / "tiny", image_dim=32, text_dim=16)
+    for data in (other, tmp_path / "missing" / "tiny"):
+        with pytest.raises(ConfigError, match=r"holds this trial run on dataset .*gpu-machine.*build that dataset"):
+            trial_status(here / "final" / trial["name"], make_trial({"seed": 1}, {"dataset": str(data)}, settings))
     with pytest.raises(ConfigError, match="run with other settings"):
-        trial_status(here / "final" / trial["name"], make_trial({"seed": 1}, {"dataset": str(other)}, settings))
+        trial_status(here / "final" / trial["name"], make_trial({"seed": 2}, {"dataset": str(other)}, settings))

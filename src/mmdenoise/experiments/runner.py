@@ -214,6 +214,12 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
     if marker.exists():
         stored = json.loads(marker.read_text(encoding="utf-8"))
         if not _same_trial(stored, trial, folder):
+            theirs = (stored.get("config") or {}).get("dataset")
+            if _same_trial({**stored, "config": {**(stored.get("config") or {}), "dataset": trial["config"].get(
+                    "dataset")}}, trial):
+                raise ConfigError(f"{folder} holds this trial run on dataset {theirs}, which is not "
+                                  f"{trial['config'].get('dataset')} (missing here, or other data: the fingerprint "
+                                  f"its result.json records differs); build that dataset first, or remove the folder")
             raise ConfigError(f"{folder} holds trial {stored.get('params')} run with other settings "
                               f"({stored.get('overrides')}); use another output folder or remove it")
     elif ((folder / record.RESULT_FILE).exists() or (folder / record.CHECKPOINT_FILE).exists()) \
