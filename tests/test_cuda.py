@@ -16,6 +16,7 @@ parts; this module covers the public paths that join them:
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -44,7 +45,6 @@ def tiny(tmp_path_factory):
 
 
 def _fast_params(denoiser: str) -> dict:
-    import dataclasses
     fields = {f.name for f in dataclasses.fields(DENOISERS[denoiser].config_cls)}
     return {k: v for k, v in FAST.items() if k in fields}
 
