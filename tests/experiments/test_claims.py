@@ -345,6 +345,10 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     finals_seconds = sum(json.loads((tmp_path / "claims" / rel / "result.json").read_text())["seconds"]
                          for rel in cell["evidence"]["a"] + cell["evidence"]["b"])
     assert (compute["tuning_runs"], compute["final_runs"], compute["unmeasured"]) == (3, 4, 0)
+    # where each final run ran is in its evidence; none of these on a GPU, so the table says nothing of one
+    assert all(json.loads((tmp_path / "claims" / rel / "result.json").read_text())["device"] == "cpu"
+               for rel in cell["evidence"]["a"])
+    assert compute["final_runs_on_gpu"] == 0 and "on a GPU)" not in page.split("## Compute spent")[1].split("##")[0]
     assert compute["final_hours"] == pytest.approx(finals_seconds / 3600) and compute["tuning_hours"] > 0
     assert "## Compute spent" in page and "| tiny-add20 | 3 | " in page
 

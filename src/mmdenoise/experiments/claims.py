@@ -122,7 +122,7 @@ SELECTION_JSON = "selection.json"
 #: the finished trials of a sweep still in progress, beside its evidence (selection.json replaces it)
 TUNING_JSON = "tuning.json"
 EVIDENCE_DIR = "evidence"
-EVIDENCE_RESULT_KEYS = ("model", "denoiser", "seed", "dataset", "best_epoch", "epochs_run")
+EVIDENCE_RESULT_KEYS = ("model", "denoiser", "seed", "dataset", "best_epoch", "epochs_run", "device")
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
 CHECK_TOLERANCE = 1e-9
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -1013,16 +1013,20 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
 
 def compute_spent(spec: ClaimsSpec, out: Path) -> list[dict]:
     """Per dataset, the runs behind its evidence and their hours (:func:`run_seconds`): the tuning trials
-    its selection.json files list (none for a ``tune_from`` dataset) and the final runs of its evidence."""
+    its selection.json files list (none for a ``tune_from`` dataset) and the final runs of its evidence,
+    with how many of those ran on a GPU (their evidence records ``device: cuda...``; evidence written
+    before the device was recorded counts as not)."""
     from ..training import record
     rows = []
     for name in spec.datasets:
         folder = Path(out) / EVIDENCE_DIR / name
         tuning = [t.get("seconds") for path in sorted(folder.glob(f"*/*/{SELECTION_JSON}"))
                   for t in json.loads(path.read_text(encoding="utf-8"))["trials"]]
-        final = [json.loads(path.read_text(encoding="utf-8")).get("seconds")
-                 for path in sorted(folder.glob(f"*/*/*/{record.RESULT_FILE}"))]
+        results = [json.loads(path.read_text(encoding="utf-8"))
+                   for path in sorted(folder.glob(f"*/*/*/{record.RESULT_FILE}"))]
+        final = [r.get("seconds") for r in results]
         rows.append({"dataset": name, "tuning_runs": len(tuning), "final_runs": len(final),
+                     "final_runs_on_gpu": sum(str(r.get("device") or "").startswith("cuda") for r in results),
                      "tuning_hours": sum(x for x in tuning if x is not None) / 3600,
                      "final_hours": sum(x for x in final if x is not None) / 3600,
                      "unmeasured": sum(x is None for x in (*tuning, *final))})
@@ -1217,10 +1221,13 @@ def render_page(data: Mapping[str, Any]) -> str:
         lines += ["## Compute spent", "",
                   "Hours of the runs behind the evidence so far (training and validation, summed over each run's "
                   "epochs, so a run resumed across sessions counts every part): wall clock of one thread on the "
-                  "machine that ran it, often shared with other runs, so an upper bound on its CPU time. The "
+                  "machine that ran it, often shared with other runs, so an upper bound on its CPU time; for a "
+                  "run on a GPU (counted in brackets), wall clock on a GPU shared with the runs beside it. The "
                   "budget the benchmark is sized to is 6 hours of a 2-core machine (12 core-hours) per dataset.", "",
                   markdown(["dataset", "tuning runs", "tuning hours", "final runs", "final hours", "total hours"],
-                           [[c["dataset"], str(c["tuning_runs"]), f"{c['tuning_hours']:.1f}", str(c["final_runs"]),
+                           [[c["dataset"], str(c["tuning_runs"]), f"{c['tuning_hours']:.1f}",
+                             str(c["final_runs"]) + (f" ({c['final_runs_on_gpu']} on a GPU)"
+                                                     if c.get("final_runs_on_gpu") else ""),
                              f"{c['final_hours']:.1f}", f"{c['tuning_hours'] + c['final_hours']:.1f}"
                              + (f" ({c['unmeasured']} runs unmeasured)" if c.get("unmeasured") else "")]
                             for c in data["compute"]], "lrrrrr"), ""]
