@@ -176,12 +176,15 @@ def _moved_dataset(folder: Path, theirs: Any, ours: Any) -> bool:
     if not (folder / record.RESULT_FILE).is_file():
         return True
     recorded = (record.read_result(folder).get("dataset") or {}).get("fingerprint")
-    return recorded is not None and recorded == _fingerprint(str(Path(ours).resolve()))
+    data = Path(ours).resolve()
+    stamp = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in data.iterdir() if f.is_file()))
+    return recorded is not None and recorded == _fingerprint(str(data), stamp)
 
 
 @functools.lru_cache(maxsize=8)
-def _fingerprint(path: str) -> str:
-    """The content fingerprint of the dataset folder ``path`` (read once per process)."""
+def _fingerprint(path: str, stamp: tuple) -> str:
+    """The content fingerprint of the dataset folder ``path``, read once per process for each ``stamp``
+    (its files' names, sizes and modification times: a folder rewritten since is read again)."""
     from ..data import load_dataset
     return load_dataset(path).fingerprint
 
