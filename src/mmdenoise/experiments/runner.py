@@ -147,20 +147,20 @@ def validate_trial(trial: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _same_trial(stored: Mapping[str, Any], trial: Mapping[str, Any], folder: Path | None = None) -> bool:
-    """Whether ``trial.json``'s trial is ``trial``: same params, base config and overrides (stored as
-    pairs, or as ``key=value`` text by older versions: compared as the pairs they parse to). With the run
-    ``folder``, a dataset folder that only moved (:func:`_moved_dataset`) is the same dataset."""
+def _same_settings(stored: Mapping[str, Any], trial: Mapping[str, Any]) -> bool:
+    """Whether ``trial.json``'s trial is ``trial`` but for its dataset: same params, base config (its
+    ``dataset`` aside) and overrides (stored as pairs, or as ``key=value`` text by older versions:
+    compared as the pairs they parse to)."""
     try:
         overrides = override_pairs(stored.get("overrides"))
     except ConfigError:
         return False
-    config = dict(stored.get("config") or {})
-    theirs, ours = config.get("dataset"), trial["config"].get("dataset")
-    if folder is not None and theirs != ours and _moved_dataset(folder, theirs, ours):
-        config["dataset"] = ours
-    return (_canonical([stored.get("params"), config, overrides])
-            == _canonical([trial["params"], trial["config"], override_pairs(trial["overrides"])]))
+    return (_canonical([stored.get("params"), _without_dataset(stored.get("config")), overrides])
+            == _canonical([trial["params"], _without_dataset(trial["config"]), override_pairs(trial["overrides"])]))
+
+
+def _without_dataset(config: Mapping[str, Any] | None) -> dict:
+    return {k: v for k, v in (config or {}).items() if k != "dataset"}
 
 
 def _moved_dataset(folder: Path, theirs: Any, ours: Any) -> bool:
@@ -216,15 +216,14 @@ def trial_status(folder: Path, trial: Mapping[str, Any]) -> str:
     marker = folder / TRIAL_FILE
     if marker.exists():
         stored = json.loads(marker.read_text(encoding="utf-8"))
-        if not _same_trial(stored, trial, folder):
-            theirs = (stored.get("config") or {}).get("dataset")
-            if _same_trial({**stored, "config": {**(stored.get("config") or {}), "dataset": trial["config"].get(
-                    "dataset")}}, trial):
-                raise ConfigError(f"{folder} holds this trial run on dataset {theirs}, which is not "
-                                  f"{trial['config'].get('dataset')} (missing here, or other data: the fingerprint "
-                                  f"its result.json records differs); build that dataset first, or remove the folder")
+        if not _same_settings(stored, trial):
             raise ConfigError(f"{folder} holds trial {stored.get('params')} run with other settings "
                               f"({stored.get('overrides')}); use another output folder or remove it")
+        theirs, ours = (stored.get("config") or {}).get("dataset"), trial["config"].get("dataset")
+        if theirs != ours and not _moved_dataset(folder, theirs, ours):
+            raise ConfigError(f"{folder} holds this trial run on dataset {theirs}, which is not {ours} (missing "
+                              "here, or other data: the fingerprint its result.json records differs); build that "
+                              "dataset first, or remove the folder")
     elif ((folder / record.RESULT_FILE).exists() or (folder / record.CHECKPOINT_FILE).exists()) \
             and not _holds_run_of(folder, trial):
         raise ConfigError(f"{folder} holds a run that is not this trial (no {TRIAL_FILE}, other settings in its "
