@@ -16,7 +16,6 @@ parts; this module covers the public paths that join them:
 """
 from __future__ import annotations
 
-import dataclasses
 import shutil
 
 import numpy as np
@@ -28,12 +27,11 @@ from mmdenoise.api import Run, evaluate_run, train
 from mmdenoise.data import read_mmrec
 from mmdenoise.data.synth import generate
 from mmdenoise.denoise import DENOISERS
+from tests.denoise.test_contract import FAST, params
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 BACKBONES = ("mf", "lightgcn", "vbpr", "freedom")
-#: short-run settings for every denoiser whose config has the field (GUIDER judges after one epoch)
-FAST = {"warmup_epochs": 1, "teacher_batch_size": 512}
 TRAIN = {"epochs": 2, "batch_size": 512, "progress": False}
 
 
@@ -44,14 +42,10 @@ def tiny(tmp_path_factory):
     return read_mmrec(generate("tiny", seed=0, out=out, image_dim=32, text_dim=16))
 
 
-def _fast_params(denoiser: str) -> dict:
-    fields = {f.name for f in dataclasses.fields(DENOISERS[denoiser].config_cls)}
-    return {k: v for k, v in FAST.items() if k in fields}
-
-
 def _train(dataset, model, denoiser, out, device):
+    """Two epochs of ``model`` + ``denoiser`` on ``device``, with the denoiser contract's short-run settings."""
     return train(dataset, model=model, denoiser=denoiser, out=out, seed=0,
-                 config={"denoiser_params": _fast_params(denoiser), "train": {**TRAIN, "device": device}})
+                 config={"denoiser_params": params(DENOISERS, denoiser, FAST), "train": {**TRAIN, "device": device}})
 
 
 @pytest.mark.parametrize("model, denoiser", [(m, d) for d in sorted(DENOISERS) for m in BACKBONES])
