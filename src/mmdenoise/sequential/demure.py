@@ -97,7 +97,7 @@ class Demure(nn.Module):
                 *batch.history.shape, encoder.n_modalities))
         views = self.views(batch, alpha_item, alpha_modality, encoded.item_act.detach(), modality_act)
         n_views, size = self.n_views, batch.history.shape[0]
-        augmented = base.encode(views, mask.repeat(2 * n_views, 1)).user.reshape(2, n_views, size, -1)
+        augmented = base.encode_users(views, mask.repeat(2 * n_views, 1)).reshape(2, n_views, size, -1)
         positives, negatives = augmented[0].transpose(0, 1), augmented[1].transpose(0, 1)       # [B, J, d]
         with torch.set_grad_enabled(self.lambda_aug != 0 and torch.is_grad_enabled()):  # logged either way
             ssm_aug = sampled_softmax_loss(augmented[0].reshape(n_views * size, -1), target_emb.repeat(n_views, 1),

@@ -44,29 +44,46 @@ class AttentionPool(nn.Module):
         self.value = nn.Linear(dim, dim, bias=False)   # h
         self.scale = 1.0 / math.sqrt(dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, index: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [..., N, d]; mask: bool [..., N] (True = real) or None.
 
+        With ``index`` int64 [..., N], ``x`` is a table [D, d] and vector n of a
+        row is ``x[index[..., n]]``: the linear maps then run once per table row
+        instead of once per position (the same numbers; cheaper when positions
+        repeat rows, as a batch of windows repeats items).
+
         Returns (pooled [..., d], weights β_m [..., N] summing to 1 over real
-        positions, enhanced x̃ [..., N, d]). Every row needs ≥ 1 real position.
+        positions). Every row needs ≥ 1 real position. The pooled vector is
+        Σ_m β_m x̃_m = Σ_n (Σ_m β_m β_{m,n}) h(x_n): the enhanced vectors x̃ are
+        never formed (``enhanced`` gives them).
         """
         query, key, value = self.query(x), self.key(x), self.value(x)
-        small = x.shape[-2] <= _BROADCAST_MAX
-        if small:   # a handful of modalities: batched matmuls of 3×3 blocks are slower than broadcasting
+        if index is not None:
+            query, key, value = query[index], key[index], value[index]
+        beta, weights = self._attention(query, key, mask)
+        mix = (weights.unsqueeze(-1) * beta).sum(-2)                                 # [..., N]
+        return (mix.unsqueeze(-1) * value).sum(-2), weights
+
+    def enhanced(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The enhanced vectors x̃_m = Σ_n β_{m,n} h(x_n) of Eq. 2: x [..., N, d] → [..., N, d]."""
+        beta, _ = self._attention(self.query(x), self.key(x), mask)
+        return beta @ self.value(x)
+
+    def _attention(self, query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(β_{m,n} [..., N, N] of Eq. 1, β_m [..., N] of Eq. 3) from f(x) and g(x) [..., N, d]."""
+        if query.shape[-2] <= _BROADCAST_MAX:   # a handful of modalities: batched matmuls of 3×3 blocks are slower
             scores = (query.unsqueeze(-2) * key.unsqueeze(-3)).sum(-1) * self.scale
         else:
             scores = query @ key.transpose(-1, -2) * self.scale                      # [..., N, N]
         if mask is not None:
             scores = scores.masked_fill(~mask.unsqueeze(-2), -torch.inf)
         beta = torch.softmax(scores, dim=-1)                                         # Eq. 1
-        enhanced = (beta.unsqueeze(-1) * value.unsqueeze(-3)).sum(-2) if small else beta @ value   # Eq. 2
         row_mass = torch.logsumexp(scores, dim=-1)                                   # log Σ_n exp s_{m,n}
         if mask is not None:
             row_mass = row_mass.masked_fill(~mask, -torch.inf)
-        weights = torch.softmax(row_mass, dim=-1)                                    # Eq. 3
-        pooled = (weights.unsqueeze(-1) * enhanced).sum(-2)
-        return pooled, weights, enhanced
+        return beta, torch.softmax(row_mass, dim=-1)                                 # Eq. 3
 
 
 def standardise(features: np.ndarray) -> np.ndarray:
@@ -126,8 +143,7 @@ class ModalityEncoder(nn.Module):
 
     def aggregate(self, activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 1–3 over the M modalities: [..., M, d] → (item embedding [..., d], β_m [..., M])."""
-        pooled, weights, _ = self.attention(activations)
-        return pooled, weights
+        return self.attention(activations)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """Item embeddings of ``items`` int64 [...] → [..., d]."""

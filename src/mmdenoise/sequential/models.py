@@ -69,36 +69,65 @@ class SequentialRecommender(nn.Module):
     def pool(self, item_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def encode(self, modality_items: torch.Tensor, mask: torch.Tensor, per_position: bool = False) -> Encoded:
-        """Encode windows given slot by slot.
+    def pool_table(self, table: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``pool`` of the windows whose position (b, t) holds ``table[index[b, t]]``: table [D, d], index
+        int64 [B, L]. Models whose pooling starts with a per-position linear map override this to apply
+        it once per table row."""
+        return self.pool(table[index], mask)
 
-        modality_items: int64 [B, L, M], the item whose modality m fills slot (t, m)
-        (PAD rows allowed where ``mask`` is False); mask: bool [B, L].
-        By default a position whose M slots hold one item is encoded once per
-        distinct item of the batch and gathered, and only mixed positions
-        (modality-level replacements) are encoded on their own; ``modality_act``
-        is then None. ``per_position`` encodes every position on its own and
-        returns its modality activations, which Eq. 8 differentiates.
+    def item_table(self, modality_items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The windows' item activations as a table and an index: (table [D, d], index int64 [B, L]),
+        position (b, t) holding ``table[index[b, t]]``.
+
+        modality_items: int64 [B, L, M] as in ``encode``. A position whose M slots
+        hold one item reads that item's row (each distinct item encoded once); a
+        mixed position (a modality-level replacement) gets a row of its own.
         """
         encoder = self.encoder
         slots = modality_items.clamp_min(0)
-        if per_position:
-            modality_act = encoder.activations(slots)
-            item_act, _ = encoder.aggregate(modality_act)
-            return Encoded(self.pool(item_act, mask), item_act, modality_act)
         first = slots[..., 0]
-        distinct, inverse = torch.unique(first, return_inverse=True)
-        item_act = encoder(distinct)[inverse]
+        distinct, index = torch.unique(first, return_inverse=True)
+        table = encoder(distinct)
         mixed = (slots != first.unsqueeze(-1)).any(-1)
         if bool(mixed.any()):
             where = mixed.nonzero(as_tuple=True)
-            item_act = item_act.index_put(where, encoder.aggregate(encoder.activations(slots[where]))[0])
+            table = torch.cat([table, encoder.aggregate(encoder.activations(slots[where]))[0]])
+            index = index.index_put(where, torch.arange(distinct.numel(), table.shape[0], device=index.device))
+        return table, index
+
+    def encode(self, modality_items: torch.Tensor, mask: torch.Tensor, per_position: bool = False) -> Encoded:
+        """Encode windows given slot by slot, keeping the activations Eq. 7–8 differentiate.
+
+        modality_items: int64 [B, L, M], the item whose modality m fills slot (t, m)
+        (PAD rows allowed where ``mask`` is False); mask: bool [B, L].
+        By default the item activations come from ``item_table`` (``modality_act``
+        is then None). ``per_position`` encodes every position on its own and
+        returns its modality activations, which Eq. 8 differentiates.
+        ``encode_users`` is the cheaper pass when only the users are needed.
+        """
+        encoder = self.encoder
+        if per_position:
+            modality_act = encoder.activations(modality_items.clamp_min(0))
+            item_act, _ = encoder.aggregate(modality_act)
+            return Encoded(self.pool(item_act, mask), item_act, modality_act)
+        table, index = self.item_table(modality_items)
+        item_act = table[index]
         return Encoded(self.pool(item_act, mask), item_act, None)
 
+    def encode_users(self, modality_items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The users alone ([B, d], or [B, K, d]) of windows given as in ``encode``: the pooling reads the
+        ``item_table`` directly (``pool_table``), so no per-position activation is kept for Eq. 7–8."""
+        table, index = self.item_table(modality_items)
+        return self.pool_table(table, index, mask)
+
+    def history_slots(self, history: torch.Tensor) -> torch.Tensor:
+        """history: int64 [B, L] with PAD = −1 → modality_items int64 [B, L, M], every slot of a position
+        from its item."""
+        return history.unsqueeze(-1).expand(*history.shape, self.encoder.n_modalities)
+
     def encode_history(self, history: torch.Tensor, per_position: bool = False) -> Encoded:
-        """history: int64 [B, L] with PAD = −1 → ``encode`` with every slot of a position from its item."""
-        modality_items = history.unsqueeze(-1).expand(*history.shape, self.encoder.n_modalities)
-        return self.encode(modality_items, history >= 0, per_position)
+        """``encode`` of history windows int64 [B, L] (PAD = −1)."""
+        return self.encode(self.history_slots(history), history >= 0, per_position)
 
     def readout(self, user: torch.Tensor, target_emb: torch.Tensor) -> torch.Tensor:
         """The user vector that scores a known target: [B, d] (multi-interest models pick one)."""
@@ -110,9 +139,9 @@ class SequentialRecommender(nn.Module):
 
     def loss(self, batch: SeqBatch, epoch: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Sampled softmax (Eq. 5–6) of the batch: (loss, {"ssm": loss})."""
-        encoded = self.encode_history(batch.history)
+        user = self.encode_users(self.history_slots(batch.history), batch.mask)
         target_emb = self.encoder(batch.targets)
-        loss = sampled_softmax_loss(self.readout(encoded.user, target_emb), target_emb,
+        loss = sampled_softmax_loss(self.readout(user, target_emb), target_emb,
                                     self.encoder(batch.negatives), batch.targets, batch.negatives)
         return loss, {"ssm": loss.detach()}
 
@@ -122,7 +151,7 @@ class SequentialRecommender(nn.Module):
 
     def full_scores(self, history: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Scores of every item for each history window: [B, I]."""
-        user = self.encode_history(history).user
+        user = self.encode_users(self.history_slots(history), history >= 0)
         if not self.multi_interest:
             return user @ table.T
         scores = user[:, 0] @ table.T
@@ -151,7 +180,13 @@ class AttentionBase(SequentialRecommender):
     def pool(self, item_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.positions is not None:
             item_emb = item_emb + self.positions.weight[: item_emb.shape[1]]
-        pooled, _, _ = self.attention(item_emb, mask)
+        pooled, _ = self.attention(item_emb, mask)
+        return self.ffn(pooled)
+
+    def pool_table(self, table: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.positions is not None:          # the position embedding is added per position first
+            return self.pool(table[index], mask)
+        pooled, _ = self.attention(table, mask, index=index)
         return self.ffn(pooled)
 
 
