@@ -430,6 +430,8 @@ def study_claims_cmd(
                                                       "(the page covers all)", show_default=False),
     backbones: Optional[str] = typer.Option(None, help="train only these backbones' runs, comma-separated (e.g. "
                                                        "the cheap ones first)", show_default=False),
+    methods: Optional[str] = typer.Option(None, help="train only these methods' runs, comma-separated",
+                                          show_default=False),
     stage: str = typer.Option("all", help="tune, final, page (evidence and page; trains nothing), all, or plan "
                                           "(prints what is left per dataset; writes nothing)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
@@ -440,13 +442,13 @@ def study_claims_cmd(
     from .experiments.claims import claims_plan, claims_study
     if stage == "plan":
         from .experiments.tables import markdown
-        rows = claims_plan(spec, work, out=out, datasets=datasets, backbones=backbones)
+        rows = claims_plan(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods)
         typer.echo(markdown(["dataset", "tuning trials left", "final runs left", "final runs waiting on tuning",
                              "pairs cut"], [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]),
                                              str(r["cut"])] for r in rows], "lrrrr"))
         return
-    result = claims_study(spec, work, out=out, datasets=datasets, backbones=backbones, stage=stage, workers=workers,
-                          backend=backend, on_result=_trial_line)
+    result = claims_study(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods, stage=stage,
+                          workers=workers, backend=backend, on_result=_trial_line)
     if stage in ("page", "all"):
         typer.echo(f"{result.done} cell(s) done, {result.pending} pending")
         typer.echo(f"written: {result.page}, {result.json}")

@@ -476,7 +476,7 @@ def test_a_claim_verdict_leaves_out_its_cut_cells():
     assert claim_verdict(["inconclusive", "cut", "confirmed"]) == "inconclusive"
 
 
-def test_backbones_trains_only_the_named_backbones_runs(tmp_path, tiny):
+def test_backbones_and_methods_train_only_the_named_runs(tmp_path, tiny):
     raw = _raw(tiny, claims=[{**_raw(tiny)["claims"][0], "backbones": ["mf", "lightgcn"]}])
     spec = _spec_file(tmp_path / "claims", raw)
     statuses = []
@@ -488,6 +488,14 @@ def test_backbones_trains_only_the_named_backbones_runs(tmp_path, tiny):
     assert (mf["tuning"], mf["final"], both["tuning"], both["final"]) == (0, 4, 3, 4)
     with pytest.raises(ConfigError, match=r"--backbones: unknown backbone 'vbpr'; backbones: mf, lightgcn"):
         claims_study(spec, tmp_path / "work", stage="tune", backbones="vbpr")
+    # --methods: lightgcn's two T-CE trials are left to tune, mf's two T-CE finals to run
+    [tce] = claims_plan(spec, tmp_path / "work", methods="tce")
+    assert (tce["tuning"], tce["final"], tce["waiting"]) == (2, 2, 2)
+    statuses.clear()
+    claims_study(spec, tmp_path / "work", stage="final", methods="none", on_result=lambda r: statuses.append(r["name"]))
+    assert sorted(n.split("/")[:3] for n in statuses) == [["tiny-add20", "mf", "none"]] * 2
+    with pytest.raises(ConfigError, match=r"--methods: unknown method 'guider'; methods: none, tce"):
+        claims_plan(spec, tmp_path / "work", methods="guider")
 
 
 def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tmp_path, tiny):

@@ -1330,23 +1330,21 @@ def check_claims(out: str | Path) -> int:
 
 # -------------------------------------------------------------------- plan
 def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
-                datasets: str | Sequence[str] | None = None,
-                backbones: str | Sequence[str] | None = None) -> list[dict]:
+                datasets: str | Sequence[str] | None = None, backbones: str | Sequence[str] | None = None,
+                methods: str | Sequence[str] | None = None) -> list[dict]:
     """What is left of a claims study, per dataset (trains nothing, reads no data): ``tuning``: trials
     not finished in ``work`` nor committed under ``out`` (:func:`tuning_state`); ``final``: final runs
     whose selection is known and whose evidence is not committed (:func:`committed_final`); ``waiting``:
     final runs whose sweep (here or on the ``tune_from`` dataset) has not finished; ``cut``: the pairs
-    the dataset does not run. ``work``, ``out``, ``datasets`` and ``backbones`` as for :func:`claims_study`."""
+    the dataset does not run. ``work``, ``out``, ``datasets``, ``backbones`` and ``methods`` as for
+    :func:`claims_study`."""
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
-    names = _selected(datasets, list(spec.datasets), "dataset")
-    chosen = _selected(backbones, list(dict.fromkeys(run[1] for run in spec.runs())), "backbone")
+    names, wanted = _chosen_runs(spec, datasets, backbones, methods)
     rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut)}
             for name in names}
-    for run in spec.runs():
-        if run[0] not in rows or run[1] not in chosen:
-            continue
+    for run in filter(wanted, spec.runs()):
         records, missing = tuning_state(spec, work, out, run)
         if spec.tuned_on(run) == run:
             rows[run[0]]["tuning"] += len(missing)
@@ -1356,6 +1354,16 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
             continue
         rows[run[0]]["final"] += len(pending_finals(spec, work, out, run, records))
     return list(rows.values())
+
+
+def _chosen_runs(spec: ClaimsSpec, datasets: str | Sequence[str] | None, backbones: str | Sequence[str] | None,
+                 methods: str | Sequence[str] | None) -> tuple[list[str], Callable[[tuple[str, str, str]], bool]]:
+    """The datasets that ``--datasets`` names, and whether a run (dataset, backbone, method) is on one of
+    them with a backbone and a method that ``--backbones`` and ``--methods`` name (each None: all)."""
+    names = _selected(datasets, list(spec.datasets), "dataset")
+    chosen = set(_selected(backbones, list(dict.fromkeys(run[1] for run in spec.runs())), "backbone"))
+    kept = set(_selected(methods, list(spec.methods), "method"))
+    return names, lambda run: run[0] in names and run[1] in chosen and run[2] in kept
 
 
 def _selected(value: str | Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
@@ -1397,7 +1405,8 @@ def _shown_path(path: Path) -> str:
 
 def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
                  datasets: str | Sequence[str] | None = None, backbones: str | Sequence[str] | None = None,
-                 stage: str = "all", workers: int = 1, backend: str = "local",
+                 methods: str | Sequence[str] | None = None, stage: str = "all", workers: int = 1,
+                 backend: str = "local",
                  on_result: Callable[[dict], None] | None = None) -> ClaimsResult:
     """Run the stages of the claims spec ``spec_path`` (see the module docstring).
 
@@ -1405,6 +1414,7 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     out: the claims folder (evidence, claims.json; default the spec's folder); the page is ``<out>.md``.
     datasets: train only these (names or comma-separated); the page always covers every dataset.
     backbones: train only these backbones' runs (names or comma-separated; e.g. the cheap ones first).
+    methods: train only these methods' runs (names or comma-separated), likewise.
     stage: ``tune``, ``final`` (for the runs whose tuning has finished), ``page`` (evidence and page;
     trains nothing and reads no data) or ``all``.
     """
@@ -1413,15 +1423,14 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
-    names = _selected(datasets, list(spec.datasets), "dataset")
-    chosen = _selected(backbones, list(dict.fromkeys(run[1] for run in spec.runs())), "backbone")
-    runs = [run for run in spec.runs() if run[0] in names and run[1] in chosen]
+    names, wanted = _chosen_runs(spec, datasets, backbones, methods)
+    runs = list(filter(wanted, spec.runs()))
     failed: list[dict] = []
     if stage in ("tune", "final", "all"):
         for name in names:
             prepare_dataset(spec.datasets[name], work)
     if stage in ("tune", "all"):
-        tuned = [run for run in spec.tuned_runs() if run[0] in names and run[1] in chosen]
+        tuned = list(filter(wanted, spec.tuned_runs()))
         trials = [t for run in tuned for t in tuning_state(spec, work, out, run)[1]]
         log.info("claims: tuning %d trials of %d (dataset, backbone, method) (finished or committed ones skipped)",
                  len(trials), len(tuned))
