@@ -96,3 +96,12 @@ def test_users_alone_equal_the_users_of_the_full_pass():
         assert torch.allclose(model.encode_users(slots, mask), model.encode(slots, mask).user, atol=1e-6)
         assert torch.allclose(model.encode_users(slots, mask), model.encode(slots, mask, per_position=True).user,
                               atol=1e-5)
+        # and the same gradients reach every parameter (the mixed position's modalities included)
+        weights = torch.randn(3, 8)
+        grads = []
+        for users in (lambda: model.encode_users(slots, mask), lambda: model.encode(slots, mask).user):
+            model.zero_grad()
+            (users() * weights).sum().backward()
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(model.parameters()))
+        assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5) for n in grads[0])
