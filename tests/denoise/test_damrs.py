@@ -122,6 +122,10 @@ def test_ai_sets_from_embeddings_in_chunks_exclude_the_anchor(monkeypatch):
         sets = torch.cat([m, s], 1)
         assert not (sets == anchors[:, None]).any()
         assert all(len(set(row)) == 8 for row in sets.tolist())
+    # cosines: rows scaled by any positive factor (raw, not unit, views) give the same sets
+    scale = torch.rand(2, 30, 1, generator=torch.Generator().manual_seed(3)) * 5 + 0.1
+    for a, b in zip(graded_sets(views * scale, anchors, 4), whole):
+        assert torch.equal(a, b)
 
 
 def test_dissimilar_mask():
@@ -198,7 +202,8 @@ def test_wrapper_contract(name, planted):
     assert user_emb.shape == (planted.n_users, width) and item_emb.shape == (planted.n_items, width)
     assert torch.equal(user_emb, inner_user)
     v = model.views()
-    assert torch.allclose(v.item, (inner_item + torch.stack(v.graph_views()).mean(0)) / 2)
+    assert torch.allclose(v.content, torch.stack(v.graph_views()).mean(0), atol=1e-6)
+    assert torch.allclose(v.item, (inner_item + torch.stack(v.graph_views()).mean(0)) / 2, atol=1e-6)
     assert set(model.modality_item_emb()) == set(planted.features)
     users, items = torch.tensor([0, 3, 3]), torch.tensor([1, 0, 39])
     assert torch.allclose(model.score(user_emb, item_emb, users, items),
@@ -231,7 +236,7 @@ def test_au_in_checkpointed_user_chunks_equals_the_whole(planted, monkeypatch):
     def au_and_grads():
         den.zero_grad(set_to_none=True)
         v = den.backbone.views()
-        value = den.user_alignment(v.user, v.graph_views(), v.item_id, batch.users)
+        value = den.user_alignment(v.user, v.content, v.item_id, batch.users)
         value.backward()
         return value.detach(), [p.grad.clone() for p in den.parameters() if p.grad is not None]
 
@@ -270,7 +275,7 @@ def test_sampled_alignment_is_an_unbiased_estimate_of_the_batch_mean(planted):
     with torch.no_grad():
         v = exact.backbone.views()
         items = torch.unique(torch.cat([batch.pos_items, batch.neg_items]))
-        terms = {"au": lambda d: d.user_alignment(v.user, v.graph_views(), v.item_id, batch.users),
+        terms = {"au": lambda d: d.user_alignment(v.user, v.content, v.item_id, batch.users),
                  "ai": lambda d: d.item_alignment(v.graph_views(), items)}
         torch.manual_seed(0)
         for name, term in terms.items():

@@ -27,6 +27,8 @@ initial embeddings it can dominate the ranking loss unless λ2 is small.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -68,11 +70,24 @@ def graded_sets_from_similarity(similarities: torch.Tensor, anchors: torch.Tenso
 
 
 @torch.no_grad()
-def graded_sets(units: torch.Tensor, anchors: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``graded_sets_from_similarity`` for unit-norm views [V, I, d], in chunks of anchors (memory O(chunk · I))."""
-    step = max(1, SELECTION_ELEMENTS // (units.shape[1] * units.shape[0]))
-    chunks = [graded_sets_from_similarity(torch.bmm(units[:, index], units.transpose(1, 2)), index, k)
-              for index in anchors.split(step)]
+def graded_sets(views: Sequence[torch.Tensor], anchors: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``graded_sets_from_similarity`` of the cosines of the views h^m (each [I, d], or all stacked [V, I, d])
+    between the anchors and every item, in chunks of anchors (memory O(chunk · I)).
+
+    The cosines are the anchors' unit rows against the raw rows, scaled by the
+    inverse norms afterwards ([chunk, I]), so no unit-norm copy of every item's
+    row ([V, I, d]) is made.
+    """
+    n_views, n_items = len(views), views[0].shape[0]
+    inverse = [1.0 / h.norm(dim=1).clamp_min(1e-12) for h in views]      # F.normalize's eps
+    step = max(1, SELECTION_ELEMENTS // (n_items * n_views))
+    chunks = []
+    for index in anchors.split(step):
+        similarities = views[0].new_empty(n_views, index.shape[0], n_items)
+        for v, (h, scale) in enumerate(zip(views, inverse)):
+            torch.mm(h[index] * scale[index, None], h.T, out=similarities[v])
+            similarities[v].mul_(scale)
+        chunks.append(graded_sets_from_similarity(similarities, index, k))
     return torch.cat([m for m, _ in chunks], dim=1), torch.cat([s for _, s in chunks], dim=1)
 
 
@@ -134,9 +149,9 @@ class DAMRS(Denoiser):
     @torch.no_grad()
     def refresh_sets(self) -> None:
         """Choose every item's similar sets from the current views (``ai_refresh="epoch"``)."""
-        units = F.normalize(torch.stack(self.backbone.views().graph_views()), dim=2)
-        self.multi_sets, self.single_sets = graded_sets(units, torch.arange(units.shape[1], device=units.device),
-                                                        self.ai_k)
+        views = self.backbone.views().graph_views()
+        self.multi_sets, self.single_sets = graded_sets(views, torch.arange(views[0].shape[0],
+                                                                            device=views[0].device), self.ai_k)
 
     def loss(self, batch: Batch, state: StepState):
         v = self.backbone.views()
@@ -158,7 +173,7 @@ class DAMRS(Denoiser):
         else:
             terms["rec"] = self.backbone.rec_loss(batch, v.user, v.item)
         if self.au:
-            terms["au"] = self.lambda_au * self.user_alignment(v.user, graph_views, v.item_id, batch.users)
+            terms["au"] = self.lambda_au * self.user_alignment(v.user, v.content, v.item_id, batch.users)
         if self.ai:
             items = torch.unique(torch.cat([batch.pos_items, batch.neg_items]))
             terms["ai"] = self.lambda_ai * self.item_alignment(graph_views, items)
@@ -167,12 +182,11 @@ class DAMRS(Denoiser):
         terms["reg"] = inner.regularization(batch, v.user, v.item_id)
         return sum(terms.values()), terms | stats
 
-    def user_alignment(self, user_emb: torch.Tensor, graph_views: list[torch.Tensor], item_id: torch.Tensor,
+    def user_alignment(self, user_emb: torch.Tensor, content: torch.Tensor, item_id: torch.Tensor,
                        batch_users: torch.Tensor) -> torch.Tensor:
         """L_AU (Eq. 9–10) over the batch's distinct users (``au_users`` of them at random if set):
-        P^mm from h^mm = mean of the views, P^id from h^id."""
+        P^mm from h^mm = ``content`` (the mean of the views, ``ItemViews.content``), P^id from h^id."""
         users = subsample(torch.unique(batch_users), self.au_users)
-        content = torch.stack(graph_views).mean(0)
 
         def chunk_sum(rows: torch.Tensor, user_emb, content, item_id) -> torch.Tensor:
             return symmetric_kl(self.backbone.full_scores(user_emb, content, rows),
@@ -195,23 +209,19 @@ class DAMRS(Denoiser):
         batch, or once per epoch with ``ai_refresh="epoch"``); φ is
         differentiated on the chosen pairs and on the anchor × batch pairs only.
         """
-        stacked = torch.stack(graph_views)  # [V, I, d]
         anchors = subsample(items, self.ai_anchors)
         if self.ai_refresh == "epoch":
             if self.multi_sets is None:
                 self.refresh_sets()
             multi, single = self.multi_sets[:, anchors], self.single_sets[:, anchors]
         else:
-            with torch.no_grad():
-                multi, single = graded_sets(F.normalize(stacked, dim=2), anchors, self.ai_k)
-        n_views, n_items, dim = stacked.shape
-        flat = stacked.reshape(n_views * n_items, dim)
-        offset = torch.arange(0, n_views * n_items, n_items, device=flat.device)  # view v's rows start here
+            multi, single = graded_sets([h.detach() for h in graph_views], anchors, self.ai_k)
+        n_views, dim = len(graph_views), graph_views[0].shape[1]
 
         def rows(ids: torch.Tensor) -> torch.Tensor:
             """[V, ...] item ids of each view -> their unit-norm rows [V, ..., d] (normalising only these)."""
-            index = (ids + offset.view(-1, *([1] * (ids.dim() - 1)))).flatten()
-            return F.normalize(flat.index_select(0, index), dim=1).view(*ids.shape, dim)  # backward: index_add
+            return torch.stack([F.normalize(h.index_select(0, i.flatten()), dim=1)
+                                for h, i in zip(graph_views, ids)]).view(*ids.shape, dim)
 
         scaled = rows(anchors.expand(n_views, -1)) / self.ai_tau  # cos/τ, scaling [V, N, d], not [V, N, n]
         logits = lambda ids: (scaled[:, :, None, :] * rows(ids)).sum(-1)  # noqa: E731  [V, N, ·]

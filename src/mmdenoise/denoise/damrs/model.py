@@ -27,13 +27,15 @@ class ItemViews(NamedTuple):
     """Everything DA-MRS computes from one forward pass (all [·, d], d the backbone's width).
 
     user: u [U, d]; item_id: h^id [I, d]; modal: {modality: h^m [I, d]};
-    behaviour: h^c [I, d]; item: t [I, d] (Eq. 3).
+    behaviour: h^c [I, d]; content: the mean of the graph views [I, d] (h^mm
+    of Eq. 9, the second term of Eq. 3); item: t [I, d] (Eq. 3).
     """
 
     user: torch.Tensor
     item_id: torch.Tensor
     modal: dict[str, torch.Tensor]
     behaviour: torch.Tensor
+    content: torch.Tensor
     item: torch.Tensor
 
     def graph_views(self) -> list[torch.Tensor]:
@@ -78,8 +80,12 @@ class DAMRSBackbone(Backbone):
         user, item_id = self.inner()
         modal = {m: self._propagate(g, item_id) for m, g in zip(self.modalities, self.modality_graphs)}
         behaviour = self._propagate(self.behaviour_graph, item_id)
-        content = torch.stack([*modal.values(), behaviour]).mean(0)
-        return ItemViews(user, item_id, modal, behaviour, (item_id + content) / 2)
+        views = [*modal.values(), behaviour]
+        content = views[0]
+        for h in views[1:]:   # a sum, not a stacked mean: no [V, I, d] copy forward or backward
+            content = content + h
+        content = content / len(views)
+        return ItemViews(user, item_id, modal, behaviour, content, (item_id + content) / 2)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.views()
