@@ -217,18 +217,21 @@ class DAMRS(Denoiser):
         else:
             multi, single = graded_sets([h.detach() for h in graph_views], anchors, self.ai_k)
         n_views, dim = len(graph_views), graph_views[0].shape[1]
-
-        def rows(ids: torch.Tensor) -> torch.Tensor:
-            """[V, ...] item ids of each view -> their unit-norm rows [V, ..., d] (normalising only these)."""
-            return torch.stack([F.normalize(h.index_select(0, i.flatten()), dim=1)
-                                for h, i in zip(graph_views, ids)]).view(*ids.shape, dim)
-
-        scaled = rows(anchors.expand(n_views, -1)) / self.ai_tau  # cos/τ, scaling [V, N, d], not [V, N, n]
-        logits = lambda ids: (scaled[:, :, None, :] * rows(ids)).sum(-1)  # noqa: E731  [V, N, ·]
-        batch_logits = torch.bmm(scaled, rows(items.expand(n_views, -1)).transpose(1, 2))  # [V, N, n]
+        # every row φ reads (anchors, similar sets, batch items), gathered and normalised in one pass per view:
+        # a gather's backward fills a gradient as large as the view, so one gather per view, not four
+        parts = [anchors.expand(n_views, -1), multi.flatten(1), single.flatten(1), items.expand(n_views, -1)]
+        ids = torch.cat(parts, dim=1)                                                   # [V, R]
+        unit = torch.stack([F.normalize(h.index_select(0, i), dim=1) for h, i in zip(graph_views, ids)])
+        anchor_rows, multi_rows, single_rows, item_rows = unit.split([p.shape[1] for p in parts], dim=1)
+        scaled = anchor_rows / self.ai_tau  # cos/τ, scaling [V, N, d], not [V, N, n]
+        n_anchors = anchors.shape[0]
+        logits = lambda r, k: (scaled[:, :, None, :] * r.view(n_views, n_anchors, k, dim)).sum(-1)  # noqa: E731
+        multi_logits = logits(multi_rows, multi.shape[2])                               # [V, N, a]
+        single_logits = logits(single_rows, single.shape[2])                            # [V, N, b]
+        batch_logits = torch.bmm(scaled, item_rows.transpose(1, 2))                     # [V, N, n]
         mask = dissimilar_mask(anchors.repeat(n_views), items, multi.flatten(0, 1), single.flatten(0, 1))
         # the mean over (view, anchor) rows × V = Σ over views of each view's mean over anchors
-        return n_views * graded_contrastive(logits(multi).flatten(0, 1), logits(single).flatten(0, 1),
+        return n_views * graded_contrastive(multi_logits.flatten(0, 1), single_logits.flatten(0, 1),
                                             batch_logits.flatten(0, 1), mask, self.ai_strategy)
 
     def interaction_scores(self) -> np.ndarray:
