@@ -129,6 +129,10 @@ class SequentialRecommender(nn.Module):
         """``encode`` of history windows int64 [B, L] (PAD = −1)."""
         return self.encode(self.history_slots(history), history >= 0, per_position)
 
+    def history_users(self, history: torch.Tensor) -> torch.Tensor:
+        """``encode_users`` of history windows int64 [B, L] (PAD = −1)."""
+        return self.encode_users(self.history_slots(history), history >= 0)
+
     def readout(self, user: torch.Tensor, target_emb: torch.Tensor) -> torch.Tensor:
         """The user vector that scores a known target: [B, d] (multi-interest models pick one)."""
         return user
@@ -139,7 +143,7 @@ class SequentialRecommender(nn.Module):
 
     def loss(self, batch: SeqBatch, epoch: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Sampled softmax (Eq. 5–6) of the batch: (loss, {"ssm": loss})."""
-        user = self.encode_users(self.history_slots(batch.history), batch.mask)
+        user = self.history_users(batch.history)
         target_emb = self.encoder(batch.targets)
         loss = sampled_softmax_loss(self.readout(user, target_emb), target_emb,
                                     self.encoder(batch.negatives), batch.targets, batch.negatives)
@@ -151,7 +155,7 @@ class SequentialRecommender(nn.Module):
 
     def full_scores(self, history: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Scores of every item for each history window: [B, I]."""
-        user = self.encode_users(self.history_slots(history), history >= 0)
+        user = self.history_users(history)
         if not self.multi_interest:
             return user @ table.T
         scores = user[:, 0] @ table.T
@@ -185,7 +189,7 @@ class AttentionBase(SequentialRecommender):
 
     def pool_table(self, table: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.positions is not None:          # the position embedding is added per position first
-            return self.pool(table[index], mask)
+            return super().pool_table(table, index, mask)
         pooled, _ = self.attention(table, mask, index=index)
         return self.ffn(pooled)
 

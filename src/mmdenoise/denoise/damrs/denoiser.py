@@ -215,7 +215,7 @@ class DAMRS(Denoiser):
                 self.refresh_sets()
             multi, single = self.multi_sets[:, anchors], self.single_sets[:, anchors]
         else:
-            multi, single = graded_sets([h.detach() for h in graph_views], anchors, self.ai_k)
+            multi, single = graded_sets(graph_views, anchors, self.ai_k)  # no gradient: it runs under no_grad
         n_views, dim = len(graph_views), graph_views[0].shape[1]
         # every row φ reads (anchors, similar sets, batch items), gathered and normalised in one pass per view:
         # a gather's backward fills a gradient as large as the view, so one gather per view, not four
