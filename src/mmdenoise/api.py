@@ -36,6 +36,7 @@ from .io import write_text
 from .log import get_logger
 from .models import MODELS
 from .models.base import Backbone
+from .models.features import set_feature_precision
 from .registry import check_dataset, lookup
 from .sequential import registry as sequential
 from .sequential.config import SequentialRunConfig
@@ -78,6 +79,7 @@ def build(dataset: Dataset, config: RunConfig) -> tuple[Backbone, Denoiser]:
     limit_threads(config.train.threads)  # before graph builds and hash fits, not only for training
     torch.manual_seed(config.seed)
     backbone = model_entry.build(dataset, from_dict(model_entry.config_cls, config.model_params))
+    set_feature_precision(backbone, config.train.feature_precision, config.model)
     denoiser = denoiser_entry.build(dataset, backbone,
                                     from_dict(denoiser_entry.config_cls, config.denoiser_params))
     return backbone, denoiser

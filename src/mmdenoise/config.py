@@ -204,6 +204,9 @@ class TrainConfig:
     progress: bool = setting(True, runtime=True)
     threads: int = setting(0, Range(min=0), runtime=True)
     deterministic: bool = True
+    # the item features' storage (and first projection's) precision; bfloat16 is not exact (see
+    # models/features.py and the README's speed section), so it is part of a run's settings
+    feature_precision: str = setting("float32", OneOf("float32", "bfloat16"))
 
     def __post_init__(self):
         """``valid_metric`` must be one the evaluation computes (one of ``metrics`` at one of ``ks``)."""

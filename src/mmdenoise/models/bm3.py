@@ -34,7 +34,7 @@ from torch import nn
 from ..config import Range, setting
 from ..graphs import SparseOperator, normalized_adjacency
 from .base import Backbone, Batch, id_embeddings
-from .features import ModalityFeatures, feature_tensors
+from .features import FeatureLinear, ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
 
@@ -80,7 +80,7 @@ class BM3(Backbone):
         self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.graph = SparseOperator(adjacency, symmetric=True)
         self.features = ModalityFeatures(features)
-        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size) for dim in self.features.dims())
+        self.projections = nn.ModuleList(FeatureLinear(dim, embedding_size) for dim in self.features.dims())
         self.predictor = nn.Linear(embedding_size, embedding_size)
         for layer in [*self.projections, self.predictor]:
             nn.init.xavier_normal_(layer.weight)

@@ -32,7 +32,7 @@ from torch import nn
 from ..config import Range, setting
 from ..graphs import SparseOperator, cached_cooccurrence_graph, normalized_adjacency, softmax_rows, to_torch_csr
 from .base import Backbone, Batch
-from .features import ModalityFeatures, feature_tensors
+from .features import FeatureLinear, ModalityFeatures, feature_tensors
 from .freedom import MODALITY_MIX, default_mix, mixed_item_graph
 from .lightgcn import propagate
 
@@ -70,7 +70,7 @@ class DRAGON(Backbone):
         self.features = ModalityFeatures(features)
         self.preferences = nn.ParameterList(nn.Parameter(nn.init.xavier_normal_(torch.empty(n_users, embedding_size)))
                                             for _ in self.features.names)
-        self.encoders = nn.ModuleList(nn.Sequential(nn.Linear(dim, 4 * embedding_size), nn.LeakyReLU(),
+        self.encoders = nn.ModuleList(nn.Sequential(FeatureLinear(dim, 4 * embedding_size), nn.LeakyReLU(),
                                                     nn.Linear(4 * embedding_size, embedding_size))
                                       for dim in self.features.dims())
         self.user_attention = nn.Parameter(torch.zeros(n_users, len(self.features)))

@@ -5,7 +5,13 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from ..errors import ConfigError
+
+#: ``train.feature_precision`` values and the dtype each stores the item features in
+FEATURE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def feature_tensors(dataset) -> dict[str, torch.Tensor]:
@@ -42,9 +48,48 @@ class ModalityFeatures(nn.Module):
         for k, name in enumerate(self.names):
             yield name, getattr(self, f"modality_{k}")
 
+    def to_precision(self, dtype: torch.dtype) -> None:
+        """Store every modality's features in ``dtype`` (e.g. bfloat16: half the memory, and products in
+        bfloat16 through ``FeatureLinear``)."""
+        for k in range(len(self.names)):
+            setattr(self, f"modality_{k}", getattr(self, f"modality_{k}").to(dtype))
+
     def dims(self) -> list[int]:
         """Feature width d_m of every modality, in order."""
         return [x.shape[1] for _, x in self.items()]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}: {tuple(x.shape)}" for name, x in self.items())
+
+
+class FeatureLinear(nn.Linear):
+    """The first layer over fixed item features x [n, d_m] -> [n, out] (an ``nn.Linear``: same parameters,
+    same state_dict).
+
+    With features stored in a lower precision than the weights (``train.feature_precision: bfloat16``) the
+    product runs in the features' precision: the weights (and, in the backward pass, the gradient) are cast
+    to it, so neither the [I, d_m] features nor their products are ever copied to float32; the output is
+    cast back to the weights' dtype. With float32 features it is ``nn.Linear`` exactly.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == self.weight.dtype:
+            return super().forward(x)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias).to(self.weight.dtype)
+
+
+def set_feature_precision(model: nn.Module, precision: str, name: str) -> None:
+    """Store the item features of ``model`` (named ``name`` in errors) in ``precision``
+    (``train.feature_precision``). float32 leaves the model as built; a lower precision needs a model
+    that projects item features (a ConfigError otherwise, rather than a setting that silently does
+    nothing)."""
+    dtype = FEATURE_PRECISIONS[precision]
+    if dtype == torch.float32:
+        return
+    holders = [m for m in model.modules() if isinstance(m, ModalityFeatures)]
+    if not holders:
+        raise ConfigError(f"train.feature_precision={precision}: {name} projects no item features (only the "
+                          "multi-modal backbones do, e.g. vbpr, freedom, dragon); use float32")
+    for features in holders:
+        features.to_precision(dtype)

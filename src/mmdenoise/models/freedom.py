@@ -26,7 +26,7 @@ from ..graphs import SparseOperator, cached_knn_graph, normalized_adjacency, sym
 from ..graphs.pruning import edge_keep_weights, pruned_adjacency
 from ..losses import bpr_loss
 from .base import Backbone, Batch, id_embeddings
-from .features import ModalityFeatures, feature_tensors
+from .features import FeatureLinear, ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
 
@@ -82,7 +82,7 @@ class FREEDOM(Backbone):
         self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.features = ModalityFeatures(features)
         # bias-free: a bias adds the same u·b to s_ui and s_uj and cancels in every BPR term
-        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size, bias=False) for dim in self.features.dims())
+        self.projections = nn.ModuleList(FeatureLinear(dim, embedding_size, bias=False) for dim in self.features.dims())
         self.register_buffer("edge_users", users, persistent=False)
         self.register_buffer("edge_items", items, persistent=False)
         self.item_graph = SparseOperator(item_graph, symmetric=False)

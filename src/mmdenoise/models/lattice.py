@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..graphs import (SparseOperator, cached_knn_graph, normalized_adjacency, symmetric_normalize,
                       symmetric_normalize_topk, to_torch_csr, topk_cosine)
 from .base import Backbone, Batch, id_embeddings
-from .features import ModalityFeatures, feature_tensors
+from .features import FeatureLinear, ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
 REFRESH = ("forward", "epoch")
@@ -84,7 +84,7 @@ class LATTICE(Backbone):
         self.reg_weight = reg_weight
         self.user_embedding, self.item_embedding = id_embeddings(n_users, n_items, embedding_size)
         self.features = ModalityFeatures(features)
-        self.projections = nn.ModuleList(nn.Linear(dim, feat_embed_dim) for dim in self.features.dims())
+        self.projections = nn.ModuleList(FeatureLinear(dim, feat_embed_dim) for dim in self.features.dims())
         self.modality_logits = nn.Parameter(torch.zeros(len(self.features)))
         self.graph = SparseOperator(adjacency, symmetric=True)
         self.initial_graphs = nn.ModuleList(SparseOperator(initial_graphs[name], symmetric=False)

@@ -40,7 +40,7 @@ from ..errors import ConfigError
 from ..graphs import (SparseOperator, bipartite_adjacency, cached_knn_graph, normalized_adjacency, row_normalize,
                       symmetric_normalize, to_torch_csr)
 from .base import Backbone, Batch, id_embeddings
-from .features import ModalityFeatures, feature_tensors
+from .features import FeatureLinear, ModalityFeatures, feature_tensors
 from .lightgcn import propagate
 
 
@@ -110,7 +110,7 @@ class MGCN(Backbone):
         self.user_item = SparseOperator(user_item, symmetric=False)
         self.item_graphs = nn.ModuleList(SparseOperator(g, symmetric=False) for g in item_graphs)
         self.features = ModalityFeatures(features)
-        self.projections = nn.ModuleList(nn.Linear(dim, d) for dim in self.features.dims())
+        self.projections = nn.ModuleList(FeatureLinear(dim, d) for dim in self.features.dims())
         self.purifiers = nn.ModuleList(nn.Linear(d, d) for _ in features)
         self.preferences = nn.ModuleList(nn.Linear(d, d) for _ in features)
         self.query = nn.Sequential(nn.Linear(d, d), nn.Tanh(), nn.Linear(d, 1, bias=False))

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import Range, setting
 from .base import Backbone, Batch
-from .features import ModalityFeatures, feature_tensors
+from .features import FeatureLinear, ModalityFeatures, feature_tensors
 
 
 @dataclass
@@ -53,7 +53,7 @@ class VBPR(Backbone):
                 raise ValueError(f"features of {name!r} have {x.shape[0]} rows, expected n_items={n_items}")
         self.user_embedding = nn.Embedding(n_users, 2 * embedding_size)
         self.item_embedding = nn.Embedding(n_items, embedding_size)
-        self.projections = nn.ModuleList(nn.Linear(dim, embedding_size, bias=False) for dim in self.features.dims())
+        self.projections = nn.ModuleList(FeatureLinear(dim, embedding_size, bias=False) for dim in self.features.dims())
         nn.init.xavier_uniform_(self.user_embedding.weight)
         nn.init.xavier_uniform_(self.item_embedding.weight)
         for layer in self.projections:

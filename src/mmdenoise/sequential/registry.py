@@ -78,6 +78,9 @@ def build_sequential(dataset: Dataset, view: SequenceView, config: SequentialRun
     entry's capabilities rule out ``dataset`` (``registry.check_dataset``)."""
     entry = lookup(SEQUENTIAL_MODELS, config.model, "sequential model")
     check_dataset(entry, "sequential model", config.model, dataset)
+    if config.train.feature_precision != "float32":
+        raise ConfigError(f"train.feature_precision={config.train.feature_precision}: the sequential models "
+                          "keep their item features in float32; use float32")
     limit_threads(config.train.threads)
     torch.manual_seed(config.seed)
     return entry.build(dataset, view, from_dict(entry.config_cls, config.model_params))
