@@ -37,6 +37,8 @@ def test_overrides_land_in_their_sections_and_errors_list_valid_names():
         resolve_sequential_config({"model": "base"}, ["dim=wide"])
     with pytest.raises(ConfigError, match="sequence.user_ratios"):
         resolve_sequential_config({}, ["user_ratios=[0.5,0.1,0.1]"])
+    with pytest.raises(ConfigError, match="train.feature_precision=bfloat16: the sequential models keep"):
+        resolve_sequential_config({"model": "demure"}, ["train.feature_precision=bfloat16"])
 
 
 def test_cli_synth_train_evaluate(tmp_path):

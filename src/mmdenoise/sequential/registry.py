@@ -63,7 +63,11 @@ def _model_params(raw: dict) -> dict[str, type]:
 def resolve_sequential_config(data: Mapping[str, Any] | SequentialRunConfig | None = None,
                               overrides: Sequence[str] = ()) -> SequentialRunConfig:
     """Validate a raw mapping (+ ``key=value`` overrides) into a fully resolved SequentialRunConfig."""
-    return resolve_run_config(SequentialRunConfig, data, overrides, _model_params)
+    config = resolve_run_config(SequentialRunConfig, data, overrides, _model_params)
+    if config.train.feature_precision != "float32":
+        raise ConfigError(f"train.feature_precision={config.train.feature_precision}: the sequential models "
+                          "keep their item features in float32; use float32")
+    return config
 
 
 def make_view(dataset: Dataset, config: SequentialRunConfig) -> SequenceView:
@@ -78,9 +82,6 @@ def build_sequential(dataset: Dataset, view: SequenceView, config: SequentialRun
     entry's capabilities rule out ``dataset`` (``registry.check_dataset``)."""
     entry = lookup(SEQUENTIAL_MODELS, config.model, "sequential model")
     check_dataset(entry, "sequential model", config.model, dataset)
-    if config.train.feature_precision != "float32":
-        raise ConfigError(f"train.feature_precision={config.train.feature_precision}: the sequential models "
-                          "keep their item features in float32; use float32")
     limit_threads(config.train.threads)
     torch.manual_seed(config.seed)
     return entry.build(dataset, view, from_dict(entry.config_cls, config.model_params))
