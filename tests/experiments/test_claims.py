@@ -476,6 +476,12 @@ def test_a_claim_verdict_leaves_out_its_cut_cells():
     assert claim_verdict(["inconclusive", "cut", "confirmed"]) == "inconclusive"
 
 
+def test_a_p_value_that_underflows_prints_as_a_bound_not_zero():
+    from mmdenoise.experiments.claims import _p_text
+    assert [_p_text(p) for p in (0.0, 3e-310, 2.4e-279, 0.00082, 0.25)] == \
+        ["< 2e-308", "< 2e-308", "2.4e-279", "0.00082", "0.25"]
+
+
 def test_backbones_and_methods_train_only_the_named_runs(tmp_path, tiny):
     raw = _raw(tiny, claims=[{**_raw(tiny)["claims"][0], "backbones": ["mf", "lightgcn"]}])
     spec = _spec_file(tmp_path / "claims", raw)

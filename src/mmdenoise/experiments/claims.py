@@ -77,6 +77,7 @@ import math
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -1035,6 +1036,10 @@ def compute_spent(spec: ClaimsSpec, out: Path) -> list[dict]:
 
 # -------------------------------------------------------------------- page
 def _p_text(p: float) -> str:
+    """Two significant digits; a p below float64's smallest normal number (the t distribution's tail
+    underflows to 0 at ~6,000 paired users) as an upper bound, not as 0."""
+    if p < sys.float_info.min:
+        return f"< {sys.float_info.min:.0e}"
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
