@@ -182,6 +182,10 @@ def _are_metrics(names: list) -> bool:
 SEED_RANGE = Range(min=0, max=2 ** 63 - 1)
 
 
+#: ``train.feature_precision`` values, each the name of the torch dtype the item features are stored in
+FEATURE_PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass
 class TrainConfig:
     """Settings of the training loop (DESIGN §4, §5)."""
@@ -206,7 +210,7 @@ class TrainConfig:
     deterministic: bool = True
     # the item features' storage (and first projection's) precision; bfloat16 is not exact (see
     # models/features.py and the README's speed section), so it is part of a run's settings
-    feature_precision: str = setting("float32", OneOf("float32", "bfloat16"))
+    feature_precision: str = setting("float32", OneOf(*FEATURE_PRECISIONS))
 
     def __post_init__(self):
         """``valid_metric`` must be one the evaluation computes (one of ``metrics`` at one of ``ks``)."""

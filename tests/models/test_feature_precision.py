@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from mmdenoise.api import build, resolve_config, train
-from mmdenoise.config import TrainConfig
+from mmdenoise.config import FEATURE_PRECISIONS, TrainConfig
 from mmdenoise.errors import ConfigError
 from mmdenoise.models import MODELS
-from mmdenoise.models.features import FEATURE_PRECISIONS, FeatureLinear, ModalityFeatures, set_feature_precision
+from mmdenoise.models.features import FeatureLinear, ModalityFeatures, set_feature_precision
 
 PROJECTING = [name for name, entry in MODELS.items() if entry.needs_features]
 
@@ -53,10 +53,9 @@ def test_bfloat16_features_close_to_float32_and_every_parameter_trains(name, pla
     loss = low.rec_loss(batch, user_emb, item_emb) + low.extra_loss(batch, user_emb, item_emb)
     loss.backward()
     missing = [n for n, p in low.named_parameters() if p.requires_grad and p.grad is None]
-    reference = make_model(name, planted)
-    user_emb, item_emb = reference()
-    (reference.rec_loss(batch, user_emb, item_emb) + reference.extra_loss(batch, user_emb, item_emb)).backward()
-    assert missing == [n for n, p in reference.named_parameters() if p.requires_grad and p.grad is None]
+    user_emb, item_emb = full()
+    (full.rec_loss(batch, user_emb, item_emb) + full.extra_loss(batch, user_emb, item_emb)).backward()
+    assert missing == [n for n, p in full.named_parameters() if p.requires_grad and p.grad is None]
 
 
 @pytest.mark.parametrize("name", ["vbpr", "dragon"])
@@ -85,6 +84,7 @@ def test_models_without_features_refuse_bfloat16_by_name(name, planted):
 
 def test_the_setting_takes_exactly_the_known_precisions():
     assert TrainConfig().feature_precision == "float32"
+    assert [getattr(torch, name) for name in FEATURE_PRECISIONS] == [torch.float32, torch.bfloat16]
     for precision in FEATURE_PRECISIONS:
         assert resolve_config({"model": "vbpr"}, [f"train.feature_precision={precision}"]).train \
             .feature_precision == precision

@@ -10,9 +10,6 @@ from torch import nn
 
 from ..errors import ConfigError
 
-#: ``train.feature_precision`` values and the dtype each stores the item features in
-FEATURE_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
 
 def feature_tensors(dataset) -> dict[str, torch.Tensor]:
     """The dataset's modalities as float32 CPU tensors {modality: [I, d_m]} (copies, never memory maps)."""
@@ -84,7 +81,7 @@ def set_feature_precision(model: nn.Module, precision: str, name: str) -> None:
     (``train.feature_precision``). float32 leaves the model as built; a lower precision needs a model
     that projects item features (a ConfigError otherwise, rather than a setting that silently does
     nothing)."""
-    dtype = FEATURE_PRECISIONS[precision]
+    dtype = getattr(torch, precision)  # config.FEATURE_PRECISIONS are torch dtype names
     if dtype == torch.float32:
         return
     holders = [m for m in model.modules() if isinstance(m, ModalityFeatures)]
