@@ -450,6 +450,27 @@ def test_cut_errors_name_the_file_the_dataset_and_the_value(tmp_path, tiny, cut,
         load_claims_spec(_spec_file(tmp_path, raw))
 
 
+def test_cut_all_is_every_method_that_runs_on_the_backbone(tmp_path, tiny):
+    """``all`` leaves out the sequential models (they never run on a general backbone), naming one is an
+    error, and the page says "every method" rather than listing them."""
+    from mmdenoise.experiments.claims import _cut_text
+
+    def spec_with(cut):
+        raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
+                                   {"name": "tiny", "source": str(tiny), "cut": cut}])
+        raw["methods"]["base"] = {"model": "base"}
+        return load_claims_spec(_spec_file(tmp_path, raw))
+
+    assert spec_with({"mf": "all"}).datasets["tiny"].cut == (("mf", "none"), ("mf", "tce"))
+    with pytest.raises(ConfigError, match=r"datasets\[1\]\.cut\.mf: method 'base' is a sequential model, so it "
+                                          r"never runs on backbone 'mf'; methods that do: none, tce"):
+        spec_with({"mf": ["tce", "base"]})
+    methods = [{"name": "none"}, {"name": "tce"}, {"name": "base", "model": "base"}]
+    assert _cut_text([["mf", "none"], ["mf", "tce"]], methods) == "mf: every method"
+    assert _cut_text([["mf", "tce"], ["vbpr", "none"], ["vbpr", "tce"]], methods) == "mf: tce; vbpr: every method"
+    assert _cut_text(None, methods) == "–"
+
+
 def test_a_cut_pair_is_not_run_and_its_cells_say_cut(tmp_path, tiny):
     raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
                                {"name": "tiny", "source": str(tiny), "cut": {"mf": ["tce"]}}])

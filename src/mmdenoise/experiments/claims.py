@@ -359,14 +359,24 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
                      tune_from, seeds, splits)
 
 
-def _parse_cut(raw: Any, where: str, backbones: Sequence[str], methods: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """``{BACKBONE: [METHOD, ...] | all}``: the (backbone, method) pairs a dataset does not run."""
+def _parse_cut(raw: Any, where: str, backbones: Sequence[str], methods: Mapping[str, Method]
+               ) -> tuple[tuple[str, str], ...]:
+    """``{BACKBONE: [METHOD, ...] | all}``: the (backbone, method) pairs a dataset does not run.
+
+    ``all`` is every method that runs on the backbone (the sequential models on :data:`SEQUENTIAL`, the
+    denoisers on any other); a named method that never runs there is an error, not a silent no-op."""
     if not isinstance(raw, Mapping) or not raw:
         raise ConfigError(f"{where}: expected a mapping backbone -> a list of methods or 'all', got {raw!r}")
     pairs = []
     for backbone, cut in raw.items():
         _names(backbone, where, backbones, "backbone")
-        chosen = methods if cut == "all" else _names(cut, f"{where}.{backbone}", methods, "method")
+        runs_here = [m.name for m in methods.values() if (m.model is not None) == (backbone == SEQUENTIAL)]
+        chosen = runs_here if cut == "all" else _names(cut, f"{where}.{backbone}", list(methods), "method")
+        stray = [m for m in chosen if m not in runs_here]
+        if stray:
+            kind = "is not a sequential model" if backbone == SEQUENTIAL else "is a sequential model"
+            raise ConfigError(f"{where}.{backbone}: method {stray[0]!r} {kind}, so it never runs on backbone "
+                              f"{backbone!r}; methods that do: {', '.join(runs_here)}")
         pairs += [(backbone, m) for m in chosen]
     return tuple(pairs)
 
@@ -576,7 +586,7 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
         if isinstance(entry, Mapping) and entry.get("cut") is not None:
             name = list(datasets)[i]
             datasets[name] = replace(datasets[name], cut=_parse_cut(entry["cut"], _where(path, f"datasets[{i}].cut"),
-                                                                    backbones, list(methods)))
+                                                                    backbones, methods))
     spec = ClaimsSpec(datasets, budget, seeds, methods, claims, overrides,
                       _non_negative(raw.get("tune_seed", 0), _where(path, "tune_seed")),
                       _non_negative(raw.get("search_seed", 0), _where(path, "search_seed")), path,
@@ -1083,12 +1093,15 @@ def _grid_text(method: Mapping[str, Any]) -> str:
     return grid + (f" (fixed: {fixed})" if fixed else "")
 
 
-def _cut_text(cut: Sequence[Sequence[str]] | None) -> str:
-    """``lightgcn: none, rce; vbpr: guider`` for a dataset's cut pairs (``–`` without)."""
+def _cut_text(cut: Sequence[Sequence[str]] | None, methods: Sequence[Mapping[str, Any]]) -> str:
+    """``lightgcn: every method; vbpr: none, rce`` for a dataset's cut pairs (``–`` without); methods:
+    the ``methods`` entries of claims.json, which say what "every method" of a backbone is."""
     by_backbone: dict[str, list[str]] = {}
     for backbone, method in cut or []:
         by_backbone.setdefault(backbone, []).append(method)
-    return "; ".join(f"{x}: {', '.join(ms)}" for x, ms in by_backbone.items()) or "–"
+    every = lambda x: {m["name"] for m in methods if bool(m.get("model")) == (x == SEQUENTIAL)}  # noqa: E731
+    return "; ".join(f"{x}: {'every method' if set(ms) == every(x) else ', '.join(ms)}"
+                     for x, ms in by_backbone.items()) or "–"
 
 
 def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[int]:
@@ -1185,7 +1198,7 @@ def render_page(data: Mapping[str, Any]) -> str:
                          + (f" on user split{'s' if len(d['splits']) > 1 else ''} "
                             f"{', '.join(map(str, d['splits']))}" if d.get("splits") else ""),
                          ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–",
-                         *([_cut_text(d.get("cut"))] if cuts else [])] for d in data["datasets"]],
+                         *([_cut_text(d.get("cut"), data["methods"])] if cuts else [])] for d in data["datasets"]],
                        "llllll" + ("l" if cuts else "")), "",
               markdown(["method", "denoiser", "grid", "grid size", "trials"],
                        [[m["name"], f"{m['model']} (sequential model)" if m.get("model") else m["denoiser"],
