@@ -592,6 +592,11 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     assert len(spec.replicates("ml-1m-seq", "sequential")) == 1
     assert {run[0] for run in spec.runs() if run[1] == "sequential"} == {"ml-100k-seq", "ml-1m-seq", "synth-seq-small"}
     check_claims(folder)
+    # the README's opening counts the cells the committed page has (it is updated with every harvest)
+    cells = [c["status"] for claim in json.loads((folder / CLAIMS_JSON).read_text())["claims"] for c in claim["cells"]]
+    readme = (folder.parents[2] / "README.md").read_text()
+    counted = f"{cells.count('done')} of {len(cells) - cells.count('cut')} cells"
+    assert counted in " ".join(readme.split()), f"README.md should say {counted!r} (docs/results/claims.md)"
 
 
 def test_the_committed_guider_plus_study_is_valid_and_its_page_checks():
