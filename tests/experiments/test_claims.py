@@ -357,6 +357,22 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     a, b = paired_per_user(finals["tce"], finals["none"], "recall@20")
     assert cell["p"]["recall@20"] == paired_ttest(a, b)[1] and cell["delta"]["recall@20"] == a.mean() - b.mean()
 
+    # every run's test metrics: each user's value averaged over the seeds, then over users; the best in bold
+    import numpy as np
+    by_method = {r["method"]: r for r in data["results"]}
+    assert set(by_method) == {"tce", "none"} and all(r["dataset"] == "tiny-add20" for r in data["results"])
+    for method, folders in finals.items():
+        files = [np.load(f / "per_user.npz") for f in folders]
+        assert all(np.array_equal(f["users"], files[0]["users"]) for f in files)
+        by_hand = np.mean([f["test_recall@20"] for f in files], axis=0).mean()
+        assert by_method[method]["mean"]["recall@20"] == pytest.approx(by_hand, rel=1e-12)
+        assert by_method[method]["n_users"] == files[0]["users"].size == cell["n_users"]
+        assert by_method[method]["evidence"] == cell["evidence"]["a" if method == "tce" else "b"]
+    results = page.split("## Test metrics")[1].split("##")[0]
+    winner, loser = sorted(by_method, key=lambda m: -by_method[m]["mean"]["recall@20"])
+    assert f"| mf | {winner} | **{by_method[winner]['mean']['recall@20']:.4f}** (" in results
+    assert f"| mf | {loser} | {by_method[loser]['mean']['recall@20']:.4f} (" in results
+
     # running it again trains nothing and writes the same page
     statuses.clear()
     again = claims_study(spec, work, on_result=lambda r: statuses.append(r["status"]))
@@ -379,6 +395,11 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     tampered["claims"][0]["cells"][0]["p"]["recall@20"] *= 1.001
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"cell tce-beats-none: tce vs none on mf, tiny-add20: p recall@20"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
+    tampered["results"][0]["mean"]["ndcg@20"] += 1e-6
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"test metrics of none on mf, tiny-add20: ndcg@20 .* from the evidence"):
         check_claims(tmp_path / "claims")
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(data))
     (tmp_path / "claims.md").write_text(page.replace("1/1", "2/1"))

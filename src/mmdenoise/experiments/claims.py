@@ -1019,7 +1019,23 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                      "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
                      "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
                     for m in spec.methods.values()],
-        "tuning": tuning, "claims": claims, "compute": compute_spent(spec, out)}
+        "tuning": tuning, "claims": claims, "results": run_results(spec, out), "compute": compute_spent(spec, out)}
+
+
+def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:
+    """Every (dataset, backbone, method) with evidence at all its replicates: its test metrics, each user's
+    value averaged over the seeds (a user held out on several user splits counts once), then over users
+    (:func:`compare_groups` against 0), with the evidence folders they come from."""
+    results = []
+    for run in spec.runs():
+        replicates = spec.replicates(run[0], run[1])
+        folders = _complete(out, run, replicates)
+        if folders is None:
+            continue
+        numbers = compare_groups(by_split(folders, replicates), None, METRICS)
+        results.append({"dataset": run[0], "backbone": run[1], "method": run[2], "n_users": numbers["n_users"],
+                        "mean": numbers["delta"], "evidence": [_relative(f, out) for f in folders]})
+    return results
 
 
 def compute_spent(spec: ClaimsSpec, out: Path) -> list[dict]:
@@ -1209,20 +1225,20 @@ def render_page(data: Mapping[str, Any]) -> str:
               "Trials run / trials planned per (backbone, method) on each dataset (*from* another: none of its "
               "own, that dataset's selection is used); a cell's comparison uses a method only once its tuning "
               "is complete.", ""]
-    pairs = list(dict.fromkeys((t["backbone"], t["method"]) for t in data["tuning"]))
     by_key = {(t["dataset"], t["backbone"], t["method"]): t for t in data["tuning"]}
+    runs = set(by_key)
 
-    def per_dataset(show: Callable[[Mapping[str, Any]], str]) -> list[list[str]]:
-        return [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in datasets)]
-                for x, m in pairs]
+    def per_dataset(show: Callable[[Mapping[str, Any]], str], align: str) -> list[str]:
+        """One table per group of :func:`_table_groups`: a row per (backbone, method), a column per dataset."""
+        return [markdown(["backbone", "method", *shown],
+                         [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in shown)]
+                          for x, m in pairs], "ll" + align * len(shown)) + "\n" for pairs, shown in _table_groups(data)]
     def source(t: Mapping[str, Any]) -> str:
         """Where a run's selection comes from, when not from its own sweep: 'as M', 'from D' or both."""
         return ", ".join(([f"as {t['selection_of']}"] if t.get("selection_of") else [])
                          + ([f"from {t['tuned_on']}"] if t.get("tuned_on") else []))
 
-    lines += [markdown(["backbone", "method", *datasets],
-                       per_dataset(lambda t: source(t) or f"{t['used']}/{t['planned']}"), "ll" + "r" * len(datasets)),
-              ""]
+    lines += per_dataset(lambda t: source(t) or f"{t['used']}/{t['planned']}", "r")
     for claim in data["claims"]:
         methods = ", ".join(claim["method"])
         compared = (f"{methods} on {', '.join(claim['backbones'])} vs on {', '.join(claim['against'])}"
@@ -1233,8 +1249,29 @@ def render_page(data: Mapping[str, Any]) -> str:
         rows = []
         for label in dict.fromkeys(_comparison_text(c) for c in claim["cells"]):
             cells = {c["dataset"]: c for c in claim["cells"] if _comparison_text(c) == label}
-            rows.append([label, *(_cell_text(cells[d]) if d in cells else "–" for d in datasets)])
-        lines += [markdown(["comparison", *datasets], rows, "l" * (1 + len(datasets))), ""]
+            rows.append([label, *(_cell_text(cells[d]) if d in cells else "–" for d in claim["datasets"])])
+        lines += [markdown(["comparison", *claim["datasets"]], rows, "l" * (1 + len(claim["datasets"]))), ""]
+    if data.get("results") is not None:
+        lines += ["## Test metrics", "",
+                  f"Test {SHORT[PRIMARY]} ({SHORT['ndcg@20']}) of every run with evidence at all its seeds: each "
+                  "user's value averaged over the seeds (and user splits), then over users; the best "
+                  f"{SHORT[PRIMARY]} of each backbone on each dataset in bold. Which differences are significant "
+                  "is in the claims' sections above.", ""]
+        results = {(r["dataset"], r["backbone"], r["method"]): r["mean"] for r in data["results"]}
+        best = {}
+        for (d, x, _), mean in results.items():
+            best[(d, x)] = max(best.get((d, x), -math.inf), mean[PRIMARY])
+
+        def result_text(d: str, x: str, m: str) -> str:
+            if (d, x, m) not in results:
+                return "pending"
+            mean = results[(d, x, m)]
+            text = f"{mean[PRIMARY]:.4f}"
+            return (f"**{text}**" if mean[PRIMARY] == best[(d, x)] else text) + f" ({mean['ndcg@20']:.4f})"
+        for pairs, shown in _table_groups(data):
+            lines += [markdown(["backbone", "method", *shown],
+                               [[x, m, *(result_text(d, x, m) if (d, x, m) in runs else "–" for d in shown)]
+                                for x, m in pairs], "ll" + "r" * len(shown)), ""]
     if data.get("compute"):
         lines += ["## Compute spent", "",
                   "Hours of the runs behind the evidence so far (training and validation, summed over each run's "
@@ -1253,17 +1290,28 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets, or the dataset it was "
               f"selected on); every tried trial is listed in "
               f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
-              markdown(["backbone", "method", *datasets],
-                       per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
-                                   else f"{_params_text(t['selected'])} ({source(t)})"
-                                   if source(t) else f"{_params_text(t['selected'])} ({t['valid']:.4f})"),
-                       "ll" + "l" * len(datasets)), "",
+              *per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
+                           else f"{_params_text(t['selected'])} ({source(t)})"
+                           if source(t) else f"{_params_text(t['selected'])} ({t['valid']:.4f})", "l"),
               "## Reproduce", "",
               f"- `{data['command']}` (add `--workers N`, `--datasets a,b` or `--stage tune|final|page`): "
               "every stage skips finished runs and resumes interrupted ones; `--stage page` trains nothing.",
               f"- `{data['check']}`: recomputes every Δ and p from the evidence and fails naming the cell that "
               "differs.", ""]
     return "\n".join(lines)
+
+
+def _table_groups(data: Mapping[str, Any]) -> list[tuple[list[tuple[str, str]], list[str]]]:
+    """The rows (backbone, method) of the page's per-run tables, the general backbones' and the sequential
+    models' apart, each group with the datasets its runs are on (in the spec's order)."""
+    groups = []
+    for sequential in (False, True):
+        entries = [t for t in data["tuning"] if (t["backbone"] == SEQUENTIAL) == sequential]
+        if entries:
+            names = {t["dataset"] for t in entries}
+            groups.append((list(dict.fromkeys((t["backbone"], t["method"]) for t in entries)),
+                           [d["name"] for d in data["datasets"] if d["name"] in names]))
+    return groups
 
 
 def page_path(out: Path) -> Path:
@@ -1339,6 +1387,21 @@ def check_claims(out: str | Path) -> int:
                 raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
                                      "by the rule")
             checked += 1
+    for result in data.get("results", []):
+        run = (result["dataset"], result["backbone"], result["method"])
+        label = f"test metrics of {run[2]} on {run[1]}, {run[0]}"
+        replicates = data_replicates(data, entries.get(run[0]), run[1])
+        expected = [_relative(evidence_folder(out, run, seed, split), out) for split, seed in replicates]
+        if result["evidence"] != expected:
+            raise MMDenoiseError(f"{path}: {label}: evidence {result['evidence']} is not one folder per seed of "
+                                 f"{run[0]} ({expected})")
+        fresh = compare_groups(by_split([out / p for p in expected], replicates), None, METRICS)
+        for metric in METRICS:
+            if fresh["n_users"] != result["n_users"] or not _close(float(result["mean"][metric]),
+                                                                    fresh["delta"][metric]):
+                raise MMDenoiseError(f"{path}: {label}: {metric} {result['mean'][metric]!r} over "
+                                     f"{result['n_users']} users on the page, {fresh['delta'][metric]!r} over "
+                                     f"{fresh['n_users']} from the evidence")
     page = (out / data["page"]).resolve()
     if not page.is_file() or page.read_text(encoding="utf-8") != render_page(data):
         raise MMDenoiseError(f"{page}: not the rendering of {path} (edited by hand, or stale); regenerate it "
