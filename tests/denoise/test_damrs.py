@@ -333,6 +333,32 @@ def test_without_g_dbpr_trains_exactly_like_bpr(planted):
     assert torch.isclose(terms["flip_share"], (log_g > log_f).float().mean())
 
 
+def test_fg_gradient_learns_through_f_and_g(planted):
+    """``fg_gradient``: Eq. 8 as a likelihood in the parameters. Without g the loss is BPR's plus −mean log f,
+    now with the gradient of log f (the views' scores of the positives), which the default drops."""
+    batch = _batch(planted)
+    grads = {}
+    for learnt in (False, True):
+        model = _damrs("lightgcn", planted, ai=False, use_g=False, fg_gradient=learnt)
+        model.loss(batch, StepState(0, 0))[0].backward()
+        grads[learnt] = [p.grad.clone() for p in model.parameters()]
+    by_hand = _damrs("lightgcn", planted, ai=False, dbpr=False)
+    loss, _ = by_hand.loss(batch, StepState(0, 0))
+    v = by_hand.backbone.views()
+    scores = torch.stack([by_hand.backbone.score(v.user, h, batch.users, batch.pos_items) for h in v.graph_views()], 1)
+    neg = by_hand.backbone.score(v.user, v.item, batch.users, batch.neg_items)
+    log_f, _ = reliability(scores, torch.sigmoid(neg).mean(), by_hand.alpha, by_hand.beta, by_hand.gamma)
+    (loss - log_f.mean()).backward()
+    assert all(torch.allclose(a, p.grad, atol=1e-7) for a, p in zip(grads[True], by_hand.parameters()))
+    assert any((a - b).abs().max() > 1e-5 for a, b in zip(grads[True], grads[False]))
+    # with g as well: finite, and the judgement still records f without gradient
+    model = _damrs("lightgcn", planted, ai=False, gamma=1.0, fg_gradient=True)
+    loss, terms = model.loss(batch, StepState(0, 0))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert not terms["flip_share"].requires_grad and np.isfinite(model.interaction_scores()).all()
+
+
 def test_semantic_graphs_follow_the_graph_setting(planted):
     """``graph: diig`` is DIIG (Eq. 1, tests/graphs/test_diig.py), ``iig`` the plain kNN graph with self-loops."""
     diig = semantic_graphs(planted, DAMRSConfig(topk=4))

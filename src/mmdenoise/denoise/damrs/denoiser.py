@@ -127,11 +127,12 @@ class DAMRS(Denoiser):
     backbone: DAMRSBackbone
 
     def __init__(self, backbone: DAMRSBackbone, n_interactions: int, *, alpha: float, beta: float, gamma: float,
-                 dbpr: bool, use_f: bool, use_g: bool, au: bool, ai: bool, ai_strategy: str, ai_k: int,
+                 dbpr: bool, use_f: bool, use_g: bool, fg_gradient: bool, au: bool, ai: bool, ai_strategy: str,
+                 ai_k: int,
                  ai_tau: float, ai_refresh: str, lambda_au: float, lambda_ai: float, au_users: int, ai_anchors: int):
         super().__init__(backbone)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
-        self.dbpr, self.use_f, self.use_g = dbpr, use_f, use_g
+        self.dbpr, self.use_f, self.use_g, self.fg_gradient = dbpr, use_f, use_g, fg_gradient
         self.au, self.ai, self.ai_strategy, self.ai_k, self.ai_tau = au, ai, ai_strategy, ai_k, ai_tau
         self.ai_refresh = ai_refresh
         self.lambda_au, self.lambda_ai = lambda_au, lambda_ai
@@ -158,18 +159,19 @@ class DAMRS(Denoiser):
         graph_views = v.graph_views()
         pos = self.backbone.score(v.user, v.item, batch.users, batch.pos_items)
         neg = self.backbone.score(v.user, v.item, batch.users, batch.neg_items)
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.fg_gradient and self.dbpr and torch.is_grad_enabled()):
             view_scores = torch.stack([self.backbone.score(v.user, h, batch.users, batch.pos_items)
                                        for h in graph_views], dim=1)
             log_f, log_g = reliability(view_scores, torch.sigmoid(neg).mean(), self.alpha, self.beta, self.gamma)
-        self.judgement.update(batch.index, log_f.exp())
-        terms, stats = {}, {"f_mean": log_f.exp().mean(), "g_share": torch.isfinite(log_g).to(log_f.dtype).mean()}
+        f = log_f.detach().exp()
+        self.judgement.update(batch.index, f)
+        terms, stats = {}, {"f_mean": f.mean(), "g_share": torch.isfinite(log_g).to(f.dtype).mean()}
         if self.dbpr:
             used_f = log_f if self.use_f else torch.zeros_like(log_f)
             used_g = log_g if self.use_g else torch.full_like(log_g, -torch.inf)
             terms["dbpr"] = denoised_bpr(pos - neg, used_f, used_g)
             # share of the batch whose D-BPR optimum ranks the negative above the positive (g > f)
-            stats["flip_share"] = (used_g > used_f).to(log_f.dtype).mean()
+            stats["flip_share"] = (used_g > used_f).to(f.dtype).mean().detach()
         else:
             terms["rec"] = self.backbone.rec_loss(batch, v.user, v.item)
         if self.au:
