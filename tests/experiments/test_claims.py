@@ -588,10 +588,13 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
         (None, [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]),
         ("ml-100k-add20", [1, 2, 3]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]), ("ml-100k-add20", [1]),
         (None, [1, 2, 3]), ("ml-100k-seq", [1]), ("ml-100k-seq", [1, 2, 3])]
-    # and ml-1m and book-crossing cut their costliest pairs; nothing else is cut
+    # and ml-1m and book-crossing cut their costliest pairs, the one-seed datasets DA-MRS without g on VBPR
+    # (it trains as DIIG + AUI); nothing else is cut
     assert {d.name: {x for x, _ in d.cut} for d in spec.datasets.values() if d.cut} == {
-        "ml-1m-add20": {"lightgcn"}, "book-crossing-add20": {"lightgcn", "freedom"},
-        "ml-1m-swap20-text": {"lightgcn"}, "book-crossing-swap20-text": {"lightgcn"}}
+        "ml-1m-add20": {"lightgcn", "vbpr"}, "book-crossing-add20": {"lightgcn", "freedom", "vbpr"},
+        "synth-baby-add20": {"vbpr"}, "ml-1m-swap20-text": {"lightgcn"}, "book-crossing-swap20-text": {"lightgcn"}}
+    assert all({m for x, m in spec.datasets[d].cut if x == "vbpr"} == {"damrs-g"}
+               for d in ("ml-1m-add20", "book-crossing-add20", "synth-baby-add20"))
     # every claim but Demure's (no third real dataset with timestamps; localisation needs planted points
     # of interest) has three real datasets, and every claim a synthetic one
     real = {"ml-100k", "ml-1m", "book-crossing"}
