@@ -24,8 +24,9 @@ def reliability(view_scores: torch.Tensor, negative_mean: torch.Tensor, alpha: f
     f = μ^α · exp(−s²)^β with μ, s² the mean and (population) variance of
     σ(ŷ^m_ui) over the views, so log f = α log μ − β s², log μ from
     log-sigmoids (finite for any score). g = σ(max_m ŷ^m_ui − ŷ_n)^γ where
-    ŷ_n > μ, else 0 (log g = −inf). Returns ([B], [B]); called under no_grad
-    (the paper's f and g are weights, not learnt through).
+    ŷ_n > μ, else 0 (log g = −inf). Returns ([B], [B]), differentiable in
+    both inputs; DA-MRS calls it under no_grad (f and g as weights) unless
+    its ``fg_gradient`` is on.
     """
     log_probs = F.logsigmoid(view_scores)
     probs = log_probs.exp()

@@ -128,8 +128,8 @@ class DAMRS(Denoiser):
 
     def __init__(self, backbone: DAMRSBackbone, n_interactions: int, *, alpha: float, beta: float, gamma: float,
                  dbpr: bool, use_f: bool, use_g: bool, fg_gradient: bool, au: bool, ai: bool, ai_strategy: str,
-                 ai_k: int,
-                 ai_tau: float, ai_refresh: str, lambda_au: float, lambda_ai: float, au_users: int, ai_anchors: int):
+                 ai_k: int, ai_tau: float, ai_refresh: str, lambda_au: float, lambda_ai: float, au_users: int,
+                 ai_anchors: int):
         super().__init__(backbone)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.dbpr, self.use_f, self.use_g, self.fg_gradient = dbpr, use_f, use_g, fg_gradient
