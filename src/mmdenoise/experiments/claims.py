@@ -1032,10 +1032,22 @@ def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:
         folders = _complete(out, run, replicates)
         if folders is None:
             continue
-        numbers = compare_groups(by_split(folders, replicates), None, METRICS)
+        numbers = run_means(folders, replicates)
         results.append({"dataset": run[0], "backbone": run[1], "method": run[2], "n_users": numbers["n_users"],
                         "mean": numbers["delta"], "evidence": [_relative(f, out) for f in folders]})
     return results
+
+
+def run_means(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> dict:
+    """One run's test metrics from its evidence folders (one per replicate): :func:`compare_groups` of
+    the folders against 0, so ``delta`` holds each metric's mean over users of the seed-averaged value."""
+    return compare_groups(by_split(folders, replicates), None, METRICS)
+
+
+def _evidence_names(out: Path, run: tuple[str, str, str], replicates: Sequence[tuple[int | None, int]]
+                    ) -> list[str]:
+    """The evidence folders of ``run``, one per (split, seed), as claims.json lists them (relative to out)."""
+    return [_relative(evidence_folder(out, run, seed, split), out) for split, seed in replicates]
 
 
 def compute_spent(spec: ClaimsSpec, out: Path) -> list[dict]:
@@ -1362,9 +1374,8 @@ def check_claims(out: str | Path) -> int:
             replicates = data_replicates(data, entries.get(cell["dataset"]), cell["backbone"])
             for side, backbone, method in (("a", cell["backbone"], cell["method"]),
                                            ("b", _backbone_b(cell), cell["versus"])):
-                expected = [] if method == CHANCE else [
-                    _relative(evidence_folder(out, (cell["dataset"], backbone, method), seed, split), out)
-                    for split, seed in replicates]
+                expected = [] if method == CHANCE else _evidence_names(out, (cell["dataset"], backbone, method),
+                                                                       replicates)
                 if cell["evidence"][side] != expected:
                     raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
                                          f"per seed of {cell['dataset']}"
@@ -1391,11 +1402,11 @@ def check_claims(out: str | Path) -> int:
         run = (result["dataset"], result["backbone"], result["method"])
         label = f"test metrics of {run[2]} on {run[1]}, {run[0]}"
         replicates = data_replicates(data, entries.get(run[0]), run[1])
-        expected = [_relative(evidence_folder(out, run, seed, split), out) for split, seed in replicates]
+        expected = _evidence_names(out, run, replicates)
         if result["evidence"] != expected:
             raise MMDenoiseError(f"{path}: {label}: evidence {result['evidence']} is not one folder per seed of "
                                  f"{run[0]} ({expected})")
-        fresh = compare_groups(by_split([out / p for p in expected], replicates), None, METRICS)
+        fresh = run_means([out / p for p in expected], replicates)
         for metric in METRICS:
             if fresh["n_users"] != result["n_users"] or not _close(float(result["mean"][metric]),
                                                                     fresh["delta"][metric]):

@@ -171,7 +171,7 @@ class DAMRS(Denoiser):
             used_g = log_g if self.use_g else torch.full_like(log_g, -torch.inf)
             terms["dbpr"] = denoised_bpr(pos - neg, used_f, used_g)
             # share of the batch whose D-BPR optimum ranks the negative above the positive (g > f)
-            stats["flip_share"] = (used_g > used_f).to(f.dtype).mean().detach()
+            stats["flip_share"] = (used_g > used_f).to(f.dtype).mean()
         else:
             terms["rec"] = self.backbone.rec_loss(batch, v.user, v.item)
         if self.au:
