@@ -367,6 +367,12 @@ def _study_lines(result) -> None:
     typer.echo("written: " + ", ".join(str(p) for p in result.files))
 
 
+def _hours_left_text(row: dict) -> str:
+    """A plan row's estimated hours, with how many runs have no measured run to go by."""
+    text = f"{row['hours']:.1f}"
+    return f"{text} + {row['unestimated']} unmeasured" if row["unestimated"] else text
+
+
 def _trial_line(record: dict) -> None:
     value = record.get("objective")
     shown = f"{value:.4f}" if value is not None else f"failed: {record.get('error')}"
@@ -444,8 +450,13 @@ def study_claims_cmd(
         from .experiments.tables import markdown
         rows = claims_plan(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods)
         typer.echo(markdown(["dataset", "tuning trials left", "final runs left", "final runs waiting on tuning",
-                             "pairs cut"], [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]),
-                                             str(r["cut"])] for r in rows], "lrrrr"))
+                             "pairs cut", "hours left (est.)"],
+                            [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]), str(r["cut"]),
+                              _hours_left_text(r)] for r in rows], "lrrrrr"))
+        typer.echo("hours left: one thread, from the committed runs' measured time (the same method there, "
+                   "else scaled from another dataset by the backbone's other methods, else any method on the "
+                   "backbone there), less what a run in the work folder has spent; runs waiting on tuning "
+                   "are not in it")
         return
     result = claims_study(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods, stage=stage,
                           workers=workers, backend=backend, on_result=_trial_line)

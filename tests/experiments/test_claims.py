@@ -437,9 +437,14 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
     # a fresh machine trains only the unfinished trial, then the finals; the sweep's record becomes selection.json
     shutil.rmtree(tmp_path / "one")
     assert plan("two") == (1, 2, 2)  # none's finals can run; T-CE's wait for its last trial
+    # the hours left: T-CE's last trial as long as its measured one, none's two finals as its trials (median)
+    none_seconds = [t["seconds"] for t in json.loads((evidence / "none" / "selection.json").read_text())["trials"]]
+    [row] = claims_plan(spec, tmp_path / "two")
+    assert row["unestimated"] == 0 and len(none_seconds) == 1
+    assert row["hours"] == pytest.approx((progress["trials"][0]["seconds"] + 2 * none_seconds[0]) / 3600)
     out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "two"),
                                    "--stage", "plan"])
-    assert out.exit_code == 0 and "| tiny-add20 | 1 | 2 | 2 | 0 |" in out.output, out.output
+    assert out.exit_code == 0 and f"| tiny-add20 | 1 | 2 | 2 | 0 | {row['hours']:.1f} |" in out.output, out.output
     result = run("two")
     assert statuses == ["trained"] * 5 and result.done == 1
     assert not (evidence / "tce" / "tuning.json").exists()
@@ -457,6 +462,23 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
     run("four")
     assert statuses == ["trained"] * 7
     assert yaml.safe_load((evidence / "tce" / "s1" / "config.yaml").read_text())["train"]["epochs"] == 3
+
+
+def test_the_hours_left_come_from_measured_runs_scaled_within_a_backbone():
+    from mmdenoise.experiments.claims import run_estimate
+    measured = {("a", "mf", "none"): [10.0, 30.0, 20.0], ("a", "mf", "tce"): [40.0], ("a", "vbpr", "none"): [7.0],
+                ("b", "vbpr", "none"): [500.0],
+                ("c", "mf", "none"): [5.0], ("c", "mf", "tce"): [10.0], ("c", "mf", "guider"): [30.0],
+                ("c", "vbpr", "none"): [1.0],
+                ("e", "mf", "none"): [1.0], ("e", "mf", "guider"): [100.0]}
+    assert run_estimate(measured, ("a", "mf", "none")) == 20.0                 # its own runs' median
+    # GUIDER on mf was measured on c and e; c shares two mf methods with a (a's take 20/5 = 40/10 = 4
+    # times c's), e one (20 times): c's ratio is used, and VBPR's (7 times) plays no part
+    assert run_estimate(measured, ("a", "mf", "guider")) == pytest.approx(120.0)
+    # no other VBPR + T-CE run to scale, so the median of b's VBPR runs; none on MF at b
+    assert run_estimate(measured, ("b", "vbpr", "tce")) == 500.0
+    assert run_estimate(measured, ("b", "mf", "none")) is None                 # no MF run on b to scale by
+    assert run_estimate({}, ("a", "mf", "none")) is None
 
 
 @pytest.mark.parametrize("cut, message", [

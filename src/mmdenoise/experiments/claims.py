@@ -77,6 +77,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1429,23 +1430,94 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     whose selection is known and whose evidence is not committed (:func:`committed_final`); ``waiting``:
     final runs whose sweep (here or on the ``tune_from`` dataset) has not finished; ``cut``: the pairs
     the dataset does not run. ``work``, ``out``, ``datasets``, ``backbones`` and ``methods`` as for
-    :func:`claims_study`."""
+    :func:`claims_study`.
+
+    ``hours`` estimates the one-thread hours the tuning and final runs still need (:func:`run_estimate`
+    from the committed runs' measured seconds, less what a run in ``work`` has already spent; 0 for one
+    finished there); ``unestimated`` counts those with no measured run to go by, and ``waiting`` runs
+    are in neither."""
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
     names, wanted = _chosen_runs(spec, datasets, backbones, methods)
-    rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut)}
-            for name in names}
+    rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut),
+                   "hours": 0.0, "unestimated": 0} for name in names}
+    measured = measured_seconds(out)
+
+    def add_left(run: tuple[str, str, str], folder: Path, trial: Mapping[str, Any]) -> None:
+        row, status = rows[run[0]], trial_status(folder, trial)
+        if status == "finished":
+            return
+        estimate = run_estimate(measured, run)
+        if estimate is None:
+            row["unestimated"] += 1
+        else:
+            spent = run_seconds(folder) if status == "partial" else 0.0
+            row["hours"] += max(estimate - spent, 0.0) / 3600
+
     for run in filter(wanted, spec.runs()):
         records, missing = tuning_state(spec, work, out, run)
         if spec.tuned_on(run) == run:
             rows[run[0]]["tuning"] += len(missing)
+            for trial in missing:
+                add_left(run, work / "tune" / trial["name"], trial)
         replicates = spec.replicates(run[0], run[1])
         if missing:
             rows[run[0]]["waiting"] += len(replicates)
             continue
-        rows[run[0]]["final"] += len(pending_finals(spec, work, out, run, records))
+        pending = pending_finals(spec, work, out, run, records)
+        rows[run[0]]["final"] += len(pending)
+        for trial in pending:
+            add_left(run, work / "final" / trial["name"], trial)
     return list(rows.values())
+
+
+def measured_seconds(out: Path) -> dict[tuple[str, str, str], list[float]]:
+    """The measured seconds (:func:`run_seconds`, as recorded) of every run committed under ``out`` by
+    (dataset, backbone, method): its final runs (result.json) and tuning trials (selection.json, or
+    tuning.json while a sweep is in progress)."""
+    from ..training import record
+    seen: dict[tuple[str, str, str], list[float]] = {}
+    root = Path(out) / EVIDENCE_DIR
+
+    def add(folder: Path, seconds: Any) -> None:
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            seen.setdefault(tuple(folder.relative_to(root).parts), []).append(float(seconds))
+
+    for path in sorted(root.glob(f"*/*/*/*/{record.RESULT_FILE}")):
+        add(path.parent.parent, json.loads(path.read_text(encoding="utf-8")).get("seconds"))
+    for name in (SELECTION_JSON, TUNING_JSON):
+        for path in sorted(root.glob(f"*/*/*/{name}")):
+            for trial in json.loads(path.read_text(encoding="utf-8")).get("trials", []):
+                add(path.parent, trial.get("seconds"))
+    return seen
+
+
+def run_estimate(measured: Mapping[tuple[str, str, str], Sequence[float]], run: tuple[str, str, str]
+                 ) -> float | None:
+    """Seconds one more run of ``run`` (dataset, backbone, method) should take, from ``measured``
+    (:func:`measured_seconds`), the first of: the median of its own measured runs; the median of the
+    same backbone and method on another dataset times how much longer this backbone's runs take here
+    than there (the median ratio over its methods measured on both; the dataset sharing the most); the
+    median of any method on this backbone and dataset; None. Backbones scale differently with a dataset
+    (VBPR's cost grows with the feature width, LightGCN's with the graph), so no ratio crosses them."""
+    median = {key: statistics.median(values) for key, values in measured.items() if values}
+    if run in median:
+        return median[run]
+    dataset, backbone, method = run
+    here = {key[1:]: value for key, value in median.items() if key[0] == dataset}
+    best: tuple[int, float] | None = None
+    for (other, b, m), value in median.items():
+        if (b, m) != (backbone, method) or other == dataset:
+            continue
+        shared = [here[key[1:]] / v for key, v in median.items()
+                  if key[0] == other and key[1] == backbone and key[1:] in here]
+        if shared and (best is None or len(shared) > best[0]):
+            best = (len(shared), value * statistics.median(shared))
+    if best is not None:
+        return best[1]
+    same_backbone = [value for (b, _), value in here.items() if b == backbone]
+    return statistics.median(same_backbone) if same_backbone else None
 
 
 def _chosen_runs(spec: ClaimsSpec, datasets: str | Sequence[str] | None, backbones: str | Sequence[str] | None,
