@@ -496,7 +496,7 @@ def test_cut_errors_name_the_file_the_dataset_and_the_value(tmp_path, tiny, cut,
 def test_cut_all_is_every_method_that_runs_on_the_backbone(tmp_path, tiny):
     """``all`` leaves out the sequential models (they never run on a general backbone), naming one is an
     error, and the page says "every method" rather than listing them."""
-    from mmdenoise.experiments.claims import _cut_text
+    from mmdenoise.experiments.claims.page import _cut_text
 
     def spec_with(cut):
         raw = _raw(tiny, datasets=[{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
@@ -541,7 +541,7 @@ def test_a_claim_verdict_leaves_out_its_cut_cells():
 
 
 def test_a_p_value_that_underflows_prints_as_a_bound_not_zero():
-    from mmdenoise.experiments.claims import _p_text
+    from mmdenoise.experiments.claims.page import _p_text
     assert [_p_text(p) for p in (0.0, 3e-310, 2.4e-279, 0.00082, 0.25)] == \
         ["< 2e-308", "< 2e-308", "2.4e-279", "0.00082", "0.25"]
 

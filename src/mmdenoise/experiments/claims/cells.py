@@ -1,0 +1,220 @@
+"""The cells of the claims page computed from the evidence alone: paired comparisons over test users,
+verdicts by the stated rule, each run's test means and the compute spent."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from ...eval.pairing import DETECTION_AUC, LOCALISATION_GAIN
+from .spec import CHANCE, ClaimsSpec, KIND_METRICS, METRICS, OBJECTIVE
+from .runs import EVIDENCE_DIR, SELECTION_JSON, _complete, evidence_folder
+
+#: a cell whose dataset cuts one of its runs (``cut`` in the dataset's entry)
+CUT = "cut"
+SHORT = {"recall@20": "R@20", "ndcg@20": "N@20", DETECTION_AUC: "AUC", LOCALISATION_GAIN: "P@3 − chance"}
+PRIMARY = "recall@20"
+ALPHA = 0.05
+VERDICTS = ("confirmed", "refuted", "inconclusive")
+RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-test on {SHORT[PRIMARY]} gives "
+        f"p < {ALPHA}, **refuted** when Δ{SHORT[PRIMARY]} < 0 and p < {ALPHA}, and **inconclusive** otherwise. "
+        f"{SHORT['ndcg@20']} is shown with its own p and does not enter the verdict. A claim holds on a dataset "
+        "(confirmed) when every one of its comparisons there is confirmed; it is refuted there when any "
+        "comparison is refuted; otherwise it is inconclusive, or pending while a comparison has no evidence yet. "
+        "p-values are two-sided and not corrected for the number of comparisons. A `detects` cell applies the "
+        "same rule to each user's noise-detection AUC (the judge's ranking of that user's training "
+        "interactions against the planted ones) on one backbone against another, and a `localises` cell to each "
+        "test user's item-localisation precision@3 minus its chance (the share of planted points of interest in "
+        "the user's history window), against 0. Where a sequential model runs on several user splits, each split's "
+        "test users are paired within it (seeds averaged), and a user held out in more than one split counts "
+        "once, with the mean of its differences.")
+
+
+def compare_runs(runs_a: Sequence[Path], runs_b: Sequence[Path], metrics: Sequence[str] = METRICS) -> dict:
+    """One cell's numbers from two groups of run (or evidence) folders, one per seed: users evaluated
+    in every run, each user's metrics averaged over the seeds, Δ = mean(A − B) and the two-sided paired
+    t-test's p per metric (``eval.pairing.paired_per_user``, ``eval.significance.paired_ttest``);
+    ``detection_auc``: the users with a per-user detection AUC in every run."""
+    from ...eval.pairing import paired_per_user
+    from ...eval.significance import paired_ttest
+    delta, p, n = {}, {}, 0
+    for metric in metrics:
+        a, b = paired_per_user(list(runs_a), list(runs_b), metric)
+        n = int(a.size)
+        delta[metric] = float(a.mean() - b.mean()) if n else float("nan")
+        p[metric] = paired_ttest(a, b)[1]
+    return {"n_users": n, "delta": delta, "p": p}
+
+
+def by_split(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> list[list[Path]]:
+    """The folders of one side of a cell (one per replicate, in order) grouped by user split."""
+    groups: dict[int | None, list[Path]] = {}
+    for folder, (split, _) in zip(folders, replicates):
+        groups.setdefault(split, []).append(Path(folder))
+    return list(groups.values())
+
+
+def compare_groups(groups_a: Sequence[Sequence[Path]], groups_b: Sequence[Sequence[Path]] | None,
+                   metrics: Sequence[str]) -> dict:
+    """One cell's numbers from two sides grouped by user split (:func:`by_split`); ``groups_b`` None: side
+    A's values against 0 (``localises``: each user's gain over chance). One split on both sides is
+    :func:`compare_runs`. Otherwise each split pairs its users (seeds averaged), a user held out in
+    several splits counts once with the mean of its differences (``eval.pairing.distinct_user_differences``),
+    Δ is the mean of those differences and p the two-sided t-test of them against 0."""
+    import numpy as np
+
+    from ...eval.pairing import distinct_user_differences, paired_per_split, per_user_mean
+    from ...eval.significance import paired_ttest
+    if groups_b is not None and len(groups_a) == 1 and len(groups_b) == 1:
+        return compare_runs(groups_a[0], groups_b[0], metrics)
+    delta, p, n = {}, {}, 0
+    for metric in metrics:
+        if groups_b is None:
+            pairs = []
+            for group in groups_a:
+                users, values = per_user_mean(list(group), metric)
+                pairs.append((users, values, np.zeros_like(values)))
+        else:
+            pairs = paired_per_split([list(g) for g in groups_a], [list(g) for g in groups_b], metric)
+        _, diff = distinct_user_differences(pairs)
+        n = int(diff.size)
+        delta[metric] = float(diff.mean()) if n else float("nan")
+        p[metric] = paired_ttest(diff, np.zeros_like(diff))[1]
+    return {"n_users": n, "delta": delta, "p": p}
+
+
+def verdict(delta: float, p: float) -> str:
+    """The rule stated once (:data:`RULE`): confirmed, refuted or inconclusive."""
+    if p < ALPHA and delta > 0:
+        return "confirmed"
+    if p < ALPHA and delta < 0:
+        return "refuted"
+    return "inconclusive"
+
+
+def claim_verdict(verdicts: Sequence[str]) -> str:
+    """A claim on one dataset from its comparisons' verdicts (``pending`` for one without evidence, ``cut``
+    for one its dataset does not run: the others decide; ``cut`` when all are)."""
+    verdicts = [v for v in verdicts if v != CUT]
+    if not verdicts:
+        return CUT
+    if "refuted" in verdicts:
+        return "refuted"
+    if "pending" in verdicts:
+        return "pending"
+    return "confirmed" if all(v == "confirmed" for v in verdicts) else "inconclusive"
+
+
+def _relative(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out)).as_posix()
+
+
+def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
+    """Everything claims.json holds and the page shows, from the spec and the evidence under ``out``;
+    ``command`` regenerates it and ``check`` recomputes it (as the page prints them)."""
+    out = Path(out)
+    tuning = []
+    for run in spec.runs():
+        path = evidence_folder(out, run) / SELECTION_JSON
+        selection = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        source = spec.datasets[run[0]].tune_from
+        tuning.append({"dataset": run[0], "backbone": run[1], "method": run[2], "tuned_on": source,
+                       "selection_of": spec.methods[run[2]].selection_of,
+                       "planned": 0 if source else spec.trials_planned(run[2]),
+                       "used": selection["used"] if selection else 0,
+                       "selected": selection["selected"]["params"] if selection else None,
+                       "valid": selection["selected"]["objective"] if selection else None})
+    claims = []
+    for claim in spec.claims:
+        cells = []
+        metrics = KIND_METRICS[claim.kind]
+        for a, b, backbone, backbone_b in claim.comparisons():
+            for dataset in claim.datasets:
+                replicates = spec.replicates(dataset, backbone)
+                runs_a = _complete(out, (dataset, backbone, a), replicates)
+                runs_b = [] if b == CHANCE else _complete(out, (dataset, backbone_b, b), replicates)
+                cell = {"method": a, "versus": b, "backbone": backbone, "dataset": dataset,
+                        **({"against": backbone_b} if claim.kind == "detects" else {})}
+                if spec.is_cut((dataset, backbone, a)) or (b != CHANCE and spec.is_cut((dataset, backbone_b, b))):
+                    cells.append({**cell, "status": CUT})
+                    continue
+                if runs_a is None or runs_b is None:
+                    cells.append({**cell, "status": "pending"})
+                    continue
+                numbers = compare_groups(by_split(runs_a, replicates),
+                                         None if b == CHANCE else by_split(runs_b, replicates), metrics)
+                cells.append({**cell, "status": "done", **numbers,
+                              "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
+                              "evidence": {"a": [_relative(f, out) for f in runs_a],
+                                           "b": [_relative(f, out) for f in runs_b]}})
+        claims.append({"id": claim.id, "claim": claim.text, "source": claim.source, "kind": claim.kind,
+                       "method": list(claim.methods), "versus": list(claim.versus),
+                       "backbones": list(claim.backbones), "datasets": list(claim.datasets),
+                       **({"against": list(claim.against)} if claim.kind == "detects" else {}), "cells": cells})
+    return {
+        "title": spec.title, "folder": out.name, "page": f"../{out.name}.md",
+        "command": command, "check": check, "rule": RULE, "alpha": ALPHA,
+        "primary": PRIMARY, "metrics": list(METRICS),
+        "protocol": {"objective": f"valid {OBJECTIVE.metric}", "budget": spec.budget, "seeds": spec.seeds,
+                     "tune_seed": spec.tune_seed, "search_seed": spec.search_seed,
+                     "set": [[k, v] for k, v in spec.overrides]},
+        "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides],
+                      "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name),
+                      **({"splits": list(d.splits)} if d.splits else {}),
+                      **({"cut": [list(pair) for pair in d.cut]} if d.cut else {})} for d in spec.datasets.values()],
+        "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
+                     "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
+                     "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
+                    for m in spec.methods.values()],
+        "tuning": tuning, "claims": claims, "results": run_results(spec, out), "compute": compute_spent(spec, out)}
+
+
+def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:
+    """Every (dataset, backbone, method) with evidence at all its replicates: its test metrics, each user's
+    value averaged over the seeds (a user held out on several user splits counts once), then over users
+    (:func:`compare_groups` against 0), with the evidence folders they come from."""
+    results = []
+    for run in spec.runs():
+        replicates = spec.replicates(run[0], run[1])
+        folders = _complete(out, run, replicates)
+        if folders is None:
+            continue
+        numbers = run_means(folders, replicates)
+        results.append({"dataset": run[0], "backbone": run[1], "method": run[2], "n_users": numbers["n_users"],
+                        "mean": numbers["delta"], "evidence": [_relative(f, out) for f in folders]})
+    return results
+
+
+def run_means(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> dict:
+    """One run's test metrics from its evidence folders (one per replicate): :func:`compare_groups` of
+    the folders against 0, so ``delta`` holds each metric's mean over users of the seed-averaged value."""
+    return compare_groups(by_split(folders, replicates), None, METRICS)
+
+
+def _evidence_names(out: Path, run: tuple[str, str, str], replicates: Sequence[tuple[int | None, int]]
+                    ) -> list[str]:
+    """The evidence folders of ``run``, one per (split, seed), as claims.json lists them (relative to out)."""
+    return [_relative(evidence_folder(out, run, seed, split), out) for split, seed in replicates]
+
+
+def compute_spent(spec: ClaimsSpec, out: Path) -> list[dict]:
+    """Per dataset, the runs behind its evidence and their hours (:func:`run_seconds`): the tuning trials
+    its selection.json files list (none for a ``tune_from`` dataset) and the final runs of its evidence,
+    with how many of those ran on a GPU (their evidence records ``device: cuda...``; evidence written
+    before the device was recorded counts as not)."""
+    from ...training import record
+    rows = []
+    for name in spec.datasets:
+        folder = Path(out) / EVIDENCE_DIR / name
+        tuning = [t.get("seconds") for path in sorted(folder.glob(f"*/*/{SELECTION_JSON}"))
+                  for t in json.loads(path.read_text(encoding="utf-8"))["trials"]]
+        results = [json.loads(path.read_text(encoding="utf-8"))
+                   for path in sorted(folder.glob(f"*/*/*/{record.RESULT_FILE}"))]
+        final = [r.get("seconds") for r in results]
+        rows.append({"dataset": name, "tuning_runs": len(tuning), "final_runs": len(final),
+                     "final_runs_on_gpu": sum(str(r.get("device") or "").startswith("cuda") for r in results),
+                     "tuning_hours": sum(x for x in tuning if x is not None) / 3600,
+                     "final_hours": sum(x for x in final if x is not None) / 3600,
+                     "unmeasured": sum(x is None for x in (*tuning, *final))})
+    return rows

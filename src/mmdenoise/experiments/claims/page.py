@@ -1,0 +1,368 @@
+"""The claims page: rendering claims.json as Markdown, writing both, and :func:`check_claims`, which
+recomputes every number from the committed evidence."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ...errors import MMDenoiseError
+from ..runner import param_text
+from ..tables import markdown
+from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
+from .runs import EVIDENCE_DIR, SELECTION_JSON
+from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, by_split, claim_verdict, compare_groups, run_means,
+                    verdict)
+
+CLAIMS_JSON = "claims.json"
+#: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
+CHECK_TOLERANCE = 1e-9
+
+
+def _p_text(p: float) -> str:
+    """Two significant digits; a p below float64's smallest normal number (the t distribution's tail
+    underflows to 0 at ~6,000 paired users) as an upper bound, not as 0."""
+    if p < sys.float_info.min:
+        return f"< {sys.float_info.min:.0e}"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _cell_text(cell: Mapping[str, Any]) -> str:
+    if cell["status"] != "done":
+        return cell["status"]
+    d, p = cell["delta"], cell["p"]
+    return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f} (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
+
+
+def _backbone_b(cell: Mapping[str, Any]) -> str:
+    """The backbone of a cell's ``versus`` side: its own for ``beats``, ``against`` for ``detects``."""
+    return cell.get("against", cell["backbone"])
+
+
+def _comparison_text(cell: Mapping[str, Any]) -> str:
+    if "against" in cell:
+        return f"{cell['method']} on {cell['backbone']} vs on {cell['against']}"
+    return f"{cell['method']} vs {cell['versus']} on {cell['backbone']}"
+
+
+def _noise_text(noise: Mapping[str, Any] | None) -> str:
+    if not noise:
+        return "as built"
+    what = f"{noise['kind']} {noise['modality']}" if noise.get("modality") else noise["kind"]
+    return f"{what} {100 * noise['level']:g}% (noise seed {noise['seed']})"
+
+
+def _params_text(params: Mapping[str, Any] | None) -> str:
+    if params is None:
+        return "pending"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={param_text(v)}" for k, v in params.items()) or "defaults"
+
+
+def _grid_text(method: Mapping[str, Any]) -> str:
+    """A method's grid as the page shows it; for one run at another's selection, that and its fixed settings."""
+    fixed = ", ".join(f"`{k}={param_text(v)}`" for k, v in method.get("set") or [])
+    if method.get("selection_of"):
+        return f"{method['selection_of']}'s selection" + (f", with {fixed}" if fixed else "")
+    grid = "; ".join(f"{k} ∈ {param_text(v)}" for k, v in method["grid"].items()) or "none"
+    return grid + (f" (fixed: {fixed})" if fixed else "")
+
+
+def _cut_text(cut: Sequence[Sequence[str]] | None, methods: Sequence[Mapping[str, Any]]) -> str:
+    """``lightgcn: every method; vbpr: none, rce`` for a dataset's cut pairs (``–`` without); methods:
+    the ``methods`` entries of claims.json, which say what "every method" of a backbone is."""
+    by_backbone: dict[str, list[str]] = {}
+    for backbone, method in cut or []:
+        by_backbone.setdefault(backbone, []).append(method)
+    every = lambda x: {m["name"] for m in methods if bool(m.get("model")) == (x == SEQUENTIAL)}  # noqa: E731
+    return "; ".join(f"{x}: {'every method' if set(ms) == every(x) else ', '.join(ms)}"
+                     for x, ms in by_backbone.items()) or "–"
+
+
+def dataset_seeds(data: Mapping[str, Any], dataset: Mapping[str, Any]) -> list[int]:
+    """The final seeds of a ``datasets`` entry of claims.json (the protocol's where it gives none)."""
+    return list(dataset.get("seeds") or data["protocol"]["seeds"])
+
+
+def data_replicates(data: Mapping[str, Any], dataset: Mapping[str, Any] | None, backbone: str
+                    ) -> list[tuple[int | None, int]]:
+    """:meth:`ClaimsSpec.replicates` from claims.json: (user split, seed) of a (dataset entry, backbone);
+    none for a dataset the page does not list."""
+    if dataset is None:
+        return []
+    return replicates_of(dataset.get("splits") if backbone == SEQUENTIAL else None, dataset_seeds(data, dataset))
+
+
+def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
+    """A cell as errors name it: ``claim-id: A vs B on BACKBONE, DATASET`` (``detects``: ``claim-id: A on
+    BACKBONE vs on OTHER, DATASET``)."""
+    return f"{claim['id']}: {_comparison_text(cell)}, {cell['dataset']}"
+
+
+def render_page(data: Mapping[str, Any]) -> str:
+    """The Markdown page of a claims.json mapping (a pure function of it: the check re-renders it)."""
+    datasets = [d["name"] for d in data["datasets"]]
+    folder, proto = data["folder"], data["protocol"]
+    transferred = [d for d in data["datasets"] if d.get("tune_from")]
+    ablations = [m for m in data["methods"] if m.get("selection_of")]
+    own_seeds = any(dataset_seeds(data, d) != list(proto["seeds"]) for d in data["datasets"])
+    split = [d for d in data["datasets"] if d.get("splits")]
+    cuts = [d for d in data["datasets"] if d.get("cut")]
+    sequential = [m for m in data["methods"] if m.get("model")]
+    lines = [f"# {data['title']}", "",
+             f"Generated by `{data['command']}` from the evidence files in [`{folder}/`]({folder}/); do not edit "
+             f"by hand. `{data['check']}` recomputes every Δ and p on this page from those files alone.", "",
+             "## Verdicts", "",
+             "Each claim on each dataset (the rule is below; the comparisons behind each are in its section).", ""]
+    rows = []
+    for claim in data["claims"]:
+        row = [f"[{claim['id']}](#{claim['id']})"]
+        for dataset in datasets:
+            cells = [c for c in claim["cells"] if c["dataset"] == dataset]
+            if not cells:
+                row.append("–")
+                continue
+            verdicts = [c.get("verdict", "pending") if c["status"] == "done" else c["status"] for c in cells]
+            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (*VERDICTS, "pending", CUT) if verdicts.count(v))
+            row.append(f"{claim_verdict(verdicts)} ({counts})")
+        rows.append(row)
+    lines += [markdown(["claim", *datasets], rows, "l" * (1 + len(datasets))), "",
+              "## Rule", "", data["rule"], "",
+              "## Protocol", "",
+              f"- Every (dataset, backbone, method) is tuned on validation {SHORT[PRIMARY]} alone with the same "
+              f"budget: min({proto['budget']}, the size of the method's grid) trials, the grid being the one the "
+              f"method's paper tunes (see the spec's comments). A grid larger than the budget contributes the same "
+              f"{proto['budget']} points (drawn with search seed {proto['search_seed']}) on every backbone and "
+              "dataset. Test metrics never select anything."
+              + (" A dataset *tuned on* another (the table below) is the exception: it runs no tuning trial, and "
+                 "each (backbone, method) there runs the configuration selected on that dataset for the same "
+                 "(backbone, method) (the same denoiser settings, with this dataset's fixed settings), so every "
+                 "method still has the same tuning budget, spent on the other dataset." if transferred else "")
+              + (" A method run *as* another (an ablation: the methods table names which) has no tuning of its "
+                 "own either: it runs the configuration selected for that method on the same backbone and "
+                 "dataset, with its own denoiser or fixed settings, so a component is removed from the tuned full "
+                 "method, as the papers' ablation tables do." if ablations else ""),
+              f"- Tuning trials train with seed {proto['tune_seed']}; the selected configuration then runs with "
+              + (f"the seeds of its dataset (the table below; {', '.join(map(str, proto['seeds']))} unless the "
+                 "dataset gives its own)" if own_seeds else f"seeds {', '.join(map(str, proto['seeds']))}")
+              + ", and only those runs are tested here.",
+              "- Backbone settings (model parameters, learning rate, batch size) stay at their defaults for every "
+              "method; only the denoiser's own settings are tuned."
+              + (f" A sequential model (backbone `{SEQUENTIAL}`) is a method itself: its own settings are the grid "
+                 "(its fixed settings, shared by the sequential methods, in the methods table)." if sequential else ""),
+              *([f"- Sequential models run on user splits (`{SPLIT_KEY}`, the datasets table): each split holds "
+                 "out its own validation and test users; tuning uses the default split, and the selected "
+                 "configuration runs at every seed on every split."] if split else []),
+              *([f"- Where a dataset's runs would not fit the budget, its spec entry cuts (backbone, method) pairs "
+                 "(the datasets table; the spec's comments say why): they are not run there, the cells that need "
+                 f"them say `{CUT}`, and a claim's verdict on that dataset rests on its other cells."] if cuts else []),
+              "- Fixed settings for every run: "
+              + (", ".join(f"`{k}={param_text(v)}`" for k, v in proto["set"]) or "none") + ".",
+              "- A cell pairs two methods on one backbone and dataset over the test users every run evaluated: "
+              "each user's metric is averaged over the seeds, Δ is the mean over users of A − B, p the two-sided "
+              "paired t-test over users. Its evidence is "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/s<seed>/` for both methods"
+              + (", `split<k>-s<seed>/` on user split k" if split else "") + " (per-user "
+              f"test metrics, the resolved config, a small result; each cell's list is in `{folder}/{CLAIMS_JSON}`).",
+              "",
+              markdown(["dataset", "source", "planted noise", "tuning", "seeds", "its own settings",
+                        *(["not run (cut)"] if cuts else [])],
+                       [[d["name"], d["source"], _noise_text(d["noise"]),
+                         f"tuned on {d['tune_from']}" if d.get("tune_from") else f"budget {proto['budget']}",
+                         ", ".join(map(str, dataset_seeds(data, d)))
+                         + (f" on user split{'s' if len(d['splits']) > 1 else ''} "
+                            f"{', '.join(map(str, d['splits']))}" if d.get("splits") else ""),
+                         ", ".join(f"`{k}={v}`" for k, v in d.get("set", [])) or "–",
+                         *([_cut_text(d.get("cut"), data["methods"])] if cuts else [])] for d in data["datasets"]],
+                       "llllll" + ("l" if cuts else "")), "",
+              markdown(["method", "denoiser", "grid", "grid size", "trials"],
+                       [[m["name"], f"{m['model']} (sequential model)" if m.get("model") else m["denoiser"],
+                         _grid_text(m),
+                         "–" if m.get("selection_of") else str(m["grid_size"]), str(m["trials"])]
+                        for m in data["methods"]], "lllrr"), "",
+              "## Tuning budget", "",
+              "Trials run / trials planned per (backbone, method) on each dataset (*from* another: none of its "
+              "own, that dataset's selection is used); a cell's comparison uses a method only once its tuning "
+              "is complete.", ""]
+    by_key = {(t["dataset"], t["backbone"], t["method"]): t for t in data["tuning"]}
+    runs = set(by_key)
+
+    def per_dataset(show: Callable[[Mapping[str, Any]], str], align: str) -> list[str]:
+        """One table per group of :func:`_table_groups`: a row per (backbone, method), a column per dataset."""
+        return [markdown(["backbone", "method", *shown],
+                         [[x, m, *(show(by_key[(d, x, m)]) if (d, x, m) in by_key else "–" for d in shown)]
+                          for x, m in pairs], "ll" + align * len(shown)) + "\n" for pairs, shown in _table_groups(data)]
+    def source(t: Mapping[str, Any]) -> str:
+        """Where a run's selection comes from, when not from its own sweep: 'as M', 'from D' or both."""
+        return ", ".join(([f"as {t['selection_of']}"] if t.get("selection_of") else [])
+                         + ([f"from {t['tuned_on']}"] if t.get("tuned_on") else []))
+
+    lines += per_dataset(lambda t: source(t) or f"{t['used']}/{t['planned']}", "r")
+    for claim in data["claims"]:
+        methods = ", ".join(claim["method"])
+        compared = (f"{methods} on {', '.join(claim['backbones'])} vs on {', '.join(claim['against'])}"
+                    if "against" in claim else
+                    f"{methods} vs {', '.join(claim['versus'])} on {', '.join(claim['backbones'])}")
+        lines += [f"## {claim['id']}", "", f"**Claim**: {claim['claim']} ({claim['source']}). Kind "
+                  f"`{claim['kind']}`: {compared}.", ""]
+        rows = []
+        for label in dict.fromkeys(_comparison_text(c) for c in claim["cells"]):
+            cells = {c["dataset"]: c for c in claim["cells"] if _comparison_text(c) == label}
+            rows.append([label, *(_cell_text(cells[d]) if d in cells else "–" for d in claim["datasets"])])
+        lines += [markdown(["comparison", *claim["datasets"]], rows, "l" * (1 + len(claim["datasets"]))), ""]
+    if data.get("results") is not None:
+        lines += ["## Test metrics", "",
+                  f"Test {SHORT[PRIMARY]} ({SHORT['ndcg@20']}) of every run with evidence at all its seeds: each "
+                  "user's value averaged over the seeds (and user splits), then over users; the best "
+                  f"{SHORT[PRIMARY]} of each backbone on each dataset in bold. Which differences are significant "
+                  "is in the claims' sections above.", ""]
+        results = {(r["dataset"], r["backbone"], r["method"]): r["mean"] for r in data["results"]}
+        best = {}
+        for (d, x, _), mean in results.items():
+            best[(d, x)] = max(best.get((d, x), -math.inf), mean[PRIMARY])
+
+        def result_text(d: str, x: str, m: str) -> str:
+            if (d, x, m) not in results:
+                return "pending"
+            mean = results[(d, x, m)]
+            text = f"{mean[PRIMARY]:.4f}"
+            return (f"**{text}**" if mean[PRIMARY] == best[(d, x)] else text) + f" ({mean['ndcg@20']:.4f})"
+        for pairs, shown in _table_groups(data):
+            lines += [markdown(["backbone", "method", *shown],
+                               [[x, m, *(result_text(d, x, m) if (d, x, m) in runs else "–" for d in shown)]
+                                for x, m in pairs], "ll" + "r" * len(shown)), ""]
+    if data.get("compute"):
+        lines += ["## Compute spent", "",
+                  "Hours of the runs behind the evidence so far (training and validation, summed over each run's "
+                  "epochs, so a run resumed across sessions counts every part): wall clock of one thread on the "
+                  "machine that ran it, often shared with other runs, so an upper bound on its CPU time; for a "
+                  "run on a GPU (counted in brackets), wall clock on a GPU shared with the runs beside it. The "
+                  "budget the benchmark is sized to is 6 hours of a 2-core machine (12 core-hours) per dataset.", "",
+                  markdown(["dataset", "tuning runs", "tuning hours", "final runs", "final hours", "total hours"],
+                           [[c["dataset"], str(c["tuning_runs"]), f"{c['tuning_hours']:.1f}",
+                             str(c["final_runs"]) + (f" ({c['final_runs_on_gpu']} on a GPU)"
+                                                     if c.get("final_runs_on_gpu") else ""),
+                             f"{c['final_hours']:.1f}", f"{c['tuning_hours'] + c['final_hours']:.1f}"
+                             + (f" ({c['unmeasured']} runs unmeasured)" if c.get("unmeasured") else "")]
+                            for c in data["compute"]], "lrrrrr"), ""]
+    lines += ["## Selected configurations", "",
+              f"The trial with the best validation {SHORT[PRIMARY]} (its value in brackets, or the dataset it was "
+              f"selected on); every tried trial is listed in "
+              f"`{folder}/{EVIDENCE_DIR}/<dataset>/<backbone>/<method>/{SELECTION_JSON}`.", "",
+              *per_dataset(lambda t: _params_text(t["selected"]) if t["selected"] is None
+                           else f"{_params_text(t['selected'])} ({source(t)})"
+                           if source(t) else f"{_params_text(t['selected'])} ({t['valid']:.4f})", "l"),
+              "## Reproduce", "",
+              f"- `{data['command']}` (add `--workers N`, `--datasets a,b` or `--stage tune|final|page`): "
+              "every stage skips finished runs and resumes interrupted ones; `--stage page` trains nothing.",
+              f"- `{data['check']}`: recomputes every Δ and p from the evidence and fails naming the cell that "
+              "differs.", ""]
+    return "\n".join(lines)
+
+
+def _table_groups(data: Mapping[str, Any]) -> list[tuple[list[tuple[str, str]], list[str]]]:
+    """The rows (backbone, method) of the page's per-run tables, the general backbones' and the sequential
+    models' apart, each group with the datasets its runs are on (in the spec's order)."""
+    groups = []
+    for sequential in (False, True):
+        entries = [t for t in data["tuning"] if (t["backbone"] == SEQUENTIAL) == sequential]
+        if entries:
+            names = {t["dataset"] for t in entries}
+            groups.append((list(dict.fromkeys((t["backbone"], t["method"]) for t in entries)),
+                           [d["name"] for d in data["datasets"] if d["name"] in names]))
+    return groups
+
+
+def page_path(out: Path) -> Path:
+    """The page of the claims folder ``out``: ``<out>.md`` beside it."""
+    out = Path(out)
+    return out.parent / f"{out.name}.md"
+
+
+def write_page(data: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
+    from ...io import write_json, write_text
+    out = Path(out)
+    write_json(out / CLAIMS_JSON, data)
+    write_text(page_path(out), render_page(data))
+    return out / CLAIMS_JSON, page_path(out)
+
+
+# ------------------------------------------------------------------- check
+def _close(a: float, b: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return math.isclose(a, b, rel_tol=CHECK_TOLERANCE, abs_tol=1e-300)
+
+
+def check_claims(out: str | Path) -> int:
+    """Recompute every Δ and p of ``out/claims.json`` from the evidence files it names (no run folder is
+    read) and re-render the page; return the number of cells checked. An MMDenoiseError names the first
+    cell that differs, whose evidence is not one folder per seed of its dataset (its own seeds, else the
+    protocol's), or an evidence path that is not relative to ``out``, or a page that is not the
+    rendering of claims.json."""
+    out = Path(out)
+    path = out / CLAIMS_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MMDenoiseError(f"{path}: not found; is {out} a claims folder?") from None
+    except ValueError as exc:
+        raise MMDenoiseError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
+    checked = 0
+    entries = {d["name"]: d for d in data["datasets"]}
+    for claim in data["claims"]:
+        for cell in claim["cells"]:
+            if cell["status"] != "done":
+                continue
+            label = cell_label(claim, cell)
+            paths = cell["evidence"]["a"] + cell["evidence"]["b"]
+            if any(Path(p).is_absolute() for p in paths):
+                raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
+            replicates = data_replicates(data, entries.get(cell["dataset"]), cell["backbone"])
+            for side, backbone, method in (("a", cell["backbone"], cell["method"]),
+                                           ("b", _backbone_b(cell), cell["versus"])):
+                expected = [] if method == CHANCE else _evidence_names(out, (cell["dataset"], backbone, method),
+                                                                       replicates)
+                if cell["evidence"][side] != expected:
+                    raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
+                                         f"per seed of {cell['dataset']}"
+                                         + (" on each user split" if any(k is not None for k, _ in replicates) else "")
+                                         + f" ({expected})")
+            metrics = KIND_METRICS.get(claim.get("kind", "beats"), data["metrics"])
+            fresh = compare_groups(by_split([out / p for p in cell["evidence"]["a"]], replicates),
+                                   None if cell["versus"] == CHANCE
+                                   else by_split([out / p for p in cell["evidence"]["b"]], replicates), metrics)
+            if fresh["n_users"] != cell["n_users"]:
+                raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
+                                     f"{fresh['n_users']} in the evidence")
+            for metric in metrics:
+                for what in ("p", "delta"):
+                    if not _close(float(cell[what][metric]), fresh[what][metric]):
+                        raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {cell[what][metric]!r} on the "
+                                             f"page but {fresh[what][metric]!r} from the evidence")
+            expected = verdict(fresh["delta"][metrics[0]], fresh["p"][metrics[0]])
+            if cell["verdict"] != expected:
+                raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
+                                     "by the rule")
+            checked += 1
+    for result in data.get("results", []):
+        run = (result["dataset"], result["backbone"], result["method"])
+        label = f"test metrics of {run[2]} on {run[1]}, {run[0]}"
+        replicates = data_replicates(data, entries.get(run[0]), run[1])
+        expected = _evidence_names(out, run, replicates)
+        if result["evidence"] != expected:
+            raise MMDenoiseError(f"{path}: {label}: evidence {result['evidence']} is not one folder per seed of "
+                                 f"{run[0]} ({expected})")
+        fresh = run_means([out / p for p in expected], replicates)
+        for metric in METRICS:
+            if fresh["n_users"] != result["n_users"] or not _close(float(result["mean"][metric]),
+                                                                    fresh["delta"][metric]):
+                raise MMDenoiseError(f"{path}: {label}: {metric} {result['mean'][metric]!r} over "
+                                     f"{result['n_users']} users on the page, {fresh['delta'][metric]!r} over "
+                                     f"{fresh['n_users']} from the evidence")
+    page = (out / data["page"]).resolve()
+    if not page.is_file() or page.read_text(encoding="utf-8") != render_page(data):
+        raise MMDenoiseError(f"{page}: not the rendering of {path} (edited by hand, or stale); regenerate it "
+                             f"with {data['command']} --stage page")
+    return checked
