@@ -532,6 +532,24 @@ def test_a_cut_pair_is_not_run_and_its_cells_say_cut(tmp_path, tiny):
     assert check_claims(tmp_path / "claims") == 0
 
 
+def test_evidence_of_a_pair_cut_later_is_removed_and_the_cell_says_cut(tmp_path, tiny):
+    spec_path = _spec_file(tmp_path / "claims", _raw(tiny))
+    claims_study(spec_path, tmp_path / "work")
+    evidence = tmp_path / "claims" / "evidence" / "tiny-add20" / "mf"
+    assert (evidence / "tce" / "s1" / "per_user.npz").is_file() and (evidence / "none" / "selection.json").is_file()
+    stale = tmp_path / "claims" / "evidence" / "gone" / "mf" / "none"
+    stale.mkdir(parents=True)
+    (stale / "selection.json").write_text("{}")
+    raw = _raw(tiny)
+    raw["datasets"][0]["cut"] = {"mf": ["tce"]}
+    _spec_file(tmp_path / "claims", raw)
+    result = claims_study(spec_path, tmp_path / "work", stage="page")
+    assert (result.done, result.pending) == (0, 0)
+    assert not (evidence / "tce").exists() and (evidence / "none" / "s2" / "per_user.npz").is_file()
+    assert not (tmp_path / "claims" / "evidence" / "gone").exists()
+    assert check_claims(tmp_path / "claims") == 0
+
+
 def test_a_claim_verdict_leaves_out_its_cut_cells():
     from mmdenoise.experiments.claims import claim_verdict
     assert claim_verdict(["confirmed", "cut"]) == "confirmed"

@@ -227,7 +227,9 @@ def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
     (:func:`selection_record`), and both count as tuned when the study goes on elsewhere
     (:func:`tuning_state`). For a run whose selection is known, the evidence is made to match it: a
     seed whose final run has not finished in ``work`` keeps committed evidence of the same trial
-    (:func:`committed_final`) and loses any other (another selection's, or other settings').
+    (:func:`committed_final`) and loses any other (another selection's, or other settings'). Evidence of
+    a (dataset, backbone, method) that is no longer a run of the spec (cut since, or removed) is
+    removed too (:func:`prune_evidence`), so the folder holds the spec's runs only.
     """
     from ...io import write_json
     written = 0
@@ -261,7 +263,26 @@ def collect_evidence(spec: ClaimsSpec, work: Path, out: Path) -> int:
         for stale in folder.iterdir():
             if stale.is_dir() and stale.name not in wanted:
                 shutil.rmtree(stale)
+    prune_evidence(spec, out)
     return written
+
+
+def prune_evidence(spec: ClaimsSpec, out: Path) -> list[Path]:
+    """Remove the evidence folders ``<out>/evidence/<dataset>/<backbone>/<method>/`` of everything that is not a
+    run of ``spec`` (a pair cut since, a method or dataset removed), then the folders left empty; return
+    the run folders removed. Committed evidence stays in git's history."""
+    root = Path(out) / EVIDENCE_DIR
+    kept = {evidence_folder(out, run) for run in spec.runs()}
+    removed = [folder for folder in sorted(root.glob("*/*/*")) if folder.is_dir() and folder not in kept]
+    for folder in removed:
+        log.info("claims: %s is not a run of the spec (cut or removed): its evidence is removed",
+                 folder.relative_to(root).as_posix())
+        shutil.rmtree(folder)
+    for level in ("*/*", "*"):
+        for folder in sorted(root.glob(level)):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return removed
 
 
 def _complete(out: Path, run: tuple[str, str, str], replicates: Sequence[tuple[int | None, int]]
