@@ -21,6 +21,7 @@ values shortened (:func:`short`), so a huge value cannot make a huge message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import types
@@ -122,9 +123,11 @@ def setting(default: Any = dataclasses.MISSING, allowed: Allowed | None = None, 
     return field(default=default, metadata=metadata)
 
 
+@functools.cache
 def _field_meta(cls: type, name: str, key: str) -> Any:
     """``key`` of field ``name``'s metadata, from ``cls`` or the nearest base that declares it (a
-    subclass that only changes a default, ``kd: str = "none"``, keeps its parent's allowed values)."""
+    subclass that only changes a default, ``kd: str = "none"``, keeps its parent's allowed values;
+    once per class and field: classes are fixed at import)."""
     for base in cls.__mro__:
         if dataclasses.is_dataclass(base):
             for f in dataclasses.fields(base):
@@ -145,10 +148,18 @@ def validate(obj: Any, where: str = "config") -> Any:
     return obj
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, once per class (config classes are fixed at import; resolving
+    the hints of every nested section for each of a study's thousands of trial configs was most of the
+    time of ``study claims --stage plan``)."""
+    return typing.get_type_hints(cls)
+
+
 def result_settings(cls: type, data: Mapping[str, Any]) -> dict:
     """``data`` (a dict of dataclass ``cls``) without its runtime settings, nested sections included:
     the part that decides a run's results."""
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     out = {}
     for key, value in data.items():
         if _field_meta(cls, key, "runtime"):
@@ -299,7 +310,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") 
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {short(data)}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
@@ -376,7 +387,7 @@ def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[
     """The top-level field names of run config class ``run_cls`` and the field names of each section:
     a dataclass-typed field's own fields, a dict-typed (``*_params``) field's those of its class in
     ``params`` (none when it has none)."""
-    hints = typing.get_type_hints(run_cls)
+    hints = type_hints(run_cls)
     top, sections = [], {}
     for f in dataclasses.fields(run_cls):
         hint = hints[f.name]
@@ -458,12 +469,17 @@ MAX_YAML_BYTES = 1 << 20
 MAX_YAML_NODES = 100_000
 
 
+#: PyYAML's safe loader, its libyaml (C) build where installed: the same documents, ~10× faster
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """``text`` parsed by PyYAML's safe loader, refusing more than MAX_YAML_BYTES or a document that
-    expands (aliases followed) to more than MAX_YAML_NODES nodes; ConfigError naming ``source``."""
+    """``text`` parsed by PyYAML's safe loader (:data:`SAFE_LOADER`), refusing more than MAX_YAML_BYTES, a
+    document that expands (aliases followed) to more than MAX_YAML_NODES nodes, or one nested deeper than
+    the parser allows (libyaml: 1,000 levels); ConfigError naming ``source``."""
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"{source}: {len(text)} characters; YAML input is limited to {MAX_YAML_BYTES}")
-    loader = yaml.SafeLoader(text)
+    loader = SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:

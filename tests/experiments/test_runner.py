@@ -13,8 +13,8 @@ import yaml
 import mmdenoise.api  # noqa: F401  (bound to the real load_dataset before a test patches mmdenoise.data)
 from mmdenoise.config import override_pairs
 from mmdenoise.errors import ConfigError
-from mmdenoise.experiments.runner import (Objective, make_trial, resolved_config, run_config, run_trial,
-                                          trial_defaults, trial_name, trial_status)
+from mmdenoise.experiments.runner import (Objective, make_trial, param_text, resolved_config, run_config,
+                                          run_trial, trial_defaults, trial_name, trial_status)
 from mmdenoise.experiments.spec import expand, parse_spec
 from mmdenoise.training import record
 
@@ -42,6 +42,14 @@ def tiny(tmp_path_factory):
 ])
 def test_trial_names_are_those_of_earlier_versions(params, name):
     assert trial_name(params) == name
+
+
+def test_equal_values_of_other_types_or_signs_keep_their_own_text():
+    # scalar texts are cached; 1 == 1.0 == True and 0.0 == -0.0, yet each prints its own way, in either order
+    pairs = [(1, "1"), (1.0, "1.0"), (True, "true"), (0.0, "0.0"), (-0.0, "-0.0"), (0, "0"), (False, "false"),
+             (None, "null"), (float("nan"), ".nan"), (1e-5, "1.0e-05")]
+    for order in (pairs, pairs[::-1]):
+        assert [param_text(value) for value, _ in order] == [text for _, text in order]
 
 
 @pytest.mark.parametrize("summary", sorted(str(p.relative_to(RESULTS)) for p in RESULTS.rglob("*.json")

@@ -47,6 +47,18 @@ def param_text(value: Any) -> str:
     YAML flow style (``1.0e-05``, ``[10, 20]``, ``true``, ``null``)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, (bool, int, float)) or value is None:
+        return _scalar_text((type(value), repr(value)), value)
+    return _flow_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_text(key: tuple[type, str], value: bool | int | float | None) -> str:
+    # keyed by type and repr: 1, 1.0 and True, or 0.0 and -0.0, are equal but print differently
+    return _flow_text(value)
+
+
+def _flow_text(value: Any) -> str:
     # dumped inside a one-item list, so that a plain scalar gets no document-end marker ("...")
     return yaml.safe_dump([value], default_flow_style=True, width=float("inf"))[1:-2]
 
