@@ -439,7 +439,7 @@ def study_claims_cmd(
     methods: Optional[str] = typer.Option(None, help="train only these methods' runs, comma-separated",
                                           show_default=False),
     stage: str = typer.Option("all", help="tune, final, page (evidence and page; trains nothing), all, or plan "
-                                          "(prints what is left per dataset; writes nothing)"),
+                                          "(prints what is left per dataset and backbone; writes nothing)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     backend: str = typer.Option("local", help="local or ray"),
 ):
@@ -453,6 +453,9 @@ def study_claims_cmd(
                              "pairs cut", "hours left (est.)"],
                             [[r["dataset"], str(r["tuning"]), str(r["final"]), str(r["waiting"]), str(r["cut"]),
                               _hours_left_text(r)] for r in rows], "lrrrrr"))
+        typer.echo("\n" + markdown(["dataset", "backbone", "runs left", "hours left (est.)"],
+                                   [[r["dataset"], backbone, str(part["runs"]), _hours_left_text(part)]
+                                    for r in rows for backbone, part in r["backbones"].items()], "llrr"))
         typer.echo("hours left: one thread, from the committed runs' measured time (the same method there, "
                    "else scaled from another dataset by the backbone's other methods, else any method on the "
                    "backbone there), less what a run in the work folder has spent; runs waiting on tuning "

@@ -442,9 +442,12 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
     [row] = claims_plan(spec, tmp_path / "two")
     assert row["unestimated"] == 0 and len(none_seconds) == 1
     assert row["hours"] == pytest.approx((progress["trials"][0]["seconds"] + 2 * none_seconds[0]) / 3600)
+    assert list(row["backbones"]) == ["mf"] and row["backbones"]["mf"]["runs"] == 3
+    assert row["backbones"]["mf"]["hours"] == pytest.approx(row["hours"])
     out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "two"),
                                    "--stage", "plan"])
     assert out.exit_code == 0 and f"| tiny-add20 | 1 | 2 | 2 | 0 | {row['hours']:.1f} |" in out.output, out.output
+    assert f"| tiny-add20 | mf | 3 | {row['hours']:.1f} |" in out.output, out.output
     result = run("two")
     assert statuses == ["trained"] * 5 and result.done == 1
     assert not (evidence / "tce" / "tuning.json").exists()
@@ -574,6 +577,9 @@ def test_backbones_and_methods_train_only_the_named_runs(tmp_path, tiny):
     [mf] = claims_plan(spec, tmp_path / "work", backbones="mf")
     [both] = claims_plan(spec, tmp_path / "work")
     assert (mf["tuning"], mf["final"], both["tuning"], both["final"]) == (0, 4, 3, 4)
+    # the runs left by backbone: mf's four finals; lightgcn's three trials (its finals wait on them)
+    assert {b: part["runs"] for b, part in both["backbones"].items()} == {"mf": 4, "lightgcn": 3}
+    assert {b: part["runs"] for b, part in mf["backbones"].items()} == {"mf": 4}
     with pytest.raises(ConfigError, match=r"--backbones: unknown backbone 'vbpr'; backbones: mf, lightgcn"):
         claims_study(spec, tmp_path / "work", stage="tune", backbones="vbpr")
     # --methods: lightgcn's two T-CE trials are left to tune, mf's two T-CE finals to run

@@ -36,25 +36,32 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     ``hours`` estimates the one-thread hours the tuning and final runs still need (:func:`run_estimate`
     from the committed runs' measured seconds, less what a run in ``work`` has already spent; 0 for one
     finished there); ``unestimated`` counts those with no measured run to go by, and ``waiting`` runs
-    are in neither."""
+    are in neither. ``backbones`` splits the runs left (tuning and final, waiting ones not counted) by
+    backbone: {backbone: {"runs", "hours", "unestimated"}}, for sharing the work among processes by
+    backbone (two processes never train the same run then)."""
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
     names, wanted = _chosen_runs(spec, datasets, backbones, methods)
     rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut),
-                   "hours": 0.0, "unestimated": 0} for name in names}
+                   "hours": 0.0, "unestimated": 0, "backbones": {}} for name in names}
     measured = measured_seconds(out)
 
     def add_left(run: tuple[str, str, str], folder: Path, trial: Mapping[str, Any]) -> None:
         row, status = rows[run[0]], trial_status(folder, trial)
         if status == "finished":
             return
+        part = row["backbones"].setdefault(run[1], {"runs": 0, "hours": 0.0, "unestimated": 0})
+        part["runs"] += 1
         estimate = run_estimate(measured, run)
         if estimate is None:
             row["unestimated"] += 1
+            part["unestimated"] += 1
         else:
             spent = run_seconds(folder) if status == "partial" else 0.0
-            row["hours"] += max(estimate - spent, 0.0) / 3600
+            hours = max(estimate - spent, 0.0) / 3600
+            row["hours"] += hours
+            part["hours"] += hours
 
     for run in filter(wanted, spec.runs()):
         records, missing = tuning_state(spec, work, out, run)
