@@ -13,6 +13,7 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError, MMDenoiseError
 from mmdenoise.eval.pairing import paired_per_user
 from mmdenoise.eval.significance import paired_ttest
+from mmdenoise.experiments.claims.page import summary_table
 from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_plan, claims_study,
                                           load_claims_spec, parse_claims_spec, select, tune_spec)
 from mmdenoise.experiments.spec import expand
@@ -667,6 +668,30 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     readme = (folder.parents[2] / "README.md").read_text()
     counted = f"{cells.count('done')} of {len(cells) - cells.count('cut')} cells"
     assert counted in " ".join(readme.split()), f"README.md should say {counted!r} (docs/results/claims.md)"
+    # and opens with the page's verdicts, as summary_table renders them from claims.json
+    table = summary_table(json.loads((folder / CLAIMS_JSON).read_text()), "docs/results/claims.md")
+    assert table in readme, f"README.md should open with this table (docs/results/claims.md):\n{table}"
+
+
+def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_presets():
+    def cell(dataset, status, verdict=None):
+        return {"dataset": dataset, "status": status, **({"verdict": verdict} if verdict else {})}
+    data = {"datasets": [{"name": n, "source": s} for n, s in [
+                ("a-add", "ml-100k"), ("s-add", "synth-baby"), ("a-swap", "ml-100k"), ("seq", "synth-seq-small"),
+                ("b-add", "book-crossing")]],
+            "claims": [{"id": "one", "claim": "X beats Y", "cells": [
+                            cell("a-add", "done", "confirmed"), cell("a-add", "done", "refuted"),
+                            cell("a-add", "done", "inconclusive"), cell("a-add", "cut"),
+                            cell("s-add", "done", "confirmed"), cell("s-add", "done", "confirmed"),
+                            cell("b-add", "pending"), cell("b-add", "done", "confirmed")]},
+                       {"id": "two", "claim": "Z", "cells": [cell("a-swap", "done", "inconclusive"),
+                                                            cell("seq", "cut"), cell("s-add", "pending")]}]}
+    assert summary_table(data, "p.md").splitlines() == [
+        "| claim | ml-100k | book-crossing | synthetic |",
+        "|---|---|---|---|",
+        "| [X beats Y](p.md#one) | refuted (1 hold, 1 fail, 1 tie) | pending (1 hold, 1 to run) | "
+        "confirmed (2 hold) |",
+        "| [Z](p.md#two) | inconclusive | – | pending / cut |"]
 
 
 def test_the_committed_guider_plus_study_is_valid_and_its_page_checks():

@@ -55,6 +55,11 @@ DATASETS: dict[str, Callable[[Path], Path]] = {
 }
 
 
+def is_synthetic(name: str) -> bool:
+    """Whether ``name`` is one of the registered synthetic presets (``synth-baby``, ``synth-seq-small``, ...)."""
+    return name.startswith("synth-") and name.removeprefix("synth-") in (*SYNTH_PRESETS, *SEQ_SYNTH_PRESETS)
+
+
 def dataset_folder(name: str) -> Path:
     """Where a registered dataset lives in the data home."""
     return data_home() / name

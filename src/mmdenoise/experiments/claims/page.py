@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ...data.registry import is_synthetic
 from ...errors import MMDenoiseError
 from ..runner import param_text
 from ..tables import markdown
@@ -100,6 +101,40 @@ def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
     return f"{claim['id']}: {_comparison_text(cell)}, {cell['dataset']}"
 
 
+#: how the README's summary counts a claim's comparisons on a dataset
+SUMMARY_WORDS = {"confirmed": "hold", "refuted": "fail", "inconclusive": "tie", "pending": "to run"}
+
+
+def _cell_verdicts(claim: Mapping[str, Any], dataset: str) -> list[str]:
+    """The verdict of each of ``claim``'s comparisons on ``dataset`` (its status while not done)."""
+    return [c.get("verdict", "pending") if c["status"] == "done" else c["status"]
+            for c in claim["cells"] if c["dataset"] == dataset]
+
+
+def summary_table(data: Mapping[str, Any], page: str) -> str:
+    """Each claim's verdict on each source dataset of a claims.json mapping, as the README opens with it: a
+    column per real source (the claim's dataset built from it, whatever noise it plants) and one for the
+    synthetic presets; each claim links its section of ``page`` (the page's path as the reader sees it)."""
+    synthetic = {d["name"] for d in data["datasets"] if is_synthetic(d["source"])}
+    real = list(dict.fromkeys(d["source"] for d in data["datasets"] if d["name"] not in synthetic))
+    columns = [[d["name"] for d in data["datasets"] if d["source"] == source] for source in real]
+    columns.append([d["name"] for d in data["datasets"] if d["name"] in synthetic])
+    def shown(verdicts: list[str]) -> str:
+        counted = [v for v in verdicts if v != CUT]
+        if len(counted) <= 1:
+            return claim_verdict(verdicts)
+        counts = ", ".join(f"{counted.count(v)} {word}" for v, word in SUMMARY_WORDS.items() if v in counted)
+        return f"{claim_verdict(verdicts)} ({counts})"
+
+    rows = []
+    for claim in data["claims"]:
+        row = [f"[{claim['claim']}]({page}#{claim['id']})"]
+        for names in columns:
+            row.append(" / ".join(shown(v) for v in (_cell_verdicts(claim, n) for n in names) if v) or "–")
+        rows.append(row)
+    return markdown(["claim", *real, "synthetic"], rows, "l" * (len(columns) + 1))
+
+
 def render_page(data: Mapping[str, Any]) -> str:
     """The Markdown page of a claims.json mapping (a pure function of it: the check re-renders it)."""
     datasets = [d["name"] for d in data["datasets"]]
@@ -119,13 +154,9 @@ def render_page(data: Mapping[str, Any]) -> str:
     for claim in data["claims"]:
         row = [f"[{claim['id']}](#{claim['id']})"]
         for dataset in datasets:
-            cells = [c for c in claim["cells"] if c["dataset"] == dataset]
-            if not cells:
-                row.append("–")
-                continue
-            verdicts = [c.get("verdict", "pending") if c["status"] == "done" else c["status"] for c in cells]
+            verdicts = _cell_verdicts(claim, dataset)
             counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (*VERDICTS, "pending", CUT) if verdicts.count(v))
-            row.append(f"{claim_verdict(verdicts)} ({counts})")
+            row.append(f"{claim_verdict(verdicts)} ({counts})" if verdicts else "–")
         rows.append(row)
     lines += [markdown(["claim", *datasets], rows, "l" * (1 + len(datasets))), "",
               "## Rule", "", data["rule"], "",
