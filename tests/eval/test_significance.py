@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mmdenoise.eval import EvalResult, align, compare, paired_ttest, wilcoxon
+from mmdenoise.eval import EvalResult, align, compare, fdr_adjusted, paired_ttest, wilcoxon
 
 
 @pytest.fixture
@@ -100,3 +100,12 @@ def test_compare_eval_results():
     assert c.n_users == 50 and c.mean_a == pytest.approx(ra.per_user["ndcg@20"].mean())
     assert c.p_ttest == pytest.approx(stats.ttest_rel(ra.per_user["ndcg@20"], rb.per_user["ndcg@20"]).pvalue)
     assert c.p_wilcoxon == pytest.approx(stats.wilcoxon(ra.per_user["ndcg@20"], rb.per_user["ndcg@20"]).pvalue)
+
+
+def test_fdr_adjusted_is_benjamini_hochberg_worked_by_hand():
+    # sorted 0.01, 0.03, 0.04, 0.2 (m = 4): p·m/k = 0.04, 0.06, 0.0533, 0.2, then the running minimum from
+    # the largest down: 0.04, 0.0533, 0.0533, 0.2, back in the input's order
+    np.testing.assert_allclose(fdr_adjusted([0.01, 0.04, 0.03, 0.2]), [0.04, 0.16 / 3, 0.16 / 3, 0.2])
+    assert fdr_adjusted([]).shape == (0,)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        fdr_adjusted([0.5, 1.5])

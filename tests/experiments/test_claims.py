@@ -13,7 +13,7 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError, MMDenoiseError
 from mmdenoise.eval.pairing import paired_per_user
 from mmdenoise.eval.significance import paired_ttest
-from mmdenoise.experiments.claims.page import summary_table
+from mmdenoise.experiments.claims.page import multiplicity_lines, summary_table
 from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_plan, claims_study,
                                           load_claims_spec, parse_claims_spec, select, tune_spec)
 from mmdenoise.experiments.spec import expand
@@ -671,6 +671,26 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     # and opens with the page's verdicts, as summary_table renders them from claims.json
     table = summary_table(json.loads((folder / CLAIMS_JSON).read_text()), "docs/results/claims.md")
     assert table in readme, f"README.md should open with this table (docs/results/claims.md):\n{table}"
+
+
+def test_the_multiple_comparisons_section_adjusts_every_distinct_comparison_together():
+    def cell(method, dataset, delta, p, verdict):
+        return {"method": method, "versus": "none", "backbone": "mf", "dataset": dataset, "status": "done",
+                "delta": {"recall@20": delta, "ndcg@20": 0.0}, "p": {"recall@20": p, "ndcg@20": 0.9},
+                "verdict": verdict}
+    # BH over p = 0.01, 0.04, 0.5 (m = 3): adjusted 0.03, 0.06, 0.5; the comparison "a" on d1 counts once
+    a, b, c = cell("a", "d1", 0.02, 0.01, "confirmed"), cell("b", "d1", -0.01, 0.04, "refuted"), \
+        cell("c", "d2", 0.001, 0.5, "inconclusive")
+    data = {"alpha": 0.05, "claims": [{"id": "one", "cells": [a, b, c]}, {"id": "two", "cells": [dict(a)]},
+                                      {"id": "three", "cells": [{**a, "dataset": "d3", "status": "pending"}]}]}
+    text = "\n".join(multiplicity_lines(data))
+    assert "Of the 3 distinct comparisons with evidence, 2 are significant at p < 0.05" in text
+    assert "about 0.2 would be by chance" in text and "1 stay significant; this one becomes inconclusive" in text
+    assert "| b vs none on mf | d1 | -0.0100 | 0.04 | 0.06 | refuted |" in text
+    assert "Claims whose verdict on a dataset would change: one on d1: refuted → inconclusive." in text
+    data["claims"][0]["cells"][1] = cell("b", "d1", -0.01, 0.001, "refuted")
+    assert "every verdict stands." in "\n".join(multiplicity_lines(data))
+    assert multiplicity_lines({"alpha": 0.05, "claims": data["claims"][2:]}) == []
 
 
 def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_presets():

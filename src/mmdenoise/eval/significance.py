@@ -50,6 +50,20 @@ def paired_ttest(a, b) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def fdr_adjusted(p_values) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values, float64 [m], of ``p_values`` [m] (any order; each in [0, 1]).
+
+    Comparison j is a discovery at false-discovery rate q when its adjusted
+    p < q: the step-up rule p_(k) ≤ k q / m of Benjamini & Hochberg (1995)
+    (``scipy.stats.false_discovery_control``, method "bh"). An empty input
+    gives an empty array.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"p-values must be a 1-D array of values in [0, 1], got shape {p.shape}")
+    return stats.false_discovery_control(p, method="bh") if p.size else p.copy()
+
+
 def wilcoxon(a, b) -> tuple[float, float]:
     """Two-sided Wilcoxon signed-rank test on aligned per-user values → (statistic, p).
 

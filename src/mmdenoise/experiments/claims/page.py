@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ...data.registry import is_synthetic
 from ...errors import MMDenoiseError
+from ...eval.significance import fdr_adjusted
 from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
@@ -135,6 +136,56 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
     return markdown(["claim", *real, "synthetic"], rows, "l" * (len(columns) + 1))
 
 
+def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
+    """The page's "Multiple comparisons" section: the verdicts again with the p-values of every distinct
+    comparison with evidence adjusted together (Benjamini–Hochberg, false-discovery rate = the rule's α),
+    and which cells and claims that would change. Nothing when no comparison has evidence."""
+    alpha = data["alpha"]
+    distinct: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for claim in data["claims"]:
+        for cell in claim["cells"]:
+            if cell["status"] == "done":
+                distinct.setdefault((cell["dataset"], _comparison_text(cell)), cell)
+    if not distinct:
+        return []
+    keys = list(distinct)
+    deciding = [next(iter(distinct[k]["p"])) for k in keys]  # the verdict's metric: the cell's first
+    adjusted = dict(zip(keys, fdr_adjusted([distinct[k]["p"][m] for k, m in zip(keys, deciding)])))
+
+    def adjusted_verdict(cell: Mapping[str, Any]) -> str:
+        key = (cell["dataset"], _comparison_text(cell))
+        return cell["verdict"] if adjusted[key] < alpha else "inconclusive"
+
+    significant = [k for k in keys if distinct[k]["verdict"] != "inconclusive"]
+    changed = [k for k in significant if adjusted_verdict(distinct[k]) != distinct[k]["verdict"]]
+    chance = alpha * len(keys)
+    lines = ["## Multiple comparisons", "",
+             f"The rule tests each comparison on its own. Of the {len(keys)} distinct comparisons with evidence, "
+             f"{len(significant)} are significant at p < {alpha}; if no method differed from another, about "
+             f"{chance:.{0 if chance >= 10 else 1}f} would be by chance. With their p-values adjusted together "
+             f"(Benjamini–Hochberg, false-discovery rate {alpha}), {len(significant) - len(changed)} stay significant"
+             + (": every verdict stands." if not changed else
+                "; this one becomes inconclusive:" if len(changed) == 1 else
+                f"; these {len(changed)} become inconclusive:"), ""]
+    if changed:
+        lines += [markdown(["comparison", "dataset", "Δ", "p", "adjusted p", "verdict"],
+                           [[_comparison_text(distinct[k]), k[0],
+                             f"{distinct[k]['delta'][m]:+.4f}", _p_text(distinct[k]["p"][m]), _p_text(adjusted[k]),
+                             distinct[k]["verdict"]]
+                            for k, m in zip(keys, deciding) if k in changed], "llrrrl"), ""]
+        moved = []
+        for claim in data["claims"]:
+            for dataset in dict.fromkeys(c["dataset"] for c in claim["cells"]):
+                cells = [c for c in claim["cells"] if c["dataset"] == dataset]
+                before = claim_verdict(_cell_verdicts(claim, dataset))
+                after = claim_verdict([adjusted_verdict(c) if c["status"] == "done" else c["status"] for c in cells])
+                if after != before:
+                    moved.append(f"{claim['id']} on {dataset}: {before} → {after}")
+        lines += ["Claims whose verdict on a dataset would change: " + ("; ".join(moved) if moved else "none")
+                  + ".", ""]
+    return lines
+
+
 def render_page(data: Mapping[str, Any]) -> str:
     """The Markdown page of a claims.json mapping (a pure function of it: the check re-renders it)."""
     datasets = [d["name"] for d in data["datasets"]]
@@ -160,6 +211,7 @@ def render_page(data: Mapping[str, Any]) -> str:
         rows.append(row)
     lines += [markdown(["claim", *datasets], rows, "l" * (1 + len(datasets))), "",
               "## Rule", "", data["rule"], "",
+              *multiplicity_lines(data),
               "## Protocol", "",
               f"- Every (dataset, backbone, method) is tuned on validation {SHORT[PRIMARY]} alone with the same "
               f"budget: min({proto['budget']}, the size of the method's grid) trials, the grid being the one the "
