@@ -120,6 +120,7 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
     real = list(dict.fromkeys(d["source"] for d in data["datasets"] if d["name"] not in synthetic))
     columns = [[d["name"] for d in data["datasets"] if d["source"] == source] for source in real]
     columns.append([d["name"] for d in data["datasets"] if d["name"] in synthetic])
+
     def shown(verdicts: list[str]) -> str:
         counted = [v for v in verdicts if v != CUT]
         if len(counted) <= 1:
