@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mmdenoise.eval import EvalResult, align, compare, fdr_adjusted, paired_ttest, wilcoxon
+from mmdenoise.eval import EvalResult, align, compare, fdr_adjusted, mean_ci, paired_ttest, wilcoxon
 
 
 @pytest.fixture
@@ -109,3 +109,18 @@ def test_fdr_adjusted_is_benjamini_hochberg_worked_by_hand():
     assert fdr_adjusted([]).shape == (0,)
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         fdr_adjusted([0.5, 1.5])
+
+
+def test_mean_ci_is_the_t_interval_worked_by_hand():
+    # differences 1, 2, 3, 6: mean 3, sd sqrt(14/3), n 4, t(0.975, 3) = 3.18245
+    half = 3.182446305284263 * np.sqrt(14 / 3) / 2
+    np.testing.assert_allclose(mean_ci([1.0, 2.0, 3.0, 6.0]), (3 - half, 3 + half))
+    # it agrees with the paired t-test: 0 is outside the 95% interval exactly when p < 0.05
+    rng = np.random.default_rng(0)
+    for shift in (0.0, 0.05, 0.1, 0.2):
+        a, b = rng.normal(shift, 1, 200), rng.normal(0, 1, 200)
+        low, high = mean_ci(a - b)
+        assert (low > 0 or high < 0) == (paired_ttest(a, b)[1] < 0.05)
+    assert mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5) and all(np.isnan(mean_ci([1.0])))
+    with pytest.raises(ValueError, match="finite"):
+        mean_ci([1.0, np.nan])

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError, MMDenoiseError
 from mmdenoise.eval.pairing import paired_per_user
-from mmdenoise.eval.significance import paired_ttest
+from mmdenoise.eval.significance import mean_ci, paired_ttest
 from mmdenoise.experiments.claims.page import multiplicity_lines, summary_table
 from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_plan, claims_study,
                                           load_claims_spec, parse_claims_spec, select, tune_spec)
@@ -357,6 +357,9 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     finals = {m: sorted((work / "final" / "tiny-add20" / "mf" / m).iterdir()) for m in ("tce", "none")}
     a, b = paired_per_user(finals["tce"], finals["none"], "recall@20")
     assert cell["p"]["recall@20"] == paired_ttest(a, b)[1] and cell["delta"]["recall@20"] == a.mean() - b.mean()
+    assert cell["ci"]["recall@20"] == list(mean_ci(a - b))
+    low, high = cell["ci"]["recall@20"]
+    assert f"ΔR@20 {cell['delta']['recall@20']:+.4f} [{low:+.4f}, {high:+.4f}] (p " in page
 
     # every run's test metrics: each user's value averaged over the seeds, then over users; the best in bold
     import numpy as np
@@ -396,6 +399,11 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     tampered["claims"][0]["cells"][0]["p"]["recall@20"] *= 1.001
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"cell tce-beats-none: tce vs none on mf, tiny-add20: p recall@20"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
+    tampered["claims"][0]["cells"][0]["ci"]["ndcg@20"][1] += 1e-6
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20: ci ndcg@20 .* from the evidence"):
         check_claims(tmp_path / "claims")
     tampered = json.loads(json.dumps(data))
     tampered["results"][0]["mean"]["ndcg@20"] += 1e-6

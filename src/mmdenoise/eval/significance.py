@@ -50,6 +50,24 @@ def paired_ttest(a, b) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def mean_ci(differences, level: float = 0.95) -> tuple[float, float]:
+    """The two-sided ``level`` confidence interval of the mean of paired differences [n] (Student's t with
+    n − 1 degrees of freedom: mean ± t · sd / √n, the interval that matches :func:`paired_ttest`).
+
+    Fewer than two differences give (nan, nan); differences equal up to rounding give (mean, mean).
+    """
+    diff = np.asarray(differences, dtype=np.float64)
+    if diff.ndim != 1 or not np.isfinite(diff).all():
+        raise ValueError(f"differences must be a finite 1-D array, got shape {diff.shape}")
+    if diff.size < 2:
+        return float("nan"), float("nan")
+    mean = float(diff.mean())
+    if np.max(np.abs(diff - mean)) <= 10 * np.finfo(np.float64).eps * abs(mean):
+        return mean, mean
+    half = float(stats.t.ppf((1 + level) / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
+    return mean - half, mean + half
+
+
 def fdr_adjusted(p_values) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values, float64 [m], of ``p_values`` [m] (any order; each in [0, 1]).
 

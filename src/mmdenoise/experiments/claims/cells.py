@@ -22,9 +22,11 @@ RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-t
         f"{SHORT['ndcg@20']} is shown with its own p and does not enter the verdict. A claim holds on a dataset "
         "(confirmed) when every one of its comparisons there is confirmed; it is refuted there when any "
         "comparison is refuted; otherwise it is inconclusive, or pending while a comparison has no evidence yet. "
-        "p-values are two-sided and not corrected for the number of comparisons. A `detects` cell applies the "
-        "same rule to each user's noise-detection AUC (the judge's ranking of that user's training "
-        "interactions against the planted ones) on one backbone against another, and a `localises` cell to each "
+        "p-values are two-sided and not corrected for the number of comparisons (the section on multiple "
+        "comparisons adjusts them); brackets give the 95% confidence interval of the Δ that decides the verdict. "
+        "A `detects` cell applies the same rule to each user's noise-detection AUC (the judge's ranking of that "
+        "user's training interactions against the planted ones) on one backbone against another, and a `localises` "
+        "cell to each "
         "test user's item-localisation precision@3 minus its chance (the share of planted points of interest in "
         "the user's history window), against 0. Where a sequential model runs on several user splits, each split's "
         "test users are paired within it (seeds averaged), and a user held out in more than one split counts "
@@ -34,17 +36,19 @@ RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-t
 def compare_runs(runs_a: Sequence[Path], runs_b: Sequence[Path], metrics: Sequence[str] = METRICS) -> dict:
     """One cell's numbers from two groups of run (or evidence) folders, one per seed: users evaluated
     in every run, each user's metrics averaged over the seeds, Δ = mean(A − B) and the two-sided paired
-    t-test's p per metric (``eval.pairing.paired_per_user``, ``eval.significance.paired_ttest``);
-    ``detection_auc``: the users with a per-user detection AUC in every run."""
+    t-test's p per metric (``eval.pairing.paired_per_user``, ``eval.significance.paired_ttest``), and the
+    95% confidence interval of Δ (``eval.significance.mean_ci``); ``detection_auc``: the users with a
+    per-user detection AUC in every run."""
     from ...eval.pairing import paired_per_user
-    from ...eval.significance import paired_ttest
-    delta, p, n = {}, {}, 0
+    from ...eval.significance import mean_ci, paired_ttest
+    delta, p, ci, n = {}, {}, {}, 0
     for metric in metrics:
         a, b = paired_per_user(list(runs_a), list(runs_b), metric)
         n = int(a.size)
         delta[metric] = float(a.mean() - b.mean()) if n else float("nan")
         p[metric] = paired_ttest(a, b)[1]
-    return {"n_users": n, "delta": delta, "p": p}
+        ci[metric] = list(mean_ci(a - b))
+    return {"n_users": n, "delta": delta, "p": p, "ci": ci}
 
 
 def by_split(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> list[list[Path]]:
@@ -61,14 +65,15 @@ def compare_groups(groups_a: Sequence[Sequence[Path]], groups_b: Sequence[Sequen
     A's values against 0 (``localises``: each user's gain over chance). One split on both sides is
     :func:`compare_runs`. Otherwise each split pairs its users (seeds averaged), a user held out in
     several splits counts once with the mean of its differences (``eval.pairing.distinct_user_differences``),
-    Δ is the mean of those differences and p the two-sided t-test of them against 0."""
+    Δ is the mean of those differences, p the two-sided t-test of them against 0 and ``ci`` the 95%
+    confidence interval of Δ."""
     import numpy as np
 
     from ...eval.pairing import distinct_user_differences, paired_per_split, per_user_mean
-    from ...eval.significance import paired_ttest
+    from ...eval.significance import mean_ci, paired_ttest
     if groups_b is not None and len(groups_a) == 1 and len(groups_b) == 1:
         return compare_runs(groups_a[0], groups_b[0], metrics)
-    delta, p, n = {}, {}, 0
+    delta, p, ci, n = {}, {}, {}, 0
     for metric in metrics:
         if groups_b is None:
             pairs = []
@@ -81,7 +86,8 @@ def compare_groups(groups_a: Sequence[Sequence[Path]], groups_b: Sequence[Sequen
         n = int(diff.size)
         delta[metric] = float(diff.mean()) if n else float("nan")
         p[metric] = paired_ttest(diff, np.zeros_like(diff))[1]
-    return {"n_users": n, "delta": delta, "p": p}
+        ci[metric] = list(mean_ci(diff))
+    return {"n_users": n, "delta": delta, "p": p, "ci": ci}
 
 
 def verdict(delta: float, p: float) -> str:

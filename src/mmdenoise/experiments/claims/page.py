@@ -32,10 +32,14 @@ def _p_text(p: float) -> str:
 
 
 def _cell_text(cell: Mapping[str, Any]) -> str:
+    """A done cell as its claim's table shows it: each Δ with its p, the deciding (first) one with its 95%
+    confidence interval, then the verdict."""
     if cell["status"] != "done":
         return cell["status"]
-    d, p = cell["delta"], cell["p"]
-    return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f} (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
+    d, p, first = cell["delta"], cell["p"], next(iter(cell["delta"]))
+    low, high = cell["ci"][first]
+    return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f}" + (f" [{low:+.4f}, {high:+.4f}]" if m == first else "")
+                     + f" (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
 
 
 def _backbone_b(cell: Mapping[str, Any]) -> str:
@@ -421,10 +425,12 @@ def check_claims(out: str | Path) -> int:
                 raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
                                      f"{fresh['n_users']} in the evidence")
             for metric in metrics:
-                for what in ("p", "delta"):
-                    if not _close(float(cell[what][metric]), fresh[what][metric]):
-                        raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {cell[what][metric]!r} on the "
-                                             f"page but {fresh[what][metric]!r} from the evidence")
+                for what in ("p", "delta", "ci"):
+                    shown, computed = cell[what][metric], fresh[what][metric]
+                    if not all(_close(float(x), y) for x, y in zip(*((shown, computed) if what == "ci"
+                                                                    else ([shown], [computed])))):
+                        raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {shown!r} on the "
+                                             f"page but {computed!r} from the evidence")
             expected = verdict(fresh["delta"][metrics[0]], fresh["p"][metrics[0]])
             if cell["verdict"] != expected:
                 raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
