@@ -167,7 +167,7 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
     lines = ["## Multiple comparisons", "",
              f"The rule tests each comparison on its own. Of the {len(keys)} distinct comparisons with evidence, "
              f"{len(significant)} are significant at p < {alpha}; if no method differed from another, about "
-             f"{chance:.{0 if chance >= 10 else 1}f} would be by chance. With their p-values adjusted together "
+             f"{chance:.{0 if chance >= 1 else 1}f} would be by chance. With their p-values adjusted together "
              f"(Benjamini–Hochberg, false-discovery rate {alpha}), {len(significant) - len(changed)} stay significant"
              + (": every verdict stands." if not changed else
                 "; this one becomes inconclusive:" if len(changed) == 1 else
