@@ -13,7 +13,7 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError, MMDenoiseError
 from mmdenoise.eval.pairing import paired_per_user
 from mmdenoise.eval.significance import mean_ci, paired_ttest
-from mmdenoise.experiments.claims.page import multiplicity_lines, summary_table
+from mmdenoise.experiments.claims.page import multiplicity_lines, seed_lines, summary_table
 from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_plan, claims_study,
                                           load_claims_spec, parse_claims_spec, select, tune_spec)
 from mmdenoise.experiments.spec import expand
@@ -370,12 +370,16 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
         assert all(np.array_equal(f["users"], files[0]["users"]) for f in files)
         by_hand = np.mean([f["test_recall@20"] for f in files], axis=0).mean()
         assert by_method[method]["mean"]["recall@20"] == pytest.approx(by_hand, rel=1e-12)
+        # the spread over seeds: the standard deviation (n - 1) of the per-seed means
+        assert len(files) == 2 and by_method[method]["seed_sd"] == pytest.approx(
+            abs(files[0]["test_recall@20"].mean() - files[1]["test_recall@20"].mean()) / np.sqrt(2), rel=1e-9)
+        assert f" ±{by_method[method]['seed_sd']:.4f} (" in page
         assert by_method[method]["n_users"] == files[0]["users"].size == cell["n_users"]
         assert by_method[method]["evidence"] == cell["evidence"]["a" if method == "tce" else "b"]
     results = page.split("## Test metrics")[1].split("##")[0]
     winner, loser = sorted(by_method, key=lambda m: -by_method[m]["mean"]["recall@20"])
-    assert f"| mf | {winner} | **{by_method[winner]['mean']['recall@20']:.4f}** (" in results
-    assert f"| mf | {loser} | {by_method[loser]['mean']['recall@20']:.4f} (" in results
+    assert f"| mf | {winner} | **{by_method[winner]['mean']['recall@20']:.4f}** ±" in results
+    assert f"| mf | {loser} | {by_method[loser]['mean']['recall@20']:.4f} ±" in results
 
     # running it again trains nothing and writes the same page
     statuses.clear()
@@ -404,6 +408,11 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     tampered["claims"][0]["cells"][0]["ci"]["ndcg@20"][1] += 1e-6
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20: ci ndcg@20 .* from the evidence"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
+    tampered["results"][0]["seed_sd"] *= 1.01
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"test metrics of .* seed spread .* from the evidence"):
         check_claims(tmp_path / "claims")
     tampered = json.loads(json.dumps(data))
     tampered["results"][0]["mean"]["ndcg@20"] += 1e-6
@@ -699,6 +708,31 @@ def test_the_multiple_comparisons_section_adjusts_every_distinct_comparison_toge
     data["claims"][0]["cells"][1] = cell("b", "d1", -0.01, 0.001, "refuted")
     assert "every verdict stands." in "\n".join(multiplicity_lines(data))
     assert multiplicity_lines({"alpha": 0.05, "claims": data["claims"][2:]}) == []
+
+
+def test_the_seeds_section_lists_significant_cells_within_their_seed_spread():
+    def cell(method, delta, p, verdict):
+        return {"method": method, "versus": "none", "backbone": "mf", "dataset": "d", "status": "done",
+                "delta": {"recall@20": delta}, "p": {"recall@20": p}, "verdict": verdict,
+                "evidence": {"a": ["s1", "s2", "s3", "s4"], "b": ["s1", "s2", "s3", "s4"]}}
+    # spread of Δ = sqrt((0.03² + 0.04²) / 4) = 0.025: |Δ| 0.04 < 0.05 is flagged, 0.06 is not; the tie and the
+    # method without a spread (one seed) are not counted
+    cells = [cell("a", 0.04, 0.001, "confirmed"), cell("b", -0.06, 0.001, "refuted"), cell("c", 0.0, 0.9,
+             "inconclusive"), cell("e", 0.04, 0.001, "confirmed")]
+    data = {"datasets": [{"name": "d", "seeds": [1, 2, 3, 4]}, {"name": "one", "seeds": [1]}],
+            "protocol": {"seeds": [1, 2, 3, 4]},
+            "results": [{"dataset": "d", "backbone": "mf", "method": m, "seed_sd": sd}
+                        for m, sd in [("none", 0.04), ("a", 0.03), ("b", 0.03), ("c", 0.03), ("e", None)]],
+            "claims": [{"id": "x", "cells": cells}]}
+    text = "\n".join(seed_lines(data))
+    assert "Datasets run with one seed (one) have no spread" in text
+    assert "Of the 2 significant cells with spreads on both sides, 1 has |Δ| below twice that" in text
+    assert "| a vs none on mf | d | +0.0400 | 0.001 | 0.0250 | confirmed |" in text and "| b vs" not in text
+    assert "Claims whose verdict on a dataset would change: none." in text  # b still refutes x on d
+    data["results"][0]["seed_sd"] = 0.01
+    assert "none has |Δ| below twice that." in "\n".join(seed_lines(data))
+    data["results"][0]["seed_sd"] = None
+    assert seed_lines(data) == []
 
 
 def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_presets():

@@ -188,8 +188,25 @@ def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:
             continue
         numbers = run_means(folders, replicates)
         results.append({"dataset": run[0], "backbone": run[1], "method": run[2], "n_users": numbers["n_users"],
-                        "mean": numbers["delta"], "evidence": [_relative(f, out) for f in folders]})
+                        "mean": numbers["delta"], "seed_sd": seed_spread(folders, replicates),
+                        "evidence": [_relative(f, out) for f in folders]})
     return results
+
+
+def seed_spread(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> float | None:
+    """How much a run's test R@20 moves from seed to seed: the standard deviation (n − 1) of its per-seed
+    means over users, within each user split, pooled over splits as the root of their mean variance;
+    None when no split has two seeds. Training randomness, which the paired test over users (models
+    fixed) does not see."""
+    import numpy as np
+
+    from ...eval.pairing import per_user_mean
+    variances = []
+    for group in by_split(folders, replicates):
+        if len(group) > 1:
+            means = [per_user_mean([folder], PRIMARY)[1].mean() for folder in group]
+            variances.append(float(np.var(means, ddof=1)))
+    return float(np.sqrt(np.mean(variances))) if variances else None
 
 
 def run_means(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> dict:

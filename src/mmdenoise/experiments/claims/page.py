@@ -16,7 +16,7 @@ from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
 from .runs import EVIDENCE_DIR, SELECTION_JSON
 from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, by_split, claim_verdict, compare_groups, run_means,
-                    verdict)
+                    seed_spread, verdict)
 
 CLAIMS_JSON = "claims.json"
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
@@ -178,16 +178,65 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
                              f"{distinct[k]['delta'][m]:+.4f}", _p_text(distinct[k]["p"][m]), _p_text(adjusted[k]),
                              distinct[k]["verdict"]]
                             for k, m in zip(keys, deciding) if k in changed], "llrrrl"), ""]
-        moved = []
-        for claim in data["claims"]:
-            for dataset in dict.fromkeys(c["dataset"] for c in claim["cells"]):
-                cells = [c for c in claim["cells"] if c["dataset"] == dataset]
-                before = claim_verdict(_cell_verdicts(claim, dataset))
-                after = claim_verdict([adjusted_verdict(c) if c["status"] == "done" else c["status"] for c in cells])
-                if after != before:
-                    moved.append(f"{claim['id']} on {dataset}: {before} → {after}")
-        lines += ["Claims whose verdict on a dataset would change: " + ("; ".join(moved) if moved else "none")
-                  + ".", ""]
+        lines += [_claims_moved(data, adjusted_verdict), ""]
+    return lines
+
+
+def _claims_moved(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, Any]], str]) -> str:
+    """The sentence naming each claim whose verdict on a dataset changes when every done cell takes
+    ``new_verdict(cell)`` instead of its own."""
+    moved = []
+    for claim in data["claims"]:
+        for dataset in dict.fromkeys(c["dataset"] for c in claim["cells"]):
+            cells = [c for c in claim["cells"] if c["dataset"] == dataset]
+            before = claim_verdict(_cell_verdicts(claim, dataset))
+            after = claim_verdict([new_verdict(c) if c["status"] == "done" else c["status"] for c in cells])
+            if after != before:
+                moved.append(f"{claim['id']} on {dataset}: {before} → {after}")
+    return "Claims whose verdict on a dataset would change: " + ("; ".join(moved) if moved else "none") + "."
+
+
+def seed_lines(data: Mapping[str, Any]) -> list[str]:
+    """The page's "Seeds" section: the paired test over users holds the trained models fixed, so a
+    significant Δ can still be seed luck. Where both runs of a cell have a seed spread (``seed_sd`` of
+    claims.json's results: several seeds), Δ's own seed spread is about √((sd_a² + sd_b²) / R), R the
+    replicates each side averages; the cells whose |Δ| is below twice that are listed, with the claims
+    they would change if they were ties. Nothing when no significant cell has spreads on both sides."""
+    spreads = {(r["dataset"], r["backbone"], r["method"]): r.get("seed_sd") for r in data.get("results") or []}
+    flagged, checked = {}, set()
+    for claim in data["claims"]:
+        for cell in claim["cells"]:
+            if cell["status"] != "done" or cell["verdict"] == "inconclusive" or next(iter(cell["delta"])) != PRIMARY:
+                continue
+            sd_a = spreads.get((cell["dataset"], cell["backbone"], cell["method"]))
+            sd_b = spreads.get((cell["dataset"], cell["backbone"], cell["versus"]))
+            if sd_a is None or sd_b is None:
+                continue
+            checked.add((cell["dataset"], _comparison_text(cell)))
+            noise = math.sqrt((sd_a ** 2 + sd_b ** 2) / len(cell["evidence"]["a"]))
+            if abs(cell["delta"][PRIMARY]) < 2 * noise:
+                flagged[(cell["dataset"], _comparison_text(cell))] = (cell, noise)
+    if not checked:
+        return []
+    single = [d["name"] for d in data["datasets"] if len(dataset_seeds(data, d)) == 1]
+    lines = ["## Seeds", "",
+             "The paired test over users holds the trained models fixed; training with other seeds moves each "
+             f"run's test {SHORT[PRIMARY]} by its spread over seeds (± in the test-metrics table). Where both "
+             f"runs of a significant cell have one, Δ{SHORT[PRIMARY]}'s own spread over seeds is about "
+             "√((sd_A² + sd_B²) / R), R the seeds (× user splits) each side averages."
+             + (f" Datasets run with one seed ({', '.join(single)}) have no spread: their verdicts rest on the "
+                "paired test alone." if single else "")
+             + f" Of the {len(checked)} significant cells with spreads on both sides, "
+             + (f"{len(flagged)} {'has' if len(flagged) == 1 else 'have'} |Δ| below twice that, so their sign may "
+                "rest on the seeds drawn:" if flagged
+                else "none has |Δ| below twice that."), ""]
+    if flagged:
+        lines += [markdown(["comparison", "dataset", f"Δ{SHORT[PRIMARY]}", "p", "seed spread of Δ", "verdict"],
+                           [[label, dataset, f"{cell['delta'][PRIMARY]:+.4f}", _p_text(cell["p"][PRIMARY]),
+                             f"{noise:.4f}", cell["verdict"]]
+                            for (dataset, label), (cell, noise) in flagged.items()], "llrrrl"), "",
+                  _claims_moved(data, lambda c: "inconclusive" if (c["dataset"], _comparison_text(c)) in flagged
+                                else c["verdict"]), ""]
     return lines
 
 
@@ -217,6 +266,7 @@ def render_page(data: Mapping[str, Any]) -> str:
     lines += [markdown(["claim", *datasets], rows, "l" * (1 + len(datasets))), "",
               "## Rule", "", data["rule"], "",
               *multiplicity_lines(data),
+              *seed_lines(data),
               "## Protocol", "",
               f"- Every (dataset, backbone, method) is tuned on validation {SHORT[PRIMARY]} alone with the same "
               f"budget: min({proto['budget']}, the size of the method's grid) trials, the grid being the one the "
@@ -303,9 +353,11 @@ def render_page(data: Mapping[str, Any]) -> str:
         lines += ["## Test metrics", "",
                   f"Test {SHORT[PRIMARY]} ({SHORT['ndcg@20']}) of every run with evidence at all its seeds: each "
                   "user's value averaged over the seeds (and user splits), then over users; the best "
-                  f"{SHORT[PRIMARY]} of each backbone on each dataset in bold. Which differences are significant "
-                  "is in the claims' sections above.", ""]
+                  f"{SHORT[PRIMARY]} of each backbone on each dataset in bold; ± the spread over seeds (the "
+                  "standard deviation of the per-seed means, within each user split) where a dataset has several. "
+                  "Which differences are significant is in the claims' sections above.", ""]
         results = {(r["dataset"], r["backbone"], r["method"]): r["mean"] for r in data["results"]}
+        spreads = {(r["dataset"], r["backbone"], r["method"]): r.get("seed_sd") for r in data["results"]}
         best = {}
         for (d, x, _), mean in results.items():
             best[(d, x)] = max(best.get((d, x), -math.inf), mean[PRIMARY])
@@ -315,7 +367,9 @@ def render_page(data: Mapping[str, Any]) -> str:
                 return "pending"
             mean = results[(d, x, m)]
             text = f"{mean[PRIMARY]:.4f}"
-            return (f"**{text}**" if mean[PRIMARY] == best[(d, x)] else text) + f" ({mean['ndcg@20']:.4f})"
+            spread = spreads[(d, x, m)]
+            return ((f"**{text}**" if mean[PRIMARY] == best[(d, x)] else text)
+                    + (f" ±{spread:.4f}" if spread is not None else "") + f" ({mean['ndcg@20']:.4f})")
         for pairs, shown in _table_groups(data):
             lines += [markdown(["backbone", "method", *shown],
                                [[x, m, *(result_text(d, x, m) if (d, x, m) in runs else "–" for d in shown)]
@@ -445,6 +499,11 @@ def check_claims(out: str | Path) -> int:
             raise MMDenoiseError(f"{path}: {label}: evidence {result['evidence']} is not one folder per seed of "
                                  f"{run[0]} ({expected})")
         fresh = run_means([out / p for p in expected], replicates)
+        spread = seed_spread([out / p for p in expected], replicates)
+        if (spread is None) != (result.get("seed_sd") is None) or (spread is not None
+                                                                   and not _close(result["seed_sd"], spread)):
+            raise MMDenoiseError(f"{path}: {label}: seed spread {result.get('seed_sd')!r} on the page, "
+                                 f"{spread!r} from the evidence")
         for metric in METRICS:
             if fresh["n_users"] != result["n_users"] or not _close(float(result["mean"][metric]),
                                                                     fresh["delta"][metric]):
