@@ -5,6 +5,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -358,11 +359,13 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     a, b = paired_per_user(finals["tce"], finals["none"], "recall@20")
     assert cell["p"]["recall@20"] == paired_ttest(a, b)[1] and cell["delta"]["recall@20"] == a.mean() - b.mean()
     assert cell["ci"]["recall@20"] == list(mean_ci(a - b))
+    # and the Δ at each seed alone: the same seed on both sides
+    assert cell["seed_deltas"] == [pytest.approx(float(np.mean(x) - np.mean(y)), rel=1e-12) for x, y in (
+        paired_per_user([fa], [fb], "recall@20") for fa, fb in zip(finals["tce"], finals["none"]))]
     low, high = cell["ci"]["recall@20"]
     assert f"ΔR@20 {cell['delta']['recall@20']:+.4f} [{low:+.4f}, {high:+.4f}] (p " in page
 
     # every run's test metrics: each user's value averaged over the seeds, then over users; the best in bold
-    import numpy as np
     by_method = {r["method"]: r for r in data["results"]}
     assert set(by_method) == {"tce", "none"} and all(r["dataset"] == "tiny-add20" for r in data["results"])
     for method, folders in finals.items():
@@ -408,6 +411,11 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     tampered["claims"][0]["cells"][0]["ci"]["ndcg@20"][1] += 1e-6
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20: ci ndcg@20 .* from the evidence"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
+    tampered["claims"][0]["cells"][0]["seed_deltas"][1] += 1e-6
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20: per-seed Δ .* from the evidence"):
         check_claims(tmp_path / "claims")
     tampered = json.loads(json.dumps(data))
     tampered["results"][0]["seed_sd"] *= 1.01
@@ -711,27 +719,26 @@ def test_the_multiple_comparisons_section_adjusts_every_distinct_comparison_toge
 
 
 def test_the_seeds_section_lists_significant_cells_within_their_seed_spread():
-    def cell(method, delta, p, verdict):
+    def cell(method, delta, p, verdict, deltas):
         return {"method": method, "versus": "none", "backbone": "mf", "dataset": "d", "status": "done",
-                "delta": {"recall@20": delta}, "p": {"recall@20": p}, "verdict": verdict,
-                "evidence": {"a": ["s1", "s2", "s3", "s4"], "b": ["s1", "s2", "s3", "s4"]}}
-    # spread of Δ = sqrt((0.03² + 0.04²) / 4) = 0.025: |Δ| 0.04 < 0.05 is flagged, 0.06 is not; the tie and the
-    # method without a spread (one seed) are not counted
-    cells = [cell("a", 0.04, 0.001, "confirmed"), cell("b", -0.06, 0.001, "refuted"), cell("c", 0.0, 0.9,
-             "inconclusive"), cell("e", 0.04, 0.001, "confirmed")]
-    data = {"datasets": [{"name": "d", "seeds": [1, 2, 3, 4]}, {"name": "one", "seeds": [1]}],
-            "protocol": {"seeds": [1, 2, 3, 4]},
-            "results": [{"dataset": "d", "backbone": "mf", "method": m, "seed_sd": sd}
-                        for m, sd in [("none", 0.04), ("a", 0.03), ("b", 0.03), ("c", 0.03), ("e", None)]],
-            "claims": [{"id": "x", "cells": cells}]}
+                "delta": {"recall@20": delta}, "p": {"recall@20": p}, "verdict": verdict, "seed_deltas": deltas}
+    # a: per-seed Δ 0.01, 0.05, 0.06 → mean 0.04, sd 0.0265, standard error 0.0153: 0.04 < 0.0306 is false;
+    # b: -0.10, 0.0, 0.04 → sd 0.0721, error 0.0416: |-0.02| < 0.0833 is flagged; the tie and the one-seed
+    # cell are not counted
+    cells = [cell("a", 0.04, 0.001, "confirmed", [0.01, 0.05, 0.06]),
+             cell("b", -0.02, 0.001, "refuted", [-0.10, 0.0, 0.04]),
+             cell("c", 0.0, 0.9, "inconclusive", [0.1, -0.1, 0.0]), cell("e", 0.04, 0.001, "confirmed", [0.04])]
+    data = {"datasets": [{"name": "d", "seeds": [1, 2, 3]}, {"name": "one", "seeds": [1]}],
+            "protocol": {"seeds": [1, 2, 3]}, "claims": [{"id": "x", "cells": cells}]}
     text = "\n".join(seed_lines(data))
-    assert "Datasets run with one seed (one) have no spread" in text
-    assert "Of the 2 significant cells with spreads on both sides, 1 has |Δ| below twice that" in text
-    assert "| a vs none on mf | d | +0.0400 | 0.001 | 0.0250 | confirmed |" in text and "| b vs" not in text
-    assert "Claims whose verdict on a dataset would change: none." in text  # b still refutes x on d
-    data["results"][0]["seed_sd"] = 0.01
-    assert "none has |Δ| below twice that." in "\n".join(seed_lines(data))
-    data["results"][0]["seed_sd"] = None
+    assert "Datasets run with one seed (one) have none" in text
+    assert "Of the 2 significant cells with several seeds, 1 has |Δ| below twice that error" in text
+    assert "| b vs none on mf | d | -0.0200 | 0.001 | -0.1000, +0.0000, +0.0400 | 0.0416 | refuted |" in text
+    assert "| a vs" not in text
+    assert "Claims whose verdict on a dataset would change: x on d: refuted → inconclusive." in text
+    cells[1]["seed_deltas"] = [-0.02, -0.021, -0.019]
+    assert "none has |Δ| below twice that error." in "\n".join(seed_lines(data))
+    data["claims"][0]["cells"] = cells[2:]
     assert seed_lines(data) == []
 
 
@@ -901,7 +908,6 @@ def test_sequential_claims_run_on_every_user_split_pool_the_splits_and_report_re
     """Demure vs its base model on two user splits (one seed): each split pairs its own test users, a
     user held out in both counts once with the mean of its differences; the localisation cell tests each
     test user's precision@3 − chance against 0; report recomputes both from the evidence alone."""
-    import numpy as np
 
     from mmdenoise.eval.pairing import LOCALISATION_GAIN, distinct_user_differences, paired_per_split, per_user_mean
     out, work = tmp_path / "claims", tmp_path / "work"

@@ -151,6 +151,7 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                 numbers = compare_groups(by_split(runs_a, replicates),
                                          None if b == CHANCE else by_split(runs_b, replicates), metrics)
                 cells.append({**cell, "status": "done", **numbers,
+                              "seed_deltas": replicate_deltas(runs_a, None if b == CHANCE else runs_b, metrics[0]),
                               "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
                               "evidence": {"a": [_relative(f, out) for f in runs_a],
                                            "b": [_relative(f, out) for f in runs_b]}})
@@ -191,6 +192,18 @@ def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:
                         "mean": numbers["delta"], "seed_sd": seed_spread(folders, replicates),
                         "evidence": [_relative(f, out) for f in folders]})
     return results
+
+
+def replicate_deltas(runs_a: Sequence[Path], runs_b: Sequence[Path] | None, metric: str) -> list[float]:
+    """Δ ``metric`` of a cell at each replicate (seed, or user split and seed) alone, in the evidence order:
+    run A's i-th folder against run B's i-th (the same seed: the same initialisation and negatives as far as
+    the two methods share them) over their common users, or against 0 (``runs_b`` None). Their spread is
+    the cell's seed-to-seed variation, which the paired test over users does not see."""
+    from ...eval.pairing import paired_per_user, per_user_mean
+    if runs_b is None:
+        return [float(per_user_mean([a], metric)[1].mean()) for a in runs_a]
+    return [float(x.mean() - y.mean()) for x, y in (paired_per_user([a], [b], metric)
+                                                    for a, b in zip(runs_a, runs_b))]
 
 
 def seed_spread(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> float | None:

@@ -15,8 +15,8 @@ from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
 from .runs import EVIDENCE_DIR, SELECTION_JSON
-from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, by_split, claim_verdict, compare_groups, run_means,
-                    seed_spread, verdict)
+from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, by_split, claim_verdict, compare_groups,
+                    replicate_deltas, run_means, seed_spread, verdict)
 
 CLAIMS_JSON = "claims.json"
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
@@ -198,43 +198,41 @@ def _claims_moved(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, A
 
 def seed_lines(data: Mapping[str, Any]) -> list[str]:
     """The page's "Seeds" section: the paired test over users holds the trained models fixed, so a
-    significant Δ can still be seed luck. Where both runs of a cell have a seed spread (``seed_sd`` of
-    claims.json's results: several seeds), Δ's own seed spread is about √((sd_a² + sd_b²) / R), R the
-    replicates each side averages; the cells whose |Δ| is below twice that are listed, with the claims
-    they would change if they were ties. Nothing when no significant cell has spreads on both sides."""
-    spreads = {(r["dataset"], r["backbone"], r["method"]): r.get("seed_sd") for r in data.get("results") or []}
+    significant Δ can still be seed luck. A cell with several replicates has a Δ at each alone
+    (``seed_deltas``: the same seed on both sides); the standard error of their mean, sd / √R, is Δ's
+    seed-to-seed uncertainty, and the significant cells whose |Δ| is below twice it are listed, with the
+    claims they would change if they were ties. Nothing when no significant cell has several replicates."""
     flagged, checked = {}, set()
     for claim in data["claims"]:
         for cell in claim["cells"]:
-            if cell["status"] != "done" or cell["verdict"] == "inconclusive" or next(iter(cell["delta"])) != PRIMARY:
+            deltas = cell.get("seed_deltas") or []
+            if cell["status"] != "done" or cell["verdict"] == "inconclusive" or len(deltas) < 2:
                 continue
-            sd_a = spreads.get((cell["dataset"], cell["backbone"], cell["method"]))
-            sd_b = spreads.get((cell["dataset"], cell["backbone"], cell["versus"]))
-            if sd_a is None or sd_b is None:
-                continue
-            checked.add((cell["dataset"], _comparison_text(cell)))
-            noise = math.sqrt((sd_a ** 2 + sd_b ** 2) / len(cell["evidence"]["a"]))
-            if abs(cell["delta"][PRIMARY]) < 2 * noise:
-                flagged[(cell["dataset"], _comparison_text(cell))] = (cell, noise)
+            key = (cell["dataset"], _comparison_text(cell))
+            checked.add(key)
+            mean = sum(deltas) / len(deltas)
+            error = math.sqrt(sum((x - mean) ** 2 for x in deltas) / (len(deltas) - 1) / len(deltas))
+            if abs(cell["delta"][next(iter(cell["delta"]))]) < 2 * error:
+                flagged[key] = (cell, error)
     if not checked:
         return []
     single = [d["name"] for d in data["datasets"] if len(dataset_seeds(data, d)) == 1]
     lines = ["## Seeds", "",
              "The paired test over users holds the trained models fixed; training with other seeds moves each "
-             f"run's test {SHORT[PRIMARY]} by its spread over seeds (± in the test-metrics table). Where both "
-             f"runs of a significant cell have one, Δ{SHORT[PRIMARY]}'s own spread over seeds is about "
-             "√((sd_A² + sd_B²) / R), R the seeds (× user splits) each side averages."
-             + (f" Datasets run with one seed ({', '.join(single)}) have no spread: their verdicts rest on the "
+             "run (± in the test-metrics table: the spread of its per-seed means). A cell run at R seeds (× user "
+             "splits) has a Δ at each alone, A and B at the same seed; the standard error of their mean, "
+             "sd / √R, is Δ's uncertainty from the seeds."
+             + (f" Datasets run with one seed ({', '.join(single)}) have none: their verdicts rest on the "
                 "paired test alone." if single else "")
-             + f" Of the {len(checked)} significant cells with spreads on both sides, "
-             + (f"{len(flagged)} {'has' if len(flagged) == 1 else 'have'} |Δ| below twice that, so their sign may "
-                "rest on the seeds drawn:" if flagged
-                else "none has |Δ| below twice that."), ""]
+             + f" Of the {len(checked)} significant cells with several seeds, "
+             + (f"{len(flagged)} {'has' if len(flagged) == 1 else 'have'} |Δ| below twice that error, so their "
+                "sign may rest on the seeds drawn:" if flagged else "none has |Δ| below twice that error."), ""]
     if flagged:
-        lines += [markdown(["comparison", "dataset", f"Δ{SHORT[PRIMARY]}", "p", "seed spread of Δ", "verdict"],
-                           [[label, dataset, f"{cell['delta'][PRIMARY]:+.4f}", _p_text(cell["p"][PRIMARY]),
-                             f"{noise:.4f}", cell["verdict"]]
-                            for (dataset, label), (cell, noise) in flagged.items()], "llrrrl"), "",
+        lines += [markdown(["comparison", "dataset", "Δ", "p", "Δ at each seed", "its standard error", "verdict"],
+                           [[label, dataset, f"{cell['delta'][next(iter(cell['delta']))]:+.4f}",
+                             _p_text(cell["p"][next(iter(cell["p"]))]),
+                             ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), f"{error:.4f}", cell["verdict"]]
+                            for (dataset, label), (cell, error) in flagged.items()], "llrrlrl"), "",
                   _claims_moved(data, lambda c: "inconclusive" if (c["dataset"], _comparison_text(c)) in flagged
                                 else c["verdict"]), ""]
     return lines
@@ -485,6 +483,11 @@ def check_claims(out: str | Path) -> int:
                                                                     else ([shown], [computed])))):
                         raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {shown!r} on the "
                                              f"page but {computed!r} from the evidence")
+            deltas = replicate_deltas([out / p for p in cell["evidence"]["a"]], None if cell["versus"] == CHANCE
+                                      else [out / p for p in cell["evidence"]["b"]], metrics[0])
+            if len(deltas) != len(cell["seed_deltas"]) or not all(map(_close, cell["seed_deltas"], deltas)):
+                raise MMDenoiseError(f"{path}: cell {label}: per-seed Δ {cell['seed_deltas']!r} on the page, "
+                                     f"{deltas!r} from the evidence")
             expected = verdict(fresh["delta"][metrics[0]], fresh["p"][metrics[0]])
             if cell["verdict"] != expected:
                 raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
