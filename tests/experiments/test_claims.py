@@ -14,7 +14,7 @@ from mmdenoise.cli import app
 from mmdenoise.errors import ConfigError, MMDenoiseError
 from mmdenoise.eval.pairing import paired_per_user
 from mmdenoise.eval.significance import mean_ci, paired_ttest
-from mmdenoise.experiments.claims.page import multiplicity_lines, seed_lines, summary_table
+from mmdenoise.experiments.claims.page import early_stop_lines, multiplicity_lines, seed_lines, summary_table
 from mmdenoise.experiments.claims import (CLAIMS_JSON, RULE, check_claims, claims_plan, claims_study,
                                           load_claims_spec, parse_claims_spec, select, tune_spec)
 from mmdenoise.experiments.spec import expand
@@ -377,6 +377,8 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
         assert len(files) == 2 and by_method[method]["seed_sd"] == pytest.approx(
             abs(files[0]["test_recall@20"].mean() - files[1]["test_recall@20"].mean()) / np.sqrt(2), rel=1e-9)
         assert f" ±{by_method[method]['seed_sd']:.4f} (" in page
+        assert by_method[method]["best_epochs"] == [json.loads((f / "result.json").read_text())["best_epoch"]
+                                                    for f in folders]
         assert by_method[method]["n_users"] == files[0]["users"].size == cell["n_users"]
         assert by_method[method]["evidence"] == cell["evidence"]["a" if method == "tce" else "b"]
     results = page.split("## Test metrics")[1].split("##")[0]
@@ -416,6 +418,11 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     tampered["claims"][0]["cells"][0]["seed_deltas"][1] += 1e-6
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20: per-seed Δ .* from the evidence"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
+    tampered["results"][0]["best_epochs"][0] += 1
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"test metrics of .* best epochs .* in the evidence"):
         check_claims(tmp_path / "claims")
     tampered = json.loads(json.dumps(data))
     tampered["results"][0]["seed_sd"] *= 1.01
@@ -740,6 +747,23 @@ def test_the_seeds_section_lists_significant_cells_within_their_seed_spread():
     assert "none has |Δ| below twice that error." in "\n".join(seed_lines(data))
     data["claims"][0]["cells"] = cells[2:]
     assert seed_lines(data) == []
+
+
+def test_the_early_stops_section_lists_runs_best_in_their_first_epochs_and_the_cells_using_them():
+    def result(method, epochs):
+        return {"dataset": "d", "backbone": "mf", "method": method, "mean": {"recall@20": 0.25},
+                "best_epochs": epochs, "evidence": [f"evidence/d/mf/{method}/s{i + 1}" for i in range(len(epochs))]}
+    cell = {"method": "a", "versus": "none", "backbone": "mf", "dataset": "d", "status": "done",
+            "verdict": "refuted"}
+    data = {"results": [result("a", [0, 40, 2]), result("none", [3, 50, 61]), result("b", [30, 31, 32])],
+            "claims": [{"id": "x", "cells": [cell, {**cell, "method": "b"}, {**cell, "method": "c",
+                                                                             "status": "pending"}]}]}
+    text = "\n".join(early_stop_lines(data))
+    assert "2 of the 9 final runs behind the page reached their best validation R@20 in one of their first 3" in text
+    assert "| d | mf | a | s1 (0), s3 (2) | 0.2500 |" in text and "| d | mf | none |" not in text
+    assert "Cells that use them: x: a vs none on mf, d (refuted)." in text
+    data["results"][0]["best_epochs"] = [3, 4, 5]
+    assert early_stop_lines(data) == []
 
 
 def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_presets():

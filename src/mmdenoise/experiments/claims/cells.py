@@ -190,7 +190,7 @@ def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:
         numbers = run_means(folders, replicates)
         results.append({"dataset": run[0], "backbone": run[1], "method": run[2], "n_users": numbers["n_users"],
                         "mean": numbers["delta"], "seed_sd": seed_spread(folders, replicates),
-                        "evidence": [_relative(f, out) for f in folders]})
+                        "best_epochs": best_epochs(folders), "evidence": [_relative(f, out) for f in folders]})
     return results
 
 
@@ -204,6 +204,12 @@ def replicate_deltas(runs_a: Sequence[Path], runs_b: Sequence[Path] | None, metr
         return [float(per_user_mean([a], metric)[1].mean()) for a in runs_a]
     return [float(x.mean() - y.mean()) for x, y in (paired_per_user([a], [b], metric)
                                                     for a, b in zip(runs_a, runs_b))]
+
+
+def best_epochs(folders: Sequence[Path]) -> list[int]:
+    """The epoch (0-based) of each evidence folder's best validation, as its result.json records it."""
+    from ...training import record
+    return [int(record.read_result(folder)["best_epoch"]) for folder in folders]
 
 
 def seed_spread(folders: Sequence[Path], replicates: Sequence[tuple[int | None, int]]) -> float | None:

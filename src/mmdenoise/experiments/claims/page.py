@@ -16,7 +16,7 @@ from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
 from .runs import EVIDENCE_DIR, SELECTION_JSON
 from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, by_split, claim_verdict, compare_groups,
-                    replicate_deltas, run_means, seed_spread, verdict)
+                    best_epochs, replicate_deltas, run_means, seed_spread, verdict)
 
 CLAIMS_JSON = "claims.json"
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
@@ -238,6 +238,41 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+#: a final run whose best validation came in one of its first this many epochs may have stopped on the
+#: plateau training starts on (patience ran out before it learnt), not at convergence
+EARLY_EPOCHS = 3
+
+
+def early_stop_lines(data: Mapping[str, Any]) -> list[str]:
+    """The page's "Early stops" section: the final runs (evidence folders) whose best validation epoch is
+    below :data:`EARLY_EPOCHS`, with their test means, and the cells that compare them. Nothing when no
+    run stopped so early (or claims.json predates ``best_epochs``)."""
+    early = {}
+    for r in data.get("results") or []:
+        seeds = [(path.rsplit("/", 1)[-1], epoch) for path, epoch in zip(r["evidence"], r.get("best_epochs") or [])
+                 if epoch < EARLY_EPOCHS]
+        if seeds:
+            early[(r["dataset"], r["backbone"], r["method"])] = (r, seeds)
+    if not early:
+        return []
+    runs = sum(len(r.get("best_epochs") or []) for r in data["results"])
+    cells = []
+    for claim in data["claims"]:
+        for c in claim["cells"]:
+            sides = [(c["dataset"], c["backbone"], c["method"]), (c["dataset"], _backbone_b(c), c["versus"])]
+            if c["status"] == "done" and any(side in early for side in sides):
+                cells.append(f"{claim['id']}: {_comparison_text(c)}, {c['dataset']} ({c['verdict']})")
+    return ["## Early stops", "",
+            f"{sum(len(s) for _, s in early.values())} of the {runs} final runs behind the page reached their best "
+            f"validation {SHORT[PRIMARY]} in one of their first {EARLY_EPOCHS} epochs and then ran out of "
+            "patience: they may have stopped on the plateau training starts on rather than converged, and the "
+            "cells that compare them test that stop as much as the method.", "",
+            markdown(["dataset", "backbone", "method", "early seeds (best epoch)", f"test {SHORT[PRIMARY]} (mean)"],
+                     [[d, x, m, ", ".join(f"{name} ({epoch})" for name, epoch in seeds),
+                       f"{r['mean'][PRIMARY]:.4f}"] for (d, x, m), (r, seeds) in early.items()], "llllr"), "",
+            "Cells that use them: " + "; ".join(cells) + "." if cells else "No cell uses them.", ""]
+
+
 def render_page(data: Mapping[str, Any]) -> str:
     """The Markdown page of a claims.json mapping (a pure function of it: the check re-renders it)."""
     datasets = [d["name"] for d in data["datasets"]]
@@ -265,6 +300,7 @@ def render_page(data: Mapping[str, Any]) -> str:
               "## Rule", "", data["rule"], "",
               *multiplicity_lines(data),
               *seed_lines(data),
+              *early_stop_lines(data),
               "## Protocol", "",
               f"- Every (dataset, backbone, method) is tuned on validation {SHORT[PRIMARY]} alone with the same "
               f"budget: min({proto['budget']}, the size of the method's grid) trials, the grid being the one the "
@@ -503,6 +539,9 @@ def check_claims(out: str | Path) -> int:
                                  f"{run[0]} ({expected})")
         fresh = run_means([out / p for p in expected], replicates)
         spread = seed_spread([out / p for p in expected], replicates)
+        if result.get("best_epochs") != best_epochs([out / p for p in expected]):
+            raise MMDenoiseError(f"{path}: {label}: best epochs {result.get('best_epochs')!r} on the page, "
+                                 f"{best_epochs([out / p for p in expected])!r} in the evidence")
         if (spread is None) != (result.get("seed_sd") is None) or (spread is not None
                                                                    and not _close(result["seed_sd"], spread)):
             raise MMDenoiseError(f"{path}: {label}: seed spread {result.get('seed_sd')!r} on the page, "
