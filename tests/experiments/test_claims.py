@@ -740,7 +740,7 @@ def test_the_seeds_section_lists_significant_cells_within_their_seed_spread():
     text = "\n".join(seed_lines(data))
     assert "Datasets run with one seed (one) have none" in text
     assert "Of the 2 significant cells with several seeds, 1 has |Δ| below twice that error" in text
-    assert "| b vs none on mf | d | -0.0200 | 0.001 | -0.1000, +0.0000, +0.0400 | 0.0416 | refuted |" in text
+    assert "| b vs none on mf | d | -0.0200 | 0.001 | -0.1000, +0.0000, +0.0400 | 1 of 3 | 0.0416 | refuted |" in text
     assert "| a vs" not in text
     assert "Claims whose verdict on a dataset would change: x on d: refuted → inconclusive." in text
     cells[1]["seed_deltas"] = [-0.02, -0.021, -0.019]

@@ -228,11 +228,17 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
              + (f"{len(flagged)} {'has' if len(flagged) == 1 else 'have'} |Δ| below twice that error, so their "
                 "sign may rest on the seeds drawn:" if flagged else "none has |Δ| below twice that error."), ""]
     if flagged:
-        lines += [markdown(["comparison", "dataset", "Δ", "p", "Δ at each seed", "its standard error", "verdict"],
+        def agreeing(cell: Mapping[str, Any]) -> str:
+            sign = math.copysign(1.0, cell["delta"][next(iter(cell["delta"]))])
+            return f"{sum(x * sign > 0 for x in cell['seed_deltas'])} of {len(cell['seed_deltas'])}"
+
+        lines += [markdown(["comparison", "dataset", "Δ", "p", "Δ at each seed", "seeds with Δ's sign", "its standard error",
+                            "verdict"],
                            [[label, dataset, f"{cell['delta'][next(iter(cell['delta']))]:+.4f}",
                              _p_text(cell["p"][next(iter(cell["p"]))]),
-                             ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), f"{error:.4f}", cell["verdict"]]
-                            for (dataset, label), (cell, error) in flagged.items()], "llrrlrl"), "",
+                             ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), agreeing(cell), f"{error:.4f}",
+                             cell["verdict"]]
+                            for (dataset, label), (cell, error) in flagged.items()], "llrrlrrl"), "",
                   _claims_moved(data, lambda c: "inconclusive" if (c["dataset"], _comparison_text(c)) in flagged
                                 else c["verdict"]), ""]
     return lines
