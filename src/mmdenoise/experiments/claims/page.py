@@ -232,8 +232,8 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
             sign = math.copysign(1.0, cell["delta"][next(iter(cell["delta"]))])
             return f"{sum(x * sign > 0 for x in cell['seed_deltas'])} of {len(cell['seed_deltas'])}"
 
-        lines += [markdown(["comparison", "dataset", "Δ", "p", "Δ at each seed", "seeds with Δ's sign", "its standard error",
-                            "verdict"],
+        lines += [markdown(["comparison", "dataset", "Δ", "p", "Δ at each seed", "seeds with Δ's sign",
+                            "its standard error", "verdict"],
                            [[label, dataset, f"{cell['delta'][next(iter(cell['delta']))]:+.4f}",
                              _p_text(cell["p"][next(iter(cell["p"]))]),
                              ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), agreeing(cell), f"{error:.4f}",
