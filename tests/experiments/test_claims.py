@@ -767,9 +767,15 @@ def test_the_early_stops_section_lists_runs_best_in_their_first_epochs_and_the_c
 
 
 def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_presets():
-    def cell(dataset, status, verdict=None):
-        return {"dataset": dataset, "status": status, **({"verdict": verdict} if verdict else {})}
-    data = {"datasets": [{"name": n, "source": s} for n, s in [
+    names = iter(f"m{i}" for i in range(100))
+
+    def cell(dataset, status, verdict=None, p=None, deltas=()):
+        sign = {"confirmed": 1, "refuted": -1}.get(verdict, 0)
+        p = p if p is not None else 1e-6 if sign else 0.5
+        return {"method": next(names), "versus": "none", "backbone": "mf", "dataset": dataset, "status": status,
+                **({"verdict": verdict, "delta": {"recall@20": 0.01 * sign}, "p": {"recall@20": p},
+                    "seed_deltas": list(deltas)} if verdict else {})}
+    data = {"alpha": 0.05, "datasets": [{"name": n, "source": s} for n, s in [
                 ("a-add", "ml-100k"), ("s-add", "synth-baby"), ("a-swap", "ml-100k"), ("seq", "synth-seq-small"),
                 ("b-add", "book-crossing")]],
             "claims": [{"id": "one", "claim": "X beats Y", "cells": [
@@ -785,6 +791,16 @@ def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_pres
         "| [X beats Y](p.md#one) | refuted (1 hold, 1 fail, 1 tie) | pending (1 hold, 1 to run) | "
         "confirmed (2 hold) |",
         "| [Z](p.md#two) | inconclusive | – | pending / cut |"]
+    # the refuting cell at p = 0.04 fails the adjustment over 7 comparisons (†); a synthetic cell whose
+    # per-seed Δs straddle 0 fails the seeds screen (‡)
+    data["claims"][0]["cells"][1] = cell("a-add", "done", "refuted", p=0.04)
+    data["claims"][0]["cells"][4] = cell("s-add", "done", "confirmed", deltas=[0.05, -0.04, 0.02])
+    lines = summary_table(data, "p.md").splitlines()
+    assert lines[2] == ("| [X beats Y](p.md#one) | refuted† (1 hold, 1 fail, 1 tie) | pending (1 hold, 1 to run) | "
+                        "confirmed‡ (2 hold) |")
+    assert lines[-1] == ("† the verdict changes when every p-value is adjusted for the number of comparisons; ‡ it "
+                         "changes when the comparisons within their seed-to-seed variation count as ties (the "
+                         "page's robustness sections).")
 
 
 def test_the_committed_guider_plus_study_is_valid_and_its_page_checks():

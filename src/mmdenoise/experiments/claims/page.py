@@ -116,29 +116,104 @@ def _cell_verdicts(claim: Mapping[str, Any], dataset: str) -> list[str]:
             for c in claim["cells"] if c["dataset"] == dataset]
 
 
+#: the summary's mark on a claim verdict that a robustness screen (:func:`screened_verdicts`) would change
+SCREEN_MARKS = {"multiple comparisons": "†", "seeds": "‡"}
+
+
 def summary_table(data: Mapping[str, Any], page: str) -> str:
     """Each claim's verdict on each source dataset of a claims.json mapping, as the README opens with it: a
     column per real source (the claim's dataset built from it, whatever noise it plants) and one for the
-    synthetic presets; each claim links its section of ``page`` (the page's path as the reader sees it)."""
+    synthetic presets; each claim links its section of ``page`` (the page's path as the reader sees it). A
+    verdict that a robustness screen would change carries that screen's mark (:data:`SCREEN_MARKS`),
+    explained in a line under the table."""
+    screens = screened_verdicts(data) if _distinct_done(data) else {}
     synthetic = {d["name"] for d in data["datasets"] if is_synthetic(d["source"])}
     real = list(dict.fromkeys(d["source"] for d in data["datasets"] if d["name"] not in synthetic))
     columns = [[d["name"] for d in data["datasets"] if d["source"] == source] for source in real]
     columns.append([d["name"] for d in data["datasets"] if d["name"] in synthetic])
 
-    def shown(verdicts: list[str]) -> str:
+    used = set()
+
+    def shown(claim: Mapping[str, Any], dataset: str) -> str:
+        verdicts = _cell_verdicts(claim, dataset)
         counted = [v for v in verdicts if v != CUT]
+        before = claim_verdict(verdicts)
+        cells = [c for c in claim["cells"] if c["dataset"] == dataset]
+        marks = "".join(mark for screen, mark in SCREEN_MARKS.items() if screen in screens and claim_verdict(
+            [screens[screen](c) if c["status"] == "done" else c["status"] for c in cells]) != before)
+        used.update(marks)
         if len(counted) <= 1:
-            return claim_verdict(verdicts)
+            return before + marks
         counts = ", ".join(f"{counted.count(v)} {word}" for v, word in SUMMARY_WORDS.items() if v in counted)
-        return f"{claim_verdict(verdicts)} ({counts})"
+        return f"{before}{marks} ({counts})"
 
     rows = []
     for claim in data["claims"]:
         row = [f"[{claim['claim']}]({page}#{claim['id']})"]
         for names in columns:
-            row.append(" / ".join(shown(v) for v in (_cell_verdicts(claim, n) for n in names) if v) or "–")
+            row.append(" / ".join(shown(claim, n) for n in names if _cell_verdicts(claim, n)) or "–")
         rows.append(row)
-    return markdown(["claim", *real, "synthetic"], rows, "l" * (len(columns) + 1))
+    legend = {"†": "† the verdict changes when every p-value is adjusted for the number of comparisons",
+              "‡": "‡ it changes when the comparisons within their seed-to-seed variation count as ties"}
+    notes = [legend[m] for m in SCREEN_MARKS.values() if m in used]
+    return markdown(["claim", *real, "synthetic"], rows, "l" * (len(columns) + 1)) + (
+        "\n\n" + "; ".join(notes) + " (the page's robustness sections)." if notes else "")
+
+
+def _cell_key(cell: Mapping[str, Any]) -> tuple[str, str]:
+    """A comparison as the robustness sections count it: (dataset, 'A vs B on X'); claims can share one."""
+    return cell["dataset"], _comparison_text(cell)
+
+
+def _distinct_done(data: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """Every distinct comparison with evidence (:func:`_cell_key`), in page order."""
+    distinct: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for claim in data["claims"]:
+        for cell in claim["cells"]:
+            if cell["status"] == "done":
+                distinct.setdefault(_cell_key(cell), cell)
+    return distinct
+
+
+def fdr_adjusted_p(data: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """The deciding p (the cell's first metric) of every distinct comparison with evidence, adjusted
+    together (Benjamini–Hochberg), by :func:`_cell_key`."""
+    distinct = _distinct_done(data)
+    keys = list(distinct)
+    return dict(zip(keys, fdr_adjusted([distinct[k]["p"][next(iter(distinct[k]["p"]))] for k in keys])))
+
+
+def seed_flagged(data: Mapping[str, Any]) -> tuple[set, dict[tuple[str, str], float]]:
+    """The seeds screen: the significant comparisons with several replicates (by :func:`_cell_key`), and
+    those of them whose |Δ| is below twice the standard error of their per-seed Δs, with that error."""
+    checked, flagged = set(), {}
+    for key, cell in _distinct_done(data).items():
+        deltas = cell.get("seed_deltas") or []
+        if cell["verdict"] == "inconclusive" or len(deltas) < 2:
+            continue
+        checked.add(key)
+        mean = sum(deltas) / len(deltas)
+        error = math.sqrt(sum((x - mean) ** 2 for x in deltas) / (len(deltas) - 1) / len(deltas))
+        if abs(cell["delta"][next(iter(cell["delta"]))]) < 2 * error:
+            flagged[key] = error
+    return checked, flagged
+
+
+def fdr_verdict(data: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str]:
+    """A done cell's verdict with the p-values adjusted together: inconclusive unless its adjusted p < α."""
+    alpha, adjusted = data["alpha"], fdr_adjusted_p(data)
+    return lambda c: c["verdict"] if adjusted[_cell_key(c)] < alpha else "inconclusive"
+
+
+def seed_verdict(data: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str]:
+    """A done cell's verdict under the seeds screen: inconclusive when :func:`seed_flagged` flags it."""
+    flagged = seed_flagged(data)[1]
+    return lambda c: "inconclusive" if _cell_key(c) in flagged else c["verdict"]
+
+
+def screened_verdicts(data: Mapping[str, Any]) -> dict[str, Callable[[Mapping[str, Any]], str]]:
+    """Each robustness screen of the page (:data:`SCREEN_MARKS`) as a done cell's verdict under it."""
+    return {"multiple comparisons": fdr_verdict(data), "seeds": seed_verdict(data)}
 
 
 def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
@@ -146,21 +221,13 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
     comparison with evidence adjusted together (Benjamini–Hochberg, false-discovery rate = the rule's α),
     and which cells and claims that would change. Nothing when no comparison has evidence."""
     alpha = data["alpha"]
-    distinct: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for claim in data["claims"]:
-        for cell in claim["cells"]:
-            if cell["status"] == "done":
-                distinct.setdefault((cell["dataset"], _comparison_text(cell)), cell)
+    distinct = _distinct_done(data)
     if not distinct:
         return []
     keys = list(distinct)
     deciding = [next(iter(distinct[k]["p"])) for k in keys]  # the verdict's metric: the cell's first
-    adjusted = dict(zip(keys, fdr_adjusted([distinct[k]["p"][m] for k, m in zip(keys, deciding)])))
-
-    def adjusted_verdict(cell: Mapping[str, Any]) -> str:
-        key = (cell["dataset"], _comparison_text(cell))
-        return cell["verdict"] if adjusted[key] < alpha else "inconclusive"
-
+    adjusted = fdr_adjusted_p(data)
+    adjusted_verdict = fdr_verdict(data)
     significant = [k for k in keys if distinct[k]["verdict"] != "inconclusive"]
     changed = [k for k in significant if adjusted_verdict(distinct[k]) != distinct[k]["verdict"]]
     chance = alpha * len(keys)
@@ -202,18 +269,9 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
     (``seed_deltas``: the same seed on both sides); the standard error of their mean, sd / √R, is Δ's
     seed-to-seed uncertainty, and the significant cells whose |Δ| is below twice it are listed, with the
     claims they would change if they were ties. Nothing when no significant cell has several replicates."""
-    flagged, checked = {}, set()
-    for claim in data["claims"]:
-        for cell in claim["cells"]:
-            deltas = cell.get("seed_deltas") or []
-            if cell["status"] != "done" or cell["verdict"] == "inconclusive" or len(deltas) < 2:
-                continue
-            key = (cell["dataset"], _comparison_text(cell))
-            checked.add(key)
-            mean = sum(deltas) / len(deltas)
-            error = math.sqrt(sum((x - mean) ** 2 for x in deltas) / (len(deltas) - 1) / len(deltas))
-            if abs(cell["delta"][next(iter(cell["delta"]))]) < 2 * error:
-                flagged[key] = (cell, error)
+    checked, errors = seed_flagged(data)
+    distinct = _distinct_done(data)
+    flagged = {key: (distinct[key], error) for key, error in errors.items()}
     if not checked:
         return []
     single = [d["name"] for d in data["datasets"] if len(dataset_seeds(data, d)) == 1]
@@ -239,8 +297,7 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
                              ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), agreeing(cell), f"{error:.4f}",
                              cell["verdict"]]
                             for (dataset, label), (cell, error) in flagged.items()], "llrrlrrl"), "",
-                  _claims_moved(data, lambda c: "inconclusive" if (c["dataset"], _comparison_text(c)) in flagged
-                                else c["verdict"]), ""]
+                  _claims_moved(data, seed_verdict(data)), ""]
     return lines
 
 
