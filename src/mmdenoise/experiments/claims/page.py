@@ -10,13 +10,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ...data.registry import is_synthetic
 from ...errors import MMDenoiseError
-from ...eval.significance import fdr_adjusted
 from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
 from .runs import EVIDENCE_DIR, SELECTION_JSON
-from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, by_split, claim_verdict, compare_groups,
-                    best_epochs, replicate_deltas, run_means, seed_spread, verdict)
+from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, by_split, claim_verdict,
+                    compare_groups, replicate_deltas, run_means, seed_spread, verdict)
+from .screens import (EARLY_EPOCHS, backbone_b, cell_verdicts, claims_moved, distinct_done, early_runs,
+                      fdr_adjusted_p, fdr_verdict, screened_verdicts, seed_flagged, seed_verdict)
 
 CLAIMS_JSON = "claims.json"
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
@@ -40,11 +41,6 @@ def _cell_text(cell: Mapping[str, Any]) -> str:
     low, high = cell["ci"][first]
     return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f}" + (f" [{low:+.4f}, {high:+.4f}]" if m == first else "")
                      + f" (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
-
-
-def _backbone_b(cell: Mapping[str, Any]) -> str:
-    """The backbone of a cell's ``versus`` side: its own for ``beats``, ``against`` for ``detects``."""
-    return cell.get("against", cell["backbone"])
 
 
 def _comparison_text(cell: Mapping[str, Any]) -> str:
@@ -110,12 +106,6 @@ def cell_label(claim: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
 SUMMARY_WORDS = {"confirmed": "hold", "refuted": "fail", "inconclusive": "tie", "pending": "to run"}
 
 
-def _cell_verdicts(claim: Mapping[str, Any], dataset: str) -> list[str]:
-    """The verdict of each of ``claim``'s comparisons on ``dataset`` (its status while not done)."""
-    return [c.get("verdict", "pending") if c["status"] == "done" else c["status"]
-            for c in claim["cells"] if c["dataset"] == dataset]
-
-
 #: the summary's mark on a claim verdict that a robustness screen (:func:`screened_verdicts`) would change
 SCREEN_MARKS = {"multiple comparisons": "†", "seeds": "‡"}
 
@@ -126,7 +116,7 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
     synthetic presets; each claim links its section of ``page`` (the page's path as the reader sees it). A
     verdict that a robustness screen would change carries that screen's mark (:data:`SCREEN_MARKS`),
     explained in a line under the table."""
-    screens = screened_verdicts(data) if _distinct_done(data) else {}
+    screens = screened_verdicts(data) if distinct_done(data) else {}
     synthetic = {d["name"] for d in data["datasets"] if is_synthetic(d["source"])}
     real = list(dict.fromkeys(d["source"] for d in data["datasets"] if d["name"] not in synthetic))
     columns = [[d["name"] for d in data["datasets"] if d["source"] == source] for source in real]
@@ -135,7 +125,7 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
     used = set()
 
     def shown(claim: Mapping[str, Any], dataset: str) -> str:
-        verdicts = _cell_verdicts(claim, dataset)
+        verdicts = cell_verdicts(claim, dataset)
         counted = [v for v in verdicts if v != CUT]
         before = claim_verdict(verdicts)
         cells = [c for c in claim["cells"] if c["dataset"] == dataset]
@@ -151,7 +141,7 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
     for claim in data["claims"]:
         row = [f"[{claim['claim']}]({page}#{claim['id']})"]
         for names in columns:
-            row.append(" / ".join(shown(claim, n) for n in names if _cell_verdicts(claim, n)) or "–")
+            row.append(" / ".join(shown(claim, n) for n in names if cell_verdicts(claim, n)) or "–")
         rows.append(row)
     legend = {"†": "† the verdict changes when every p-value is adjusted for the number of comparisons",
               "‡": "‡ it changes when the comparisons within their seed-to-seed variation count as ties"}
@@ -160,68 +150,12 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
         "\n\n" + "; ".join(notes) + " (the page's robustness sections)." if notes else "")
 
 
-def _cell_key(cell: Mapping[str, Any]) -> tuple[str, str]:
-    """A comparison as the robustness sections count it: (dataset, 'A vs B on X'); claims can share one."""
-    return cell["dataset"], _comparison_text(cell)
-
-
-def _distinct_done(data: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """Every distinct comparison with evidence (:func:`_cell_key`), in page order."""
-    distinct: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for claim in data["claims"]:
-        for cell in claim["cells"]:
-            if cell["status"] == "done":
-                distinct.setdefault(_cell_key(cell), cell)
-    return distinct
-
-
-def fdr_adjusted_p(data: Mapping[str, Any]) -> dict[tuple[str, str], float]:
-    """The deciding p (the cell's first metric) of every distinct comparison with evidence, adjusted
-    together (Benjamini–Hochberg), by :func:`_cell_key`."""
-    distinct = _distinct_done(data)
-    keys = list(distinct)
-    return dict(zip(keys, fdr_adjusted([distinct[k]["p"][next(iter(distinct[k]["p"]))] for k in keys])))
-
-
-def seed_flagged(data: Mapping[str, Any]) -> tuple[set, dict[tuple[str, str], float]]:
-    """The seeds screen: the significant comparisons with several replicates (by :func:`_cell_key`), and
-    those of them whose |Δ| is below twice the standard error of their per-seed Δs, with that error."""
-    checked, flagged = set(), {}
-    for key, cell in _distinct_done(data).items():
-        deltas = cell.get("seed_deltas") or []
-        if cell["verdict"] == "inconclusive" or len(deltas) < 2:
-            continue
-        checked.add(key)
-        mean = sum(deltas) / len(deltas)
-        error = math.sqrt(sum((x - mean) ** 2 for x in deltas) / (len(deltas) - 1) / len(deltas))
-        if abs(cell["delta"][next(iter(cell["delta"]))]) < 2 * error:
-            flagged[key] = error
-    return checked, flagged
-
-
-def fdr_verdict(data: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str]:
-    """A done cell's verdict with the p-values adjusted together: inconclusive unless its adjusted p < α."""
-    alpha, adjusted = data["alpha"], fdr_adjusted_p(data)
-    return lambda c: c["verdict"] if adjusted[_cell_key(c)] < alpha else "inconclusive"
-
-
-def seed_verdict(data: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str]:
-    """A done cell's verdict under the seeds screen: inconclusive when :func:`seed_flagged` flags it."""
-    flagged = seed_flagged(data)[1]
-    return lambda c: "inconclusive" if _cell_key(c) in flagged else c["verdict"]
-
-
-def screened_verdicts(data: Mapping[str, Any]) -> dict[str, Callable[[Mapping[str, Any]], str]]:
-    """Each robustness screen of the page (:data:`SCREEN_MARKS`) as a done cell's verdict under it."""
-    return {"multiple comparisons": fdr_verdict(data), "seeds": seed_verdict(data)}
-
-
 def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
     """The page's "Multiple comparisons" section: the verdicts again with the p-values of every distinct
     comparison with evidence adjusted together (Benjamini–Hochberg, false-discovery rate = the rule's α),
     and which cells and claims that would change. Nothing when no comparison has evidence."""
     alpha = data["alpha"]
-    distinct = _distinct_done(data)
+    distinct = distinct_done(data)
     if not distinct:
         return []
     keys = list(distinct)
@@ -245,21 +179,13 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
                              f"{distinct[k]['delta'][m]:+.4f}", _p_text(distinct[k]["p"][m]), _p_text(adjusted[k]),
                              distinct[k]["verdict"]]
                             for k, m in zip(keys, deciding) if k in changed], "llrrrl"), ""]
-        lines += [_claims_moved(data, adjusted_verdict), ""]
+        lines += [claims_moved_text(data, adjusted_verdict), ""]
     return lines
 
 
-def _claims_moved(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, Any]], str]) -> str:
-    """The sentence naming each claim whose verdict on a dataset changes when every done cell takes
-    ``new_verdict(cell)`` instead of its own."""
-    moved = []
-    for claim in data["claims"]:
-        for dataset in dict.fromkeys(c["dataset"] for c in claim["cells"]):
-            cells = [c for c in claim["cells"] if c["dataset"] == dataset]
-            before = claim_verdict(_cell_verdicts(claim, dataset))
-            after = claim_verdict([new_verdict(c) if c["status"] == "done" else c["status"] for c in cells])
-            if after != before:
-                moved.append(f"{claim['id']} on {dataset}: {before} → {after}")
+def claims_moved_text(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, Any]], str]) -> str:
+    """The sentence naming each claim whose verdict on a dataset would change (:func:`screens.claims_moved`)."""
+    moved = claims_moved(data, new_verdict)
     return "Claims whose verdict on a dataset would change: " + ("; ".join(moved) if moved else "none") + "."
 
 
@@ -270,7 +196,7 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
     seed-to-seed uncertainty, and the significant cells whose |Δ| is below twice it are listed, with the
     claims they would change if they were ties. Nothing when no significant cell has several replicates."""
     checked, errors = seed_flagged(data)
-    distinct = _distinct_done(data)
+    distinct = distinct_done(data)
     flagged = {key: (distinct[key], error) for key, error in errors.items()}
     if not checked:
         return []
@@ -292,37 +218,28 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
 
         lines += [markdown(["comparison", "dataset", "Δ", "p", "Δ at each seed", "seeds with Δ's sign",
                             "its standard error", "verdict"],
-                           [[label, dataset, f"{cell['delta'][next(iter(cell['delta']))]:+.4f}",
+                           [[_comparison_text(cell), cell["dataset"],
+                             f"{cell['delta'][next(iter(cell['delta']))]:+.4f}",
                              _p_text(cell["p"][next(iter(cell["p"]))]),
                              ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), agreeing(cell), f"{error:.4f}",
                              cell["verdict"]]
-                            for (dataset, label), (cell, error) in flagged.items()], "llrrlrrl"), "",
-                  _claims_moved(data, seed_verdict(data)), ""]
+                            for cell, error in flagged.values()], "llrrlrrl"), "",
+                  claims_moved_text(data, seed_verdict(data)), ""]
     return lines
-
-
-#: a final run whose best validation came in one of its first this many epochs may have stopped on the
-#: plateau training starts on (patience ran out before it learnt), not at convergence
-EARLY_EPOCHS = 3
 
 
 def early_stop_lines(data: Mapping[str, Any]) -> list[str]:
     """The page's "Early stops" section: the final runs (evidence folders) whose best validation epoch is
     below :data:`EARLY_EPOCHS`, with their test means, and the cells that compare them. Nothing when no
     run stopped so early (or claims.json predates ``best_epochs``)."""
-    early = {}
-    for r in data.get("results") or []:
-        seeds = [(path.rsplit("/", 1)[-1], epoch) for path, epoch in zip(r["evidence"], r.get("best_epochs") or [])
-                 if epoch < EARLY_EPOCHS]
-        if seeds:
-            early[(r["dataset"], r["backbone"], r["method"])] = (r, seeds)
+    early = early_runs(data)
     if not early:
         return []
     runs = sum(len(r.get("best_epochs") or []) for r in data["results"])
     cells = []
     for claim in data["claims"]:
         for c in claim["cells"]:
-            sides = [(c["dataset"], c["backbone"], c["method"]), (c["dataset"], _backbone_b(c), c["versus"])]
+            sides = [(c["dataset"], c["backbone"], c["method"]), (c["dataset"], backbone_b(c), c["versus"])]
             if c["status"] == "done" and any(side in early for side in sides):
                 cells.append(f"{claim['id']}: {_comparison_text(c)}, {c['dataset']} ({c['verdict']})")
     return ["## Early stops", "",
@@ -355,7 +272,7 @@ def render_page(data: Mapping[str, Any]) -> str:
     for claim in data["claims"]:
         row = [f"[{claim['id']}](#{claim['id']})"]
         for dataset in datasets:
-            verdicts = _cell_verdicts(claim, dataset)
+            verdicts = cell_verdicts(claim, dataset)
             counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (*VERDICTS, "pending", CUT) if verdicts.count(v))
             row.append(f"{claim_verdict(verdicts)} ({counts})" if verdicts else "–")
         rows.append(row)
@@ -560,7 +477,7 @@ def check_claims(out: str | Path) -> int:
                 raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
             replicates = data_replicates(data, entries.get(cell["dataset"]), cell["backbone"])
             for side, backbone, method in (("a", cell["backbone"], cell["method"]),
-                                           ("b", _backbone_b(cell), cell["versus"])):
+                                           ("b", backbone_b(cell), cell["versus"])):
                 expected = [] if method == CHANCE else _evidence_names(out, (cell["dataset"], backbone, method),
                                                                        replicates)
                 if cell["evidence"][side] != expected:
