@@ -207,6 +207,9 @@ class TrainConfig:
     weight_decay: float = setting(0.0, Range(min=0))
     eval_every: int = setting(1, Range(min=1))
     patience: int = setting(20, Range(min=1))
+    # no early stop before this many epochs (a run that starts on a plateau gets that long to leave it);
+    # 0: patience alone decides. A run that stops later than it is the same with or without it.
+    min_epochs: int = setting(0, Range(min=0))
     valid_metric: str = setting("recall@20", Check(_is_metric, "a metric@k of recall, ndcg, precision, map, "
                                                                "hit with k one of train.ks (e.g. recall@20)"))
     ks: list[int] = setting(factory=lambda: [5, 10, 20, 50],

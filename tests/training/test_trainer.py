@@ -88,6 +88,19 @@ def test_early_stopping_after_patience_checks(small, tmp_path):
     assert run.result["epochs_run"] == 4 and run.result["stopped_early"] and run.result["best_epoch"] == 0
 
 
+def test_no_early_stop_before_min_epochs(small, tmp_path):
+    # the same frozen run as above with min_epochs 7: patience runs out after epoch 4, the stop waits for 7
+    run = _train(small, tmp_path / "run", extra=["train.lr=0", "train.patience=3", "train.epochs=50",
+                                                 "train.min_epochs=7"])
+    assert run.result["epochs_run"] == 7 and run.result["stopped_early"] and run.result["best_epoch"] == 0
+    # a run that would stop after min_epochs anyway is the same run
+    frozen = ["train.lr=0", "train.patience=3", "train.epochs=50"]
+    late = _train(small, tmp_path / "late", extra=[*frozen, "train.min_epochs=2"])
+    plain = _train(small, tmp_path / "plain", extra=frozen)
+    assert late.result["epochs_run"] == plain.result["epochs_run"] == 4
+    assert [(r["loss"], r["valid"]) for r in late.history] == [(r["loss"], r["valid"]) for r in plain.history]
+
+
 def test_eval_every(small, tmp_path):
     run = _train(small, tmp_path / "run", extra=["train.eval_every=2", "train.epochs=5"])
     assert [("valid" in r) for r in run.history] == [False, True, False, True, True]

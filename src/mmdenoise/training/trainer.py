@@ -8,7 +8,7 @@ next-item model. The loop is the same for both: each epoch shuffles the
 examples and steps Adam batch by batch (``step.optimizer_step``, NaN/inf
 guard included); every ``eval_every`` epochs it evaluates on validation, keeps
 the best state, writes the records and the checkpoint, and stops early after
-``patience`` checks without improvement. At the end the best-validation state
+``patience`` checks without improvement (never before ``min_epochs``). At the end the best-validation state
 is restored and evaluated on test.
 
 Reproducibility: the numpy generator and torch's RNG are re-seeded from
@@ -247,7 +247,7 @@ class Trainer:
                 self.on_epoch(row)
             self._save(epoch, optimizer, history, best, checkpoint=is_check)
             bar.set_postfix(loss=f"{row['loss']:.4f}", best=f"{best['value']:.4f}@{best['epoch'] + 1}")
-            stop = is_check and best["bad_checks"] >= cfg.patience
+            stop = is_check and best["bad_checks"] >= cfg.patience and epoch + 1 >= cfg.min_epochs
             if last_line is None or time.perf_counter() - last_line >= PROGRESS_EVERY_S or stop:
                 log.info("  %s", _progress_line(row, epochs, best, cfg.valid_metric, train_times))
                 last_line = time.perf_counter()
