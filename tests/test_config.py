@@ -220,3 +220,17 @@ def test_messages_show_values_shortened():
 def test_unreadable_config_files_are_config_errors(tmp_path, make, message):
     with pytest.raises(ConfigError, match=message):
         load_yaml(make(tmp_path / "c.yaml"))
+
+
+def test_a_setting_added_later_leaves_recorded_runs_their_identity():
+    # train.min_epochs came after the benchmark's runs: at its default it is not part of what decides a
+    # run's results (so their settings keys stay); set, it is
+    from mmdenoise.api import resolve_config
+    from mmdenoise.config import result_settings, to_dict
+    from mmdenoise.experiments.runner import settings_key
+    base = {"dataset": "synth-tiny", "model": "mf", "denoiser": "none"}
+    default, waiting = resolve_config(base), resolve_config(base, ["train.min_epochs=30"])
+    assert "min_epochs" not in result_settings(type(default), to_dict(default))["train"]
+    assert result_settings(type(waiting), to_dict(waiting))["train"]["min_epochs"] == 30
+    assert settings_key(default) != settings_key(waiting)
+    assert settings_key(default) == settings_key(resolve_config(base, ["train.min_epochs=0"]))

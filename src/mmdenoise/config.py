@@ -110,14 +110,17 @@ class Check(Allowed):
 
 
 def setting(default: Any = dataclasses.MISSING, allowed: Allowed | None = None, *,
-            factory: Callable[[], Any] | None = None, runtime: bool = False) -> Any:
+            factory: Callable[[], Any] | None = None, runtime: bool = False, added: bool = False) -> Any:
     """A config field with its allowed values declared beside it, e.g. ``lr: float = setting(1e-3, Range(above=0))``.
 
     runtime: the setting changes how a run executes, not its results (progress
     bar, threads, device, evaluation batch size): a resumed run may change it,
     and comparisons of two runs' configs ignore it.
+    added: the setting came after runs were recorded, which trained with its default: at its default it is
+    left out of the settings that decide a run's results (:func:`result_settings`), so a recorded run's
+    identity (``runner.settings_key``) does not change with the new field.
     """
-    metadata = {"allowed": allowed, "runtime": runtime}
+    metadata = {"allowed": allowed, "runtime": runtime, "added": added}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -156,13 +159,20 @@ def type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _default(cls: type, name: str) -> Any:
+    """Field ``name``'s default in dataclass ``cls`` (its factory's value), as a plain dict for a section."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return to_dict(f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+
+
 def result_settings(cls: type, data: Mapping[str, Any]) -> dict:
     """``data`` (a dict of dataclass ``cls``) without its runtime settings, nested sections included:
-    the part that decides a run's results."""
+    the part that decides a run's results. An ``added`` setting at its default is left out too (runs
+    recorded before it existed keep their identity)."""
     hints = type_hints(cls)
     out = {}
     for key, value in data.items():
-        if _field_meta(cls, key, "runtime"):
+        if _field_meta(cls, key, "runtime") or (_field_meta(cls, key, "added") and value == _default(cls, key)):
             continue
         sub = hints.get(key)
         out[key] = result_settings(sub, value) if (dataclasses.is_dataclass(sub) and isinstance(value, Mapping)) \
@@ -209,7 +219,7 @@ class TrainConfig:
     patience: int = setting(20, Range(min=1))
     # no early stop before this many epochs (a run that starts on a plateau gets that long to leave it);
     # 0: patience alone decides. A run that stops later than it is the same with or without it.
-    min_epochs: int = setting(0, Range(min=0))
+    min_epochs: int = setting(0, Range(min=0), added=True)
     valid_metric: str = setting("recall@20", Check(_is_metric, "a metric@k of recall, ndcg, precision, map, "
                                                                "hit with k one of train.ks (e.g. recall@20)"))
     ks: list[int] = setting(factory=lambda: [5, 10, 20, 50],

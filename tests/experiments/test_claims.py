@@ -653,6 +653,14 @@ def test_the_evidence_files_are_not_ignored_by_git():
     assert subprocess.run(["git", "check-ignore", "-q", "studies/claims/final/x/result.json"], cwd=root).returncode == 0
 
 
+def test_the_committed_benchmark_needs_no_tuning_on_a_fresh_machine(tmp_path):
+    """Every committed tuning record still matches its trial (name and settings key): a setting added to
+    the code since must not turn the benchmark's finished sweeps into trials to run again."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "results" / "claims"
+    rows = claims_plan(folder / "spec.yaml", tmp_path / "empty")
+    assert [(r["dataset"], r["tuning"], r["waiting"]) for r in rows if r["tuning"] or r["waiting"]] == []
+
+
 def test_the_committed_spec_is_valid_and_its_page_checks():
     """docs/results/claims: the spec loads (every grid resolves on its backbones) and every committed cell
     reproduces from the committed evidence; the page is the rendering of claims.json."""
