@@ -118,7 +118,9 @@ def setting(default: Any = dataclasses.MISSING, allowed: Allowed | None = None, 
     and comparisons of two runs' configs ignore it.
     added: the setting came after runs were recorded, which trained with its default: at its default it is
     left out of the settings that decide a run's results (:func:`result_settings`), so a recorded run's
-    identity (``runner.settings_key``) does not change with the new field.
+    identity (``runner.settings_key``) does not change with the new field. Honoured in the run config's
+    dataclass sections (``train``, ...); ``*_params`` sections enter the identity whole, so a parameter added
+    to a model or denoiser changes recorded keys (the committed benchmark's fresh-machine test says so).
     """
     metadata = {"allowed": allowed, "runtime": runtime, "added": added}
     if factory is not None:
