@@ -398,6 +398,9 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     out = CliRunner().invoke(app, ["report", str(tmp_path / "claims")])
     assert out.exit_code == 0, out.output
     assert "1 cell(s) recomputed from the evidence files: they match" in out.output
+    significant = int(cell["verdict"] != "inconclusive")
+    assert (f"robustness (the page's sections): {int(significant and cell['p']['recall@20'] < 0.05)} of "
+            f"{significant} significant comparisons stay so") in out.output
 
     # the page stage alone, without the work folder, keeps the evidence and the page
     claims_study(spec, work, stage="page")
@@ -772,6 +775,26 @@ def test_the_early_stops_section_lists_runs_best_in_their_first_epochs_and_the_c
     assert "Cells that use them: x: a vs none on mf, d (refuted)." in text
     data["results"][0]["best_epochs"] = [3, 4, 5]
     assert early_stop_lines(data) == []
+
+
+def test_report_sums_up_the_screens_in_one_line():
+    from mmdenoise.experiments.claims.screens import screens_summary
+
+    def cell(method, p, verdict, deltas):
+        return {"method": method, "versus": "none", "backbone": "mf", "dataset": "d", "status": "done",
+                "delta": {"recall@20": 0.01 if verdict == "confirmed" else 0.0}, "p": {"recall@20": p},
+                "verdict": verdict, "seed_deltas": deltas}
+    # BH over 0.001, 0.04, 0.5 (m = 3): 0.003, 0.06, 0.5, so one of the two significant ones stays; "b"'s
+    # per-seed Δs straddle 0 (flagged), "a"'s agree; one run's seed s2 was best at epoch 1
+    data = {"alpha": 0.05, "claims": [{"id": "x", "cells": [
+                cell("a", 0.001, "confirmed", [0.01, 0.011, 0.009]), cell("b", 0.04, "confirmed", [0.05, -0.04, 0.02]),
+                cell("c", 0.5, "inconclusive", [0.0, 0.0, 0.0])]}],
+            "results": [{"dataset": "d", "backbone": "mf", "method": "a", "best_epochs": [9, 1, 12],
+                         "evidence": ["e/s1", "e/s2", "e/s3"]}]}
+    assert screens_summary(data) == (
+        "1 of 2 significant comparisons stay so with every p adjusted together (Benjamini–Hochberg); 1 of the 2 "
+        "with several seeds have |Δ| within twice the standard error of their per-seed Δs; 1 final run(s) "
+        "stopped early on a starting plateau")
 
 
 def test_the_summary_has_a_column_per_real_source_and_one_for_the_synthetic_presets():

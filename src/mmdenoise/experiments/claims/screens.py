@@ -100,6 +100,19 @@ def claims_moved(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, An
     return moved
 
 
+def screens_summary(data: Mapping[str, Any]) -> str:
+    """One line of what would move the page's verdicts (its robustness sections, in numbers)."""
+    distinct = distinct_done(data)
+    significant = [k for k, c in distinct.items() if c["verdict"] != "inconclusive"]
+    adjusted = fdr_adjusted_p(data)
+    kept = sum(adjusted[k] < data["alpha"] for k in significant)
+    checked, flagged = seed_flagged(data)
+    stopped = sum(len(seeds) for _, seeds in early_runs(data).values())
+    return (f"{kept} of {len(significant)} significant comparisons stay so with every p adjusted together "
+            f"(Benjamini–Hochberg); {len(flagged)} of the {len(checked)} with several seeds have |Δ| within twice "
+            f"the standard error of their per-seed Δs; {stopped} final run(s) stopped early on a starting plateau")
+
+
 def early_runs(data: Mapping[str, Any]) -> dict[tuple[str, str, str], tuple[Mapping[str, Any], list]]:
     """The runs (dataset, backbone, method) with a final run whose best validation epoch is below
     :data:`EARLY_EPOCHS`: their claims.json result and [(evidence folder name, best epoch)] of those seeds
