@@ -17,7 +17,8 @@ from .runs import EVIDENCE_DIR, SELECTION_JSON
 from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, by_split, claim_verdict,
                     compare_groups, replicate_deltas, run_means, seed_spread, verdict)
 from .screens import (EARLY_EPOCHS, backbone_b, cell_verdicts, claims_moved, distinct_done, early_runs,
-                      fdr_adjusted_p, fdr_verdict, screened_verdicts, seed_flagged, seed_verdict)
+                      fdr_screen, fdr_verdict, screened_claim_verdict, screened_verdicts, seed_flagged,
+                      seed_verdict)
 
 CLAIMS_JSON = "claims.json"
 #: relative tolerance of the check on p and Δ (the numbers are recomputed, so they agree to rounding)
@@ -128,9 +129,8 @@ def summary_table(data: Mapping[str, Any], page: str) -> str:
         verdicts = cell_verdicts(claim, dataset)
         counted = [v for v in verdicts if v != CUT]
         before = claim_verdict(verdicts)
-        cells = [c for c in claim["cells"] if c["dataset"] == dataset]
-        marks = "".join(mark for screen, mark in SCREEN_MARKS.items() if screen in screens and claim_verdict(
-            [screens[screen](c) if c["status"] == "done" else c["status"] for c in cells]) != before)
+        marks = "".join(mark for screen, mark in SCREEN_MARKS.items()
+                        if screen in screens and screened_claim_verdict(claim, dataset, screens[screen]) != before)
         used.update(marks)
         if len(counted) <= 1:
             return before + marks
@@ -160,10 +160,7 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
         return []
     keys = list(distinct)
     deciding = [next(iter(distinct[k]["p"])) for k in keys]  # the verdict's metric: the cell's first
-    adjusted = fdr_adjusted_p(data)
-    adjusted_verdict = fdr_verdict(data)
-    significant = [k for k in keys if distinct[k]["verdict"] != "inconclusive"]
-    changed = [k for k in significant if adjusted_verdict(distinct[k]) != distinct[k]["verdict"]]
+    adjusted, significant, changed = fdr_screen(data)
     chance = alpha * len(keys)
     lines = ["## Multiple comparisons", "",
              f"The rule tests each comparison on its own. Of the {len(keys)} distinct comparisons with evidence, "
@@ -179,7 +176,7 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
                              f"{distinct[k]['delta'][m]:+.4f}", _p_text(distinct[k]["p"][m]), _p_text(adjusted[k]),
                              distinct[k]["verdict"]]
                             for k, m in zip(keys, deciding) if k in changed], "llrrrl"), ""]
-        lines += [claims_moved_text(data, adjusted_verdict), ""]
+        lines += [claims_moved_text(data, fdr_verdict(data)), ""]
     return lines
 
 

@@ -9,6 +9,7 @@ change. ``page`` renders them.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Callable, Mapping
 
 from ...eval.significance import fdr_adjusted
@@ -53,6 +54,14 @@ def fdr_adjusted_p(data: Mapping[str, Any]) -> dict[tuple, float]:
     return dict(zip(keys, fdr_adjusted([distinct[k]["p"][next(iter(distinct[k]["p"]))] for k in keys])))
 
 
+def fdr_screen(data: Mapping[str, Any]) -> tuple[dict[tuple, float], list[tuple], list[tuple]]:
+    """The multiple-comparisons screen: the adjusted p by :func:`cell_key` (:func:`fdr_adjusted_p`), the
+    significant comparisons' keys, and those of them whose adjusted p is not below α."""
+    adjusted = fdr_adjusted_p(data)
+    significant = [k for k, c in distinct_done(data).items() if c["verdict"] != "inconclusive"]
+    return adjusted, significant, [k for k in significant if adjusted[k] >= data["alpha"]]
+
+
 def seed_flagged(data: Mapping[str, Any]) -> tuple[set, dict[tuple, float]]:
     """The seeds screen: the significant comparisons with several replicates (by :func:`cell_key`), and
     those of them whose |Δ| is below twice the standard error of their per-seed Δs, with that error."""
@@ -62,8 +71,7 @@ def seed_flagged(data: Mapping[str, Any]) -> tuple[set, dict[tuple, float]]:
         if cell["verdict"] == "inconclusive" or len(deltas) < 2:
             continue
         checked.add(key)
-        mean = sum(deltas) / len(deltas)
-        error = math.sqrt(sum((x - mean) ** 2 for x in deltas) / (len(deltas) - 1) / len(deltas))
+        error = statistics.stdev(deltas) / math.sqrt(len(deltas))
         if abs(cell["delta"][next(iter(cell["delta"]))]) < 2 * error:
             flagged[key] = error
     return checked, flagged
@@ -86,15 +94,21 @@ def screened_verdicts(data: Mapping[str, Any]) -> dict[str, Callable[[Mapping[st
     return {"multiple comparisons": fdr_verdict(data), "seeds": seed_verdict(data)}
 
 
+def screened_claim_verdict(claim: Mapping[str, Any], dataset: str,
+                           new_verdict: Callable[[Mapping[str, Any]], str]) -> str:
+    """``claim``'s verdict on ``dataset`` when each of its done cells there takes ``new_verdict(cell)``."""
+    return claim_verdict([new_verdict(c) if c["status"] == "done" else c["status"]
+                          for c in claim["cells"] if c["dataset"] == dataset])
+
+
 def claims_moved(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, Any]], str]) -> list[str]:
     """'claim on dataset: before → after' for each claim whose verdict on a dataset changes when every done
     cell takes ``new_verdict(cell)`` instead of its own."""
     moved = []
     for claim in data["claims"]:
         for dataset in dict.fromkeys(c["dataset"] for c in claim["cells"]):
-            cells = [c for c in claim["cells"] if c["dataset"] == dataset]
             before = claim_verdict(cell_verdicts(claim, dataset))
-            after = claim_verdict([new_verdict(c) if c["status"] == "done" else c["status"] for c in cells])
+            after = screened_claim_verdict(claim, dataset, new_verdict)
             if after != before:
                 moved.append(f"{claim['id']} on {dataset}: {before} → {after}")
     return moved
@@ -102,10 +116,8 @@ def claims_moved(data: Mapping[str, Any], new_verdict: Callable[[Mapping[str, An
 
 def screens_summary(data: Mapping[str, Any]) -> str:
     """One line of what would move the page's verdicts (its robustness sections, in numbers)."""
-    distinct = distinct_done(data)
-    significant = [k for k, c in distinct.items() if c["verdict"] != "inconclusive"]
-    adjusted = fdr_adjusted_p(data)
-    kept = sum(adjusted[k] < data["alpha"] for k in significant)
+    _, significant, changed = fdr_screen(data)
+    kept = len(significant) - len(changed)
     checked, flagged = seed_flagged(data)
     stopped = sum(len(seeds) for _, seeds in early_runs(data).values())
     return (f"{kept} of {len(significant)} significant comparisons stay so with every p adjusted together "
