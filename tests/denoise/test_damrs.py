@@ -228,6 +228,40 @@ def test_wrapper_contract(name, planted):
     assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
 
 
+@pytest.mark.parametrize("params", [{}, {"ai_refresh": "epoch"}, {"ai": False}, {"dbpr": False, "ai": False},
+                                    {"fg_gradient": True}])
+def test_a_step_without_au_computes_only_the_rows_it_reads(planted, monkeypatch, params):
+    """Without AU the loss reads the batch's items and AI's similar sets only: the step computes the graph
+    views at those rows, and its loss and every gradient equal those of the whole views."""
+    batch = _batch(planted)
+
+    def loss_and_grads():
+        den = _damrs("vbpr", planted, **params)
+        torch.manual_seed(1)  # AI's anchors
+        loss, _ = den.loss(batch, StepState(0, 0))
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in den.named_parameters()}
+
+    rows_loss, rows_grads = loss_and_grads()
+    whole_views = DAMRSBackbone.item_views
+    monkeypatch.setattr(DAMRSBackbone, "item_views", lambda self, u, h, rows=None: whole_views(self, u, h))
+    whole_loss, whole_grads = loss_and_grads()
+    assert torch.allclose(rows_loss, whole_loss, rtol=1e-6)
+    for name, grad in whole_grads.items():
+        assert torch.allclose(rows_grads[name], grad, rtol=1e-5, atol=1e-8), name
+
+
+def test_views_at_rows_are_exact_there_and_zero_elsewhere(planted):
+    model = _damrs("vbpr", planted).backbone
+    rows = torch.tensor([0, 5, 17, 39])
+    whole, part = model.views(), model.views(rows)
+    others = torch.ones(planted.n_items, dtype=torch.bool)
+    others[rows] = False
+    for a, b in zip([*whole.graph_views(), whole.content, whole.item], [*part.graph_views(), part.content, part.item]):
+        assert torch.allclose(b[rows], a[rows], atol=1e-6) and not b[others].any()
+    assert torch.equal(part.item_id, whole.item_id) and torch.equal(part.user, whole.user)
+
+
 def test_au_in_checkpointed_user_chunks_equals_the_whole(planted, monkeypatch):
     import mmdenoise.denoise.damrs.denoiser as module
     den = _damrs("lightgcn", planted)

@@ -110,6 +110,22 @@ def test_sparse_operator_non_symmetric_forward_and_gradient():
     assert torch.allclose(x.grad, dense.T @ y, atol=1e-6)
 
 
+def test_sparse_operator_rows_equal_the_whole_product_and_its_gradient():
+    keep = sp.diags(np.array([1, 1, 1, 0, 1, 1, 1], dtype=np.float32))  # row 3 empty
+    m = (keep @ sp.random(7, 5, density=0.5, format="csr", random_state=2, dtype=np.float32)).tocsr()
+    op = SparseOperator(to_torch_csr(m), symmetric=False)
+    x = torch.randn(5, 3, requires_grad=True)
+    rows = torch.tensor([6, 0, 3, 3])  # any order, repeats, an empty row
+    y = torch.randn(4, 3)
+    (op.rows(x, rows) * y).sum().backward()
+    whole = torch.from_numpy(m.toarray())
+    assert torch.equal(op.rows(x, rows), op(x)[rows])
+    assert torch.allclose(x.grad, whole[rows].T @ y, atol=1e-6)
+    with torch.no_grad():
+        assert torch.equal(op.rows(x, rows), op(x)[rows])
+    assert op.rows(x, torch.tensor([], dtype=torch.long)).shape == (0, 3)
+
+
 def test_sparse_operator_moves_copies_and_stays_out_of_state_dict():
     adj = normalized_adjacency(planted_dataset(n_users=30, n_items=20, seed=2, modalities={}))
     op = SparseOperator(adj, symmetric=True)

@@ -88,5 +88,30 @@ class SparseOperator(nn.Module):
         matrix = self.matrix()
         return spmm(matrix, dense, None if self.symmetric else self.transpose())
 
+    def row_block(self, rows: torch.Tensor) -> torch.Tensor:
+        """M[rows] as a torch sparse CSR tensor [R, K], for ``rows`` int64 [R] (any order, repeats allowed).
+
+        Each row keeps its stored entries in their stored order, so a product
+        with it computes every row exactly as the whole matrix's product does.
+        """
+        starts = self.m_crow[rows]
+        counts = self.m_crow[rows + 1] - starts
+        crow = torch.zeros(rows.shape[0] + 1, dtype=self.m_crow.dtype, device=rows.device)
+        torch.cumsum(counts, 0, out=crow[1:])
+        offsets = torch.arange(int(crow[-1]), dtype=crow.dtype, device=rows.device)
+        positions = offsets + (starts - crow[:-1]).repeat_interleave(counts)
+        return csr_tensor(crow, self.m_col[positions], self.m_values[positions], (rows.shape[0], self.shape[1]))
+
+    def rows(self, dense: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """(M @ dense)[rows] [R, d] for dense [K, d], at the cost of those rows' entries, not all of M's.
+
+        Differentiable in ``dense``: the block's transpose, for the backward
+        pass, is built only when a gradient is wanted.
+        """
+        block = self.row_block(rows)
+        if torch.is_grad_enabled() and dense.requires_grad:
+            return spmm(block, dense, block.t().to_sparse_csr())
+        return torch.sparse.mm(block, dense)
+
     def extra_repr(self) -> str:
         return f"shape={self.shape}, nnz={self.m_values.numel()}, symmetric={self.symmetric}"

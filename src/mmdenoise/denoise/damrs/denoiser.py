@@ -22,12 +22,16 @@ items (AI), and each user costs a row of I logits. ``au_users`` and
 ``ai_anchors`` average them over a uniform random subset of that many users /
 anchor items per batch instead (an unbiased estimate of the same mean, with
 the full batch still the dissimilar set); 0 uses them all, as the paper.
+Without AU no term reads an item row outside the batch's items and AI's
+similar sets, so a step computes the graph views at those rows only
+(``DAMRSBackbone.item_views``); the sets themselves, chosen every batch,
+still need every item's views, without gradient.
 Scale: the cosine in φ makes AI's gradient grow as 1/‖h‖, so with small
 initial embeddings it can dominate the ranking loss unless λ2 is small.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -155,7 +159,19 @@ class DAMRS(Denoiser):
                                                                             device=views[0].device), self.ai_k)
 
     def loss(self, batch: Batch, state: StepState):
-        v = self.backbone.views()
+        items = torch.unique(torch.cat([batch.pos_items, batch.neg_items]))
+        chosen = None
+        if self.au:  # AU scores sampled users against every item's content view (Eq. 9-10)
+            v = self.backbone.views()
+        else:        # every other term reads the batch's items and AI's similar sets only
+            user, item_id = self.backbone.inner()
+            rows = items
+            if self.ai:
+                anchors = subsample(items, self.ai_anchors)
+                chosen = (anchors, *self.similar_sets(
+                    anchors, lambda: self.backbone.item_views(user, item_id.detach()).graph_views()))
+                rows = torch.unique(torch.cat([items, chosen[1].flatten(), chosen[2].flatten()]))
+            v = self.backbone.item_views(user, item_id, rows)
         graph_views = v.graph_views()
         pos = self.backbone.score(v.user, v.item, batch.users, batch.pos_items)
         neg = self.backbone.score(v.user, v.item, batch.users, batch.neg_items)
@@ -177,8 +193,7 @@ class DAMRS(Denoiser):
         if self.au:
             terms["au"] = self.lambda_au * self.user_alignment(v.user, v.content, v.item_id, batch.users)
         if self.ai:
-            items = torch.unique(torch.cat([batch.pos_items, batch.neg_items]))
-            terms["ai"] = self.lambda_ai * self.item_alignment(graph_views, items)
+            terms["ai"] = self.lambda_ai * self.item_alignment(graph_views, items, chosen)
         inner = self.backbone.inner
         terms["extra"] = inner.extra_loss(batch, v.user, v.item_id)
         terms["reg"] = inner.regularization(batch, v.user, v.item_id)
@@ -203,21 +218,33 @@ class DAMRS(Denoiser):
                     for rows in users.split(step))
         return total / users.shape[0]
 
-    def item_alignment(self, graph_views: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+    def similar_sets(self, anchors: torch.Tensor,
+                     graph_views: Callable[[], list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The anchors' similar sets of Eq. 11 (multi [V, N, a], single [V, N, b] item ids): chosen now from
+        ``graph_views()`` (every item's views, read without gradient), or the epoch's when
+        ``ai_refresh="epoch"`` (then ``graph_views`` is not called)."""
+        if self.ai_refresh == "epoch":
+            if self.multi_sets is None:
+                self.refresh_sets()
+            return self.multi_sets[:, anchors], self.single_sets[:, anchors]
+        with torch.no_grad():
+            return graded_sets(graph_views(), anchors, self.ai_k)
+
+    def item_alignment(self, graph_views: list[torch.Tensor], items: torch.Tensor,
+                       chosen: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """L_AI-MM + L_AI-S (Eq. 11) summed over the views, anchored on the batch's distinct items ``items``
         (sorted; ``ai_anchors`` of them at random if set), with all of ``items`` as the dissimilar pool.
 
         Sets are chosen against all items without gradient (chunked; every
         batch, or once per epoch with ``ai_refresh="epoch"``); φ is
         differentiated on the chosen pairs and on the anchor × batch pairs only.
+        chosen: (anchors, multi, single) already drawn and chosen
+        (``similar_sets``), else both happen here from ``graph_views``.
         """
-        anchors = subsample(items, self.ai_anchors)
-        if self.ai_refresh == "epoch":
-            if self.multi_sets is None:
-                self.refresh_sets()
-            multi, single = self.multi_sets[:, anchors], self.single_sets[:, anchors]
-        else:
-            multi, single = graded_sets(graph_views, anchors, self.ai_k)  # no gradient: it runs under no_grad
+        if chosen is None:
+            anchors = subsample(items, self.ai_anchors)
+            chosen = (anchors, *self.similar_sets(anchors, lambda: graph_views))
+        anchors, multi, single = chosen
         n_views, dim = len(graph_views), graph_views[0].shape[1]
         # every row φ reads (anchors, similar sets, batch items), gathered and normalised in one pass per view:
         # a gather's backward fills a gradient as large as the view, so one gather per view, not four

@@ -70,22 +70,38 @@ class DAMRSBackbone(Backbone):
         self.behaviour_graph = SparseOperator(behaviour_graph, symmetric=False)
         self.n_layers = n_layers
 
-    def _propagate(self, graph: SparseOperator, h: torch.Tensor) -> torch.Tensor:
-        for _ in range(self.n_layers):
+    def _propagate(self, graph: SparseOperator, h: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Ĝ^L h [I, d], or only its ``rows`` [R, d] (the last layer restricted to them)."""
+        for _ in range(self.n_layers - (rows is not None)):
             h = graph(h)
-        return h
+        return h if rows is None else graph.rows(h, rows)
 
-    def views(self) -> ItemViews:
-        """One inner forward pass and every item view (Eq. 3)."""
-        user, item_id = self.inner()
-        modal = {m: self._propagate(g, item_id) for m, g in zip(self.modalities, self.modality_graphs)}
-        behaviour = self._propagate(self.behaviour_graph, item_id)
+    def views(self, rows: torch.Tensor | None = None) -> ItemViews:
+        """One inner forward pass and every item view (Eq. 3); ``rows`` as in ``item_views``."""
+        return self.item_views(*self.inner(), rows)
+
+    def item_views(self, user: torch.Tensor, item_id: torch.Tensor, rows: torch.Tensor | None = None) -> ItemViews:
+        """The views (Eq. 3) of the inner outputs u [U, d], h^id [I, d].
+
+        rows: None computes every item's views. Otherwise (sorted distinct
+        item ids [R]) the graph views, h^mm and t are exact at those rows and 0
+        elsewhere (u and h^id stay whole), for a step whose losses read no
+        other item row: the graph products then cost the rows' edges, not the
+        whole graphs' (``Backbone.batch_forward``'s contract, for the views).
+        """
+        modal = {m: self._propagate(g, item_id, rows) for m, g in zip(self.modalities, self.modality_graphs)}
+        behaviour = self._propagate(self.behaviour_graph, item_id, rows)
         views = [*modal.values(), behaviour]
         content = views[0]
         for h in views[1:]:   # a sum, not a stacked mean: no [V, I, d] copy forward or backward
             content = content + h
         content = content / len(views)
-        return ItemViews(user, item_id, modal, behaviour, content, (item_id + content) / 2)
+        item = (item_id if rows is None else item_id[rows]) + content
+        if rows is not None:
+            whole = lambda part: part.new_zeros(item_id.shape).index_copy(0, rows, part)  # noqa: E731
+            modal, behaviour = {m: whole(h) for m, h in modal.items()}, whole(behaviour)
+            content, item = whole(content), whole(item)
+        return ItemViews(user, item_id, modal, behaviour, content, item / 2)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.views()
