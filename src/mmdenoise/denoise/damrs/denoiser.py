@@ -31,6 +31,7 @@ initial embeddings it can dominate the ranking loss unless λ2 is small.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -41,7 +42,7 @@ from torch.utils.checkpoint import checkpoint
 from ...losses.damrs import denoised_bpr, graded_contrastive, reliability, symmetric_kl
 from ...models.base import Batch
 from ..base import Denoiser, InteractionRecord, StepState
-from .model import DAMRSBackbone
+from .model import DAMRSBackbone, positions
 
 #: similarities per chunk of anchors, all views together (2^24 floats = 64 MiB)
 SELECTION_ELEMENTS = 1 << 24
@@ -154,7 +155,7 @@ class DAMRS(Denoiser):
     @torch.no_grad()
     def refresh_sets(self) -> None:
         """Choose every item's similar sets from the current views (``ai_refresh="epoch"``)."""
-        views = self.backbone.views().graph_views()
+        views = self.backbone.graph_views_of(self.backbone.inner()[1])
         self.multi_sets, self.single_sets = graded_sets(views, torch.arange(views[0].shape[0],
                                                                             device=views[0].device), self.ai_k)
 
@@ -169,14 +170,15 @@ class DAMRS(Denoiser):
             if self.ai:
                 anchors = subsample(items, self.ai_anchors)
                 chosen = (anchors, *self.similar_sets(
-                    anchors, lambda: self.backbone.item_views(user, item_id.detach()).graph_views()))
+                    anchors, lambda: self.backbone.graph_views_of(item_id.detach())))
                 rows = torch.unique(torch.cat([items, chosen[1].flatten(), chosen[2].flatten()]))
             v = self.backbone.item_views(user, item_id, rows)
         graph_views = v.graph_views()
-        pos = self.backbone.score(v.user, v.item, batch.users, batch.pos_items)
-        neg = self.backbone.score(v.user, v.item, batch.users, batch.neg_items)
+        local = replace(batch, pos_items=v.at(batch.pos_items), neg_items=v.at(batch.neg_items))  # rows of v
+        pos = self.backbone.score(v.user, v.item, batch.users, local.pos_items)
+        neg = self.backbone.score(v.user, v.item, batch.users, local.neg_items)
         with torch.set_grad_enabled(self.fg_gradient and self.dbpr and torch.is_grad_enabled()):
-            view_scores = torch.stack([self.backbone.score(v.user, h, batch.users, batch.pos_items)
+            view_scores = torch.stack([self.backbone.score(v.user, h, batch.users, local.pos_items)
                                        for h in graph_views], dim=1)
             log_f, log_g = reliability(view_scores, torch.sigmoid(neg).mean(), self.alpha, self.beta, self.gamma)
         f = log_f.detach().exp()
@@ -189,11 +191,11 @@ class DAMRS(Denoiser):
             # share of the batch whose D-BPR optimum ranks the negative above the positive (g > f)
             stats["flip_share"] = (used_g > used_f).to(f.dtype).mean()
         else:
-            terms["rec"] = self.backbone.rec_loss(batch, v.user, v.item)
+            terms["rec"] = self.backbone.rec_loss(local, v.user, v.item)
         if self.au:
             terms["au"] = self.lambda_au * self.user_alignment(v.user, v.content, v.item_id, batch.users)
         if self.ai:
-            terms["ai"] = self.lambda_ai * self.item_alignment(graph_views, items, chosen)
+            terms["ai"] = self.lambda_ai * self.item_alignment(graph_views, items, chosen, v.rows)
         inner = self.backbone.inner
         terms["extra"] = inner.extra_loss(batch, v.user, v.item_id)
         terms["reg"] = inner.regularization(batch, v.user, v.item_id)
@@ -231,7 +233,8 @@ class DAMRS(Denoiser):
             return graded_sets(graph_views(), anchors, self.ai_k)
 
     def item_alignment(self, graph_views: list[torch.Tensor], items: torch.Tensor,
-                       chosen: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                       chosen: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                       rows: torch.Tensor | None = None) -> torch.Tensor:
         """L_AI-MM + L_AI-S (Eq. 11) summed over the views, anchored on the batch's distinct items ``items``
         (sorted; ``ai_anchors`` of them at random if set), with all of ``items`` as the dissimilar pool.
 
@@ -240,6 +243,8 @@ class DAMRS(Denoiser):
         differentiated on the chosen pairs and on the anchor × batch pairs only.
         chosen: (anchors, multi, single) already drawn and chosen
         (``similar_sets``), else both happen here from ``graph_views``.
+        rows: the sorted item ids whose rows ``graph_views`` hold (``ItemViews.rows``; among them every item
+        this reads); None when they hold every item.
         """
         if chosen is None:
             anchors = subsample(items, self.ai_anchors)
@@ -249,7 +254,7 @@ class DAMRS(Denoiser):
         # every row φ reads (anchors, similar sets, batch items), gathered and normalised in one pass per view:
         # a gather's backward fills a gradient as large as the view, so one gather per view, not four
         parts = [anchors.expand(n_views, -1), multi.flatten(1), single.flatten(1), items.expand(n_views, -1)]
-        ids = torch.cat(parts, dim=1)                                                   # [V, R]
+        ids = positions(rows, torch.cat(parts, dim=1))                                  # [V, R], rows of the views
         unit = torch.stack([F.normalize(h.index_select(0, i), dim=1) for h, i in zip(graph_views, ids)])
         anchor_rows, multi_rows, single_rows, item_rows = unit.split([p.shape[1] for p in parts], dim=1)
         scaled = anchor_rows / self.ai_tau  # cos/τ, scaling [V, N, d], not [V, N, n]

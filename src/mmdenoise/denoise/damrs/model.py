@@ -23,12 +23,20 @@ from ...graphs import SparseOperator
 from ...models.base import Backbone, Batch
 
 
+def positions(rows: torch.Tensor | None, items: torch.Tensor) -> torch.Tensor:
+    """Where item ids ``items`` sit in tensors holding the rows of the sorted ids ``rows`` (each item among
+    them); the ids themselves when ``rows`` is None (tensors of every item)."""
+    return items if rows is None else torch.searchsorted(rows, items)
+
+
 class ItemViews(NamedTuple):
     """Everything DA-MRS computes from one forward pass (all [·, d], d the backbone's width).
 
-    user: u [U, d]; item_id: h^id [I, d]; modal: {modality: h^m [I, d]};
-    behaviour: h^c [I, d]; content: the mean of the graph views [I, d] (h^mm
-    of Eq. 9, the second term of Eq. 3); item: t [I, d] (Eq. 3).
+    user: u [U, d]; item_id: h^id [I, d]; modal: {modality: h^m [n, d]};
+    behaviour: h^c [n, d]; content: the mean of the graph views [n, d] (h^mm
+    of Eq. 9, the second term of Eq. 3); item: t [n, d] (Eq. 3). rows: None
+    when those hold every item (n = I); else the sorted distinct item ids [n]
+    whose rows they hold (``at`` maps item ids to rows).
     """
 
     user: torch.Tensor
@@ -37,10 +45,15 @@ class ItemViews(NamedTuple):
     behaviour: torch.Tensor
     content: torch.Tensor
     item: torch.Tensor
+    rows: torch.Tensor | None = None
 
     def graph_views(self) -> list[torch.Tensor]:
         """[h^m for m in M] + [h^c]: the views of Eq. 6, 9 and 11."""
         return [*self.modal.values(), self.behaviour]
+
+    def at(self, items: torch.Tensor) -> torch.Tensor:
+        """The rows of item ids ``items`` (each among ``rows``) in modal, behaviour, content and item."""
+        return positions(self.rows, items)
 
 
 class DAMRSBackbone(Backbone):
@@ -80,28 +93,22 @@ class DAMRSBackbone(Backbone):
         """One inner forward pass and every item view (Eq. 3); ``rows`` as in ``item_views``."""
         return self.item_views(*self.inner(), rows)
 
-    def item_views(self, user: torch.Tensor, item_id: torch.Tensor, rows: torch.Tensor | None = None) -> ItemViews:
-        """The views (Eq. 3) of the inner outputs u [U, d], h^id [I, d].
+    def graph_views_of(self, item_id: torch.Tensor, rows: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """[h^m for m in M] + [h^c] of h^id [I, d]: each graph's propagation, [I, d] or its ``rows`` [R, d]."""
+        graphs = [*self.modality_graphs, self.behaviour_graph]
+        return [self._propagate(g, item_id, rows) for g in graphs]
 
-        rows: None computes every item's views. Otherwise (sorted distinct
-        item ids [R]) the graph views, h^mm and t are exact at those rows and 0
-        elsewhere (u and h^id stay whole), for a step whose losses read no
-        other item row: the graph products then cost the rows' edges, not the
-        whole graphs' (``Backbone.batch_forward``'s contract, for the views).
-        """
-        modal = {m: self._propagate(g, item_id, rows) for m, g in zip(self.modalities, self.modality_graphs)}
-        behaviour = self._propagate(self.behaviour_graph, item_id, rows)
-        views = [*modal.values(), behaviour]
+    def item_views(self, user: torch.Tensor, item_id: torch.Tensor, rows: torch.Tensor | None = None) -> ItemViews:
+        """The views (Eq. 3) of the inner outputs u [U, d], h^id [I, d]: of every item, or of ``rows`` only
+        (sorted distinct item ids [R]; u and h^id stay whole), for a step whose losses read no other item
+        row: the graph products then cost those rows' edges, not the whole graphs'."""
+        views = self.graph_views_of(item_id, rows)
         content = views[0]
         for h in views[1:]:   # a sum, not a stacked mean: no [V, I, d] copy forward or backward
             content = content + h
         content = content / len(views)
-        item = (item_id if rows is None else item_id[rows]) + content
-        if rows is not None:
-            whole = lambda part: part.new_zeros(item_id.shape).index_copy(0, rows, part)  # noqa: E731
-            modal, behaviour = {m: whole(h) for m, h in modal.items()}, whole(behaviour)
-            content, item = whole(content), whole(item)
-        return ItemViews(user, item_id, modal, behaviour, content, item / 2)
+        item = ((item_id if rows is None else item_id[rows]) + content) / 2
+        return ItemViews(user, item_id, dict(zip(self.modalities, views)), views[-1], content, item, rows)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         v = self.views()
