@@ -65,6 +65,10 @@ def _claim(**change):
      r"spec\.yaml: datasets\[0\]\.noise: give exactly one kind of noise"),
     ({"datasets": [{"name": "d", "source": "synth-tiny", "noize": {"add": 0.2}}]},
      r"spec\.yaml: datasets\[0\]: unknown key\(s\) \['noize'\]"),
+    ({"datasets": [{"name": "d", "source": "synth-tiny", "why": ["cost"]}]},
+     r"spec\.yaml: datasets\[0\]\.why: expected text \(why the dataset is run as it is\), got \['cost'\]"),
+    ({"datasets": [{"name": "d", "source": "synth-tiny", "why": " "}]},
+     r"spec\.yaml: datasets\[0\]\.why: expected text"),
     ({"methods": {"none": {"denoiser": "none"}, "tce": {"denoiser": "tcee"}}},
      r"spec\.yaml: methods\.tce\.denoiser: unknown denoiser 'tcee'"),
     ({"methods": {"none": {"denoiser": "none"}, "tce": {"denoiser": "tce", "grid": {"drop_rat": [0.1]}}}},
@@ -568,6 +572,24 @@ def test_a_cut_pair_is_not_run_and_its_cells_say_cut(tmp_path, tiny):
     assert "| [tce-beats-none](#tce-beats-none) | pending (1 pending) | cut (1 cut) |" in page
     assert "| tce vs none on mf | pending | cut |" in page and "| – | – |\n| tiny | " in page
     assert page.count("| mf: tce |") == 1 and "cuts (backbone, method) pairs" in page
+    assert check_claims(tmp_path / "claims") == 0
+
+
+def test_a_datasets_why_is_said_under_the_datasets_table_and_changes_no_run(tmp_path, tiny):
+    datasets = [{"name": "tiny-add20", "source": str(tiny), "noise": {"add": 0.2, "seed": 1}},
+                {"name": "tiny", "source": str(tiny), "cut": {"mf": ["tce"]}}]
+    plain = load_claims_spec(_spec_file(tmp_path / "a", _raw(tiny, datasets=datasets)))
+    datasets[1]["why"] = "one seed:\n  T-CE   costs too much here"
+    spec_path = _spec_file(tmp_path / "claims", _raw(tiny, datasets=datasets))
+    spec = load_claims_spec(spec_path)
+    assert spec.datasets["tiny"].why == "one seed: T-CE costs too much here"  # one line, spaces collapsed
+    assert spec.runs() == plain.runs() and spec.tuned_runs() == plain.tuned_runs()
+    claims_study(spec_path, tmp_path / "work", stage="page")
+    data = json.loads((tmp_path / "claims" / CLAIMS_JSON).read_text())
+    assert [d.get("why") for d in data["datasets"]] == [None, "one seed: T-CE costs too much here"]
+    page = (tmp_path / "claims.md").read_text()
+    assert "(the datasets table; why, under it)" in page
+    assert "|\n\n- **tiny**: one seed: T-CE costs too much here\n\n| method |" in page
     assert check_claims(tmp_path / "claims") == 0
 
 

@@ -12,6 +12,7 @@ file and the key)::
         tune_from: ml-100k-add20    # no tuning here: each (backbone, method) runs the selection made there
         seeds: [1]                  # this dataset's final seeds (default: the spec's)
         cut: {lightgcn: [rce, wbpr]}  # (backbone, method) pairs not run here (or BACKBONE: all); cells say "cut"
+        why: one seed and the cuts fit the budget (...)   # said on the page, under the datasets table
     budget: 8                       # tuning trials per (dataset, backbone, method), at most
     seeds: [1, 2, 3]                # the final runs of each selected configuration
     tune_seed: 0                    # the training seed of every tuning trial

@@ -169,7 +169,8 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
         "datasets": [{"name": d.name, "source": d.shown, "noise": d.noise, "set": [[k, v] for k, v in d.overrides],
                       "tune_from": d.tune_from, "seeds": spec.seeds_of(d.name),
                       **({"splits": list(d.splits)} if d.splits else {}),
-                      **({"cut": [list(pair) for pair in d.cut]} if d.cut else {})} for d in spec.datasets.values()],
+                      **({"cut": [list(pair) for pair in d.cut]} if d.cut else {}),
+                      **({"why": d.why} if d.why else {})} for d in spec.datasets.values()],
         "methods": [{"name": m.name, "denoiser": m.denoiser, "grid": m.grid, "grid_size": m.grid_size,
                      "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
                      "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}

@@ -17,7 +17,7 @@ from ..study import NOISE_KINDS, parse_seeds
 
 SPEC_KEYS = ("title", "datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
 TITLE = "Do the papers' claims hold?"
-DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds", "splits", "cut")
+DATASET_KEYS = ("name", "source", "noise", "set", "tune_from", "seeds", "splits", "cut", "why")
 METHOD_KEYS = ("denoiser", "model", "grid", "selection_of", "set")
 CLAIM_KEYS = ("id", "claim", "source", "kind", "method", "versus", "backbones", "against", "datasets")
 KINDS = ("beats", "detects", "localises")
@@ -43,8 +43,9 @@ class ClaimData:
     cap where a run to convergence does not fit the budget), ``tune_from``: the earlier dataset whose
     selections this one's runs use (None: tuned here), ``seeds``: its final seeds (None: the spec's), and
     ``splits``: the user splits (``sequence.split_seed``) a sequential method's final runs take, each at
-    every seed (None: the default split only; general backbones have no user split), and ``cut``: the
-    (backbone, method) pairs not run on this dataset, to fit the budget (their cells say so)."""
+    every seed (None: the default split only; general backbones have no user split), ``cut``: the
+    (backbone, method) pairs not run on this dataset, to fit the budget (their cells say so), and ``why``:
+    the reasons for its seeds, transfer and cuts, said on the page ("" when none is given)."""
 
     name: str
     source: str
@@ -55,6 +56,7 @@ class ClaimData:
     seeds: tuple[int, ...] | None = None
     splits: tuple[int, ...] | None = None
     cut: tuple[tuple[str, str], ...] = ()
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -247,8 +249,11 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
     tune_from = _name(raw["tune_from"], f"{where}.tune_from") if raw.get("tune_from") is not None else None
     seeds = tuple(parse_seeds(raw["seeds"], f"{where}.seeds")) if raw.get("seeds") is not None else None
     splits = tuple(parse_seeds(raw["splits"], f"{where}.splits")) if raw.get("splits") is not None else None
+    why = raw.get("why", "")
+    if not isinstance(why, str) or (raw.get("why") is not None and not why.strip()):
+        raise ConfigError(f"{where}.why: expected text (why the dataset is run as it is), got {why!r}")
     return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")),
-                     tune_from, seeds, splits)
+                     tune_from, seeds, splits, why=" ".join(why.split()))
 
 
 def _parse_cut(raw: Any, where: str, backbones: Sequence[str], methods: Mapping[str, Method]
