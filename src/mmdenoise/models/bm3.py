@@ -102,7 +102,7 @@ class BM3(Backbone):
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: h^m = W_m x^m + b_m [I, d]} (before the predictor)."""
-        return {name: projection(x) for projection, (name, x) in zip(self.projections, self.features.items())}
+        return self.features.map(self.projections)
 
     def target(self, online: torch.Tensor) -> torch.Tensor:
         """The target view h̃ = dropout_p(h), detached: same shape as ``online``.

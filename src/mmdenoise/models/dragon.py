@@ -80,8 +80,8 @@ class DRAGON(Backbone):
 
     def _modality_views(self) -> torch.Tensor:
         """h^m for every modality at once: [(U+I), M, d] (users first)."""
-        inputs = [F.normalize(torch.cat([p, encoder(x)]), dim=1)
-                  for p, encoder, (_, x) in zip(self.preferences, self.encoders, self.features.items())]
+        inputs = [F.normalize(torch.cat([p, encoded]), dim=1)
+                  for p, encoded in zip(self.preferences, self.features.map(self.encoders).values())]
         stacked = torch.cat(inputs, dim=1)  # one sparse product for all modalities: [(U+I), M·d]
         summed = propagate(self.graph, stacked, self.n_layers) * (self.n_layers + 1)  # layer sum
         return summed.view(-1, len(inputs), self.embedding_size)

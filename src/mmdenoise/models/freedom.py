@@ -101,7 +101,7 @@ class FREEDOM(Backbone):
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: E_m x^m [I, d]}."""
-        return {name: projection(x) for projection, (name, x) in zip(self.projections, self.features.items())}
+        return self.features.map(self.projections)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.item_embedding.weight

@@ -95,7 +95,7 @@ class LATTICE(Backbone):
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: ẽ^m = W_m e^m + b_m [I, feat_embed_dim]} (Eq. 4)."""
-        return {name: projection(x) for projection, (name, x) in zip(self.projections, self.features.items())}
+        return self.features.map(self.projections)
 
     def epoch_start(self, epoch: int) -> None:
         self._stale = True

@@ -121,8 +121,9 @@ class MGCN(Backbone):
     def purified_items(self) -> list[torch.Tensor]:
         """ē^m_i = e^id_i ⊙ σ(G_m (W_m x^m_i + b_m) + g_m) per modality: [I, d] each."""
         ids = self.item_embedding.weight
-        return [ids * torch.sigmoid(purifier(projection(x)))
-                for projection, purifier, (_, x) in zip(self.projections, self.purifiers, self.features.items())]
+        gates = self.features.map(nn.Sequential(projection, purifier)
+                                  for projection, purifier in zip(self.projections, self.purifiers))
+        return [ids * torch.sigmoid(gate) for gate in gates.values()]
 
     def item_views(self) -> list[torch.Tensor]:
         """Purified item views propagated ``n_layers`` times on their kNN graph: [I, d] each."""

@@ -61,7 +61,7 @@ class VBPR(Backbone):
 
     def modality_item_emb(self) -> dict[str, torch.Tensor]:
         """{modality: E_m f^m [I, d]}, the content half of the item vector split by modality."""
-        return {name: projection(x) for projection, (name, x) in zip(self.projections, self.features.items())}
+        return self.features.map(self.projections)
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         content = sum(self.modality_item_emb().values())
