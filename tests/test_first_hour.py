@@ -3,6 +3,7 @@ progress lines on stderr (terminal or not) and a silent library."""
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -133,6 +134,39 @@ def test_openmp_workers_wait_passively_unless_the_user_said_otherwise(given, exp
                           "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"],
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.stdout.split() == [expected, "False"], out.stderr
+
+
+class _FakeLibc:
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, option, value):
+        self.calls.append((option, value))
+        return 1
+
+
+def test_freed_memory_is_kept_for_reuse_unless_the_user_set_the_allocator():
+    """glibc's mmap and trim thresholds (page faults of item-sized tensors dominated a DA-MRS step on
+    Book-Crossing); a threshold the user set is kept, a C library without mallopt is left alone."""
+    import mmdenoise
+    libc = _FakeLibc()
+    assert mmdenoise._keep_freed_memory({}, libc)
+    assert libc.calls == [(-3, 32 << 20), (-1, 256 << 20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    for variable in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        untouched = _FakeLibc()
+        assert not mmdenoise._keep_freed_memory({variable: "131072"}, untouched) and untouched.calls == []
+    assert not mmdenoise._keep_freed_memory({}, object())  # no mallopt (not glibc)
+    failing = _FakeLibc()
+    failing.mallopt = lambda option, value: 0
+    assert not mmdenoise._keep_freed_memory({}, failing)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_glibcs_mallopt_takes_both_values():
+    import ctypes
+
+    import mmdenoise
+    assert mmdenoise._keep_freed_memory({}, ctypes.CDLL(None))  # the real mallopt takes both values
 
 
 def test_the_demo_takes_a_thread_count(monkeypatch, tmp_path, capsys):

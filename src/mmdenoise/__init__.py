@@ -8,6 +8,37 @@ import os as _os  # noqa: E402
 # measurable on an idle machine (README, "Speed"). A value the user set is kept.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+#: glibc's mallopt parameters (malloc.h) and the values set at import
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEPT_ALLOCATIONS = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 256 << 20}
+
+
+def _keep_freed_memory(environ=_os.environ, libc=None) -> bool:
+    """Serve allocations up to 32 MiB from the heap and keep up to 256 MiB of freed heap (glibc).
+
+    glibc maps each allocation above its mmap threshold (128 KiB at first) afresh and unmaps it when
+    freed, so a step that allocates item-sized tensors pays a page fault per 4 KiB every time: with
+    Book-Crossing's 36,041 items (a [36,041 × 128] view is 18 MB) ~30,000 faults and 15-20% of a DA-MRS
+    step, 9% of FREEDOM's. Peak memory is unchanged (within 10% measured); memory freed is kept for
+    reuse. Nothing is changed where the user set either variable (MALLOC_MMAP_THRESHOLD_,
+    MALLOC_TRIM_THRESHOLD_) or where the C library has no mallopt (not glibc). Returns whether it was set.
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
+        return False
+    if libc is None:
+        import ctypes
+        try:
+            libc = ctypes.CDLL(None)  # the C library this process runs on
+        except OSError:
+            return False
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    return all([mallopt(option, value) == 1 for option, value in KEPT_ALLOCATIONS.items()])
+
+
+_keep_freed_memory()
+
 from . import log  # noqa: E402,F401  (installs the NullHandler: library use is silent)
 from .data import Dataset, load_dataset  # noqa: E402
 
