@@ -8,9 +8,8 @@ import os as _os  # noqa: E402
 # measurable on an idle machine (README, "Speed"). A value the user set is kept.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-#: glibc's mallopt parameters (malloc.h) and the values set at import
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-KEPT_ALLOCATIONS = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 256 << 20}
+# glibc's mallopt parameters (malloc.h: M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) and the values set at import
+_KEPT_ALLOCATIONS = {-3: 32 << 20, -1: 256 << 20}
 
 
 def _keep_freed_memory(environ=_os.environ, libc=None) -> bool:
@@ -34,7 +33,7 @@ def _keep_freed_memory(environ=_os.environ, libc=None) -> bool:
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:
         return False
-    return all([mallopt(option, value) == 1 for option, value in KEPT_ALLOCATIONS.items()])
+    return all([mallopt(option, value) == 1 for option, value in _KEPT_ALLOCATIONS.items()])
 
 
 _keep_freed_memory()
