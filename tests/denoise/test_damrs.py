@@ -251,6 +251,20 @@ def test_a_step_without_au_computes_only_the_rows_it_reads(planted, monkeypatch,
         assert torch.allclose(rows_grads[name], grad, rtol=1e-5, atol=1e-8), name
 
 
+def test_without_au_no_whole_graph_product_is_differentiated(planted, monkeypatch):
+    """The row-restricted step is the one taken: without AU and AI no whole-graph product runs at all, with
+    AI's per-batch sets only without gradient (to choose them), with AU every view is whole."""
+    from mmdenoise.graphs import SparseOperator
+    whole = SparseOperator.forward
+    calls = []
+    monkeypatch.setattr(SparseOperator, "forward",
+                        lambda self, dense: calls.append(torch.is_grad_enabled()) or whole(self, dense))
+    for params, expected in [({"ai": False}, []), ({}, [False] * 3), ({"au": True}, [True] * 3)]:
+        calls.clear()
+        _damrs("vbpr", planted, **params).loss(_batch(planted), StepState(0, 0))
+        assert calls == expected, params
+
+
 def test_views_of_some_rows_equal_those_rows_of_every_items_views(planted):
     model = _damrs("vbpr", planted).backbone
     rows = torch.tensor([0, 5, 17, 39])
