@@ -15,15 +15,15 @@ from ..errors import ConfigError
 DISTINCT_SHARE = 0.5
 
 
-def distinct_rows(x: torch.Tensor, share: float = DISTINCT_SHARE) -> tuple[torch.Tensor, torch.Tensor] | None:
+def distinct_rows(x: torch.Tensor, share: float | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(the distinct rows of x [n, d] → [k, d], where each row of x is among them [n]: x = distinct[index]) when
-    k ≤ share · n, else None.
+    k ≤ share · n (default ``DISTINCT_SHARE``, read at the call), else None.
 
     A categorical feature embedded per category (Book-Crossing's publisher: 7,310 distinct rows of
     36,041) repeats rows. A product with a fixed random vector, which equal rows share, rules out the
     rest cheaply before the exact (sorting) search.
     """
-    n = x.shape[0]
+    n, share = x.shape[0], DISTINCT_SHARE if share is None else share
     probe = torch.rand(x.shape[1], generator=torch.Generator().manual_seed(0), dtype=x.dtype).to(x.device)
     if torch.unique(x @ probe).numel() > share * n:
         return None
@@ -55,7 +55,7 @@ class ModalityFeatures(nn.Module):
                 raise ValueError(f"features must be [n_items, d], got shape {tuple(x.shape)}")
             x = x.to(torch.float32)
             self.register_buffer(f"modality_{k}", x, persistent=False)
-            distinct, index = distinct_rows(x, DISTINCT_SHARE) or (None, None)
+            distinct, index = distinct_rows(x) or (None, None)
             self.register_buffer(f"distinct_{k}", distinct, persistent=False)
             self.register_buffer(f"index_{k}", index, persistent=False)
 
