@@ -161,6 +161,19 @@ def test_freed_memory_is_kept_for_reuse_unless_the_user_set_the_allocator():
     assert not mmdenoise._keep_freed_memory({}, failing)
 
 
+def test_a_c_library_that_cannot_be_opened_is_left_alone(monkeypatch):
+    """Windows' loader refuses ``CDLL(None)`` with a TypeError (other systems may raise OSError): importing
+    mmdenoise must not fail there, it just leaves the allocator as it is."""
+    import ctypes
+
+    import mmdenoise
+    for error in (TypeError("expected str, bytes or os.PathLike object, not NoneType"), OSError("no libc")):
+        def refuse(name, error=error):
+            raise error
+        monkeypatch.setattr(ctypes, "CDLL", refuse)
+        assert not mmdenoise._keep_freed_memory({})
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_glibcs_mallopt_takes_both_values():
     import ctypes

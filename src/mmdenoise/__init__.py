@@ -20,7 +20,8 @@ def _keep_freed_memory(environ=_os.environ, libc=None) -> bool:
     Book-Crossing's 36,041 items (a [36,041 × 128] view is 18 MB) ~30,000 faults and 15-20% of a DA-MRS
     step, 9% of FREEDOM's. Peak memory is unchanged (within 10% measured); memory freed is kept for
     reuse. Nothing is changed where the user set either variable (MALLOC_MMAP_THRESHOLD_,
-    MALLOC_TRIM_THRESHOLD_) or where the C library has no mallopt (not glibc). Returns whether it was set.
+    MALLOC_TRIM_THRESHOLD_) or where the C library cannot be opened or has no mallopt (not glibc).
+    Returns whether it was set.
     """
     if "MALLOC_MMAP_THRESHOLD_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
         return False
@@ -28,7 +29,7 @@ def _keep_freed_memory(environ=_os.environ, libc=None) -> bool:
         import ctypes
         try:
             libc = ctypes.CDLL(None)  # the C library this process runs on
-        except OSError:
+        except (OSError, TypeError):  # TypeError: Windows, whose loader needs a library's name
             return False
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:
