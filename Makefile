@@ -3,6 +3,7 @@
 #   make test       virtualenv + install + lint (ruff) + the test suite (builds ml-100k in the data home once)
 #   make demo-full  the README's complete tables (about 25 minutes on 2 cores)
 #   make test-cuda  the CUDA contract tests alone (on a machine with a GPU; they skip elsewhere)
+#   make claims-readme  the README's verdict table and cell count, from docs/results/claims/claims.json
 #   make bench      s/epoch, s/evaluation and peak RSS of a few models, one list per run
 #   make bench-scale MODEL=lightgcn [DENOISER=guider] [PRESETS=a,b,...] [THREADS=N]
 #                   the same across synth-tiny -> synth-microlens, each dataset in a fresh process:
@@ -13,7 +14,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-cuda demo demo-full bench bench-scale clean
+.PHONY: install test test-cuda demo demo-full claims-readme bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,9 @@ demo: $(STAMP)
 demo-full: $(STAMP)
 	$(BIN)/mmdenoise data build ml-100k
 	$(BIN)/python -m mmdenoise.experiments.demo --full $(if $(THREADS),--threads $(THREADS))
+
+claims-readme: $(STAMP)
+	$(BIN)/python -m mmdenoise.experiments.claims.readme README.md docs/results/claims
 
 bench: $(STAMP)
 	$(BIN)/mmdenoise bench -d ml-100k -m lightgcn

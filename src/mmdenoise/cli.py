@@ -350,11 +350,10 @@ def report_cmd(
     """
     from .experiments.claims import CLAIMS_JSON, check_claims
     if (runs_dir / CLAIMS_JSON).is_file():
-        import json
-
+        from .experiments.claims.page import read_claims
         from .experiments.claims.screens import screens_summary
         cells = check_claims(runs_dir)  # claims.json read and checked
-        data = json.loads((runs_dir / CLAIMS_JSON).read_text(encoding="utf-8"))
+        data = read_claims(runs_dir)
         typer.echo(f"{runs_dir}: every Δ and p of {cells} cell(s) recomputed from the evidence files: they match; "
                    "the page is the rendering of claims.json")
         typer.echo(f"robustness (the page's sections): {screens_summary(data)}")

@@ -444,6 +444,17 @@ def write_page(data: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     return out / CLAIMS_JSON, page_path(out)
 
 
+def read_claims(out: Path) -> dict[str, Any]:
+    """The mapping in ``out/claims.json``; an MMDenoiseError naming it when it is missing or not JSON."""
+    path = out / CLAIMS_JSON
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MMDenoiseError(f"{path}: not found; is {out} a claims folder?") from None
+    except ValueError as exc:
+        raise MMDenoiseError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
+
+
 # ------------------------------------------------------------------- check
 def _close(a: float, b: float) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
@@ -459,12 +470,7 @@ def check_claims(out: str | Path) -> int:
     rendering of claims.json."""
     out = Path(out)
     path = out / CLAIMS_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MMDenoiseError(f"{path}: not found; is {out} a claims folder?") from None
-    except ValueError as exc:
-        raise MMDenoiseError(f"{path}: not valid JSON ({str(exc)[:80]})") from None
+    data = read_claims(out)
     checked = 0
     entries = {d["name"]: d for d in data["datasets"]}
     for claim in data["claims"]:
@@ -537,3 +543,4 @@ def check_claims(out: str | Path) -> int:
         raise MMDenoiseError(f"{page}: not the rendering of {path} (edited by hand, or stale); regenerate it "
                              f"with {data['command']} --stage page")
     return checked
+
