@@ -444,8 +444,9 @@ def write_page(data: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     return out / CLAIMS_JSON, page_path(out)
 
 
-def read_claims(out: Path) -> dict[str, Any]:
+def read_claims(out: str | Path) -> dict[str, Any]:
     """The mapping in ``out/claims.json``; an MMDenoiseError naming it when it is missing or not JSON."""
+    out = Path(out)
     path = out / CLAIMS_JSON
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -543,4 +544,3 @@ def check_claims(out: str | Path) -> int:
         raise MMDenoiseError(f"{page}: not the rendering of {path} (edited by hand, or stale); regenerate it "
                              f"with {data['command']} --stage page")
     return checked
-
