@@ -250,7 +250,7 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
     seeds = tuple(parse_seeds(raw["seeds"], f"{where}.seeds")) if raw.get("seeds") is not None else None
     splits = tuple(parse_seeds(raw["splits"], f"{where}.splits")) if raw.get("splits") is not None else None
     why = raw.get("why", "")
-    if not isinstance(why, str) or (raw.get("why") is not None and not why.strip()):
+    if "why" in raw and not (isinstance(why, str) and why.strip()):
         raise ConfigError(f"{where}.why: expected text (why the dataset is run as it is), got {why!r}")
     return ClaimData(name, source, shown, noise, tuple(_fixed_settings(raw.get("set"), f"{where}.set")),
                      tune_from, seeds, splits, why=" ".join(why.split()))
