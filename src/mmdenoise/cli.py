@@ -446,6 +446,10 @@ def study_claims_cmd(
                                           "(prints what is left per dataset and backbone; writes nothing)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     backend: str = typer.Option("local", help="local or ray"),
+    hours: Optional[float] = typer.Option(None, help="start only the runs expected to end within this many hours "
+                                                     "(estimated as --stage plan does; a run with no estimate "
+                                                     "starts and keeps its worker): for a session or job with "
+                                                     "a time limit", show_default=False),
 ):
     """Do the papers' claims hold? Tune every method equally on validation, run the selection with several
     seeds, commit per-user evidence and write the page of paired tests (rerun resumes)."""
@@ -466,7 +470,10 @@ def study_claims_cmd(
                    "are not in it")
         return
     result = claims_study(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods, stage=stage,
-                          workers=workers, backend=backend, on_result=_trial_line)
+                          workers=workers, backend=backend, hours=hours, on_result=_trial_line)
+    if result.deferred:
+        typer.echo(f"{result.deferred} run(s) not started: expected to end after --hours {hours:g}; "
+                   "rerun later to train them")
     if stage in ("page", "all"):
         typer.echo(f"{result.done} cell(s) done, {result.pending} pending")
         typer.echo(f"written: {result.page}, {result.json}")

@@ -525,6 +525,51 @@ def test_the_hours_left_come_from_measured_runs_scaled_within_a_backbone():
     assert run_estimate({}, ("a", "mf", "none")) is None
 
 
+def test_the_runs_started_within_hours_fit_in_them_at_each_worker():
+    from mmdenoise.experiments.claims import fit_in_hours
+    hour = 3600.0
+    # one worker, 2 hours: 1 h ends at 1 h; 2 h would end at 3 h (left); 0.5 h ends at 1.5 h; 1 h at 2.5 h (left)
+    assert fit_in_hours([hour, 2 * hour, 0.5 * hour, hour], 2) == [True, False, True, False]
+    # two workers: 1 h on one (free at 1 h), 2 h on the other (ends at 2 h exactly: fits), 0.5 h after
+    # the first (1.5 h), 1 h after that (2.5 h: left)
+    assert fit_in_hours([hour, 2 * hour, 0.5 * hour, hour], 2, workers=2) == [True, True, True, False]
+    # a run of unknown length starts while a worker is free before the end, and keeps it to the end
+    assert fit_in_hours([None, 0.1 * hour], 2) == [True, False]
+    assert fit_in_hours([0.5 * hour, None, 0.1 * hour], 2, workers=2) == [True, True, True]
+    assert fit_in_hours([3 * hour, None], 2) == [False, True]
+    assert fit_in_hours([], 1) == []
+    with pytest.raises(ConfigError, match=r"workers must be an integer >= 1, got 0"):
+        fit_in_hours([hour], 2, workers=0)
+
+
+def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny):
+    """``--hours`` (a session or job with a time limit): a run starts when its estimate from the committed
+    runs fits in the hours left; the others wait for a later call, which trains them."""
+    spec = _spec_file(tmp_path / "claims", _raw(tiny))
+    names = []
+
+    def run(stage, hours=None):
+        names.clear()
+        return claims_study(spec, tmp_path / "work", stage=stage, hours=hours,
+                            on_result=lambda r: names.append(r["name"]))
+
+    # nothing measured yet: the first trial starts and keeps the one worker; the other two wait
+    result = run("tune", hours=100)
+    assert len(names) == 1 and result.deferred == 2
+    assert run("tune").deferred == 0 and len(names) == 2
+    run("page")  # commits selection.json, with each trial's measured seconds
+    # the finals' estimates (their sweep's trials, a fraction of a second each) exceed 3.6 ms
+    out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "work"),
+                                   "--stage", "final", "--hours", "1e-6"])
+    assert out.exit_code == 0, out.output
+    assert "4 run(s) not started: expected to end after --hours 1e-06; rerun later" in out.output
+    assert not list((tmp_path / "work").glob("final/**/result.json"))
+    result = run("final", hours=100)
+    assert len(names) == 4 and result.deferred == 0
+    with pytest.raises(ConfigError, match=r"--hours: expected a number of hours > 0, got 0"):
+        run("final", hours=0)
+
+
 @pytest.mark.parametrize("cut, message", [
     ({"lightgcn": ["tce"]}, r"datasets\[1\]\.cut: unknown backbone 'lightgcn'; backbones: mf"),
     ({"mf": ["ce"]}, r"datasets\[1\]\.cut\.mf: unknown method 'ce'; methods: none, tce"),

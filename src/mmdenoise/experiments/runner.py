@@ -380,6 +380,12 @@ def _run_ray(root: Path, trials: list[dict], objective: Objective, workers: int,
     return records
 
 
+def check_workers(workers: Any) -> None:
+    """Refuse a number of runs at a time that is not an integer >= 1 (ConfigError naming it)."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+
+
 def run_trials(root: str | Path, trials: Sequence[dict], objective: Objective, *, backend: str = "local",
                workers: int = 1, address: str | None = None,
                on_result: Callable[[dict], None] | None = None) -> list[dict]:
@@ -392,8 +398,7 @@ def run_trials(root: str | Path, trials: Sequence[dict], objective: Objective, *
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    check_workers(workers)
     if address is not None and backend != "ray":
         raise ConfigError("--address selects a Ray cluster; it needs --backend ray")
     root = Path(root).resolve()

@@ -74,7 +74,7 @@ dataset) and re-renders the page.
 The package, one job per module: ``spec`` (the YAML read into ``ClaimsSpec``, each (dataset, backbone,
 method)'s sweep), ``runs`` (tuning state, selection, final runs, the evidence they leave), ``cells``
 (comparisons, verdicts and per-run means from the evidence alone), ``page`` (claims.md, and the check
-that recomputes it) and ``study`` (the stages, and the plan of what is left).
+that recomputes it) and ``study`` (the stages, the plan of what is left, and which runs fit a time limit).
 """
 from __future__ import annotations
 
@@ -83,11 +83,11 @@ from .page import CLAIMS_JSON, check_claims, dataset_seeds, render_page
 from .runs import (EVIDENCE_DIR, collect_evidence, committed_final, committed_trials, run_seconds, select,
                    selection_record, tuning_records, tuning_state, write_evidence)
 from .spec import OBJECTIVE, Claim, ClaimData, ClaimsSpec, Method, load_claims_spec, parse_claims_spec, tune_spec
-from .study import ClaimsResult, claims_plan, claims_study, run_estimate
+from .study import ClaimsResult, claims_plan, claims_study, fit_in_hours, run_estimate, seconds_left
 
 __all__ = ["CLAIMS_JSON", "EVIDENCE_DIR", "OBJECTIVE", "RULE", "Claim", "ClaimData", "ClaimsResult", "ClaimsSpec",
            "Method", "check_claims", "claim_verdict", "claims_plan", "claims_study", "collect_evidence",
-           "committed_final", "committed_trials", "compare_groups", "compare_runs", "dataset_seeds",
+           "committed_final", "committed_trials", "compare_groups", "compare_runs", "dataset_seeds", "fit_in_hours",
            "load_claims_spec", "page_data", "parse_claims_spec", "render_page", "run_estimate", "run_seconds",
-           "select", "selection_record", "tune_spec", "tuning_records", "tuning_state", "verdict",
+           "seconds_left", "select", "selection_record", "tune_spec", "tuning_records", "tuning_state", "verdict",
            "write_evidence"]

@@ -1,16 +1,18 @@
 """Running a claims study in stages (:func:`claims_study`) and what is left of one (:func:`claims_plan`)."""
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ...errors import ConfigError
 from ...log import get_logger
-from ..runner import run_trials, trial_status
+from ..runner import check_workers, run_trials, trial_status
 from .spec import ClaimsSpec, OBJECTIVE, _names, load_claims_spec
 from .runs import (EVIDENCE_DIR, SELECTION_JSON, TUNING_JSON, collect_evidence, committed_final, final_trials,
                    prepare_dataset, run_seconds, select, tuning_records, tuning_state)
@@ -48,20 +50,18 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     measured = measured_seconds(out)
 
     def add_left(run: tuple[str, str, str], folder: Path, trial: Mapping[str, Any]) -> None:
-        row, status = rows[run[0]], trial_status(folder, trial)
-        if status == "finished":
+        row = rows[run[0]]
+        if trial_status(folder, trial) == "finished":
             return
         part = row["backbones"].setdefault(run[1], {"runs": 0, "hours": 0.0, "unestimated": 0})
         part["runs"] += 1
-        estimate = run_estimate(measured, run)
-        if estimate is None:
+        left = seconds_left(measured, run, folder, trial)
+        if left is None:
             row["unestimated"] += 1
             part["unestimated"] += 1
         else:
-            spent = run_seconds(folder) if status == "partial" else 0.0
-            hours = max(estimate - spent, 0.0) / 3600
-            row["hours"] += hours
-            part["hours"] += hours
+            row["hours"] += left / 3600
+            part["hours"] += left / 3600
 
     for run in filter(wanted, spec.runs()):
         records, missing = tuning_state(spec, work, out, run)
@@ -99,6 +99,39 @@ def measured_seconds(out: Path) -> dict[tuple[str, str, str], list[float]]:
             for trial in json.loads(path.read_text(encoding="utf-8")).get("trials", []):
                 add(path.parent, trial.get("seconds"))
     return seen
+
+
+def seconds_left(measured: Mapping[tuple[str, str, str], Sequence[float]], run: tuple[str, str, str],
+                 folder: Path, trial: Mapping[str, Any]) -> float | None:
+    """Seconds ``trial`` of ``run`` (dataset, backbone, method) still needs in its ``folder``: 0 when
+    finished there, else :func:`run_estimate` less what a partial run has spent (:func:`run_seconds`),
+    at least 0; None without an estimate."""
+    status = trial_status(folder, trial)
+    if status == "finished":
+        return 0.0
+    estimate = run_estimate(measured, run)
+    if estimate is None:
+        return None
+    return max(estimate - (run_seconds(folder) if status == "partial" else 0.0), 0.0)
+
+
+def fit_in_hours(seconds: Sequence[float | None], hours: float, workers: int = 1) -> list[bool]:
+    """Which runs to start, in order, so that each is expected to end within ``hours``: ``seconds`` is
+    each run's expected time (:func:`seconds_left`; None: not known), ``workers`` run at a time and
+    each started run takes the slot that frees first, as the runner hands them out. A run that would
+    end later is left for a later call (a shorter run after it may still fit). A run whose time is not
+    known starts when a slot is free before the end and keeps that slot to the end (a study with no
+    measured run yet still starts; nothing is counted on finishing beside it)."""
+    check_workers(workers)
+    free = [0.0] * workers  # a heap of the times (seconds from now) the slots free
+    budget, chosen = hours * 3600, []
+    for need in seconds:
+        start = free[0]
+        fits = start < budget if need is None else start + need <= budget
+        if fits:
+            heapq.heapreplace(free, budget if need is None else start + need)
+        chosen.append(fits)
+    return chosen
 
 
 def run_estimate(measured: Mapping[tuple[str, str, str], Sequence[float]], run: tuple[str, str, str]
@@ -159,13 +192,15 @@ def pending_finals(spec: ClaimsSpec, work: Path, out: Path, run: tuple[str, str,
 # ------------------------------------------------------------------- study
 @dataclass
 class ClaimsResult:
-    """What a claims study did: the page and claims.json, cells done and pending, failed trials."""
+    """What a claims study did: the page and claims.json, cells done and pending, failed trials, and the
+    runs it did not start (``hours``)."""
 
     page: Path
     json: Path
     done: int
     pending: int
     failed: list[dict]
+    deferred: int = 0  # runs not started: expected to end after ``hours``
 
 
 def _shown_path(path: Path) -> str:
@@ -180,7 +215,7 @@ def _shown_path(path: Path) -> str:
 def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | None = None,
                  datasets: str | Sequence[str] | None = None, backbones: str | Sequence[str] | None = None,
                  methods: str | Sequence[str] | None = None, stage: str = "all", workers: int = 1,
-                 backend: str = "local",
+                 backend: str = "local", hours: float | None = None,
                  on_result: Callable[[dict], None] | None = None) -> ClaimsResult:
     """Run the stages of the claims spec ``spec_path`` (see the module docstring).
 
@@ -191,21 +226,45 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     methods: train only these methods' runs (names or comma-separated), likewise.
     stage: ``tune``, ``final`` (for the runs whose tuning has finished), ``page`` (evidence and page;
     trains nothing and reads no data) or ``all``.
+    hours: start only the runs expected to end within this many hours from the call (:func:`fit_in_hours`
+    on :func:`seconds_left`, from the runs committed under ``out``), for a session or job with a time
+    limit; the others are left for a later call (``ClaimsResult.deferred``). None: every run.
     """
     if stage not in STAGES:
         raise ConfigError(f"--stage {stage!r}: stages are {', '.join(STAGES)}")
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours > 0):
+        raise ConfigError(f"--hours: expected a number of hours > 0, got {hours!r}")
+    started = time.monotonic()
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
     names, wanted = _chosen_runs(spec, datasets, backbones, methods)
     runs = list(filter(wanted, spec.runs()))
     failed: list[dict] = []
+    deferred = 0
+
+    def within_hours(root: Path, trials: Sequence[tuple[tuple[str, str, str], dict]]) -> list[dict]:
+        """The trials (each with its run) to start now: all, or those that fit in the hours left."""
+        nonlocal deferred
+        if hours is None:
+            return [trial for _, trial in trials]
+        measured = measured_seconds(out)
+        need = [seconds_left(measured, run, root / trial["name"], trial) for run, trial in trials]
+        fits = fit_in_hours(need, hours - (time.monotonic() - started) / 3600, workers)
+        left = [trial["name"] for (_, trial), fit in zip(trials, fits) if not fit]
+        if left:
+            log.info("claims: %d run(s) left for a later call, expected to end after --hours %g: %s",
+                     len(left), hours, ", ".join(left))
+        deferred += len(left)
+        return [trial for (_, trial), fit in zip(trials, fits) if fit]
+
     if stage in ("tune", "final", "all"):
         for name in names:
             prepare_dataset(spec.datasets[name], work)
     if stage in ("tune", "all"):
         tuned = list(filter(wanted, spec.tuned_runs()))
-        trials = [t for run in tuned for t in tuning_state(spec, work, out, run)[1]]
+        trials = within_hours(work / "tune", [(run, t) for run in tuned
+                                              for t in tuning_state(spec, work, out, run)[1]])
         log.info("claims: tuning %d trials of %d (dataset, backbone, method) (finished or committed ones skipped)",
                  len(trials), len(tuned))
         records = run_trials(work / "tune", trials, OBJECTIVE, backend=backend, workers=workers, on_result=on_result)
@@ -219,9 +278,9 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
                 log.info("claims: %s not tuned yet%s; its final runs wait", "/".join(run),
                          f" (it uses the selection on {source}, whose tuning has not finished)" if source else "")
                 continue
-            trials += pending_finals(spec, work, out, run, records)
-        records = run_trials(work / "final", trials, OBJECTIVE, backend=backend, workers=workers,
-                             on_result=on_result)
+            trials += [(run, t) for t in pending_finals(spec, work, out, run, records)]
+        records = run_trials(work / "final", within_hours(work / "final", trials), OBJECTIVE, backend=backend,
+                             workers=workers, on_result=on_result)
         failed += [r for r in records if r.get("status") == "failed"]
     json_path, page = out / CLAIMS_JSON, page_path(out)
     done = pending = 0
@@ -235,4 +294,4 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
         cells = [c for claim in data["claims"] for c in claim["cells"]]
         done = sum(c["status"] == "done" for c in cells)
         pending = sum(c["status"] == "pending" for c in cells)
-    return ClaimsResult(page, json_path, done, pending, failed)
+    return ClaimsResult(page, json_path, done, pending, failed, deferred)
