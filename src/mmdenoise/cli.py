@@ -464,10 +464,10 @@ def study_claims_cmd(
         typer.echo("\n" + markdown(["dataset", "backbone", "runs left", "hours left (est.)"],
                                    [[r["dataset"], backbone, str(part["runs"]), _hours_left_text(part)]
                                     for r in rows for backbone, part in r["backbones"].items()], "llrr"))
-        typer.echo("hours left: one thread, from the committed runs' measured time (the same method there, "
-                   "else scaled from another dataset by the backbone's other methods, else any method on the "
-                   "backbone there), less what a run in the work folder has spent; runs waiting on tuning "
-                   "are not in it")
+        typer.echo("hours left: one thread, from the measured time of the runs committed (else of those "
+                   "finished in the work folder): the same method there, else scaled from another dataset by "
+                   "the backbone's other methods, else any method on the backbone there; less what a run in "
+                   "the work folder has spent; runs waiting on tuning are not in it")
         return
     result = claims_study(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods, stage=stage,
                           workers=workers, backend=backend, hours=hours, on_result=_trial_line)

@@ -2,6 +2,7 @@
 evidence alone reproducing every p (`report` on a claims folder), and selection on validation only."""
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -542,7 +543,7 @@ def test_the_runs_started_within_hours_fit_in_them_at_each_worker():
         fit_in_hours([hour], 2, workers=0)
 
 
-def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny):
+def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny, caplog):
     """``--hours`` (a session or job with a time limit): a run starts when its estimate from the committed
     runs fits in the hours left; the others wait for a later call, which trains them."""
     spec = _spec_file(tmp_path / "claims", _raw(tiny))
@@ -553,11 +554,19 @@ def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny):
         return claims_study(spec, tmp_path / "work", stage=stage, hours=hours,
                             on_result=lambda r: names.append(r["name"]))
 
-    # nothing measured yet: the first trial starts and keeps the one worker; the other two wait
-    result = run("tune", hours=100)
-    assert len(names) == 1 and result.deferred == 2
-    assert run("tune").deferred == 0 and len(names) == 2
+    # nothing measured yet: the first trial starts alone and keeps the one worker (a first wave); once it
+    # has finished in the work folder, its time estimates the other two (any method on MF here), which fit
+    with caplog.at_level(logging.INFO, logger="mmdenoise"):
+        result = run("tune", hours=100)
+    assert len(names) == 3 and result.deferred == 0
+    assert re.findall(r"(\d+) runs? in \S+, 1 at a time", caplog.text) == ["1", "2"]  # the two waves
+    from mmdenoise.experiments.claims.study import measured_seconds
+    out_dir, work = tmp_path / "claims", tmp_path / "work"
+    assert measured_seconds(out_dir) == {}
+    assert {k: len(v) for k, v in measured_seconds(out_dir, work).items()} == {("tiny-add20", "mf", "none"): 1,
+                                                                               ("tiny-add20", "mf", "tce"): 2}
     run("page")  # commits selection.json, with each trial's measured seconds
+    assert measured_seconds(out_dir, work) == measured_seconds(out_dir) != {}  # a run counts once
     # the finals' estimates (their sweep's trials, a fraction of a second each) exceed 3.6 ms
     out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "work"),
                                    "--stage", "final", "--hours", "1e-6"])

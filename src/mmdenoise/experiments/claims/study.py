@@ -47,7 +47,7 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     names, wanted = _chosen_runs(spec, datasets, backbones, methods)
     rows = {name: {"dataset": name, "tuning": 0, "final": 0, "waiting": 0, "cut": len(spec.datasets[name].cut),
                    "hours": 0.0, "unestimated": 0, "backbones": {}} for name in names}
-    measured = measured_seconds(out)
+    measured = measured_seconds(out, work)
 
     def add_left(run: tuple[str, str, str], folder: Path, trial: Mapping[str, Any]) -> None:
         row = rows[run[0]]
@@ -80,10 +80,12 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     return list(rows.values())
 
 
-def measured_seconds(out: Path) -> dict[tuple[str, str, str], list[float]]:
+def measured_seconds(out: Path, work: Path | None = None) -> dict[tuple[str, str, str], list[float]]:
     """The measured seconds (:func:`run_seconds`, as recorded) of every run committed under ``out`` by
     (dataset, backbone, method): its final runs (result.json) and tuning trials (selection.json, or
-    tuning.json while a sweep is in progress)."""
+    tuning.json while a sweep is in progress). With ``work``, a (dataset, backbone, method) with no
+    committed run takes those finished in ``work`` (its tuning and final runs, not yet committed by a
+    page stage); never both, so no run counts twice."""
     from ...training import record
     seen: dict[tuple[str, str, str], list[float]] = {}
     root = Path(out) / EVIDENCE_DIR
@@ -98,6 +100,14 @@ def measured_seconds(out: Path) -> dict[tuple[str, str, str], list[float]]:
         for path in sorted(root.glob(f"*/*/*/{name}")):
             for trial in json.loads(path.read_text(encoding="utf-8")).get("trials", []):
                 add(path.parent, trial.get("seconds"))
+    if work is not None:
+        unmeasured: dict[tuple[str, str, str], list[float]] = {}
+        for stage in ("tune", "final"):
+            for path in sorted((Path(work) / stage).glob(f"*/*/*/*/{record.RESULT_FILE}")):
+                key = tuple(path.parent.parent.relative_to(Path(work) / stage).parts)
+                if key not in seen and (seconds := run_seconds(path.parent)) > 0:
+                    unmeasured.setdefault(key, []).append(seconds)
+        seen.update(unmeasured)
     return seen
 
 
@@ -227,8 +237,9 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     stage: ``tune``, ``final`` (for the runs whose tuning has finished), ``page`` (evidence and page;
     trains nothing and reads no data) or ``all``.
     hours: start only the runs expected to end within this many hours from the call (:func:`fit_in_hours`
-    on :func:`seconds_left`, from the runs committed under ``out``), for a session or job with a time
-    limit; the others are left for a later call (``ClaimsResult.deferred``). None: every run.
+    on :func:`seconds_left`, from the runs committed under ``out`` or finished in ``work``), in waves, so
+    a run measured in one wave gives the next its estimate; for a session or job with a time limit. The
+    others are left for a later call (``ClaimsResult.deferred``). None: every run, in one go.
     """
     if stage not in STAGES:
         raise ConfigError(f"--stage {stage!r}: stages are {', '.join(STAGES)}")
@@ -243,31 +254,39 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     failed: list[dict] = []
     deferred = 0
 
-    def within_hours(root: Path, trials: Sequence[tuple[tuple[str, str, str], dict]]) -> list[dict]:
-        """The trials (each with its run) to start now: all, or those that fit in the hours left."""
+    def run_within_hours(root: Path, trials: Sequence[tuple[tuple[str, str, str], dict]]) -> list[dict]:
+        """Run the trials (each with its run): all, or with ``hours`` in waves of those that fit in the
+        hours left (:func:`fit_in_hours`), each wave's estimates including the runs the last one finished
+        (a run with no estimate keeps its worker, so the next wave knows its time); their records."""
         nonlocal deferred
         if hours is None:
-            return [trial for _, trial in trials]
-        measured = measured_seconds(out)
-        need = [seconds_left(measured, run, root / trial["name"], trial) for run, trial in trials]
-        fits = fit_in_hours(need, hours - (time.monotonic() - started) / 3600, workers)
-        left = [trial["name"] for (_, trial), fit in zip(trials, fits) if not fit]
-        if left:
+            return run_trials(root, [trial for _, trial in trials], OBJECTIVE, backend=backend, workers=workers,
+                              on_result=on_result)
+        records, waiting = [], list(trials)
+        while waiting:
+            measured = measured_seconds(out, work)
+            need = [seconds_left(measured, run, root / trial["name"], trial) for run, trial in waiting]
+            fits = fit_in_hours(need, hours - (time.monotonic() - started) / 3600, workers)
+            wave = [trial for (_, trial), fit in zip(waiting, fits) if fit]
+            waiting = [pair for pair, fit in zip(waiting, fits) if not fit]
+            if not wave:
+                break
+            records += run_trials(root, wave, OBJECTIVE, backend=backend, workers=workers, on_result=on_result)
+        if waiting:
             log.info("claims: %d run(s) left for a later call, expected to end after --hours %g: %s",
-                     len(left), hours, ", ".join(left))
-        deferred += len(left)
-        return [trial for (_, trial), fit in zip(trials, fits) if fit]
+                     len(waiting), hours, ", ".join(trial["name"] for _, trial in waiting))
+        deferred += len(waiting)
+        return records
 
     if stage in ("tune", "final", "all"):
         for name in names:
             prepare_dataset(spec.datasets[name], work)
     if stage in ("tune", "all"):
         tuned = list(filter(wanted, spec.tuned_runs()))
-        trials = within_hours(work / "tune", [(run, t) for run in tuned
-                                              for t in tuning_state(spec, work, out, run)[1]])
+        trials = [(run, t) for run in tuned for t in tuning_state(spec, work, out, run)[1]]
         log.info("claims: tuning %d trials of %d (dataset, backbone, method) (finished or committed ones skipped)",
                  len(trials), len(tuned))
-        records = run_trials(work / "tune", trials, OBJECTIVE, backend=backend, workers=workers, on_result=on_result)
+        records = run_within_hours(work / "tune", trials)
         failed += [r for r in records if r.get("status") == "failed"]
     if stage in ("final", "all"):
         trials = []
@@ -279,8 +298,7 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
                          f" (it uses the selection on {source}, whose tuning has not finished)" if source else "")
                 continue
             trials += [(run, t) for t in pending_finals(spec, work, out, run, records)]
-        records = run_trials(work / "final", within_hours(work / "final", trials), OBJECTIVE, backend=backend,
-                             workers=workers, on_result=on_result)
+        records = run_within_hours(work / "final", trials)
         failed += [r for r in records if r.get("status") == "failed"]
     json_path, page = out / CLAIMS_JSON, page_path(out)
     done = pending = 0
