@@ -538,9 +538,24 @@ def test_the_runs_started_within_hours_fit_in_them_at_each_worker():
     assert fit_in_hours([None, 0.1 * hour], 2) == [True, False]
     assert fit_in_hours([0.5 * hour, None, 0.1 * hour], 2, workers=2) == [True, True, True]
     assert fit_in_hours([3 * hour, None], 2) == [False, True]
+    assert fit_in_hours([2 * hour, 0.0, 0.1 * hour], 2) == [True, True, False]  # a finished run takes no time
     assert fit_in_hours([], 1) == []
     with pytest.raises(ConfigError, match=r"workers must be an integer >= 1, got 0"):
         fit_in_hours([hour], 2, workers=0)
+
+
+def test_a_partial_run_needs_its_estimate_less_what_it_spent(tmp_path, tiny):
+    from mmdenoise.experiments.claims import run_seconds, seconds_left
+    spec = _spec_file(tmp_path / "claims", _raw(tiny))
+    claims_study(spec, tmp_path / "work", stage="tune", methods="none")
+    [folder] = (tmp_path / "work" / "tune" / "tiny-add20" / "mf" / "none").iterdir()
+    trial, run = json.loads((folder / "trial.json").read_text()), ("tiny-add20", "mf", "none")
+    assert seconds_left({}, run, folder, trial) == 0.0                      # finished: nothing left
+    (folder / "result.json").unlink()                                       # stopped after its last checkpoint
+    spent = run_seconds(folder)
+    assert spent > 0 and seconds_left({run: [spent + 5.0]}, run, folder, trial) == pytest.approx(5.0)
+    assert seconds_left({run: [spent / 2]}, run, folder, trial) is None     # past its estimate: not known
+    assert seconds_left({}, run, folder, trial) is None                     # nothing measured
 
 
 def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny, caplog):

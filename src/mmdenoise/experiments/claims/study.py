@@ -114,29 +114,32 @@ def measured_seconds(out: Path, work: Path | None = None) -> dict[tuple[str, str
 def seconds_left(measured: Mapping[tuple[str, str, str], Sequence[float]], run: tuple[str, str, str],
                  folder: Path, trial: Mapping[str, Any]) -> float | None:
     """Seconds ``trial`` of ``run`` (dataset, backbone, method) still needs in its ``folder``: 0 when
-    finished there, else :func:`run_estimate` less what a partial run has spent (:func:`run_seconds`),
-    at least 0; None without an estimate."""
+    finished there, else :func:`run_estimate` less what a partial run has spent (:func:`run_seconds`);
+    None without an estimate, or for a partial run already past it (how much more it needs is not known)."""
     status = trial_status(folder, trial)
     if status == "finished":
         return 0.0
     estimate = run_estimate(measured, run)
-    if estimate is None:
-        return None
-    return max(estimate - (run_seconds(folder) if status == "partial" else 0.0), 0.0)
+    left = None if estimate is None else estimate - (run_seconds(folder) if status == "partial" else 0.0)
+    return left if left is not None and left > 0 else None
 
 
 def fit_in_hours(seconds: Sequence[float | None], hours: float, workers: int = 1) -> list[bool]:
     """Which runs to start, in order, so that each is expected to end within ``hours``: ``seconds`` is
     each run's expected time (:func:`seconds_left`; None: not known), ``workers`` run at a time and
     each started run takes the slot that frees first, as the runner hands them out. A run that would
-    end later is left for a later call (a shorter run after it may still fit). A run whose time is not
-    known starts when a slot is free before the end and keeps that slot to the end (a study with no
-    measured run yet still starts; nothing is counted on finishing beside it)."""
+    end later is left for a later call (a shorter run after it may still fit); one needing 0 s (finished)
+    always starts and takes no time. A run whose time is not known starts when a slot is free before
+    the end and keeps that slot to the end (a study with no measured run yet still starts; nothing is
+    counted on finishing beside it)."""
     check_workers(workers)
     free = [0.0] * workers  # a heap of the times (seconds from now) the slots free
     budget, chosen = hours * 3600, []
     for need in seconds:
         start = free[0]
+        if need == 0:  # finished already: the runner only skips it
+            chosen.append(True)
+            continue
         fits = start < budget if need is None else start + need <= budget
         if fits:
             heapq.heapreplace(free, budget if need is None else start + need)
