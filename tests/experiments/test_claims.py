@@ -802,6 +802,15 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     readme = (folder.parents[2] / "README.md").read_text(encoding="utf-8")
     written = readme_with_verdicts(readme, json.loads((folder / CLAIMS_JSON).read_text()), "docs/results/claims.md")
     assert written == readme, "README.md's verdicts are stale: run `make claims-readme`"
+    # and its robustness bullets count what the page's sections count
+    from mmdenoise.experiments.claims.screens import claims_moved, fdr_verdict, seed_flagged
+    data = json.loads((folder / CLAIMS_JSON).read_text())
+    moved = len(claims_moved(data, fdr_verdict(data)))
+    words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    said = " ".join(readme.split())  # the prose wraps anywhere
+    assert f"(Benjamini–Hochberg) moves {words[moved]} verdict{'s' if moved != 1 else ''}" in said, moved
+    checked, flagged = seed_flagged(data)
+    assert f"{len(flagged)} of the {len(checked)} significant comparisons have |Δ| within twice" in said
 
 
 def test_the_multiple_comparisons_section_adjusts_every_distinct_comparison_together():
