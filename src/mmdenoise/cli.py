@@ -464,6 +464,10 @@ def study_claims_cmd(
         typer.echo("\n" + markdown(["dataset", "backbone", "runs left", "hours left (est.)"],
                                    [[r["dataset"], backbone, str(part["runs"]), _hours_left_text(part)]
                                     for r in rows for backbone, part in r["backbones"].items()], "llrr"))
+        typer.echo("\n" + markdown(["dataset", "backbone", "method", "runs left", "hours left (est.)"],
+                                   [[r["dataset"], backbone, method, str(m["runs"]), _hours_left_text(m)]
+                                    for r in rows for backbone, part in r["backbones"].items()
+                                    for method, m in part["methods"].items()], "lllrr"))
         typer.echo("hours left: one thread, from the measured time of the runs committed (else of those "
                    "finished in the work folder): the same method there, else scaled from another dataset by "
                    "the backbone's other methods, else any method on the backbone there; less what a run in "

@@ -490,6 +490,9 @@ def test_the_committed_folder_carries_the_study_to_a_fresh_machine(tmp_path, tin
                                    "--stage", "plan"])
     assert out.exit_code == 0 and f"| tiny-add20 | 1 | 2 | 2 | 0 | {row['hours']:.1f} |" in out.output, out.output
     assert f"| tiny-add20 | mf | 3 | {row['hours']:.1f} |" in out.output, out.output
+    none_hours = row["backbones"]["mf"]["methods"]["none"]["hours"]
+    assert none_hours == pytest.approx(2 * none_seconds[0] / 3600)
+    assert f"| tiny-add20 | mf | none | 2 | {none_hours:.1f} |" in out.output, out.output
     result = run("two")
     assert statuses == ["trained"] * 5 and result.done == 1
     assert not (evidence / "tce" / "tuning.json").exists()
@@ -708,6 +711,9 @@ def test_backbones_and_methods_train_only_the_named_runs(tmp_path, tiny):
     # the runs left by backbone: mf's four finals; lightgcn's three trials (its finals wait on them)
     assert {b: part["runs"] for b, part in both["backbones"].items()} == {"mf": 4, "lightgcn": 3}
     assert {b: part["runs"] for b, part in mf["backbones"].items()} == {"mf": 4}
+    # and by method: mf's finals two seeds each; lightgcn's trials, none's one (no grid) and T-CE's two
+    assert {(b, m): v["runs"] for b, part in both["backbones"].items() for m, v in part["methods"].items()} \
+        == {("mf", "none"): 2, ("mf", "tce"): 2, ("lightgcn", "none"): 1, ("lightgcn", "tce"): 2}
     with pytest.raises(ConfigError, match=r"--backbones: unknown backbone 'vbpr'; backbones: mf, lightgcn"):
         claims_study(spec, tmp_path / "work", stage="tune", backbones="vbpr")
     # --methods: lightgcn's two T-CE trials are left to tune, mf's two T-CE finals to run

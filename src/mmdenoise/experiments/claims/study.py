@@ -35,12 +35,14 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     the dataset does not run. ``work``, ``out``, ``datasets``, ``backbones`` and ``methods`` as for
     :func:`claims_study`.
 
-    ``hours`` estimates the one-thread hours the tuning and final runs still need (:func:`run_estimate`
-    from the committed runs' measured seconds, less what a run in ``work`` has already spent; 0 for one
-    finished there); ``unestimated`` counts those with no measured run to go by, and ``waiting`` runs
-    are in neither. ``backbones`` splits the runs left (tuning and final, waiting ones not counted) by
-    backbone: {backbone: {"runs", "hours", "unestimated"}}, for sharing the work among processes by
-    backbone (two processes never train the same run then)."""
+    ``hours`` estimates the one-thread hours the tuning and final runs still need (:func:`seconds_left`:
+    :func:`run_estimate` from the measured seconds of the committed runs, else of those finished in
+    ``work``, less what a run in ``work`` has already spent); ``unestimated`` counts those with no
+    estimate, and ``waiting`` runs are in neither. ``backbones`` splits the runs left (tuning and final,
+    waiting ones not counted) by backbone: {backbone: {"runs", "hours", "unestimated", "methods"}}, for
+    sharing the work among processes by backbone (two processes never train the same run then), and
+    ``methods`` splits a backbone's by method alike ({method: {"runs", "hours", "unestimated"}}), for
+    choosing what fits a session."""
     spec = load_claims_spec(spec_path)
     work = Path(work)
     out = Path(out) if out is not None else Path(spec_path).parent
@@ -53,15 +55,16 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
         row = rows[run[0]]
         if trial_status(folder, trial) == "finished":
             return
-        part = row["backbones"].setdefault(run[1], {"runs": 0, "hours": 0.0, "unestimated": 0})
-        part["runs"] += 1
+        part = row["backbones"].setdefault(run[1], {"runs": 0, "hours": 0.0, "unestimated": 0, "methods": {}})
+        method = part["methods"].setdefault(run[2], {"runs": 0, "hours": 0.0, "unestimated": 0})
         left = seconds_left(measured, run, folder, trial)
-        if left is None:
-            row["unestimated"] += 1
-            part["unestimated"] += 1
-        else:
-            row["hours"] += left / 3600
-            part["hours"] += left / 3600
+        for counts in (part, method):
+            counts["runs"] += 1
+        for counts in (row, part, method):
+            if left is None:
+                counts["unestimated"] += 1
+            else:
+                counts["hours"] += left / 3600
 
     for run in filter(wanted, spec.runs()):
         records, missing = tuning_state(spec, work, out, run)
