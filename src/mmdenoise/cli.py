@@ -443,7 +443,7 @@ def study_claims_cmd(
     methods: Optional[str] = typer.Option(None, help="train only these methods' runs, comma-separated",
                                           show_default=False),
     stage: str = typer.Option("all", help="tune, final, page (evidence and page; trains nothing), all, or plan "
-                                          "(prints what is left per dataset and backbone; writes nothing)"),
+                                          "(prints what is left per dataset, backbone and method; writes nothing)"),
     workers: int = typer.Option(1, help="runs at the same time (one thread each)"),
     backend: str = typer.Option("local", help="local or ray"),
     hours: Optional[float] = typer.Option(None, help="start only the runs expected to end within this many hours "
@@ -454,6 +454,8 @@ def study_claims_cmd(
     """Do the papers' claims hold? Tune every method equally on validation, run the selection with several
     seeds, commit per-user evidence and write the page of paired tests (rerun resumes)."""
     from .experiments.claims import claims_plan, claims_study
+    if stage == "plan" and hours is not None:
+        raise ConfigError("--hours: the plan stage trains nothing; use it with --stage tune, final or all")
     if stage == "plan":
         from .experiments.tables import markdown
         rows = claims_plan(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods)

@@ -595,6 +595,11 @@ def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny, 
     assert len(names) == 4 and result.deferred == 0
     with pytest.raises(ConfigError, match=r"--hours: expected a number of hours > 0, got 0"):
         run("final", hours=0)
+    with pytest.raises(ConfigError, match=r"--hours: the page stage trains nothing"):
+        run("page", hours=1)
+    out = CliRunner().invoke(app, ["study", "claims", "--spec", str(spec), "--work", str(tmp_path / "work"),
+                                   "--stage", "plan", "--hours", "1"])
+    assert isinstance(out.exception, ConfigError) and "--hours: the plan stage trains nothing" in str(out.exception)
 
 
 @pytest.mark.parametrize("cut, message", [

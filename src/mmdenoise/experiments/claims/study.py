@@ -251,6 +251,8 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
         raise ConfigError(f"--stage {stage!r}: stages are {', '.join(STAGES)}")
     if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours > 0):
         raise ConfigError(f"--hours: expected a number of hours > 0, got {hours!r}")
+    if hours is not None and stage == "page":
+        raise ConfigError("--hours: the page stage trains nothing; use it with --stage tune, final or all")
     started = time.monotonic()
     spec = load_claims_spec(spec_path)
     work = Path(work)
