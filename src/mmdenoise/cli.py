@@ -454,8 +454,8 @@ def study_claims_cmd(
     """Do the papers' claims hold? Tune every method equally on validation, run the selection with several
     seeds, commit per-user evidence and write the page of paired tests (rerun resumes)."""
     from .experiments.claims import claims_plan, claims_study
-    if stage == "plan" and hours is not None:
-        raise ConfigError("--hours: the plan stage trains nothing; use it with --stage tune, final or all")
+    from .experiments.claims.study import check_hours
+    check_hours(hours, stage)
     if stage == "plan":
         from .experiments.tables import markdown
         rows = claims_plan(spec, work, out=out, datasets=datasets, backbones=backbones, methods=methods)

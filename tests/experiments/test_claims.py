@@ -811,11 +811,11 @@ def test_the_committed_spec_is_valid_and_its_page_checks():
     check_claims(folder)
     # the README opens with the page's verdicts and its count of cells, as `make claims-readme` writes them
     readme = (folder.parents[2] / "README.md").read_text(encoding="utf-8")
-    written = readme_with_verdicts(readme, json.loads((folder / CLAIMS_JSON).read_text()), "docs/results/claims.md")
+    data = json.loads((folder / CLAIMS_JSON).read_text())
+    written = readme_with_verdicts(readme, data, "docs/results/claims.md")
     assert written == readme, "README.md's verdicts are stale: run `make claims-readme`"
     # and its robustness bullets count what the page's sections count
     from mmdenoise.experiments.claims.screens import claims_moved, fdr_verdict, seed_flagged
-    data = json.loads((folder / CLAIMS_JSON).read_text())
     moved = len(claims_moved(data, fdr_verdict(data)))
     words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
     said = " ".join(readme.split())  # the prose wraps anywhere

@@ -52,12 +52,12 @@ def claims_plan(spec_path: str | Path, work: str | Path, *, out: str | Path | No
     measured = measured_seconds(out, work)
 
     def add_left(run: tuple[str, str, str], folder: Path, trial: Mapping[str, Any]) -> None:
-        row = rows[run[0]]
-        if trial_status(folder, trial) == "finished":
+        left = seconds_left(measured, run, folder, trial)
+        if left == 0.0:  # finished in work
             return
+        row = rows[run[0]]
         part = row["backbones"].setdefault(run[1], {"runs": 0, "hours": 0.0, "unestimated": 0, "methods": {}})
         method = part["methods"].setdefault(run[2], {"runs": 0, "hours": 0.0, "unestimated": 0})
-        left = seconds_left(measured, run, folder, trial)
         for counts in (part, method):
             counts["runs"] += 1
         for counts in (row, part, method):
@@ -125,6 +125,16 @@ def seconds_left(measured: Mapping[tuple[str, str, str], Sequence[float]], run: 
     estimate = run_estimate(measured, run)
     left = None if estimate is None else estimate - (run_seconds(folder) if status == "partial" else 0.0)
     return left if left is not None and left > 0 else None
+
+
+def check_hours(hours: Any, stage: str) -> None:
+    """Refuse ``--hours`` that is not a number > 0, or given to a stage that trains nothing (page, plan)."""
+    if hours is None:
+        return
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours > 0:
+        raise ConfigError(f"--hours: expected a number of hours > 0, got {hours!r}")
+    if stage in ("page", "plan"):
+        raise ConfigError(f"--hours: the {stage} stage trains nothing; use it with --stage tune, final or all")
 
 
 def fit_in_hours(seconds: Sequence[float | None], hours: float, workers: int = 1) -> list[bool]:
@@ -249,10 +259,7 @@ def claims_study(spec_path: str | Path, work: str | Path, *, out: str | Path | N
     """
     if stage not in STAGES:
         raise ConfigError(f"--stage {stage!r}: stages are {', '.join(STAGES)}")
-    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or not hours > 0):
-        raise ConfigError(f"--hours: expected a number of hours > 0, got {hours!r}")
-    if hours is not None and stage == "page":
-        raise ConfigError("--hours: the page stage trains nothing; use it with --stage tune, final or all")
+    check_hours(hours, stage)
     started = time.monotonic()
     spec = load_claims_spec(spec_path)
     work = Path(work)
