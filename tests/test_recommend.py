@@ -116,6 +116,8 @@ def test_sequential_recommend_follows_the_history_as_evaluated(sequential_run):
     assert not seen & set(loaded.recommend([user], k=20).items[0].tolist())
     out = CliRunner().invoke(app, ["recommend", str(sequential_run.path), "-u", str(user), "-k", "2"])
     assert out.exit_code == 0 and out.output.startswith(f"user {user}:\n    1. item "), out.output
+    first = out.output.splitlines()[1]                  # no titles here: the item's id is shown once
+    assert first.count("item ") == 1 and first.endswith(")") and "(score " in first, first
 
 
 def test_item_titles_reader(tmp_path):

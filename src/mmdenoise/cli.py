@@ -271,8 +271,9 @@ def recommend_cmd(
             typer.echo(f"user {user}:")
             for rank in range(recs.items.shape[1]):
                 item = recs.items[j, rank]
-                shown = recs.titles[j, rank] if recs.titles is not None and recs.titles[j, rank] else f"item {item}"
-                typer.echo(f"  {rank + 1:>3}. {shown}  (item {item}, score {recs.scores[j, rank]:.4f})")
+                title = recs.titles[j, rank] if recs.titles is not None else None
+                shown = f"{title}  (item {item}, " if title else f"item {item}  ("  # no title: the id once
+                typer.echo(f"  {rank + 1:>3}. {shown}score {recs.scores[j, rank]:.4f})")
 
 
 @app.command("list")
