@@ -3,7 +3,7 @@ import pytest
 
 from mmdenoise.api import resolve_config
 from mmdenoise.config import TrainConfig, from_dict, load_yaml, parse_override
-from mmdenoise.errors import ConfigError
+from mmdenoise.errors import ConfigError, did_you_mean
 
 
 def test_defaults_resolved_from_registries():
@@ -29,8 +29,21 @@ def test_int_is_accepted_where_float_expected():
 
 
 def test_unknown_model_lists_valid_models():
-    with pytest.raises(ConfigError, match="unknown model 'lightgnc'; valid models: .*lightgcn"):
+    with pytest.raises(ConfigError, match=r"unknown model 'lightgnc' \(did you mean 'lightgcn'\?\); valid models: "):
         resolve_config({"model": "lightgnc"})
+    with pytest.raises(ConfigError, match=r"unknown model 'xyz'; valid models: .*lightgcn"):   # nothing close
+        resolve_config({"model": "xyz"})
+
+
+def test_misspelt_keys_get_the_closest_valid_key():
+    with pytest.raises(ConfigError, match=r"'n_layer' is not a known key \(did you mean 'model_params.n_layers'"):
+        resolve_config({"model": "lightgcn"}, ["n_layer=2"])
+    with pytest.raises(ConfigError, match=r"config.train: unknown key\(s\) \['patiense'\] \(did you mean 'patience'"):
+        resolve_config({"model": "lightgcn"}, ["train.patiense=2"])
+    with pytest.raises(ConfigError, match=r"\['zzz'\]; valid keys"):
+        resolve_config({"model": "lightgcn"}, ["train.zzz=2"])
+    assert did_you_mean(3, ["a"]) == ""
+    assert did_you_mean("synth-tny", ["synth-tiny", "ml-1m"]) == " (did you mean 'synth-tiny'?)"
 
 
 def test_unknown_model_param_is_an_error():

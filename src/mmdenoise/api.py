@@ -29,7 +29,7 @@ from .config import (RunConfig, TrainConfig, dump_yaml, from_dict, load_yaml, pa
                      to_dict)
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
-from .errors import ConfigError, RunError, short
+from .errors import ConfigError, RunError, did_you_mean, short
 from .eval import EvalResult
 from .eval.detection import per_user_auc
 from .io import write_text
@@ -148,7 +148,8 @@ def model_task(model: str) -> str:
     ``"sequential"`` for a ``SEQUENTIAL_MODELS`` one); a ConfigError listing both registries otherwise."""
     entry = MODELS.get(model) or sequential.SEQUENTIAL_MODELS.get(model)
     if entry is None:
-        raise ConfigError(f"unknown model {model!r}; general models: {', '.join(MODELS)}; sequential models: "
+        hint = did_you_mean(model, [*MODELS, *sequential.SEQUENTIAL_MODELS])
+        raise ConfigError(f"unknown model {model!r}{hint}; general models: {', '.join(MODELS)}; sequential models: "
                           f"{', '.join(sequential.SEQUENTIAL_MODELS)} (see `mmdenoise list models`)")
     return entry.task
 

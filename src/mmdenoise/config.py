@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from .errors import ConfigError, short
+from .errors import ConfigError, did_you_mean, short
 
 
 # -------------------------------------------------------- allowed values
@@ -314,6 +314,15 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported annotation {annotation!r}")
 
 
+def reject_unknown_keys(raw: Mapping, valid: Sequence[str], where: str) -> None:
+    """A ConfigError naming ``where``, the keys of ``raw`` not in ``valid`` (the closest valid key to the
+    first of them, when one is close) and the valid keys, if there are any."""
+    unknown = [k for k in raw if k not in valid]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}{did_you_mean(unknown[0], valid)}; "
+                          f"valid keys: {', '.join(valid)}")
+
+
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys, wrong types and values outside
     the fields' declared allowed values (:func:`setting`).
@@ -327,9 +336,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") 
         raise ConfigError(f"{where}: expected a mapping, got {short(data)}")
     hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}; valid keys: {', '.join(fields)}")
+    reject_unknown_keys(data, list(fields), where)
     kwargs = {}
     for key, value in data.items():
         default = fields[key].default_factory
@@ -441,7 +448,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override]
             if len(owners) != 1:
                 problem = "is ambiguous between " + ", ".join(owners) if owners else "is not a known key"
                 valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
-                raise ConfigError(f"override {short(label)}: {short(name)} {problem}; valid keys: {', '.join(valid)}")
+                hint = "" if owners else did_you_mean(name, valid)
+                raise ConfigError(f"override {short(label)}: {short(name)} {problem}{hint}; valid keys: "
+                                  f"{', '.join(valid)}")
             path = [owners[0], name]
         section = path[0] + "_params" if path[0] + "_params" in section_fields else path[0]
         if len(path) != 2 or section not in section_fields:

@@ -1,9 +1,11 @@
 """Error types that carry the place of a problem (file, row, field) in their message."""
 from __future__ import annotations
 
+import difflib
 import errno
 import reprlib
 from pathlib import Path
+from typing import Iterable
 
 
 def short(value: object) -> str:
@@ -15,6 +17,24 @@ def short(value: object) -> str:
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def did_you_mean(name: object, valid: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the name in ``valid`` closest to ``name``, or ``""`` when none is close
+    (difflib's ratio below 0.75), for the error that lists the valid names after it. A dotted valid name
+    also matches on its last part: ``n_layer`` finds ``model_params.n_layers``.
+
+    >>> did_you_mean("lightgnc", ["mf", "lightgcn"]), did_you_mean("n_layer", ["seed", "model_params.n_layers"])
+    (" (did you mean 'lightgcn'?)", " (did you mean 'model_params.n_layers'?)")
+    """
+    if not isinstance(name, str):
+        return ""
+    names: dict[str, str] = {}
+    for full in valid:
+        names.setdefault(full, full)
+        names.setdefault(full.rsplit(".", 1)[-1], full)
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""
 
 
 class MMDenoiseError(Exception):

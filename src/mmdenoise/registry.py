@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import ConfigError, short
+from .errors import ConfigError, did_you_mean, short
 
 TASKS = ("general", "sequential")
 
@@ -64,7 +64,8 @@ class Entry:
 def lookup(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:
     """The entry for ``name``; a ConfigError listing the valid names otherwise."""
     if name not in registry:
-        raise ConfigError(f"unknown {kind} {short(name)}; valid {kind}s: {', '.join(sorted(registry))}")
+        raise ConfigError(f"unknown {kind} {short(name)}{did_you_mean(name, registry)}; valid {kind}s: "
+                          f"{', '.join(sorted(registry))}")
     return registry[name]
 
 

@@ -112,7 +112,8 @@ def _two(tiny, first: dict | None = None, second: dict | None = None) -> list[di
     (None, {"seeds": [1, 1]}, r"spec\.yaml: datasets\[1\]\.seeds: give distinct non-negative seeds, got \[1, 1\]"),
     (None, {"seeds": [-1]}, r"spec\.yaml: datasets\[1\]\.seeds: give distinct non-negative seeds, got \[-1\]"),
     (None, {"seeds": "x"}, r"spec\.yaml: datasets\[1\]\.seeds: expected a count .*got 'x'"),
-    (None, {"seedz": [1]}, r"spec\.yaml: datasets\[1\]: unknown key\(s\) \['seedz'\]; valid keys: .*tune_from, seeds"),
+    (None, {"seedz": [1]},
+     r"spec\.yaml: datasets\[1\]: unknown key\(s\) \['seedz'\] \(did you mean 'seeds'\?\); valid keys: .*seeds"),
 ])
 def test_tune_from_and_dataset_seeds_errors_name_the_file_the_entry_and_the_value(tmp_path, tiny, first, second,
                                                                                   message):
@@ -604,7 +605,7 @@ def test_hours_starts_only_the_runs_expected_to_end_within_them(tmp_path, tiny, 
 
 @pytest.mark.parametrize("cut, message", [
     ({"lightgcn": ["tce"]}, r"datasets\[1\]\.cut: unknown backbone 'lightgcn'; backbones: mf"),
-    ({"mf": ["ce"]}, r"datasets\[1\]\.cut\.mf: unknown method 'ce'; methods: none, tce"),
+    ({"mf": ["ce"]}, r"datasets\[1\]\.cut\.mf: unknown method 'ce' \(did you mean 'tce'\?\); methods: none, tce"),
     (["mf"], r"datasets\[1\]\.cut: expected a mapping backbone -> a list of methods or 'all', got \['mf'\]"),
 ])
 def test_cut_errors_name_the_file_the_dataset_and_the_value(tmp_path, tiny, cut, message):

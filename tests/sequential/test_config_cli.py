@@ -27,7 +27,7 @@ def test_overrides_land_in_their_sections_and_errors_list_valid_names():
     assert config.train.epochs == 200 and config.model_params["interest"] == "grad_input"   # defaults
     with pytest.raises(ConfigError, match="valid sequential models: .*comirec-sa.*demure"):
         resolve_sequential_config({"model": "sasrec"})
-    with pytest.raises(ConfigError, match="'gama_i' is not a known key; valid keys: .*model_params.gamma_i"):
+    with pytest.raises(ConfigError, match=r"'gama_i' is not a known key \(did you mean 'model_params.gamma_i'\?\); "):
         resolve_sequential_config({"model": "demure"}, ["gama_i=0.5"])
     with pytest.raises(ConfigError, match=r"model_params \(demure\).gamma_m: must be in \[0, 1\]"):
         resolve_sequential_config({"model": "demure"}, ["gamma_m=1.5"])

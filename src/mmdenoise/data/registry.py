@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DataError
+from ..errors import DataError, did_you_mean
 from ..io import data_home
 from ..log import get_logger
 from .dataset import Dataset
@@ -79,7 +79,7 @@ def resolve(name_or_dir: str | Path, *, build: bool = True) -> Path:
             get_logger(__name__).info("building dataset %s into %s (first use; cached afterwards)", key, folder)
             DATASETS[key](folder)
         return folder
-    raise DataError(f"{key!r} is neither a folder nor a registered dataset; "
+    raise DataError(f"{key!r} is neither a folder nor a registered dataset{did_you_mean(key, DATASETS)}; "
                     f"registered: {sorted(DATASETS)}")
 
 

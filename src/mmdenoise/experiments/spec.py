@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
-from ..config import Override, override_pairs
+from ..config import Override, override_pairs, reject_unknown_keys
 from .runner import Objective, make_trial, trial_defaults, validate_trial
 
 SPEC_KEYS = ("dataset", "model", "denoiser", "seed", "config", "set", "space", "samples", "search_seed",
@@ -92,13 +92,6 @@ def _check_metric(metric: Any, where: str) -> str:
     return metric
 
 
-def _reject_unknown_keys(raw: Mapping, valid: Sequence[str], where: str) -> None:
-    """ConfigError naming ``where``, the keys of ``raw`` not in ``valid`` and the valid ones, if there are any."""
-    unknown = [k for k in raw if k not in valid]
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
-
-
 def _parse_objective(raw: Any, where: str) -> Objective:
     if raw is None:
         return Objective()
@@ -106,7 +99,7 @@ def _parse_objective(raw: Any, where: str) -> Objective:
         raw = {"metric": raw}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping {{metric: recall@20, mode: max}}, got {raw!r}")
-    _reject_unknown_keys(raw, OBJECTIVE_KEYS, where)
+    reject_unknown_keys(raw, OBJECTIVE_KEYS, where)
     metric = _check_metric(raw.get("metric", "recall@20"), f"{where}.metric")
     mode = raw.get("mode", "max")
     if mode not in MODES:
@@ -179,7 +172,7 @@ def parse_spec(raw: Any, source: str = "spec", spec_dir: Path | None = None) -> 
     from ..config import load_yaml
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {raw!r}")
-    _reject_unknown_keys(raw, SPEC_KEYS, source)
+    reject_unknown_keys(raw, SPEC_KEYS, source)
     base: dict = {}
     if raw.get("config") is not None:
         if not isinstance(raw["config"], str):

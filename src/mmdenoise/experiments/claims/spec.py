@@ -8,11 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ...config import Override
-from ...errors import ConfigError
+from ...config import Override, reject_unknown_keys
+from ...errors import ConfigError, did_you_mean
 from ...eval.pairing import DETECTION_AUC, LOCALISATION_GAIN
 from ..runner import TOP_KEYS, Objective, validate_trial
-from ..spec import SweepSpec, _overrides_list, _reject_unknown_keys, _resolve_dataset, expand
+from ..spec import SweepSpec, _overrides_list, _resolve_dataset, expand
 from ..study import NOISE_KINDS, parse_seeds
 
 SPEC_KEYS = ("title", "datasets", "budget", "seeds", "tune_seed", "search_seed", "set", "methods", "claims")
@@ -199,7 +199,8 @@ def _names(value: Any, where: str, known: Sequence[str], what: str) -> tuple[str
         raise ConfigError(f"{where}: expected a name or a non-empty list of names, got {value!r}")
     for item in items:
         if item not in known:
-            raise ConfigError(f"{where}: unknown {what} {item!r}; {what}s: {', '.join(known)}")
+            raise ConfigError(f"{where}: unknown {what} {item!r}{did_you_mean(item, known)}; {what}s: "
+                              f"{', '.join(known)}")
     if len(set(items)) != len(items):
         raise ConfigError(f"{where}: a name is repeated in {items}")
     return tuple(items)
@@ -215,7 +216,7 @@ def _parse_noise(raw: Any, where: str) -> dict:
     """``{add|remove: r, seed: s}`` or ``{swap|misalign: {MODALITY: r}, seed: s}``: one kind of noise."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping such as {{add: 0.2, seed: 1}}, got {raw!r}")
-    _reject_unknown_keys(raw, (*NOISE_KINDS, "seed"), where)
+    reject_unknown_keys(raw, (*NOISE_KINDS, "seed"), where)
     kinds = [k for k in NOISE_KINDS if k in raw]
     if len(kinds) != 1:
         raise ConfigError(f"{where}: give exactly one kind of noise ({', '.join(NOISE_KINDS)}), got {kinds}")
@@ -236,7 +237,7 @@ def _parse_dataset(raw: Any, where: str, spec_dir: Path | None) -> ClaimData:
         raw = {"source": raw}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a name, a folder or {{name, source, noise}}, got {raw!r}")
-    _reject_unknown_keys(raw, DATASET_KEYS, where)
+    reject_unknown_keys(raw, DATASET_KEYS, where)
     shown = raw.get("source")
     if not isinstance(shown, str) or not shown:
         raise ConfigError(f"{where}.source: expected a registered dataset or a folder, got {shown!r}")
@@ -314,7 +315,7 @@ def _parse_method(name: str, raw: Any, where: str) -> Method:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected {{denoiser: NAME, grid: {{key: [values]}}}} or {{denoiser: NAME, "
                           f"selection_of: METHOD, set: {{key: value}}}}, got {raw!r}")
-    _reject_unknown_keys(raw, METHOD_KEYS, where)
+    reject_unknown_keys(raw, METHOD_KEYS, where)
     if ("denoiser" in raw) == ("model" in raw):
         raise ConfigError(f"{where}: give one of denoiser (a denoiser around the claims' backbones) or model "
                           f"(a sequential model, run on backbone {SEQUENTIAL!r}), got {sorted(raw)}")
@@ -375,7 +376,7 @@ def _parse_claim(raw: Any, where: str, datasets: Sequence[str], methods: Mapping
     from ...models import MODELS
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping with keys {', '.join(CLAIM_KEYS)}, got {raw!r}")
-    _reject_unknown_keys(raw, CLAIM_KEYS, where)
+    reject_unknown_keys(raw, CLAIM_KEYS, where)
     for key in ("id", "claim", "source", "kind", "method", "backbones"):
         if key not in raw:
             raise ConfigError(f"{where}: missing key {key!r}")
@@ -446,7 +447,7 @@ def parse_claims_spec(raw: Any, path: str = "spec", spec_dir: Path | None = None
     resolved on each backbone it runs on (no data is read), so a misspelt grid key fails here."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {raw!r}")
-    _reject_unknown_keys(raw, SPEC_KEYS, path)
+    reject_unknown_keys(raw, SPEC_KEYS, path)
     for key in ("datasets", "budget", "seeds", "methods", "claims"):
         if key not in raw:
             raise ConfigError(f"{path}: missing key {key!r}")
