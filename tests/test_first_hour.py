@@ -49,6 +49,8 @@ def test_list_shows_every_registered_name_with_one_line(monkeypatch):
     assert "943 users" in datasets["ml-100k"] and "300 users" in datasets["synth-tiny"]
     bad = runner.invoke(app, ["list", "backbones"])
     assert bad.exit_code != 0 and "lists: models, denoisers, datasets" in str(bad.exception)
+    typo = runner.invoke(app, ["list", "modles"])
+    assert "unknown list 'modles' (did you mean 'models'?)" in str(typo.exception)
 
 
 def test_options_that_take_a_name_have_help():

@@ -64,9 +64,9 @@ def dataset_rows() -> list[dict]:
 
 
 def rows(kind: str) -> list[dict]:
-    from .errors import ConfigError
+    from .errors import ConfigError, did_you_mean
     if kind not in KINDS:
-        raise ConfigError(f"unknown list {kind!r}; lists: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown list {kind!r}{did_you_mean(kind, KINDS)}; lists: {', '.join(KINDS)}")
     return {"models": model_rows, "denoisers": denoiser_rows, "datasets": dataset_rows}[kind]()
 
 
