@@ -49,7 +49,8 @@ def test_build_options_are_refused_for_datasets_they_do_not_apply_to(tmp_path):
     for args, message in ((("ml-100k", "--min-rating", "4"), "--min-rating applies to ml-1m, book-crossing only"),
                           (("book-crossing", "--chronological"), "--chronological applies to ml-100k, ml-1m only"),
                           (("ml-1m", "--kg"), "--kg applies to ml-100k only"),
-                          (("ml-10m",), "unknown dataset 'ml-10m'; buildable: ml-100k, ml-1m, book-crossing")):
+                          (("ml-10m",), "unknown dataset 'ml-10m' (did you mean 'ml-1m'?); buildable: ml-100k, ml-1m"),
+                          (("imdb",), "unknown dataset 'imdb'; buildable: ml-100k, ml-1m, book-crossing")):
         out = _run("data", "build", *args, "--out", str(tmp_path / "x"))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
         assert not (tmp_path / "x").exists()

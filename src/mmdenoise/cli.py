@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import ConfigError, MMDenoiseError, describe_os_error
+from .errors import ConfigError, MMDenoiseError, describe_os_error, did_you_mean
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multi-modal recommendation with plug-and-play denoising.")
@@ -125,7 +125,9 @@ def data_build(
         folder = build_amazon(ratings, meta, out, image_features=image_features, seed=seed,
                               overwrite=overwrite)
     else:
-        raise ConfigError(f"data build: unknown dataset {name!r}; buildable: ml-100k, ml-1m, book-crossing, amazon")
+        buildable = ("ml-100k", "ml-1m", "book-crossing", "amazon")
+        raise ConfigError(f"data build: unknown dataset {name!r}{did_you_mean(name, buildable)}; buildable: "
+                          f"{', '.join(buildable)}")
     typer.echo(str(folder))
 
 

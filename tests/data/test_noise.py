@@ -147,6 +147,8 @@ def test_bad_noise_options(clean):
         inject_noise(clean, swap={"audio": 0.1})
     with pytest.raises(DataError, match="unknown modality 'audio'; modalities: image, text"):
         inject_noise(clean, misalign={"audio": 0.1})
+    with pytest.raises(DataError, match=r"unknown modality 'txt' \(did you mean 'text'\?\); modalities: image, text"):
+        inject_noise(clean, swap={"txt": 0.1})
     with pytest.raises(DataError, match=r"add ratio must be a number in \[0, 1\]"):
         inject_noise(clean, add=1.5)
     with pytest.raises(DataError, match="ratio must be a number"):

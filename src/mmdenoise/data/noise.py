@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, did_you_mean
 from .dataset import SPLITS, Dataset, Interactions, NoiseTruth, sorted_unique
 from .mmrec import write_mmrec
 
@@ -131,7 +131,8 @@ def _check_modalities(dataset: Dataset, spec: dict[str, float] | None, option: s
     spec = dict(spec or {})
     for modality, ratio in spec.items():
         if modality not in dataset.features:
-            raise DataError(f"{option} names unknown modality {modality!r}; modalities: "
+            raise DataError(f"{option} names unknown modality {modality!r}"
+                            f"{did_you_mean(modality, dataset.features)}; modalities: "
                             f"{', '.join(dataset.features) or 'none'}", field=option)
         spec[modality] = _check_ratio(f"{option} {modality}", ratio)
     return spec
