@@ -38,7 +38,8 @@ def _main(quiet: bool = typer.Option(False, "--quiet", "-q", help="print warning
     configure(-1 if quiet else (1 if verbose else 0))
 
 
-#: What a cold `data build` costs on 2 cores (measured; README "Datasets"), said when a build starts.
+#: Every dataset `data build` builds, with what a cold build costs on 2 cores (measured; README "Datasets"),
+#: said when a build starts.
 BUILD_TIMES = {"ml-100k": "15-20 s on 2 cores, plus a download the first time",
                "ml-1m": "about 1 min on 2 cores, plus a 14 MB download the first time",
                "book-crossing": "about 5 min on 2 cores, plus a 27 MB download the first time",
@@ -125,9 +126,8 @@ def data_build(
         folder = build_amazon(ratings, meta, out, image_features=image_features, seed=seed,
                               overwrite=overwrite)
     else:
-        buildable = ("ml-100k", "ml-1m", "book-crossing", "amazon")
-        raise ConfigError(f"data build: unknown dataset {name!r}{did_you_mean(name, buildable)}; buildable: "
-                          f"{', '.join(buildable)}")
+        raise ConfigError(f"data build: unknown dataset {name!r}{did_you_mean(name, BUILD_TIMES)}; buildable: "
+                          f"{', '.join(BUILD_TIMES)}")
     typer.echo(str(folder))
 
 
