@@ -32,4 +32,6 @@ def test_score_distributions_explains_unplottable_runs(tmp_path):
         score_distributions([_fake_run(tmp_path / "none", "mf", scores=False)], tmp_path / "x.png")
     with pytest.raises(MMDenoiseError, match="no planted added"):
         score_distributions([_fake_run(tmp_path / "clean", "mf", noisy=False)], tmp_path / "x.png")
+    with pytest.raises(MMDenoiseError, match="missing: no such run folder"):
+        score_distributions([tmp_path / "missing"], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()

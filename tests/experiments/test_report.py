@@ -44,6 +44,8 @@ def test_report_file_includes_detection(tmp_path):
 def test_no_runs_is_a_clear_error(tmp_path):
     with pytest.raises(MMDenoiseError, match="no run folders"):
         find_runs(tmp_path)
+    with pytest.raises(MMDenoiseError, match="missing: no such folder"):
+        find_runs(tmp_path / "missing")
 
 
 def test_latex_table_bolds_the_best_and_marks_significance_after_the_value(tmp_path):

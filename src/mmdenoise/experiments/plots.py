@@ -44,6 +44,8 @@ def score_distributions(run_dirs: Sequence[str | Path], out: str | Path, bins: i
         raise MMDenoiseError("score_distributions needs at least one run folder")
     panels = []
     for run in runs:
+        if not run.is_dir():
+            raise MMDenoiseError(f"{run}: no such run folder")
         if not (run / record.SCORES_FILE).exists():
             raise MMDenoiseError(f"{run / record.SCORES_FILE} does not exist: the run's denoiser makes no "
                                  "per-interaction judgement (e.g. none, wbpr)")

@@ -35,6 +35,8 @@ SHORT = {"recall@20": "R@20", "ndcg@20": "N@20"}
 def find_runs(root: str | Path) -> list[Path]:
     """Every folder under ``root`` (itself included) holding a finished run (result.json)."""
     root = Path(root)
+    if not root.is_dir():
+        raise MMDenoiseError(f"{root}: no such folder (give a run folder or a folder of runs)")
     runs = sorted(p.parent for p in root.rglob(record.RESULT_FILE))
     if not runs:
         raise MMDenoiseError(f"no run folders (with {record.RESULT_FILE}) under {root}")
