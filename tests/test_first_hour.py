@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mmdenoise.api import model_task
+from mmdenoise.api import model_task, resolve_config
 from mmdenoise.cli import app
 from mmdenoise.data import registry
 from mmdenoise.denoise import DENOISERS
@@ -68,6 +68,8 @@ def test_the_model_decides_the_task():
         model_task("sasrec")
     # run folders of earlier builds name sequential popularity "pop"
     assert resolve_sequential_config({"task": "sequential", "model": "pop"}).model == "seq-pop"
+    with pytest.raises(ConfigError, match="'demure' is a sequential model, not a denoiser: train it with `--model"):
+        resolve_config({"model": "lightgcn", "denoiser": "demure"})
     missing = CliRunner().invoke(app, ["train", "-d", "synth-tiny"])  # main() prints it as one error: line
     assert isinstance(missing.exception, ConfigError) and "missing -m/--model" in str(missing.exception)
 

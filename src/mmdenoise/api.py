@@ -53,6 +53,9 @@ def _model_and_denoiser_params(raw: dict) -> dict[str, type]:
     denoiser = raw.get("denoiser", RunConfig.denoiser)
     if not isinstance(model, str) or not isinstance(denoiser, str):
         raise ConfigError(f"model and denoiser must be names, got {model!r} and {denoiser!r}")
+    if denoiser in sequential.SEQUENTIAL_MODELS:  # Demure denoises, but as a model of its own
+        raise ConfigError(f"{denoiser!r} is a sequential model, not a denoiser: train it with `--model {denoiser}` on "
+                          "a dataset with timestamps (see `mmdenoise list models`)")
     return {"model_params": lookup(MODELS, model, "model").config_cls,
             "denoiser_params": lookup(DENOISERS, denoiser, "denoiser").config_cls}
 
