@@ -70,6 +70,8 @@ def test_the_model_decides_the_task():
     assert resolve_sequential_config({"task": "sequential", "model": "pop"}).model == "seq-pop"
     with pytest.raises(ConfigError, match="'demure' is a sequential model, not a denoiser: train it with `--model"):
         resolve_config({"model": "lightgcn", "denoiser": "demure"})
+    with pytest.raises(ConfigError, match="'guider' is a denoiser, not a model: .*--denoiser guider`"):
+        model_task("guider")
     missing = CliRunner().invoke(app, ["train", "-d", "synth-tiny"])  # main() prints it as one error: line
     assert isinstance(missing.exception, ConfigError) and "missing -m/--model" in str(missing.exception)
 

@@ -150,6 +150,9 @@ def model_task(model: str) -> str:
     """The task of model ``model``, from its registry entry (``"general"`` for a ``MODELS`` name,
     ``"sequential"`` for a ``SEQUENTIAL_MODELS`` one); a ConfigError listing both registries otherwise."""
     entry = MODELS.get(model) or sequential.SEQUENTIAL_MODELS.get(model)
+    if entry is None and model in DENOISERS:
+        raise ConfigError(f"{model!r} is a denoiser, not a model: give it a backbone, e.g. `--model lightgcn "
+                          f"--denoiser {model}` (see `mmdenoise list models`)")
     if entry is None:
         hint = did_you_mean(model, [*MODELS, *sequential.SEQUENTIAL_MODELS])
         raise ConfigError(f"unknown model {model!r}{hint}; general models: {', '.join(MODELS)}; sequential models: "
