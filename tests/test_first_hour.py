@@ -47,6 +47,11 @@ def test_list_shows_every_registered_name_with_one_line(monkeypatch):
     assert set(datasets) == set(registry.DATASETS)
     assert "An example dataset added by a plug-in." in datasets["example-set"]
     assert "943 users" in datasets["ml-100k"] and "300 users" in datasets["synth-tiny"]
+    every = runner.invoke(app, ["list"])  # all three lists, each under its name
+    assert every.exit_code == 0, every.output
+    sections = every.output.strip().split("\n\n")
+    assert [section.splitlines()[0] for section in sections] == ["models:", "denoisers:", "datasets:"]
+    assert set(_lines(sections[1].split("\n", 1)[1])) == set(DENOISERS)
     bad = runner.invoke(app, ["list", "backbones"])
     assert bad.exit_code != 0 and "lists: models, denoisers, datasets" in str(bad.exception)
     typo = runner.invoke(app, ["list", "modles"])

@@ -279,10 +279,14 @@ def recommend_cmd(
 
 
 @app.command("list")
-def list_cmd(kind: str = typer.Argument(..., help="models, denoisers or datasets")):
+def list_cmd(kind: Optional[str] = typer.Argument(None, help="models, denoisers or datasets (all three if left out)",
+                                                  show_default=False)):
     """The registered models, denoisers or datasets, one line each (needs features = uses item content)."""
-    from .catalog import format_rows, rows
-    typer.echo(format_rows(rows(kind)))
+    from .catalog import KINDS, format_rows, rows
+    if kind is not None:
+        typer.echo(format_rows(rows(kind)))
+        return
+    typer.echo("\n\n".join(f"{name}:\n{format_rows(rows(name))}" for name in KINDS))
 
 
 @app.command("bench")
