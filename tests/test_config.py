@@ -4,6 +4,7 @@ import pytest
 from mmdenoise.api import resolve_config
 from mmdenoise.config import TrainConfig, from_dict, load_yaml, parse_override
 from mmdenoise.errors import ConfigError, did_you_mean
+from mmdenoise.sequential import resolve_sequential_config
 
 
 def test_defaults_resolved_from_registries():
@@ -44,6 +45,22 @@ def test_misspelt_keys_get_the_closest_valid_key():
         resolve_config({"model": "lightgcn"}, ["train.zzz=2"])
     assert did_you_mean(3, ["a"]) == ""
     assert did_you_mean("synth-tny", ["synth-tiny", "ml-1m"]) == " (did you mean 'synth-tiny'?)"
+
+
+def test_a_papers_symbol_names_its_setting():
+    guider = {"model": "lightgcn", "denoiser": "guider"}
+    with pytest.raises(ConfigError, match=r"\['s_thres'\] \(did you mean 'threshold', written S_thres\?\)"):
+        resolve_config(guider, ["denoiser.s_thres=0.8"])                      # dotted: the section's check
+    with pytest.raises(ConfigError, match=r"'Lambda' is not a known key \(did you mean 'denoiser_params.ot_reg', "
+                                          r"written λ\?\)"):
+        resolve_config(guider, ["Lambda=0.5"])                                 # bare: across the sections
+    with pytest.raises(ConfigError, match=r"\(did you mean 'denoiser_params.lambda_ai', written λ2\?\)"):
+        resolve_config({"model": "lightgcn", "denoiser": "damrs"}, ["lambda_2=0.1"])
+    with pytest.raises(ConfigError, match=r"\['λ₂'\] \(did you mean 'lambda_cont', written λ₂\?\)"):
+        resolve_sequential_config({"model": "demure", "model_params": {"λ₂": 0.1}})   # YAML, as the paper writes it
+    # a symbol belongs to its config: DA-MRS's λ1 is no key of GUIDER's, and nothing close is suggested there
+    with pytest.raises(ConfigError, match=r"'lambda1' is not a known key; valid keys"):
+        resolve_config(guider, ["lambda1=0.1"])
 
 
 def test_unknown_model_param_is_an_error():

@@ -26,6 +26,7 @@ import math
 import re
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -110,7 +111,8 @@ class Check(Allowed):
 
 
 def setting(default: Any = dataclasses.MISSING, allowed: Allowed | None = None, *,
-            factory: Callable[[], Any] | None = None, runtime: bool = False, added: bool = False) -> Any:
+            factory: Callable[[], Any] | None = None, runtime: bool = False, added: bool = False,
+            symbol: str | None = None) -> Any:
     """A config field with its allowed values declared beside it, e.g. ``lr: float = setting(1e-3, Range(above=0))``.
 
     runtime: the setting changes how a run executes, not its results (progress
@@ -121,8 +123,10 @@ def setting(default: Any = dataclasses.MISSING, allowed: Allowed | None = None, 
     identity (``runner.settings_key``) does not change with the new field. Honoured in the run config's
     dataclass sections (``train``, ...); ``*_params`` sections enter the identity whole, so a parameter added
     to a model or denoiser changes recorded keys (the committed benchmark's fresh-machine test says so).
+    symbol: the setting's name in its paper (``"S_thres"``, ``"λ1"``): a key that spells it
+    (``s_thres``, ``lambda_1``) is answered with this field's name (:func:`reject_unknown_keys`).
     """
-    metadata = {"allowed": allowed, "runtime": runtime, "added": added}
+    metadata = {"allowed": allowed, "runtime": runtime, "added": added, "symbol": symbol}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -314,13 +318,41 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported annotation {annotation!r}")
 
 
-def reject_unknown_keys(raw: Mapping, valid: Sequence[str], where: str) -> None:
-    """A ConfigError naming ``where``, the keys of ``raw`` not in ``valid`` (the closest valid key to the
-    first of them, when one is close) and the valid keys, if there are any."""
+#: Greek letters as a key spells them, for matching a paper's symbol (``λ1`` is ``lambda_1``)
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "ε": "epsilon", "λ": "lambda", "ξ": "xi", "τ": "tau"}
+
+
+def _spelt(name: str) -> str:
+    """``name`` reduced for matching: subscripts as digits, Greek letters spelt out, lower case, letters
+    and digits only (``λ₁``, ``lambda_1`` and ``Lambda1`` are all ``lambda1``)."""
+    text = "".join(_GREEK.get(ch, ch) for ch in unicodedata.normalize("NFKC", name).lower())
+    return re.sub(r"[^0-9a-z]", "", text)
+
+
+def symbols(cls: type) -> dict[str, str]:
+    """{paper symbol: field name} of config dataclass ``cls``'s settings declared with ``symbol=``."""
+    return {sym: f.name for f in dataclasses.fields(cls) if (sym := _field_meta(cls, f.name, "symbol"))}
+
+
+def suggest_key(name: object, valid: Sequence[str], known_symbols: Mapping[str, str] | None = None) -> str:
+    """`` (did you mean 'threshold', written S_thres?)`` when ``name`` spells a paper symbol of
+    ``known_symbols`` ({symbol: key}), else :func:`~mmdenoise.errors.did_you_mean` among ``valid``."""
+    if isinstance(name, str):
+        for symbol, key in (known_symbols or {}).items():
+            if _spelt(symbol) == _spelt(name):
+                return f" (did you mean {key!r}, written {symbol}?)"
+    return did_you_mean(name, valid)
+
+
+def reject_unknown_keys(raw: Mapping, valid: Sequence[str], where: str,
+                        known_symbols: Mapping[str, str] | None = None) -> None:
+    """A ConfigError naming ``where``, the keys of ``raw`` not in ``valid`` (the valid key the first of
+    them names as a paper symbol of ``known_symbols``, else the closest, when one is close) and the
+    valid keys, if there are any."""
     unknown = [k for k in raw if k not in valid]
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}{did_you_mean(unknown[0], valid)}; "
-                          f"valid keys: {', '.join(valid)}")
+        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}"
+                          f"{suggest_key(unknown[0], valid, known_symbols)}; valid keys: {', '.join(valid)}")
 
 
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
@@ -336,7 +368,7 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") 
         raise ConfigError(f"{where}: expected a mapping, got {short(data)}")
     hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    reject_unknown_keys(data, list(fields), where)
+    reject_unknown_keys(data, list(fields), where, symbols(cls))
     kwargs = {}
     for key, value in data.items():
         default = fields[key].default_factory
@@ -405,18 +437,18 @@ def override_pairs(overrides: Mapping[str, Any] | Sequence[str | Override] | Non
     return pairs
 
 
-def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[str, list[str]]]:
-    """The top-level field names of run config class ``run_cls`` and the field names of each section:
-    a dataclass-typed field's own fields, a dict-typed (``*_params``) field's those of its class in
-    ``params`` (none when it has none)."""
+def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[str, type | None]]:
+    """The top-level field names of run config class ``run_cls`` and the config class of each section:
+    a dataclass-typed field's own class, a dict-typed (``*_params``) field's class in ``params`` (None
+    when it has none)."""
     hints = type_hints(run_cls)
     top, sections = [], {}
     for f in dataclasses.fields(run_cls):
         hint = hints[f.name]
         if dataclasses.is_dataclass(hint):
-            sections[f.name] = [g.name for g in dataclasses.fields(hint)]
+            sections[f.name] = hint
         elif hint is dict or typing.get_origin(hint) is dict:
-            sections[f.name] = [g.name for g in dataclasses.fields(params[f.name])] if f.name in params else []
+            sections[f.name] = params.get(f.name)
         else:
             top.append(f.name)
     return top, sections
@@ -434,7 +466,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override]
     class of each ``*_params`` section (the named model's, denoiser's).
     """
     data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
-    top_fields, section_fields = _layout(run_cls, params or {})
+    top_fields, section_classes = _layout(run_cls, params or {})
+    section_fields = {s: [f.name for f in dataclasses.fields(c)] if c else [] for s, c in section_classes.items()}
     for item in overrides:
         key, value = override_pair(item) if isinstance(item, str) else item
         label = item if isinstance(item, str) else f"{key}={value!r}"
@@ -448,7 +481,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override]
             if len(owners) != 1:
                 problem = "is ambiguous between " + ", ".join(owners) if owners else "is not a known key"
                 valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
-                hint = "" if owners else did_you_mean(name, valid)
+                known = {sym: f"{s}.{key}" for s, c in section_classes.items() if c
+                         for sym, key in symbols(c).items()}
+                hint = "" if owners else suggest_key(name, valid, known)
                 raise ConfigError(f"override {short(label)}: {short(name)} {problem}{hint}; valid keys: "
                                   f"{', '.join(valid)}")
             path = [owners[0], name]

@@ -24,12 +24,12 @@ from .base import Denoiser, InteractionRecord, StepState
 
 @dataclass
 class TCEConfig:
-    """drop_rate: the final fraction of samples dropped per batch; num_gradual: steps of the linear ramp.
+    """drop_rate: ε_max, the final fraction of samples dropped per batch; num_gradual: steps of the linear ramp.
 
     Defaults from the paper / released code (drop_rate 0.2, num_gradual 30000).
     """
 
-    drop_rate: float = setting(0.2, Range(min=0, max=1))
+    drop_rate: float = setting(0.2, Range(min=0, max=1), symbol="ε_max")
     num_gradual: int = setting(30000, Range(min=0))
 
 

@@ -73,9 +73,9 @@ class DemureConfig(BaseConfig):
 
     gamma_i: float = setting(0.4, Range(min=0, max=1))
     gamma_m: float = setting(0.2, Range(min=0, max=1))
-    n_views: int = setting(1, Range(min=1))
-    lambda_aug: float = setting(0.0, Range(min=0))
-    lambda_cont: float = setting(0.1, Range(min=0))
+    n_views: int = setting(1, Range(min=1), symbol="J")
+    lambda_aug: float = setting(0.0, Range(min=0), symbol="λ₁")
+    lambda_cont: float = setting(0.1, Range(min=0), symbol="λ₂")
     interest: str = setting("grad_input", OneOf(*INTEREST_KINDS))
     similarity: str = setting("dot", OneOf("dot", "cosine"))
     temperature: float = setting(1.0, Range(above=0))

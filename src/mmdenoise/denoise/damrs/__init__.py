@@ -77,7 +77,7 @@ class DAMRSConfig:
 
     graph: str = setting("diig", OneOf(*GRAPH_VARIANTS))
     topk: int = setting(10, Range(min=1))
-    min_cooccurrence: int = setting(2, Range(min=1))
+    min_cooccurrence: int = setting(2, Range(min=1), symbol="ξ_B")
     cooccurrence_weights: str = setting("count", OneOf(*BEHAVIOUR_WEIGHTS))
     graph_layers: int = setting(1, Range(min=1))
     alpha: float = setting(1.5, Range(above=0))
@@ -91,10 +91,10 @@ class DAMRSConfig:
     ai: bool = True
     ai_strategy: str = setting("full", OneOf(*AI_STRATEGIES))
     ai_k: int = setting(10, Range(min=1))
-    ai_tau: float = setting(0.2, Range(above=0))
+    ai_tau: float = setting(0.2, Range(above=0), symbol="τ")
     ai_refresh: str = setting("batch", OneOf(*AI_REFRESH))
-    lambda_au: float = setting(0.01, Range(min=0))
-    lambda_ai: float = setting(1e-3, Range(min=0))
+    lambda_au: float = setting(0.01, Range(min=0), symbol="λ1")
+    lambda_ai: float = setting(1e-3, Range(min=0), symbol="λ2")
     au_users: int = setting(64, Range(min=0))  # 0 = the whole batch
     ai_anchors: int = setting(64, Range(min=0))
 

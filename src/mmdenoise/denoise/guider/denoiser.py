@@ -74,16 +74,16 @@ class GuiderConfig:
     warmup_epochs: int = setting(5, Range(min=0))
     recalibrate_every: int = setting(1, Range(min=1))
     teacher_pretrain_epochs: int = setting(0, Range(min=0))
-    threshold: float = setting(0.9, Range(min=-1, max=1))  # S = S_modal · S_conf is in [−1, 1]
+    threshold: float = setting(0.9, Range(min=-1, max=1), symbol="S_thres")  # S = S_modal · S_conf is in [−1, 1]
     hash_bits: int = setting(64, Range(min=1))
     hash: str = setting("cca", OneOf("cca", "learned"))
     confidence_scale: str = setting("relative", OneOf(*SCALES))
     amsc: bool = True
     dbpr: bool = True
-    dbpr_weight: float = setting(1.0, Range(min=0))
+    dbpr_weight: float = setting(1.0, Range(min=0), symbol="β")
     kd: str = setting("ot", OneOf("ot", "kl", "none"))
-    kd_weight: float = setting(1.0, Range(min=0))
-    ot_reg: float = setting(0.1, Range(above=0))
+    kd_weight: float = setting(1.0, Range(min=0), symbol="w_kd")
+    ot_reg: float = setting(0.1, Range(above=0), symbol="λ")
     ot_block: int | None = setting(256, Range(min=1))  # None: the whole batch
     ot_iters: int = setting(50, Range(min=1))
     ot_gradient: str = setting("envelope", OneOf("envelope", "unrolled"))
