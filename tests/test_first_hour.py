@@ -126,7 +126,7 @@ def test_progress_lines_without_a_terminal_and_a_silent_library(tmp_path):
     # the quiet CLI run and the library run only read the built dataset: they run side by side
     pending = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                                 env=_env(tmp_path)) for command in (
-        [sys.executable, "-m", "mmdenoise.cli", "-q", *args[:-1], str(tmp_path / "run2")],
+        [sys.executable, "-m", "mmdenoise.cli", *args[:-1], str(tmp_path / "run2"), "-q"],   # -q anywhere
         [sys.executable, "-c", "from mmdenoise import train; "
          f"train('synth-tiny', 'mf', overrides=['train.epochs=2', 'train.threads=1'], out={str(tmp_path / 'r3')!r})"])]
     (_, quiet_err), (library_out, library_err) = [p.communicate(timeout=300) for p in pending]

@@ -30,6 +30,10 @@ DENOISER_HELP = "denoiser name (none, tce, rce, wbpr, bod, guider, damrs, ...; `
 SEEDS_HELP = ("seeds: a count N meaning 0..N-1 (3 = 0,1,2), or a comma-separated list (0,4,7; one seed: '4,')")
 
 
+#: the options of ``_main``, which ``main`` accepts anywhere on the command line (no command has its own -q or -v)
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
 @app.callback()
 def _main(quiet: bool = typer.Option(False, "--quiet", "-q", help="print warnings and results only"),
           verbose: bool = typer.Option(False, "--verbose", "-v", help="also print debug lines")):
@@ -635,10 +639,13 @@ def main() -> None:
 
     ``--debug`` anywhere on the command line (or ``MMDENOISE_DEBUG=1``) also
     prints the traceback. It is taken out before typer parses the arguments,
-    so every command accepts it without declaring it.
+    so every command accepts it without declaring it. The global flags
+    (``-q``/``--quiet``, ``-v``/``--verbose``) are likewise accepted anywhere:
+    moved before the command (``mmdenoise train ... -q`` is ``mmdenoise -q train ...``).
     """
     debug = "--debug" in sys.argv[1:] or os.environ.get("MMDENOISE_DEBUG", "") not in ("", "0")
-    sys.argv = [sys.argv[0]] + [a for a in sys.argv[1:] if a != "--debug"]
+    args = [a for a in sys.argv[1:] if a != "--debug"]
+    sys.argv = [sys.argv[0], *(a for a in args if a in GLOBAL_FLAGS), *(a for a in args if a not in GLOBAL_FLAGS)]
     try:
         app()
     except (MMDenoiseError, OSError) as exc:
