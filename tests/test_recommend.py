@@ -81,6 +81,24 @@ def test_recommend_errors_are_one_line(general_run):
         records_only.recommend([1])
 
 
+def test_a_list_past_the_unmasked_items_ends_with_minus_one(general_run):
+    n_items = general_run.dataset.n_items
+    train = general_run.dataset.interaction_matrix("train").tocsr()
+    seen = np.diff(train.indptr)
+    users = np.flatnonzero(seen)[:3]
+    recs = general_run.recommend(users, k=n_items + 5)                 # k beyond the catalogue: n_items places
+    left = n_items - seen[users]
+    assert recs.items.shape == (3, n_items)
+    assert [(row >= 0).sum() for row in recs.items] == left.tolist()  # every unmasked item, then −1
+    for j, u in enumerate(users):
+        assert set(recs.items[j, :left[j]]) == set(range(n_items)) - set(train[u].indices)
+        assert np.isfinite(recs.scores[j, :left[j]]).all() and np.isnan(recs.scores[j, left[j]:]).all()
+        assert (recs.titles[j, left[j]:] == "").all()
+    assert len(recs.rows()) == left.sum()
+    out = CliRunner().invoke(app, ["recommend", str(general_run.path), "-u", str(users[0]), "-k", str(n_items)])
+    assert out.output.count("score") == left[0] and "(item -1," not in out.output and "nan" not in out.output
+
+
 def test_recommend_cli_formats(general_run):
     runner = CliRunner()
     out = runner.invoke(app, ["recommend", str(general_run.path), "--users", "1,2", "-k", "3"])

@@ -177,7 +177,9 @@ class Recommendations:
 
     users: int64 [B]; items: int64 [B, K] best first; scores: float32 [B, K]
     (the model's scores); titles: str [B, K] where the dataset folder has
-    ``items.tsv``, else None.
+    ``items.tsv``, else None. A user with fewer than K items left to
+    recommend (K near the catalogue size) has item −1, score NaN and title ""
+    in the places past them.
     """
 
     users: np.ndarray
@@ -186,10 +188,11 @@ class Recommendations:
     titles: np.ndarray | None = None
 
     def rows(self) -> list[dict]:
-        """One dict per (user, rank): user, rank (1-based), item, score and title (None without titles)."""
+        """One dict per (user, rank): user, rank (1-based), item, score and title (None without titles);
+        the −1 places of a user with fewer than K items left are not rows."""
         return [{"user": int(u), "rank": r + 1, "item": int(self.items[j, r]), "score": float(self.scores[j, r]),
                  "title": None if self.titles is None else str(self.titles[j, r])}
-                for j, u in enumerate(self.users) for r in range(self.items.shape[1])]
+                for j, u in enumerate(self.users) for r in range(self.items.shape[1]) if self.items[j, r] >= 0]
 
 
 @dataclass
@@ -331,10 +334,16 @@ def rank_for_users(score_fn, mask, users: np.ndarray, k: int, dataset: Dataset,
             ranked = masked_top_k(block_scores, put(rows), put(cols), k)
             items.append(ranked.cpu())
             scores.append(block_scores.gather(1, ranked).cpu())
-    top = torch.cat(items).numpy()
+    top, top_scores = torch.cat(items).numpy(), torch.cat(scores).numpy()
+    # places past a user's last unmasked item (k near n_items) hold masked items: −1 there
+    masked = mask[users].tocsr()
+    masked.sum_duplicates()
+    masked.eliminate_zeros()
+    past = np.arange(k)[None, :] >= (dataset.n_items - np.diff(masked.indptr))[:, None]
     titles = read_item_titles(dataset.path, dataset.n_items)
-    return Recommendations(users=users, items=top, scores=torch.cat(scores).numpy(),
-                           titles=None if titles is None else titles[top])
+    titles = None if titles is None else np.where(past, "", titles[top])
+    top[past], top_scores[past] = -1, np.nan
+    return Recommendations(users=users, items=top, scores=top_scores, titles=titles)
 
 
 def given_config(config: str | Path | Mapping[str, Any] | Any | None) -> dict:

@@ -277,6 +277,8 @@ def recommend_cmd(
             typer.echo(f"user {user}:")
             for rank in range(recs.items.shape[1]):
                 item = recs.items[j, rank]
+                if item < 0:  # the user has no more items to recommend
+                    break
                 title = recs.titles[j, rank] if recs.titles is not None else None
                 shown = f"{title}  (item {item}, " if title else f"item {item}  ("  # no title: the id once
                 typer.echo(f"  {rank + 1:>3}. {shown}score {recs.scores[j, rank]:.4f})")
