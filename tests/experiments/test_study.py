@@ -93,6 +93,8 @@ def test_ablation_variants_come_from_the_registry():
         label: list(pairs) for label, pairs in DENOISERS["guider"].ablations.items()}
     with pytest.raises(ConfigError, match="no ablation variants of denoiser 'tce'; ablations exist for damrs, guider"):
         ablation_variants("tce")
+    with pytest.raises(ConfigError, match=r"unknown denoiser 'guidr' \(did you mean 'guider'\?\)"):
+        ablation_variants("guidr")
 
 
 #: the variants as the study spelt them before the denoisers declared their own (0.x: DAMRS_VARIANTS and
@@ -138,6 +140,10 @@ def test_study_rejects_bad_levels_before_training(tmp_path, tiny):
     with pytest.raises(ConfigError, match="has no modality 'audio'"):
         noise_study(str(tiny), "lightgcn", kind="swap:audio", levels="0,0.1", seeds=1, out=tmp_path / "s")
     assert not list((tmp_path / "s").glob(f"*/{record.RESULT_FILE}"))
+    # a misspelt denoiser is refused before any noisy copy of the data is written
+    with pytest.raises(ConfigError, match=r"unknown denoiser 'tcee' \(did you mean 'tce'\?\)"):
+        noise_study(str(tiny), "lightgcn", "none,tcee", levels="0,0.1", seeds=1, out=tmp_path / "s3")
+    assert not (tmp_path / "s3").exists()
 
 
 def test_scoped_override_reaches_only_its_denoisers_runs(tmp_path, tiny):

@@ -249,25 +249,32 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
         raise ConfigError(f"--kind {kind}: {source.name} has no modality {modality!r}; modalities: "
                           f"{', '.join(source.features) or 'none'}")
     root = Path(out if out is not None else Path("studies") / f"{source.name}-noise-{kind.replace(':', '-')}")
+    scoped = scoped_overrides(overrides, models + denoisers)
+    objective = Objective()
+
+    def cells(dataset_of: Callable[[float, int], str]) -> list[dict]:
+        trials = []
+        for model in models:
+            for denoiser in denoisers:
+                for level in levels:
+                    for seed in seed_list:
+                        params = {"model": model, "denoiser": denoiser, "noise": kind, "level": level, "seed": seed}
+                        fixed = trial_defaults(objective) + [("model", model), ("denoiser", denoiser), ("seed", seed)]
+                        extra = scoped[None] + scoped[model] + scoped[denoiser]
+                        trials.append(make_trial(params, {"dataset": dataset_of(level, seed)}, fixed + extra))
+        return trials
+
+    # every cell's config resolved on the clean source (level 0 writes nothing) before any noisy copy is written
+    clean = noised_dataset(source, kind_name, modality, 0, 0, root)
+    validate_cells(cells(lambda level, seed: clean))
     root.mkdir(parents=True, exist_ok=True)
     log.info("noise study in %s: %d backbone(s) × %d denoiser(s) × %d level(s) × %d seed(s) = %d runs",
              root, len(models), len(denoisers), len(levels), len(seed_list),
              len(models) * len(denoisers) * len(levels) * len(seed_list))
-    scoped = scoped_overrides(overrides, models + denoisers)
-    objective = Objective()
     datasets = {(level, seed): noised_dataset(source, kind_name, modality, level, seed, root)
                 for level in levels for seed in seed_list}
-    trials = []
-    for model in models:
-        for denoiser in denoisers:
-            for level in levels:
-                for seed in seed_list:
-                    params = {"model": model, "denoiser": denoiser, "noise": kind, "level": level, "seed": seed}
-                    fixed = trial_defaults(objective) + [("model", model), ("denoiser", denoiser), ("seed", seed)]
-                    extra = scoped[None] + scoped[model] + scoped[denoiser]
-                    trials.append(make_trial(params, {"dataset": datasets[(level, seed)]}, fixed + extra))
-    records = run_trials(root, validate_cells(trials), objective, backend=backend, workers=workers,
-                         address=address, on_result=on_result)
+    records = run_trials(root, cells(lambda level, seed: datasets[(level, seed)]), objective, backend=backend,
+                         workers=workers, address=address, on_result=on_result)
     raise_if_failed(records)
 
     cells = defaultdict(list)
@@ -331,8 +338,9 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
 def ablation_variants(denoiser: str) -> dict[str, list[Override]]:
     """Variant label → overrides: ``none``, then the variants ``denoiser``'s registry entry declares."""
     from ..denoise import DENOISERS
-    entry = DENOISERS.get(denoiser)
-    if entry is None or not entry.ablations:
+    from ..registry import lookup
+    entry = lookup(DENOISERS, denoiser, "denoiser")  # an unknown name: the valid ones, the closest first
+    if not entry.ablations:
         with_variants = sorted(name for name, e in DENOISERS.items() if e.ablations)
         raise ConfigError(f"no ablation variants of denoiser {denoiser!r}; ablations exist for "
                           f"{', '.join(with_variants)}")
