@@ -94,6 +94,8 @@ def test_sensitivity_study_table(tmp_path, seq_tiny_folder, monkeypatch):
     assert len(study_module.grid_points("gamma")) == 9
     with pytest.raises(ConfigError, match="grids: gamma"):
         study_module.grid_points("lambda")
+    with pytest.raises(ConfigError, match=r"unknown sensitivity grid 'gama' \(did you mean 'gamma'\?\); grids"):
+        study_module.grid_points("gama")
 
 
 def test_split_comparison_pools_the_pairs_of_every_split(tmp_path, seq_tiny_folder):

@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..config import Override, override_pairs
-from ..errors import ConfigError
+from ..errors import ConfigError, did_you_mean
 from ..eval.pairing import distinct_user_differences, paired_per_split, paired_per_user, pooled_per_user
 from ..eval.significance import paired_ttest
 from ..experiments.runner import Objective, make_trial, run_trials, trial_defaults, trial_status
@@ -63,7 +63,8 @@ def grid_points(grid: str) -> list[tuple[str, dict, list[Override]]]:
                  [("gamma_i", round(total - gm, 2)), ("gamma_m", gm)]) for total, gm in GAMMA_POINTS]
     if grid == "j":
         return [(f"j{j}", {"J": j}, [("n_views", j)]) for j in J_POINTS]
-    raise ConfigError(f"unknown sensitivity grid {grid!r}; grids: gamma (Table 3), j (Table 4)")
+    raise ConfigError(f"unknown sensitivity grid {grid!r}{did_you_mean(grid, ['gamma', 'j'])}; grids: gamma "
+                      "(Table 3), j (Table 4)")
 
 
 def _dataset_arg(dataset: Any) -> str:
