@@ -77,6 +77,8 @@ def test_the_model_decides_the_task():
         resolve_config({"model": "lightgcn", "denoiser": "demure"})
     with pytest.raises(ConfigError, match="'guider' is a denoiser, not a model: .*--denoiser guider`"):
         model_task("guider")
+    with pytest.raises(ConfigError, match="'tce' is a denoiser, not a model"):
+        resolve_config({"model": "tce"})                     # the library's own resolver says the same
     missing = CliRunner().invoke(app, ["train", "-d", "synth-tiny"])  # main() prints it as one error: line
     assert isinstance(missing.exception, ConfigError) and "missing -m/--model" in str(missing.exception)
 

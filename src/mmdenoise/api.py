@@ -53,9 +53,8 @@ def _model_and_denoiser_params(raw: dict) -> dict[str, type]:
     denoiser = raw.get("denoiser", RunConfig.denoiser)
     if not isinstance(model, str) or not isinstance(denoiser, str):
         raise ConfigError(f"model and denoiser must be names, got {model!r} and {denoiser!r}")
-    if denoiser in sequential.SEQUENTIAL_MODELS:  # Demure denoises, but as a model of its own
-        raise ConfigError(f"{denoiser!r} is a sequential model, not a denoiser: train it with `--model {denoiser}` on "
-                          "a dataset with timestamps (see `mmdenoise list models`)")
+    check_role(model, "model")
+    check_role(denoiser, "denoiser")
     return {"model_params": lookup(MODELS, model, "model").config_cls,
             "denoiser_params": lookup(DENOISERS, denoiser, "denoiser").config_cls}
 
@@ -146,14 +145,24 @@ SEQUENTIAL = TaskKind(
 TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (GENERAL, SEQUENTIAL)}
 
 
+def check_role(name: str, role: str) -> None:
+    """A ConfigError when ``name``, given as a ``role`` (``"model"`` or ``"denoiser"``), names the other
+    kind: a denoiser given as a model (it needs a backbone), or a sequential model given as a denoiser
+    (Demure denoises, but as a model of its own)."""
+    if role == "model" and name in DENOISERS and name not in MODELS and name != "none":
+        raise ConfigError(f"{name!r} is a denoiser, not a model: give it a backbone, e.g. `--model lightgcn "
+                          f"--denoiser {name}` (see `mmdenoise list models`)")
+    if role == "denoiser" and name in sequential.SEQUENTIAL_MODELS:
+        raise ConfigError(f"{name!r} is a sequential model, not a denoiser: train it with `--model {name}` on a "
+                          "dataset with timestamps (see `mmdenoise list models`)")
+
+
 def model_task(model: str) -> str:
     """The task of model ``model``, from its registry entry (``"general"`` for a ``MODELS`` name,
     ``"sequential"`` for a ``SEQUENTIAL_MODELS`` one); a ConfigError listing both registries otherwise."""
     entry = MODELS.get(model) or sequential.SEQUENTIAL_MODELS.get(model)
-    if entry is None and model in DENOISERS:
-        raise ConfigError(f"{model!r} is a denoiser, not a model: give it a backbone, e.g. `--model lightgcn "
-                          f"--denoiser {model}` (see `mmdenoise list models`)")
     if entry is None:
+        check_role(model, "model")
         hint = did_you_mean(model, [*MODELS, *sequential.SEQUENTIAL_MODELS])
         raise ConfigError(f"unknown model {model!r}{hint}; general models: {', '.join(MODELS)}; sequential models: "
                           f"{', '.join(sequential.SEQUENTIAL_MODELS)} (see `mmdenoise list models`)")
