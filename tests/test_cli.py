@@ -21,6 +21,15 @@ def test_synth_noise_info_export_bench(tmp_path):
     ds = read_mmrec(tmp_path / "noisy")
     assert ds.noise.noisy_interactions.sum() == ds.noise.spec["counts"]["added"] > 0
     assert ds.noise.noisy_features["image"].sum() == 10
+    again = _run("data", "noise", str(tmp_path / "tiny"), "--add", "0.2", "--out", str(tmp_path / "noisy"))
+    assert again.returncode == 2 and "already exists (pass overwrite=True, or --overwrite" in again.stderr
+    assert read_mmrec(tmp_path / "noisy").fingerprint == ds.fingerprint          # the refused call changed nothing
+    replaced = _run("data", "noise", str(tmp_path / "tiny"), "--add", "0.2", "--out", str(tmp_path / "noisy"),
+                    "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert read_mmrec(tmp_path / "noisy").noise.spec["add"] == 0.2
+    noised = _run("data", "noise", str(tmp_path / "tiny"), "--add", "0.1", "--swap", "image:0.05",
+                  "--seed", "2", "--out", str(tmp_path / "noisy"), "--overwrite")
     info = _run("data", "info", str(tmp_path / "noisy"))
     assert info.returncode == 0 and "noisy interactions" in info.stdout and "4096" in info.stdout
     exported = _run("data", "export", str(tmp_path / "noisy"), "--out", str(tmp_path / "copy"))

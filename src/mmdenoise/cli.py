@@ -161,13 +161,15 @@ def data_noise(
     swap: List[str] = typer.Option([], help="MODALITY:RATIO rows replaced by another item's"),
     misalign: List[str] = typer.Option([], help="MODALITY:RATIO rows permuted across items"),
     seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False, help="replace --out if it exists"),
 ):
     """Plant noise in the training split; write a new folder with its ground truth."""
     from .data import load_dataset
     from .data.noise import write_noised
     folder = write_noised(load_dataset(src), out, add=add, remove=remove,
                           swap=dict(_parse_ratio(s, "--swap") for s in swap),
-                          misalign=dict(_parse_ratio(s, "--misalign") for s in misalign), seed=seed)
+                          misalign=dict(_parse_ratio(s, "--misalign") for s in misalign), seed=seed,
+                          overwrite=overwrite)
     typer.echo(str(folder))
 
 
