@@ -47,6 +47,15 @@ def test_misspelt_keys_get_the_closest_valid_key():
     assert did_you_mean("synth-tny", ["synth-tiny", "ml-1m"]) == " (did you mean 'synth-tiny'?)"
 
 
+def test_a_sections_key_at_the_top_names_its_section():
+    with pytest.raises(ConfigError, match=r"config: unknown key\(s\) \['epochs', 'lr'\] \(did you mean 'train.epochs'"):
+        resolve_config({"model": "lightgcn", "epochs": 5, "lr": 0.01})
+    with pytest.raises(ConfigError, match=r"\['n_layers'\] \(did you mean 'model_params.n_layers'\?\)"):
+        resolve_config({"model": "lightgcn", "n_layers": 3})
+    with pytest.raises(ConfigError, match=r"\['max_len'\] \(did you mean 'sequence.max_len'\?\)"):
+        resolve_sequential_config({"model": "demure", "max_len": 5})
+
+
 def test_a_papers_symbol_names_its_setting():
     guider = {"model": "lightgcn", "denoiser": "guider"}
     with pytest.raises(ConfigError, match=r"\['s_thres'\] \(did you mean 'threshold', written S_thres\?\)"):

@@ -345,14 +345,15 @@ def suggest_key(name: object, valid: Sequence[str], known_symbols: Mapping[str, 
 
 
 def reject_unknown_keys(raw: Mapping, valid: Sequence[str], where: str,
-                        known_symbols: Mapping[str, str] | None = None) -> None:
+                        known_symbols: Mapping[str, str] | None = None, elsewhere: Sequence[str] = ()) -> None:
     """A ConfigError naming ``where``, the keys of ``raw`` not in ``valid`` (the valid key the first of
-    them names as a paper symbol of ``known_symbols``, else the closest, when one is close) and the
-    valid keys, if there are any."""
+    them names as a paper symbol of ``known_symbols``, else the closest of ``valid`` and ``elsewhere``
+    (keys that belong at another level, e.g. ``train.epochs`` for a run config's ``epochs``), when one is
+    close) and the valid keys, if there are any."""
     unknown = [k for k in raw if k not in valid]
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}"
-                          f"{suggest_key(unknown[0], valid, known_symbols)}; valid keys: {', '.join(valid)}")
+        hint = suggest_key(unknown[0], [*valid, *elsewhere], known_symbols)
+        raise ConfigError(f"{where}: unknown key(s) {short(unknown)}{hint}; valid keys: {', '.join(valid)}")
 
 
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
@@ -515,6 +516,10 @@ def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: 
     raw = apply_overrides(raw, [p for p in pairs if p[0] in top_fields], run_cls)
     classes = params(raw)
     raw = apply_overrides(raw, [p for p in pairs if p[0] not in top_fields], run_cls, classes)
+    # a section's key written at the top (``epochs:`` for ``train: {epochs: ...}``) is named with its section
+    _, sections = _layout(run_cls, classes)
+    reject_unknown_keys(raw, [f.name for f in dataclasses.fields(run_cls)], "config",
+                        elsewhere=[f"{s}.{f.name}" for s, c in sections.items() if c for f in dataclasses.fields(c)])
     config = from_dict(run_cls, raw, "config")
     for section, cls in classes.items():
         name = getattr(config, section.removesuffix("_params"))
