@@ -36,6 +36,7 @@ def _spec(folder, tiny, epochs=3, **extra):
 # ------------------------------------------------------------ validation
 @pytest.mark.parametrize("change, message", [
     ({"spaec": {}}, r"unknown key\(s\) \['spaec'\]"),
+    ({"train.epochs": 3}, r"'train.epochs' is a run setting, not a spec key: a fixed one goes under `set:`"),
     ({"space": {"train.lr": {"normal": [0, 1]}}}, r"space\.train\.lr: unknown distribution 'normal'"),
     ({"space": {"train.lr": {"loguniform": [0, 1]}}}, r"space\.train\.lr\.loguniform: bounds must be > 0"),
     ({"space": {"n_layers": {"int": [3, 1]}}}, r"space\.n_layers\.int: expected integers \[low, high\]"),

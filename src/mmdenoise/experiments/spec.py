@@ -172,6 +172,10 @@ def parse_spec(raw: Any, source: str = "spec", spec_dir: Path | None = None) -> 
     from ..config import load_yaml
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {raw!r}")
+    dotted = [k for k in raw if isinstance(k, str) and "." in k]
+    if dotted:  # a run setting written beside the spec's own keys
+        raise ConfigError(f"{source}: {dotted[0]!r} is a run setting, not a spec key: a fixed one goes under "
+                          f"`set:` ({{{dotted[0]}: ...}}), a searched one under `space:`")
     reject_unknown_keys(raw, SPEC_KEYS, source)
     base: dict = {}
     if raw.get("config") is not None:
