@@ -25,6 +25,12 @@ def test_wrong_type_is_an_error():
         from_dict(TrainConfig, {"progress": 1}, "train")
 
 
+def test_a_list_for_one_value_points_to_sweeps():
+    with pytest.raises(ConfigError, match=r"train.lr: expected a number, got \[0.1, 0.2\] \(list; several values "
+                                          r"to try are a sweep: `mmdenoise sweep`\)"):
+        from_dict(TrainConfig, {"lr": [0.1, 0.2]}, "train")
+
+
 def test_int_is_accepted_where_float_expected():
     assert from_dict(TrainConfig, {"lr": 1}).lr == 1.0
 

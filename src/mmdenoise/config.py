@@ -267,6 +267,12 @@ class RunConfig:
 
 
 # --------------------------------------------------------------------- typing
+def _got(value: Any) -> str:
+    """``[0.1, 0.2] (list; several values to try are a sweep: `mmdenoise sweep`)`` for a wrong scalar."""
+    hint = "; several values to try are a sweep: `mmdenoise sweep`" if isinstance(value, list) else ""
+    return f"{short(value)} ({type(value).__name__}{hint})"
+
+
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
     """Return ``value`` coerced to ``annotation`` where lossless, else raise ConfigError."""
     origin = typing.get_origin(annotation)
@@ -287,19 +293,19 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true/false, got {short(value)} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected true/false, got {_got(value)}")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {short(value)} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected an integer, got {_got(value)}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where}: expected a number, got {short(value)} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected a number, got {_got(value)}")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {short(value)} ({type(value).__name__})")
+        raise ConfigError(f"{where}: expected a string, got {_got(value)}")
     if origin in (list, tuple) or annotation in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {short(value)}")
