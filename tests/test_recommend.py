@@ -99,6 +99,25 @@ def test_a_list_past_the_unmasked_items_ends_with_minus_one(general_run):
     assert out.output.count("score") == left[0] and "(item -1," not in out.output and "nan" not in out.output
 
 
+def test_a_run_on_a_folder_is_read_from_anywhere_and_follows_moved_data(tmp_path, monkeypatch):
+    folder = generate("tiny", seed=3, out=tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    run = train("data", model="mf", seed=0, out="run", overrides=[*FAST, "train.epochs=2"])   # a relative folder
+    assert run.config.dataset == str(folder.resolve())                  # stored absolute: read from any cwd
+    monkeypatch.chdir(tmp_path.parent)
+    assert Run.load(tmp_path / "run").test == run.test
+    folder.rename(tmp_path / "moved")
+    with pytest.raises(DataError, match=r"run was trained on '.*data', which is neither a folder nor a registered "
+                                        r"dataset now; if the data moved, give it: --dataset FOLDER"):
+        Run.load(tmp_path / "run")
+    runner = CliRunner()
+    evaluated = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "-d", str(tmp_path / "moved")])
+    assert evaluated.exit_code == 0, evaluated.output
+    recommended = runner.invoke(app, ["recommend", str(tmp_path / "run"), "-u", "1", "-k", "3", "--format", "json",
+                                      "--dataset", str(tmp_path / "moved")])
+    assert [r["item"] for r in json.loads(recommended.output)] == run.recommend([1], k=3).items[0].tolist()
+
+
 def test_recommend_cli_formats(general_run):
     runner = CliRunner()
     out = runner.invoke(app, ["recommend", str(general_run.path), "--users", "1,2", "-k", "3"])

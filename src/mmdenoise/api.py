@@ -29,7 +29,7 @@ from .config import (RunConfig, TrainConfig, dump_yaml, from_dict, load_yaml, pa
                      to_dict)
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
-from .errors import ConfigError, RunError, did_you_mean, short
+from .errors import ConfigError, DataError, RunError, did_you_mean, short
 from .eval import EvalResult
 from .eval.detection import per_user_auc
 from .io import write_text
@@ -247,7 +247,7 @@ class Run:
         run = cls(config=config, path=path, history=record.read_metrics(path),
                   valid=result["valid"], test=result["test"], result=result)
         if model:
-            run.dataset = dataset if dataset is not None else load_dataset(config.dataset)
+            run.dataset = dataset if dataset is not None else run_dataset(path, config)
             task = _restore(kind, path, run.dataset, config)
             task.model.train(False)
             run.trained, run.backbone, run.denoiser = task, task.backbone, task.denoiser
@@ -295,6 +295,17 @@ def _restore(kind: TaskKind, path: Path, dataset: Dataset, config) -> Any:
     task = kind.make_task(dataset, config)
     task.model.load_state_dict(best)
     return task
+
+
+def run_dataset(run_dir: Path, config) -> Dataset:
+    """The dataset a run folder's config.yaml names; a DataError naming the run and how to give the
+    data when that name no longer leads to it (a moved or deleted folder)."""
+    from .data.registry import DATASETS
+    name = str(config.dataset)
+    if name in DATASETS or Path(name).expanduser().is_dir():
+        return load_dataset(name)
+    raise DataError(f"{run_dir} was trained on {name!r}, which is neither a folder nor a registered dataset now; "
+                    "if the data moved, give it: --dataset FOLDER (`Run.load(path, load_dataset(FOLDER))`)")
 
 
 def read_run_config(path: Path) -> dict:
@@ -411,9 +422,10 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     stored = folder.read_for_resume(Path(out), resolved, task) if resume else None
     raw = {**(stored or {}), **given}
     if isinstance(dataset, Dataset):
-        raw["dataset"] = str(dataset.path) if dataset.path is not None else dataset.name
-    elif dataset is not None:
-        raw["dataset"] = str(dataset)
+        raw["dataset"] = str(dataset.path.resolve()) if dataset.path is not None else dataset.name
+    elif dataset is not None:  # a folder as an absolute path: the run folder is read from anywhere
+        folder_given = Path(dataset).expanduser()
+        raw["dataset"] = str(folder_given.resolve()) if folder_given.is_dir() else str(dataset)
     for key, value in (("model", model), ("denoiser", denoiser if takes_denoiser else None), ("seed", seed)):
         if value is not None:
             raw[key] = value
@@ -483,7 +495,7 @@ def evaluate_run(run_dir: str | Path, dataset: Dataset | None = None) -> tuple[E
     (a sequential run's validation and test users)."""
     run_dir = Path(run_dir)
     kind, config = _folder_config(run_dir)
-    data = dataset if dataset is not None else load_dataset(config.dataset)
+    data = dataset if dataset is not None else run_dataset(run_dir, config)
     trainer = Trainer(_restore(kind, run_dir, data, config), dataclasses.replace(config.train, progress=False),
                       seed=config.seed)
     trainer.prepare()

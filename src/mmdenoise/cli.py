@@ -27,6 +27,8 @@ DATASET_HELP = "registered name (ml-100k, synth-tiny, ...; `mmdenoise list datas
 MODEL_HELP = ("model name; it decides the task: general (pop, mf, lightgcn, vbpr, freedom, ...) or sequential "
               "(demure, base, gru4rec, ...); `mmdenoise list models`")
 DENOISER_HELP = "denoiser name (none, tce, rce, wbpr, bod, guider, damrs, ...; `mmdenoise list denoisers`)"
+RUN_DATA_HELP = ("the data the run was trained on, where its config.yaml no longer leads (a moved folder; "
+                 "the checkpoint checks it is the same data)")
 SEEDS_HELP = ("seeds: a count N meaning 0..N-1 (3 = 0,1,2), or a comma-separated list (0,4,7; one seed: '4,')")
 
 
@@ -240,10 +242,13 @@ def train_cmd(
 
 
 @app.command("evaluate")
-def evaluate_cmd(run_dir: Path = typer.Argument(..., help="a run folder")):
+def evaluate_cmd(run_dir: Path = typer.Argument(..., help="a run folder"),
+                 dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help=RUN_DATA_HELP,
+                                                       show_default=False)):
     """Re-evaluate a run's best checkpoint on validation and test."""
     from .api import evaluate_run
-    valid, test = evaluate_run(run_dir)
+    from .data import load_dataset
+    valid, test = evaluate_run(run_dir, None if dataset is None else load_dataset(dataset))
     typer.echo(metrics_table({"valid": valid.metrics, "test": test.metrics}))
 
 
@@ -256,6 +261,7 @@ def recommend_cmd(
     exclude: str = typer.Option("train", help="train: mask what the test evaluation masks (training items; "
                                               "a sequential user's history); all: every known interaction"),
     fmt: str = typer.Option("table", "--format", help="table, json or tsv"),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help=RUN_DATA_HELP, show_default=False),
 ):
     """Each user's top-K items from the trained model (rebuilt from the run folder)."""
     if fmt not in ("table", "json", "tsv"):
@@ -265,7 +271,8 @@ def recommend_cmd(
     except ValueError:
         raise typer.BadParameter(f"{users!r}: expected comma-separated integers", param_hint="--users") from None
     from .api import Run
-    recs = Run.load(run_dir).recommend(ids, k, exclude=exclude)
+    from .data import load_dataset
+    recs = Run.load(run_dir, None if dataset is None else load_dataset(dataset)).recommend(ids, k, exclude=exclude)
     rows = recs.rows()
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
