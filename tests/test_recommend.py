@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +114,7 @@ def test_a_run_on_a_folder_is_read_from_anywhere_and_follows_moved_data(tmp_path
     runner = CliRunner()
     evaluated = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "-d", str(tmp_path / "moved")])
     assert evaluated.exit_code == 0, evaluated.output
+    assert re.search(rf"recall@20 +{run.valid['recall@20']:.4f} +{run.test['recall@20']:.4f}", evaluated.output)
     recommended = runner.invoke(app, ["recommend", str(tmp_path / "run"), "-u", "1", "-k", "3", "--format", "json",
                                       "--dataset", str(tmp_path / "moved")])
     assert [r["item"] for r in json.loads(recommended.output)] == run.recommend([1], k=3).items[0].tolist()

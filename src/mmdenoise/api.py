@@ -355,10 +355,10 @@ def rank_for_users(score_fn, mask, users: np.ndarray, k: int, dataset: Dataset,
             items.append(ranked.cpu())
             scores.append(block_scores.gather(1, ranked).cpu())
     top, top_scores = torch.cat(items).numpy(), torch.cat(scores).numpy()
-    # places past a user's last unmasked item (k near n_items) hold masked items: −1 there
+    # places past a user's last unmasked item (k near n_items) hold masked items: −1 there; a user's
+    # masked items are its distinct stored columns, as row_entries masks them
     masked = mask[users].tocsr()
     masked.sum_duplicates()
-    masked.eliminate_zeros()
     past = np.arange(k)[None, :] >= (dataset.n_items - np.diff(masked.indptr))[:, None]
     titles = read_item_titles(dataset.path, dataset.n_items)
     titles = None if titles is None else np.where(past, "", titles[top])

@@ -362,20 +362,22 @@ def reject_unknown_keys(raw: Mapping, valid: Sequence[str], where: str,
         raise ConfigError(f"{where}: unknown key(s) {short(unknown)}{hint}; valid keys: {', '.join(valid)}")
 
 
-def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
+def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config", elsewhere: Sequence[str] = ()) -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys, wrong types and values outside
     the fields' declared allowed values (:func:`setting`).
 
     A nested section given in part (or as null) takes the rest from its field's default: a
     sequential run's ``train: {lr: 0.01}`` keeps the sequential trainer defaults
     (``SequentialRunConfig.train``), not those of ``TrainConfig`` itself.
+    elsewhere: keys at another level that an unknown key may mean (``train.epochs`` for ``epochs``),
+    for the error's suggestion only.
     """
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {short(data)}")
     hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    reject_unknown_keys(data, list(fields), where, symbols(cls))
+    reject_unknown_keys(data, list(fields), where, symbols(cls), elsewhere)
     kwargs = {}
     for key, value in data.items():
         default = fields[key].default_factory
@@ -524,9 +526,8 @@ def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: 
     raw = apply_overrides(raw, [p for p in pairs if p[0] not in top_fields], run_cls, classes)
     # a section's key written at the top (``epochs:`` for ``train: {epochs: ...}``) is named with its section
     _, sections = _layout(run_cls, classes)
-    reject_unknown_keys(raw, [f.name for f in dataclasses.fields(run_cls)], "config",
-                        elsewhere=[f"{s}.{f.name}" for s, c in sections.items() if c for f in dataclasses.fields(c)])
-    config = from_dict(run_cls, raw, "config")
+    config = from_dict(run_cls, raw, "config",
+                       elsewhere=[f"{s}.{f.name}" for s, c in sections.items() if c for f in dataclasses.fields(c)])
     for section, cls in classes.items():
         name = getattr(config, section.removesuffix("_params"))
         setattr(config, section, to_dict(from_dict(cls, getattr(config, section), f"{section} ({name})")))

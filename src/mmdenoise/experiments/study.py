@@ -252,7 +252,7 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
     scoped = scoped_overrides(overrides, models + denoisers)
     objective = Objective()
 
-    def cells(dataset_of: Callable[[float, int], str]) -> list[dict]:
+    def trials_on(dataset_of: Callable[[float, int], str]) -> list[dict]:
         trials = []
         for model in models:
             for denoiser in denoisers:
@@ -266,14 +266,14 @@ def noise_study(dataset: str, models: str | Sequence[str], denoisers: str | Sequ
 
     # every cell's config resolved on the clean source (level 0 writes nothing) before any noisy copy is written
     clean = noised_dataset(source, kind_name, modality, 0, 0, root)
-    validate_cells(cells(lambda level, seed: clean))
+    validate_cells(trials_on(lambda level, seed: clean))
     root.mkdir(parents=True, exist_ok=True)
     log.info("noise study in %s: %d backbone(s) × %d denoiser(s) × %d level(s) × %d seed(s) = %d runs",
              root, len(models), len(denoisers), len(levels), len(seed_list),
              len(models) * len(denoisers) * len(levels) * len(seed_list))
     datasets = {(level, seed): noised_dataset(source, kind_name, modality, level, seed, root)
                 for level in levels for seed in seed_list}
-    records = run_trials(root, cells(lambda level, seed: datasets[(level, seed)]), objective, backend=backend,
+    records = run_trials(root, trials_on(lambda level, seed: datasets[(level, seed)]), objective, backend=backend,
                          workers=workers, address=address, on_result=on_result)
     raise_if_failed(records)
 
