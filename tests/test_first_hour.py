@@ -65,6 +65,24 @@ def test_options_that_take_a_name_have_help():
         assert "mmdenoise list" in text, command
 
 
+def test_an_option_that_names_a_setting_points_to_set():
+    def error(*args):
+        result = CliRunner().invoke(app, list(args), terminal_width=200)
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.replace("│", " ").split())
+    assert "No such option: --epochs (did you mean --set train.epochs=VALUE?)" in error(
+        "train", "-d", "synth-tiny", "-m", "lightgcn", "--epochs", "3")
+    assert "--n-layers (did you mean --set model_params.n_layers=VALUE?)" in error("train", "--n-layers=2")
+    assert "--lr (did you mean --set train.lr=VALUE?)" in error("study", "noise", "--lr", "0.1")  # not click's --help
+    assert "--drop-rate (did you mean --set denoiser_params.drop_rate=VALUE?)" in error("sweep", "s.yaml",
+                                                                                         "--drop-rate", "0.1")
+    assert "--max-len (did you mean --set sequence.max_len=VALUE?)" in error("train", "--max-len", "5")
+    # a close option of the command wins; a command without --set, or a name that is no setting, gets no hint
+    assert "No such option: --seed (Possible options: --seeds" in error("study", "noise", "--seed", "1")
+    assert "--set" not in error("evaluate", "runs/x", "--epochs", "3")
+    assert "did you mean" not in error("train", "--bogus")
+
+
 def test_the_model_decides_the_task():
     assert model_task("lightgcn") == "general" and model_task("pop") == "general"
     assert model_task("demure") == "sequential" and model_task("seq-pop") == "sequential"

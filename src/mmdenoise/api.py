@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .config import (RunConfig, TrainConfig, dump_yaml, from_dict, load_yaml, parse_override, resolve_run_config,
-                     to_dict)
+                     run_keys, to_dict)
 from .data import Dataset, load_dataset
 from .denoise import DENOISERS, Denoiser
 from .errors import ConfigError, DataError, RunError, did_you_mean, short
@@ -155,6 +155,17 @@ def check_role(name: str, role: str) -> None:
     if role == "denoiser" and name in sequential.SEQUENTIAL_MODELS:
         raise ConfigError(f"{name!r} is a sequential model, not a denoiser: train it with `--model {name}` on a "
                           "dataset with timestamps (see `mmdenoise list models`)")
+
+
+def setting_keys(name: str) -> list[str]:
+    """The ``--set`` keys whose last part is ``name`` (``epochs`` -> ``train.epochs``, ``n_layers`` ->
+    ``model_params.n_layers``), in any run config with any registered model or denoiser, sorted: what a
+    command-line option ``--epochs`` was meant to be."""
+    sections = [(RunConfig, {"model_params": e.config_cls}) for e in MODELS.values()]
+    sections += [(RunConfig, {"denoiser_params": e.config_cls}) for e in DENOISERS.values()]
+    sections += [(SequentialRunConfig, {"model_params": e.config_cls}) for e in sequential.SEQUENTIAL_MODELS.values()]
+    return sorted({key for run_cls, params in sections for key in run_keys(run_cls, params)
+                   if key.rsplit(".", 1)[-1] == name})
 
 
 def model_task(model: str) -> str:

@@ -12,7 +12,38 @@ import typer
 
 from .errors import ConfigError, MMDenoiseError, describe_os_error, did_you_mean
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+#: the click that typer runs on (its own vendored copy in recent typer, click itself before)
+_click_exceptions = sys.modules[typer.BadParameter.__module__]
+
+
+class _Commands(typer.core.TyperGroup):
+    """The top-level group: an unknown option of a command that takes ``--set`` and that names a setting
+    (``mmdenoise train --epochs 5``) is answered with the override that sets it."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _click_exceptions.NoSuchOption as exc:
+            hint = _set_hint(exc)
+            if not hint:
+                raise
+            raise _click_exceptions.NoSuchOption(exc.option_name, exc.message + hint, ctx=exc.ctx) from None
+
+
+def _set_hint(exc) -> str:
+    """`` (did you mean --set train.epochs=VALUE?)`` for NoSuchOption ``exc`` when its command takes
+    ``--set``, none of its options is close (``--seed`` for ``--seeds``; click's own suggestions cast a
+    wider net: ``--help`` for ``--lr``) and the option names a setting; "" otherwise."""
+    command = exc.ctx.command if exc.ctx is not None else None
+    if (did_you_mean(exc.option_name, exc.possibilities or []) or command is None
+            or not any("--set" in p.opts for p in command.params)):
+        return ""
+    from .api import setting_keys
+    keys = setting_keys(exc.option_name.lstrip("-").replace("-", "_"))
+    return f" (did you mean {' or '.join(f'--set {k}=VALUE' for k in keys)}?)" if keys else ""
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
                   help="Multi-modal recommendation with plug-and-play denoising.")
 data_app = typer.Typer(no_args_is_help=True, help="Build, generate, noise, inspect and export datasets.")
 app.add_typer(data_app, name="data")

@@ -463,6 +463,13 @@ def _layout(run_cls: type, params: Mapping[str, type]) -> tuple[list[str], dict[
     return top, sections
 
 
+def run_keys(run_cls: type, params: Mapping[str, type] | None = None) -> list[str]:
+    """Every key a config of run class ``run_cls`` takes: its top-level fields and ``section.field`` for
+    each section (``train.lr``; a ``*_params`` section's fields from its class in ``params``)."""
+    top, sections = _layout(run_cls, params or {})
+    return top + [f"{s}.{f.name}" for s, c in sections.items() if c for f in dataclasses.fields(c)]
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override], run_cls: type,
                     params: Mapping[str, type] | None = None) -> dict:
     """Apply overrides (``key=value`` text or (key, value) pairs, :func:`override_pairs`) to a raw
@@ -489,7 +496,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str | Override]
             owners = [s for s, fs in section_fields.items() if name in fs]
             if len(owners) != 1:
                 problem = "is ambiguous between " + ", ".join(owners) if owners else "is not a known key"
-                valid = top_fields + [f"{s}.{f}" for s, fs in section_fields.items() for f in fs]
+                valid = run_keys(run_cls, params)
                 known = {sym: f"{s}.{key}" for s, c in section_classes.items() if c
                          for sym, key in symbols(c).items()}
                 hint = "" if owners else suggest_key(name, valid, known)
@@ -525,9 +532,7 @@ def resolve_run_config(run_cls: type, data: Mapping[str, Any] | Any, overrides: 
     classes = params(raw)
     raw = apply_overrides(raw, [p for p in pairs if p[0] not in top_fields], run_cls, classes)
     # a section's key written at the top (``epochs:`` for ``train: {epochs: ...}``) is named with its section
-    _, sections = _layout(run_cls, classes)
-    config = from_dict(run_cls, raw, "config",
-                       elsewhere=[f"{s}.{f.name}" for s, c in sections.items() if c for f in dataclasses.fields(c)])
+    config = from_dict(run_cls, raw, "config", elsewhere=[k for k in run_keys(run_cls, classes) if "." in k])
     for section, cls in classes.items():
         name = getattr(config, section.removesuffix("_params"))
         setattr(config, section, to_dict(from_dict(cls, getattr(config, section), f"{section} ({name})")))
