@@ -83,6 +83,14 @@ def test_an_option_that_names_a_setting_points_to_set():
     assert "did you mean" not in error("train", "--bogus")
 
 
+def test_a_noise_command_without_noise_says_it_copies(tmp_path):
+    result = CliRunner().invoke(app, ["data", "noise", "synth-tiny", "--out", str(tmp_path / "copy")],
+                                terminal_width=200)
+    assert result.exit_code == 0 and "no noise given (--add, --remove, --swap, --misalign)" in result.output
+    noisy = CliRunner().invoke(app, ["data", "noise", "synth-tiny", "--add", "0.1", "--out", str(tmp_path / "n")])
+    assert noisy.exit_code == 0 and "no noise given" not in noisy.output
+
+
 def test_the_model_decides_the_task():
     assert model_task("lightgcn") == "general" and model_task("pop") == "general"
     assert model_task("demure") == "sequential" and model_task("seq-pop") == "sequential"

@@ -157,8 +157,10 @@ def data_build(
         from .data.builders.bookcrossing import build_book_crossing
         folder = build_book_crossing(folder_out, seed=seed, overwrite=overwrite, **filters)
     elif name == "amazon":
-        if ratings is None or meta is None or out is None:
-            raise typer.BadParameter("amazon needs --ratings, --meta and --out")
+        missing = [option for option, value in (("--ratings", ratings), ("--meta", meta), ("--out", out))
+                   if value is None]
+        if missing:
+            raise typer.BadParameter(f"amazon needs --ratings, --meta and --out; missing {', '.join(missing)}")
         from .data.builders.amazon import build_amazon
         folder = build_amazon(ratings, meta, out, image_features=image_features, seed=seed,
                               overwrite=overwrite)
@@ -199,10 +201,14 @@ def data_noise(
     """Plant noise in the training split; write a new folder with its ground truth."""
     from .data import load_dataset
     from .data.noise import write_noised
-    folder = write_noised(load_dataset(src), out, add=add, remove=remove,
-                          swap=dict(_parse_ratio(s, "--swap") for s in swap),
-                          misalign=dict(_parse_ratio(s, "--misalign") for s in misalign), seed=seed,
-                          overwrite=overwrite)
+    swaps = dict(_parse_ratio(s, "--swap") for s in swap)
+    misaligns = dict(_parse_ratio(s, "--misalign") for s in misalign)
+    if not (add or remove or any(swaps.values()) or any(misaligns.values())):
+        from .log import get_logger
+        get_logger(__name__).warning("no noise given (--add, --remove, --swap, --misalign): %s will be an "
+                                     "unchanged copy of %s (a noise-free control)", out, src)
+    folder = write_noised(load_dataset(src), out, add=add, remove=remove, swap=swaps, misalign=misaligns,
+                          seed=seed, overwrite=overwrite)
     typer.echo(str(folder))
 
 

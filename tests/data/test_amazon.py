@@ -240,3 +240,13 @@ def test_image_reader_keeps_the_first_of_repeated_records(tmp_path):
     features, found = read_image_features(path, np.array(["B000000001", "B000000002"]))
     assert found.tolist() == [True, False]
     np.testing.assert_array_equal(features[0], first)
+
+
+def test_the_command_names_the_missing_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmdenoise.cli import app
+    result = CliRunner().invoke(app, ["data", "build", "amazon", "--ratings", str(tmp_path / "r.csv"),
+                                      "--out", str(tmp_path / "d")], terminal_width=200)
+    assert result.exit_code == 2 and "amazon needs --ratings, --meta and --out; missing --meta" in result.output
+    assert not (tmp_path / "d").exists()
