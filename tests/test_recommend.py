@@ -68,6 +68,14 @@ def test_load_rebuilds_the_model_and_recommend_equals_the_evaluators_ranking(gen
     assert not any(seen[u, everything.items[j]].nnz for j, u in enumerate(everything.users))
 
 
+def test_a_run_shows_itself_in_one_line(general_run, sequential_run):
+    test = general_run.test["recall@20"]
+    assert repr(general_run) == (f"Run({str(general_run.path)!r}: lightgcn + none on tiny, seed 0, 3 epoch(s); "
+                                 f"valid recall@20 {general_run.valid['recall@20']:.4f}, test recall@20 {test:.4f})")
+    assert repr(Run.load(sequential_run.path, model=False)).startswith(
+        f"Run({str(sequential_run.path)!r}: base (sequential) on seq, seed 0, 2 epoch(s); valid recall@20 ")
+
+
 def test_recommend_errors_are_one_line(general_run):
     n_users = general_run.dataset.n_users
     with pytest.raises(ConfigError, match=rf"^unknown user id {n_users}: .* has user ids 0\.\.{n_users - 1}$"):

@@ -236,6 +236,17 @@ class Run:
     dataset: Dataset | None = dataclasses.field(default=None, repr=False)
     trained: Any = dataclasses.field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        """One line: what ran where, on what, and how it scored on its validation metric (the dataclass's
+        own repr would print the whole history and model)."""
+        metric = self.config.train.valid_metric
+        scores = ", ".join(f"{split} {metric} {values[metric]:.4f}" for split, values
+                           in (("valid", self.valid), ("test", self.test)) if metric in values)
+        where = "" if self.path is None else f"{str(self.path)!r}: "
+        what = TASKS[self.task].describe(self.config)
+        return (f"Run({where}{what} on {Path(self.config.dataset).name}, seed {self.config.seed}, "
+                f"{len(self.history)} epoch(s); {scores})")
+
     @property
     def checkpoint(self) -> Path | None:
         return None if self.path is None else self.path / record.CHECKPOINT_FILE
