@@ -55,7 +55,28 @@ def test_list_shows_every_registered_name_with_one_line(monkeypatch):
     bad = runner.invoke(app, ["list", "backbones"])
     assert bad.exit_code != 0 and "lists: models, denoisers, datasets" in str(bad.exception)
     typo = runner.invoke(app, ["list", "modles"])
-    assert "unknown list 'modles' (did you mean 'models'?)" in str(typo.exception)
+    assert "unknown list or name 'modles' (did you mean 'models'?)" in str(typo.exception)
+
+
+def test_list_a_name_shows_its_settings():
+    runner = CliRunner()
+    for name in [*MODELS, *SEQUENTIAL_MODELS, *DENOISERS, "train", "sequence"]:
+        shown = runner.invoke(app, ["list", name])
+        assert shown.exit_code == 0 and shown.output.startswith(f"{name} — "), (name, shown.output)
+    guider = runner.invoke(app, ["list", "guider"]).output
+    assert re.search(r"\ndenoiser\.threshold +0\.9 +in \[-1, 1\] +S_thres\n", guider)
+    assert re.search(r"\ndenoiser\.amsc +true +true or false\n", guider)
+    assert "teacher: an ID-only model name" in guider                     # the config's own docstring
+    # a variant shows its own defaults and its parent's docstring
+    variant = runner.invoke(app, ["list", "guider-kl"]).output
+    assert re.search(r"\ndenoiser\.kd +kl +one of ot, kl, none", variant) and "teacher: an ID-only" in variant
+    train = runner.invoke(app, ["list", "train"]).output
+    assert re.search(r"\ntrain\.ks +\[5, 10, 20, 50\] +distinct cut-offs", train)
+    assert "sequential runs start from: epochs 200, batch_size 1024, patience 10" in train
+    assert "paper" not in train.splitlines()[3]                          # no paper symbol, no column
+    assert runner.invoke(app, ["list", "pop"]).output.endswith("no settings\n")
+    typo = runner.invoke(app, ["list", "guidr"])
+    assert "unknown list or name 'guidr' (did you mean 'guider'?)" in str(typo.exception)
 
 
 def test_options_that_take_a_name_have_help():

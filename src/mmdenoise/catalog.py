@@ -6,7 +6,10 @@ module; a dataset without a note here is described by its builder's docstring.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
+
+import yaml
 
 KINDS = ("models", "denoisers", "datasets")
 
@@ -68,6 +71,68 @@ def rows(kind: str) -> list[dict]:
     if kind not in KINDS:
         raise ConfigError(f"unknown list {kind!r}{did_you_mean(kind, KINDS)}; lists: {', '.join(KINDS)}")
     return {"models": model_rows, "denoisers": denoiser_rows, "datasets": dataset_rows}[kind]()
+
+
+def _sections() -> dict[str, tuple]:
+    """name -> (config class, the --set prefix, what it is) of everything that has settings: every model
+    and denoiser, and the run sections ``train`` and ``sequence``."""
+    from .config import TrainConfig
+    from .denoise import DENOISERS
+    from .models import MODELS
+    from .sequential.config import SequenceConfig
+    from .sequential.registry import SEQUENTIAL_MODELS
+    out = {"train": (TrainConfig, "train", "run section: the training loop (general runs; sequential runs' "
+                                           "defaults below)"),
+           "sequence": (SequenceConfig, "sequence", "run section: the sequence view of a sequential run")}
+    for registry, prefix, kind in ((MODELS, "model", "model"), (SEQUENTIAL_MODELS, "model", "sequential model"),
+                                   (DENOISERS, "denoiser", "denoiser")):
+        for name, entry in registry.items():
+            paper = f"; {entry.paper}" if entry.paper not in ("", "-") else ""
+            out.setdefault(name, (entry.config_cls, prefix, f"{kind}: {entry.about}{paper}"))
+    return out
+
+
+def _own_doc(cls: type) -> str:
+    """The docstring of ``cls`` or of its nearest base that has one written (not the dataclass's signature)."""
+    for base in cls.__mro__:
+        doc = inspect.cleandoc(base.__dict__.get("__doc__") or "")
+        if doc and not doc.startswith(f"{base.__name__}("):
+            return doc
+    return ""
+
+
+def _value(value) -> str:
+    """A default as YAML writes it (true, null, [5, 10])."""
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip().removesuffix("...").strip()
+
+
+def settings_text(name: str) -> str:
+    """``mmdenoise list NAME``: the settings of a model, a denoiser or a run section (``train``,
+    ``sequence``): each with its default, allowed values and paper symbol, then its class's docstring."""
+    from .config import TrainConfig, settings_rows
+    from .errors import ConfigError, did_you_mean
+    from .sequential.config import sequential_train_defaults
+    sections = _sections()
+    if name not in sections:
+        raise ConfigError(f"unknown list or name {name!r}{did_you_mean(name, [*KINDS, *sections])}; lists: "
+                          f"{', '.join(KINDS)}; or a model, denoiser, train or sequence for its settings")
+    cls, prefix, heading = sections[name]
+    settings = settings_rows(cls)
+    symbols = any(r["symbol"] for r in settings)
+    table = [{"setting": f"{prefix}.{r['name']}", "default": _value(r["default"]), "allowed": r["allowed"],
+              **({"paper": r["symbol"]} if symbols else {})} for r in settings]
+    lines = [f"{name} — {heading}"]
+    if not table:
+        return "\n".join([*lines, "no settings"])
+    lines += [f"set with --set {prefix}.NAME=VALUE (or the bare NAME where no other section has it)", "",
+              format_rows(table)]
+    if cls is TrainConfig:
+        sequential = [f"{r['name']} {_value(r['default'])}" for r, g in
+                      zip(settings_rows(TrainConfig, sequential_train_defaults()), settings_rows(TrainConfig))
+                      if r["default"] != g["default"]]
+        lines += ["", "sequential runs start from: " + ", ".join(sequential)]
+    doc = _own_doc(cls)
+    return "\n".join([*lines, "", doc] if doc else lines)
 
 
 def format_rows(table: Sequence[dict]) -> str:

@@ -331,12 +331,18 @@ def recommend_cmd(
 
 
 @app.command("list")
-def list_cmd(kind: Optional[str] = typer.Argument(None, help="models, denoisers or datasets (all three if left out)",
+def list_cmd(kind: Optional[str] = typer.Argument(None, help="models, denoisers or datasets (all three if left "
+                                                  "out); or a model, a denoiser, train or sequence: its settings",
                                                   show_default=False)):
-    """The registered models, denoisers or datasets, one line each (needs features = uses item content)."""
-    from .catalog import KINDS, format_rows, rows
-    if kind is not None:
+    """The registered models, denoisers or datasets, one line each (needs features = uses item content);
+    `mmdenoise list guider` (any model or denoiser, or train, sequence): its settings, defaults, allowed
+    values and paper symbols."""
+    from .catalog import KINDS, format_rows, rows, settings_text
+    if kind in KINDS:
         typer.echo(format_rows(rows(kind)))
+        return
+    if kind is not None:
+        typer.echo(settings_text(kind))
         return
     typer.echo("\n\n".join(f"{name}:\n{format_rows(rows(name))}" for name in KINDS))
 

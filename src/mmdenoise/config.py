@@ -171,6 +171,25 @@ def _default(cls: type, name: str) -> Any:
     return to_dict(f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
 
 
+def settings_rows(cls: type, instance: Any = None) -> list[dict]:
+    """What config dataclass ``cls`` takes, one row per field: ``name``, ``default`` (``instance``'s
+    value when given, e.g. the sequential trainer's defaults), ``allowed`` (the declared values, else the
+    type) and ``symbol`` (the paper's, or "")."""
+    hints = type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        allowed = _field_meta(cls, f.name, "allowed")
+        hint = hints[f.name]
+        kind = getattr(hint, "__name__", None) if isinstance(hint, type) else None
+        rows.append({"name": f.name,
+                     "default": to_dict(getattr(instance, f.name)) if instance is not None else _default(cls, f.name),
+                     "allowed": allowed.describe() if allowed else
+                     {"bool": "true or false", "str": "text", "int": "an integer", "float": "a number"}.get(
+                         kind, str(hint).replace("typing.", "")),
+                     "symbol": _field_meta(cls, f.name, "symbol") or ""})
+    return rows
+
+
 def result_settings(cls: type, data: Mapping[str, Any]) -> dict:
     """``data`` (a dict of dataclass ``cls``) without its runtime settings, nested sections included:
     the part that decides a run's results. An ``added`` setting at its default is left out too (runs
@@ -215,7 +234,9 @@ FEATURE_PRECISIONS = ("float32", "bfloat16")
 
 @dataclass
 class TrainConfig:
-    """Settings of the training loop (DESIGN §4, §5)."""
+    """Settings of the training loop: optimiser (Adam), batches, validation every ``eval_every`` epochs on
+    ``valid_metric`` with early stopping after ``patience`` checks without a better one (never before
+    ``min_epochs``), the metrics evaluated at each of ``ks``, device and threads."""
 
     epochs: int = setting(1000, Range(min=1))
     batch_size: int = setting(2048, Range(min=1))
