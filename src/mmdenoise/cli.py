@@ -252,7 +252,8 @@ def train_cmd(
                                            "(default: none)", show_default=False),
     seed: Optional[int] = typer.Option(None, help="training seed (default: 0)", show_default=False),
     config: Optional[Path] = typer.Option(None, help="YAML config (the shape of a run's config.yaml)"),
-    set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3 (repeatable)"),
+    set_: List[str] = typer.Option([], "--set", help="override, e.g. train.lr=0.01 or n_layers=3 (repeatable; "
+                                   "`mmdenoise list NAME`: the settings of a model, denoiser or train)"),
     out: Optional[Path] = typer.Option(None, help="run folder (default: runs/<dataset>-<model>-...-<time>)",
                                        show_default=False),
     resume: bool = typer.Option(False, help="continue an interrupted run from the checkpoint in --out"),
