@@ -180,3 +180,26 @@ def test_noise_table_marks_cells_significantly_above_none(tmp_path):
     tce_row = next(line for line in table.splitlines() if line.startswith("| tce |"))
     clean, noisy = tce_row.split("|")[2], tce_row.split("|")[3]
     assert not clean.strip().endswith("*") and noisy.strip().endswith("*")
+
+
+def test_noise_table_drops_what_its_cells_cannot_give(tmp_path):
+    """One level: no decline column; no ``none`` among the denoisers: no claim of a test against it."""
+    from mmdenoise.experiments.study import noise_table
+    run = tmp_path / "tce"
+    run.mkdir()
+    cells = {("lightgcn", "tce", 0.2): [{"path": str(run), "test": {"recall@20": 0.3, "ndcg@20": 0.2}}]}
+    table = noise_table("d", "add", ["lightgcn"], ["tce"], [0.2], cells, 1)
+    assert "| denoiser | 20% |\n" in table and "decline" not in table
+    assert "(mean ± std over 1 seed)" in table and "t-test" not in table
+
+
+def test_a_study_list_names_a_repeat(tmp_path):
+    for kwargs, message in (({"denoisers": "none,tce,none"}, "denoisers: 'none' is given more than once"),
+                            ({"models": "mf,mf"}, "models: 'mf' is given more than once"),
+                            ({"levels": "0.2,0.2"}, "--levels: '0.2' is given more than once"),
+                            ({"levels": [0.2, 0.2]}, "--levels: a level is given more than once in 0.2, 0.2")):
+        args = {"models": "lightgcn", "denoisers": "none", "levels": "0", **kwargs}
+        with pytest.raises(ConfigError, match=message):
+            noise_study("synth-tiny", args.pop("models"), args.pop("denoisers"), seeds=1, out=tmp_path / "s",
+                        **args)
+        assert not (tmp_path / "s").exists()

@@ -133,7 +133,10 @@ def _split_list(text: str | Sequence[str], option: str) -> list[str]:
     items = [s for s in items if s]
     if not items:
         raise ConfigError(f"{option}: give at least one value")
-    return list(dict.fromkeys(items))
+    repeated = [s for s in dict.fromkeys(items) if items.count(s) > 1]
+    if repeated:
+        raise ConfigError(f"{option}: {repeated[0]!r} is given more than once in {', '.join(items)}")
+    return items
 
 
 def _parse_levels(levels: str | Sequence[float]) -> list[float]:
@@ -148,7 +151,7 @@ def _parse_levels(levels: str | Sequence[float]) -> list[float]:
             raise ConfigError(f"--levels: {level} is not a ratio in [0, 1]")
         out.append(level)
     if len(set(out)) != len(out):
-        raise ConfigError(f"--levels: repeated level in {out}")
+        raise ConfigError(f"--levels: a level is given more than once in {', '.join(f'{v:g}' for v in out)}")
     return sorted(out)
 
 
@@ -324,12 +327,16 @@ def noise_table(dataset: str, kind: str, models: Sequence[str], denoisers: Seque
             marked = {(d, lv) for d in denoisers for lv in levels if d != "none" and "none" in denoisers
                       and significantly_better(paths[(d, lv)], paths[("none", lv)], metric, alpha)}
             best = {lv: max(round(stats[(d, lv)][0], 4) for d in denoisers) for lv in levels}
-            header = ["denoiser", *(f"{100 * lv:g}%" for lv in levels), f"decline {100 * lo:g}%→{100 * hi:g}%"]
+            # the decline needs two levels; the stars need none's runs
+            decline = [f"decline {100 * lo:g}%→{100 * hi:g}%"] if len(levels) > 1 else []
+            header = ["denoiser", *(f"{100 * lv:g}%" for lv in levels), *decline]
             rows = [[d, *(_cell(*stats[(d, lv)], n_seeds, bold=round(stats[(d, lv)][0], 4) == best[lv],
                                 marked=(d, lv) in marked) for lv in levels),
-                     f"{100 * decline_rate(stats[(d, lo)][0], stats[(d, hi)][0]):.1f}%"] for d in denoisers]
+                     *([f"{100 * decline_rate(stats[(d, lo)][0], stats[(d, hi)][0]):.1f}%"] if decline else [])]
+                    for d in denoisers]
+            stars = f"; * p < {alpha} paired t-test vs none" if "none" in denoisers else ""
             title = (f"**{model}** on {dataset}: test {short} under {kind} noise (mean ± std over {n_seeds} "
-                     f"seed{'s' if n_seeds > 1 else ''}; * p < {alpha} paired t-test vs none)")
+                     f"seed{'s' if n_seeds > 1 else ''}{stars})")
             out.append(title + "\n\n" + markdown(header, rows, "l" + "r" * (len(header) - 1)))
     return "\n\n".join(out) + "\n"
 
