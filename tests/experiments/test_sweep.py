@@ -43,6 +43,8 @@ def _spec(folder, tiny, epochs=3, **extra):
     ({"space": {"train.lr": 0.01}}, r"space\.train\.lr: expected a list of values"),
     ({"space": {"n_layerz": [1, 2]}}, r"space\.n_layerz: .*'n_layerz' is not a known key"),
     ({"space": {"train.lr": ["fast"]}}, r"space\.train\.lr: .*expected a number"),
+    ({"space": {"train.lr": [0.001, 0.01, 0.001]}}, r"space\.train\.lr: 0\.001 is listed more than once in the grid"),
+    ({"space": {"train.ks": [[10, 20], [10, 20]]}}, r"space\.train\.ks: \[10, 20\] is listed more than once"),
     ({"samples": 3}, r"samples: 3 random draws need a distribution"),
     ({"budget": 0}, r"budget: expected an integer >= 1 \(trials at most\), got 0"),
     ({"objective": {"metric": "recall@21"}}, r"objective\.metric: unknown metric 'recall@21'"),
