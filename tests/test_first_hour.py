@@ -77,6 +77,7 @@ def test_list_a_name_shows_its_settings():
     assert runner.invoke(app, ["list", "pop"]).output.endswith("no settings\n")
     typo = runner.invoke(app, ["list", "guidr"])
     assert "unknown list or name 'guidr' (did you mean 'guider'?)" in str(typo.exception)
+    assert "'ml-1m' is a dataset: `mmdenoise data info ml-1m`" in str(runner.invoke(app, ["list", "ml-1m"]).exception)
 
 
 def test_options_that_take_a_name_have_help():

@@ -112,7 +112,11 @@ def settings_text(name: str) -> str:
     from .config import TrainConfig, settings_rows
     from .errors import ConfigError, did_you_mean
     from .sequential.config import sequential_train_defaults
+    from .data.registry import DATASETS
     sections = _sections()
+    if name in DATASETS:
+        raise ConfigError(f"{name!r} is a dataset: `mmdenoise data info {name}` describes it (`mmdenoise list "
+                          "datasets` lists them)")
     if name not in sections:
         raise ConfigError(f"unknown list or name {name!r}{did_you_mean(name, [*KINDS, *sections])}; lists: "
                           f"{', '.join(KINDS)}; or a model, denoiser, train or sequence for its settings")
