@@ -36,7 +36,7 @@ class DAMRSConfig:
     topk: k of every kNN step (10). min_cooccurrence: ξ_B (2).
     cooccurrence_weights: IIB edge weights, ``count`` (Eq. 2) or ``binary``.
     graph_layers: propagation layers L on the item graphs (1; the paper stacks
-        "l" layers without giving l, and 1 is DESIGN §6.3.3's default).
+        "l" layers without giving l; one layer is the design brief's choice).
     alpha, beta: exponents of f (Eq. 6), 1.5 on Baby and Clothing (3 on Sports).
     gamma: exponent of g (Eq. 7), which the paper tunes in {1, 2}; 2, chosen on
         ml-100k validation Recall@20 (LightGCN + 20% added: 0.3464 vs 0.3431; MF:
@@ -48,7 +48,7 @@ class DAMRSConfig:
     use_f / use_g: off = f ≡ 1 / g ≡ 0 (Table 3, "−f(u,i)" / "−g(u,i)").
     fg_gradient: differentiate D-BPR through f and g as well (their view scores
         and ŷ_n depend on the parameters, and Eq. 13 is a likelihood in them);
-        off (default, DESIGN §6.3): f and g are weights computed without
+        off (default, the design brief's; the paper does not say): f and g are weights computed without
         gradient. Off, g ≡ 0 leaves −ln f, a constant, beside BPR's term, so
         "−g(u,i)" trains exactly as DIIG + AUI does; the paper's Table 3
         reports the two apart (0.0992 vs 0.0977 Recall@20 on Baby).

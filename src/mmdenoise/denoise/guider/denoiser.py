@@ -61,7 +61,7 @@ class GuiderConfig:
     hash: cca | learned (the S_conf hash, Eq. 6); confidence_scale: relative |
     raw | rank (see ``hashing.modality_confidence``).
     teacher_pretrain_epochs: teacher epochs (with their recalibrations) run
-    before the student's first, DESIGN §6.2.6's pre-trained teacher option;
+    before the student's first (the design brief's pre-trained teacher option);
     0 = Algorithm 1's in-sync schedule from scratch. The teacher keeps
     training in sync afterwards.
     kd: ot | kl | none; ot_block: OT over blocks of this many triples (None:
