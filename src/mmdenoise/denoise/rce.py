@@ -25,7 +25,7 @@ from .base import Denoiser, InteractionRecord, StepState
 class RCEConfig:
     """beta: exponent of the detached prediction that weights each BCE term (β ≥ 0; 0 gives plain BCE)."""
 
-    beta: float = setting(0.2, Range(min=0))
+    beta: float = setting(0.2, Range(min=0), symbol="β")
 
 
 class RCE(Denoiser):

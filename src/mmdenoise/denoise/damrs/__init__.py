@@ -80,9 +80,9 @@ class DAMRSConfig:
     min_cooccurrence: int = setting(2, Range(min=1), symbol="ξ_B")
     cooccurrence_weights: str = setting("count", OneOf(*BEHAVIOUR_WEIGHTS))
     graph_layers: int = setting(1, Range(min=1))
-    alpha: float = setting(1.5, Range(above=0))
-    beta: float = setting(1.5, Range(above=0))
-    gamma: float = setting(2.0, Range(above=0))
+    alpha: float = setting(1.5, Range(above=0), symbol="α")
+    beta: float = setting(1.5, Range(above=0), symbol="β")
+    gamma: float = setting(2.0, Range(above=0), symbol="γ")
     dbpr: bool = True
     use_f: bool = True
     use_g: bool = True
