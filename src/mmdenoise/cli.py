@@ -430,6 +430,55 @@ def report_cmd(
     typer.echo(f"written: {path}")
 
 
+def _run_group(text: str, side: str) -> list[Path]:
+    """The run folders of one side of `compare`: one folder, or a comma-separated list (a method's seeds)."""
+    runs = [Path(part.strip()) for part in text.split(",") if part.strip()]
+    if not runs:
+        raise ConfigError(f"compare: {side} names no run folder")
+    from .training import record
+    for run in runs:
+        if not (run / record.PER_USER_FILE).is_file():
+            raise ConfigError(f"compare: {run} is not a finished run folder (no {record.PER_USER_FILE})")
+    return runs
+
+
+def _group_label(runs: list[Path]) -> str:
+    """``lightgcn + tce on ml-100k, seeds 0, 1`` from the runs' result.json."""
+    from .training import record
+    results = [record.read_result(run) for run in runs]
+    first = results[0]
+    what = first.get("model", "?") + (f" + {first['denoiser']}" if first.get("task") != "sequential" else "")
+    seeds = ", ".join(str(r.get("seed")) for r in results)
+    return f"{what} on {first.get('dataset', {}).get('name', '?')}, seed{'s' if len(runs) > 1 else ''} {seeds}"
+
+
+@app.command("compare")
+def compare_cmd(
+    a: str = typer.Argument(..., help="run folder A, or comma-separated folders (one method's seeds)"),
+    b: str = typer.Argument(..., help="run folder B, the same way"),
+    metric: List[str] = typer.Option(["recall@20", "ndcg@20"], "--metric",
+                                     help="test metric (repeatable; also detection_auc)"),
+    json_out: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+):
+    """Paired comparison of two runs (or two groups of seeds) on the same data: Δ, its 95% CI and p per metric.
+
+    Users are those both sides evaluated; a side of several runs is averaged user by user first.
+    """
+    from .eval.pairing import compare_runs
+    from .eval.significance import p_text
+    from .experiments.tables import markdown
+    runs_a, runs_b = _run_group(a, "A"), _run_group(b, "B")
+    rows = compare_runs(runs_a, runs_b, list(metric))
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"A: {_group_label(runs_a)}\nB: {_group_label(runs_b)}\n{rows[0]['users']} test users paired\n")
+    typer.echo(markdown(["metric", "A", "B", "Δ (A − B)", "95% CI", "p (t-test)", "p (Wilcoxon)"],
+                        [[r["metric"], f"{r['mean_a']:.4f}", f"{r['mean_b']:.4f}", f"{r['delta']:+.4f}",
+                          f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", p_text(r["p_ttest"]), p_text(r["p_wilcoxon"])]
+                         for r in rows], "lrrrrrr"))
+
+
 # ------------------------------------------------------- sweeps and studies
 def _study_lines(result) -> None:
     """A finished study's table, then the files it wrote."""

@@ -699,8 +699,8 @@ def test_a_claim_verdict_leaves_out_its_cut_cells():
 
 
 def test_a_p_value_that_underflows_prints_as_a_bound_not_zero():
-    from mmdenoise.experiments.claims.page import _p_text
-    assert [_p_text(p) for p in (0.0, 3e-310, 2.4e-279, 0.00082, 0.25)] == \
+    from mmdenoise.eval.significance import p_text
+    assert [p_text(p) for p in (0.0, 3e-310, 2.4e-279, 0.00082, 0.25)] == \
         ["< 2e-308", "< 2e-308", "2.4e-279", "0.00082", "0.25"]
 
 

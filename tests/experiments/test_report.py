@@ -176,3 +176,26 @@ def test_curve_table_is_empty_without_epoch_wise_detection(tmp_path):
     from mmdenoise.experiments.report import curve_table
     record.write_metrics(_run(tmp_path, "mf", "none", np.full(5, 0.3)), [{"epoch": 0, "valid": {"recall@20": 0.2}}])
     assert curve_table(find_runs(tmp_path)) == ""
+
+
+def test_compare_two_groups_of_runs_by_hand(tmp_path):
+    """`mmdenoise compare`: seeds averaged user by user, then Δ, its interval and both paired tests."""
+    from typer.testing import CliRunner
+
+    from mmdenoise.cli import app
+    from mmdenoise.eval.pairing import compare_runs
+    a0 = _run(tmp_path, "mf", "tce", np.array([0.5, 0.3, 0.4, 0.2]), seed=0)
+    a1 = _run(tmp_path, "mf", "tce", np.array([0.3, 0.3, 0.2, 0.4]), seed=1)   # a: 0.4, 0.3, 0.3, 0.3
+    b = _run(tmp_path, "mf", "none", np.array([0.2, 0.2, 0.3, 0.1]))
+    row = compare_runs([a0, a1], [b], ["recall@20"])[0]
+    # differences 0.2, 0.1, 0.0, 0.2: mean 0.125, sd 0.0957, t = 0.125 / (0.0957 / 2) = 2.611 on 3 df
+    assert row["users"] == 4 and row["mean_a"] == pytest.approx(0.325) and row["mean_b"] == pytest.approx(0.2)
+    assert row["delta"] == pytest.approx(0.125) and row["p_ttest"] == pytest.approx(0.0796, abs=1e-4)
+    half = 3.1824 * 0.095743 / 2                                                 # t(0.975, 3) · sd / √n
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.125 - half, 0.125 + half), abs=1e-4)
+    shown = CliRunner().invoke(app, ["compare", f"{a0},{a1}", str(b), "--metric", "recall@20"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "A: mf + tce on toy, seeds 0, 1" in shown.output and "4 test users paired" in shown.output
+    assert "| recall@20 | 0.3250 | 0.2000 | +0.1250 | [-0.0273, +0.2773] | 0.08 |" in shown.output
+    missing = CliRunner().invoke(app, ["compare", str(a0), str(b), "--metric", "recall@30"])
+    assert "no per-user test 'recall@30'; it has ndcg@20, recall@20" in str(missing.exception)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import RunError
 from ..training import record
-from .significance import align, paired_ttest
+from .significance import align, mean_ci, paired_ttest, wilcoxon
 
 
 def dataset_key(result: dict) -> tuple:
@@ -106,6 +106,12 @@ def per_user_values(run: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
             raise RunError(f"{Path(run) / record.PER_USER_FILE}: no per-user localisation (not a sequential model "
                            "with interest scores, its data has no planted points of interest, or it predates them)")
         return z["localisation_users"], z[LOCALISATION_GAIN]
+    if f"test_{metric}" not in z:
+        known = sorted(k.removeprefix("test_") for k in z if k.startswith("test_"))
+        extra = [m for m, key in ((DETECTION_AUC, "detection_users"), (LOCALISATION_GAIN, "localisation_users"))
+                 if key in z]
+        raise RunError(f"{Path(run) / record.PER_USER_FILE}: no per-user test {metric!r}; it has "
+                       f"{', '.join(known + extra)}")
     return z["users"], z[f"test_{metric}"]
 
 
@@ -150,6 +156,23 @@ def distinct_user_differences(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarr
     diff = np.concatenate([a - b for _, a, b in pairs])
     distinct, index, counts = np.unique(users, return_inverse=True, return_counts=True)
     return distinct, np.bincount(index, weights=diff, minlength=distinct.size) / counts
+
+
+def compare_runs(runs_a: list[Path], runs_b: list[Path], metrics: list[str]) -> list[dict]:
+    """Two groups of runs (seeds of one method each, on the same data) compared on each of ``metrics``
+    over the users both evaluated, each side's per-user values averaged over its runs first: one dict per
+    metric with ``metric``, ``users`` (n), ``mean_a``, ``mean_b``, ``delta`` (a − b), ``ci_low``/``ci_high``
+    (the 95% interval of Δ), ``p_ttest`` and ``p_wilcoxon`` (two-sided, paired)."""
+    rows = []
+    for metric in metrics:
+        a, b = paired_per_user(runs_a, runs_b, metric)
+        if a.size == 0:
+            raise RunError(f"the runs share no evaluated user for {metric!r}")
+        low, high = mean_ci(a - b)
+        rows.append({"metric": metric, "users": int(a.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
+                     "delta": float(a.mean() - b.mean()), "ci_low": low, "ci_high": high,
+                     "p_ttest": paired_ttest(a, b)[1], "p_wilcoxon": wilcoxon(a, b)[1]})
+    return rows
 
 
 def significantly_better(runs_a: list[Path], runs_b: list[Path], metric: str, alpha: float = 0.05) -> bool:

@@ -13,6 +13,7 @@ p = 0.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -66,6 +67,14 @@ def mean_ci(differences, level: float = 0.95) -> tuple[float, float]:
         return mean, mean
     half = float(stats.t.ppf((1 + level) / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
     return mean - half, mean + half
+
+
+def p_text(p: float) -> str:
+    """A p-value as the tables print it: two significant digits; a p below float64's smallest normal
+    number (the t distribution's tail underflows to 0 at ~6,000 paired users) as an upper bound, not as 0."""
+    if p < sys.float_info.min:
+        return f"< {sys.float_info.min:.0e}"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def fdr_adjusted(p_values) -> np.ndarray:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ...data.registry import is_synthetic
 from ...errors import MMDenoiseError
+from ...eval.significance import p_text
 from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
@@ -25,14 +25,6 @@ CLAIMS_JSON = "claims.json"
 CHECK_TOLERANCE = 1e-9
 
 
-def _p_text(p: float) -> str:
-    """Two significant digits; a p below float64's smallest normal number (the t distribution's tail
-    underflows to 0 at ~6,000 paired users) as an upper bound, not as 0."""
-    if p < sys.float_info.min:
-        return f"< {sys.float_info.min:.0e}"
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-
-
 def _cell_text(cell: Mapping[str, Any]) -> str:
     """A done cell as its claim's table shows it: each Δ with its p, the deciding (first) one with its 95%
     confidence interval, then the verdict."""
@@ -41,7 +33,7 @@ def _cell_text(cell: Mapping[str, Any]) -> str:
     d, p, first = cell["delta"], cell["p"], next(iter(cell["delta"]))
     low, high = cell["ci"][first]
     return ", ".join(f"Δ{SHORT[m]} {d[m]:+.4f}" + (f" [{low:+.4f}, {high:+.4f}]" if m == first else "")
-                     + f" (p {_p_text(p[m])})" for m in d) + f": {cell['verdict']}"
+                     + f" (p {p_text(p[m])})" for m in d) + f": {cell['verdict']}"
 
 
 def _comparison_text(cell: Mapping[str, Any]) -> str:
@@ -173,7 +165,7 @@ def multiplicity_lines(data: Mapping[str, Any]) -> list[str]:
     if changed:
         lines += [markdown(["comparison", "dataset", "Δ", "p", "adjusted p", "verdict"],
                            [[_comparison_text(distinct[k]), k[0],
-                             f"{distinct[k]['delta'][m]:+.4f}", _p_text(distinct[k]["p"][m]), _p_text(adjusted[k]),
+                             f"{distinct[k]['delta'][m]:+.4f}", p_text(distinct[k]["p"][m]), p_text(adjusted[k]),
                              distinct[k]["verdict"]]
                             for k, m in zip(keys, deciding) if k in changed], "llrrrl"), ""]
         lines += [claims_moved_text(data, fdr_verdict(data)), ""]
@@ -217,7 +209,7 @@ def seed_lines(data: Mapping[str, Any]) -> list[str]:
                             "its standard error", "verdict"],
                            [[_comparison_text(cell), cell["dataset"],
                              f"{cell['delta'][next(iter(cell['delta']))]:+.4f}",
-                             _p_text(cell["p"][next(iter(cell["p"]))]),
+                             p_text(cell["p"][next(iter(cell["p"]))]),
                              ", ".join(f"{x:+.4f}" for x in cell["seed_deltas"]), agreeing(cell), f"{error:.4f}",
                              cell["verdict"]]
                             for cell, error in flagged.values()], "llrrlrrl"), "",
