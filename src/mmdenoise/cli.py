@@ -335,9 +335,10 @@ def recommend_cmd(
 def list_cmd(kind: Optional[str] = typer.Argument(None, help="models, denoisers or datasets (all three if left "
                                                   "out); or a model, a denoiser, train or sequence: its settings",
                                                   show_default=False)):
-    """The registered models, denoisers or datasets, one line each (needs features = uses item content);
-    `mmdenoise list guider` (any model or denoiser, or train, sequence): its settings, defaults, allowed
-    values and paper symbols."""
+    """The registered models, denoisers or datasets; with a name, its settings (`mmdenoise list guider`).
+
+    One line each (needs features = uses item content). A name (any model or denoiser, or train,
+    sequence) lists each setting's --set key, default, allowed values and paper symbol."""
     from .catalog import KINDS, format_rows, rows, settings_text
     if kind in KINDS:
         typer.echo(format_rows(rows(kind)))
