@@ -199,3 +199,9 @@ def test_compare_two_groups_of_runs_by_hand(tmp_path):
     assert "| recall@20 | 0.3250 | 0.2000 | +0.1250 | [-0.0273, +0.2773] | 0.08 |" in shown.output
     missing = CliRunner().invoke(app, ["compare", str(a0), str(b), "--metric", "recall@30"])
     assert "no per-user test 'recall@30'; it has ndcg@20, recall@20" in str(missing.exception)
+
+
+def test_without_none_no_caption_promises_a_test_against_it(tmp_path):
+    _run(tmp_path, "mf", "tce", np.full(20, 0.3))
+    assert "(test, mean over seeds)\n" in comparison_table(find_runs(tmp_path))
+    assert "Best in bold.}" in comparison_table_latex(find_runs(tmp_path)).replace("\n", "")

@@ -103,7 +103,8 @@ def comparison_table(run_dirs: list[Path], alpha: float = 0.05) -> str:
     for t in comparison_cells(run_dirs, alpha):
         header = ["denoiser"] + [f"{model} {SHORT[m]}" for model in t["models"] for m in METRICS]
         rows = [[den] + ["–" if cell is None else _value_cell(cell) for cell in cells] for den, cells in _rows(t)]
-        out.append(f"**{t['dataset']}** (test, mean over seeds; * p < {alpha} paired t-test vs none)\n\n"
+        stars = f"; * p < {alpha} paired t-test vs none" if "none" in t["denoisers"] else ""
+        out.append(f"**{t['dataset']}** (test, mean over seeds{stars})\n\n"
                    + markdown(header, rows, "l" + "r" * (len(header) - 1)))
     return "\n\n".join(out) + "\n"
 
@@ -120,8 +121,9 @@ def comparison_table_latex(run_dirs: list[Path], alpha: float = 0.05) -> str:
         models = t["models"]
         header = ["Denoiser"] + [SHORT[m] for _ in models for m in METRICS]
         rows = [[den] + ["--" if cell is None else _value_cell(cell) for cell in cells] for den, cells in _rows(t)]
-        caption = (f"{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold; "
-                   f"$^*$: $p < {alpha}$, paired t-test against the backbone without denoiser.")
+        stars = (f"; $^*$: $p < {alpha}$, paired t-test against the backbone without denoiser"
+                 if "none" in t["denoisers"] else "")
+        caption = f"{latex_escape(t['dataset'])}: test metrics (mean over seeds). Best in bold{stars}."
         out.append(latex(header, rows, "l" + "r" * (len(header) - 1), caption=caption,
                          groups=[("", 1)] + [(model, len(METRICS)) for model in models]))
     return "\n\n".join(out) + "\n"
