@@ -6,6 +6,7 @@ module; a dataset without a note here is described by its builder's docstring.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Sequence
 
@@ -93,8 +94,9 @@ def _sections() -> dict[str, tuple]:
 
 
 def _own_doc(cls: type) -> str:
-    """The docstring of ``cls`` or of its nearest base that has one written (not the dataclass's signature)."""
-    for base in cls.__mro__:
+    """The docstring of config dataclass ``cls`` or of its nearest dataclass base that has one written (not
+    the signature ``dataclass`` puts there, nor ``object``'s)."""
+    for base in filter(dataclasses.is_dataclass, cls.__mro__):
         doc = inspect.cleandoc(base.__dict__.get("__doc__") or "")
         if doc and not doc.startswith(f"{base.__name__}("):
             return doc

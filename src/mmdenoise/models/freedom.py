@@ -38,6 +38,12 @@ MODALITY_MIX = Check(lambda mix: all(isinstance(k, str) and isinstance(w, (int, 
 
 @dataclass
 class FREEDOMConfig:
+    """embedding_size: d; n_ui_layers: LightGCN layers on the pruned user–item graph; n_mm_layers: layers
+    on the frozen item–item graph; knn_k: k of each modality's kNN graph (10); dropout: the share of
+    user–item edges dropped each epoch (degree-sensitive, 0.8); modality_weight: weight of the
+    per-modality BPR terms (L_v + L_t); reg_weight: L2 weight; modality_mix: weights of the modality
+    graphs (empty: text 0.9 and the others 0.1 shared, else equal; the paper's 0.1 image / 0.9 text)."""
+
     embedding_size: int = setting(64, Range(min=1))
     n_ui_layers: int = setting(2, Range(min=0))
     n_mm_layers: int = setting(1, Range(min=0))
