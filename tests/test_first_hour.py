@@ -129,7 +129,12 @@ def test_the_model_decides_the_task():
     with pytest.raises(ConfigError, match="'tce' is a denoiser, not a model"):
         resolve_config({"model": "tce"})                     # the library's own resolver says the same
     missing = CliRunner().invoke(app, ["train", "-d", "synth-tiny"])  # main() prints it as one error: line
-    assert isinstance(missing.exception, ConfigError) and "missing -m/--model" in str(missing.exception)
+    assert isinstance(missing.exception, ConfigError) and "missing the model (-m/--model" in str(missing.exception)
+    from mmdenoise.api import train
+    with pytest.raises(ConfigError, match=r"train: missing the dataset \(-d/--dataset, or dataset= in Python"):
+        train(model="mf")                                    # the library has no default dataset either
+    with pytest.raises(ConfigError, match=r"a dataset is a Dataset, a registered name or a folder path, got 123"):
+        train(123, "mf")
 
 
 def test_studies_name_the_studies_of_the_other_task(tmp_path):

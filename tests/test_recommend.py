@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mmdenoise.api import Run, train
 from mmdenoise.cli import app
+from mmdenoise.data import load_dataset
 from mmdenoise.data.seqsynth import generate_sequential
 from mmdenoise.data.synth import generate
 from mmdenoise.data.titles import ITEMS_FILE, read_item_titles
@@ -84,6 +85,14 @@ def test_recommend_errors_are_one_line(general_run):
         general_run.recommend([-1])
     with pytest.raises(ConfigError, match="k must be a positive integer"):
         general_run.recommend([1], k=0)
+    with pytest.raises(ConfigError, match=r"^users: expected a list of integer ids \(one user: \[3\]\), got 3$"):
+        general_run.recommend(3)
+    with pytest.raises(ConfigError, match="^users: expected a list of integer ids, got the text '1,2'$"):
+        general_run.recommend("1,2")
+    with pytest.raises(ConfigError, match="^users: give at least one user id$"):
+        general_run.recommend([])
+    with pytest.raises(DataError, match="a dataset is a registered name or a folder path, got 123 \\(int\\)"):
+        load_dataset(123)
     records_only = Run.load(general_run.path, model=False)
     assert records_only.backbone is None and records_only.test == general_run.test
     with pytest.raises(ConfigError, match="no model loaded"):

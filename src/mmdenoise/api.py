@@ -343,8 +343,13 @@ def read_run_config(path: Path) -> dict:
 
 def check_users(users: Sequence[int] | np.ndarray, n_users: int, name: str) -> np.ndarray:
     """``users`` as int64 [B]; a one-line ConfigError naming the first bad id and the valid range."""
+    if isinstance(users, (str, bytes)):
+        raise ConfigError(f"users: expected a list of integer ids, got the text {short(users)}")
+    if np.ndim(users) != 1:
+        one = f" (one user: [{int(users)}])" if np.ndim(users) == 0 and isinstance(users, (int, np.integer)) else ""
+        raise ConfigError(f"users: expected a list of integer ids{one}, got {short(users)}")
     array = np.asarray(users)
-    if array.ndim != 1 or array.size == 0:
+    if array.size == 0:
         raise ConfigError("users: give at least one user id")
     if not np.issubdtype(array.dtype, np.integer):
         raise ConfigError(f"users: ids are integers, got {array.tolist()!r}")
@@ -404,7 +409,8 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
           overwrite: bool = False, progress: bool | None = None, tensorboard: bool = False) -> Run:
     """Train ``model`` (with ``denoiser``, for a general model) on ``dataset`` and return the :class:`Run`.
 
-    dataset: a Dataset, a registered name (``"ml-100k"``) or an MMRec folder.
+    dataset: a Dataset, a registered name (``"ml-100k"``) or an MMRec folder; model: a registered name.
+        Both are required unless ``config`` or ``overrides`` name them, or ``resume`` reads them from ``out``.
     config: a YAML file, a mapping or a RunConfig / SequentialRunConfig;
         explicit arguments and then ``overrides`` (``["train.lr=0.01", "n_layers=3"]``) take precedence.
     out: the run folder (default ``runs/<dataset>-<model>-<denoiser>-s<seed>-<time>``, for a
@@ -423,11 +429,18 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     """
     if resume and out is None:
         raise ConfigError("resume needs the run folder (out=...)")
+    if dataset is not None and not isinstance(dataset, (Dataset, str, Path)):
+        raise ConfigError(f"train: a dataset is a Dataset, a registered name or a folder path, got {short(dataset)} "
+                          f"({type(dataset).__name__})")
     given = given_config(config)
+    for key, value in (("dataset", dataset), ("model", model)):  # nothing falls back to a default dataset or model
+        if value is None and given.get(key) is None and _override_value(overrides, key, None) is None and not resume:
+            raise ConfigError(f"train: missing the {key} (-{key[0]}/--{key}, or {key}= in Python, or a config that "
+                              f"names it); see `mmdenoise list {key}s`")
     name = model if model is not None else _override_value(overrides, "model", given.get("model"))
     if name is None and resume and (Path(out) / record.CONFIG_FILE).is_file():
         name = load_yaml(Path(out) / record.CONFIG_FILE).get("model")  # a resume may name nothing
-    if name is None:  # the default model of the task the config names
+    if name is None:  # only a resume of a folder without config.yaml, which read_for_resume refuses below
         name = SequentialRunConfig.model if given.get("task") == "sequential" else RunConfig.model
     task = model_task(name) if isinstance(name, str) else "general"
     if given.get("task", task) != task:
@@ -445,7 +458,7 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     raw = {**(stored or {}), **given}
     if isinstance(dataset, Dataset):
         raw["dataset"] = str(dataset.path.resolve()) if dataset.path is not None else dataset.name
-    elif dataset is not None:  # a folder as an absolute path: the run folder is read from anywhere
+    elif isinstance(dataset, (str, Path)):  # a folder as an absolute path: the run folder is read from anywhere
         folder_given = Path(dataset).expanduser()
         raw["dataset"] = str(folder_given.resolve()) if folder_given.is_dir() else str(dataset)
     for key, value in (("model", model), ("denoiser", denoiser if takes_denoiser else None), ("seed", seed)):

@@ -266,13 +266,6 @@ def train_cmd(
 
     The model decides the task: general models (any denoiser) or sequential ones (Demure and its baselines).
     """
-    from .config import load_yaml
-    named = load_yaml(config) if config is not None else {}
-    overridden = {o.split("=", 1)[0].strip() for o in set_}
-    for option, value, key in (("-d/--dataset", dataset, "dataset"), ("-m/--model", model, "model")):
-        if value is None and key not in named and key not in overridden and not resume:  # a resume reads the folder
-            raise ConfigError(f"train: missing {option} (or a --config that names the {key}); "
-                              f"see `mmdenoise list {key}s`")
     from .api import train
     run = train(dataset, model, denoiser, seed=seed, config=config, overrides=set_, out=out,
                 resume=resume, overwrite=overwrite, tensorboard=tensorboard)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DataError, did_you_mean
+from ..errors import DataError, did_you_mean, short
 from ..io import data_home
 from ..log import get_logger
 from .dataset import Dataset
@@ -67,6 +67,9 @@ def dataset_folder(name: str) -> Path:
 
 def resolve(name_or_dir: str | Path, *, build: bool = True) -> Path:
     """Turn a registered name or a folder into the folder holding the data."""
+    if not isinstance(name_or_dir, (str, Path)):
+        raise DataError(f"a dataset is a registered name or a folder path, got {short(name_or_dir)} "
+                        f"({type(name_or_dir).__name__}); registered: {sorted(DATASETS)}")
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
         return path

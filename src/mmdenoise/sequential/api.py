@@ -19,7 +19,7 @@ def train_sequential(dataset: Dataset | str | Path | None = None, model: str | N
                      config: str | Path | Mapping[str, Any] | SequentialRunConfig | None = None,
                      overrides: Sequence[str] = (), out: str | Path | None = None, resume: bool = False,
                      overwrite: bool = False, progress: bool | None = None) -> Run:
-    """Train sequential model ``model`` (a ``SEQUENTIAL_MODELS`` name; default: the config's, else
-    ``base``) on ``dataset``: :func:`mmdenoise.api.train` with a config of task ``sequential``."""
+    """Train sequential model ``model`` (a ``SEQUENTIAL_MODELS`` name, or the config's) on ``dataset``:
+    :func:`mmdenoise.api.train` with a config of task ``sequential``."""
     return train(dataset, model, seed=seed, config={"task": "sequential", **given_config(config)},
                  overrides=overrides, out=out, resume=resume, overwrite=overwrite, progress=progress)
