@@ -110,8 +110,8 @@ def check_new_run(run_dir: Path, config: Mapping[str, Any], config_cls: type, re
     changed = differences(stored, config, config_cls)
     if changed:
         raise RunError(f"{run_dir} holds another run ({describe_run(stored)}; it differs in "
-                       f"{listed(changed)}); pass --resume to continue it, --overwrite to replace it, "
-                       "or give --out another folder")
+                       f"{listed(changed)}); pass --resume (resume=True) to continue it, --overwrite "
+                       "(overwrite=True) to replace it, or give --out (out=) another folder")
 
 
 def read_for_resume(run_dir: Path, resolve: Resolve, task: str) -> dict:
