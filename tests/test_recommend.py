@@ -17,8 +17,9 @@ from mmdenoise.data import load_dataset
 from mmdenoise.data.seqsynth import generate_sequential
 from mmdenoise.data.synth import generate
 from mmdenoise.data.titles import ITEMS_FILE, read_item_titles
-from mmdenoise.errors import ConfigError, DataError
+from mmdenoise.errors import ConfigError, DataError, RunError
 from mmdenoise.eval import Evaluator
+from mmdenoise.training.record import read_per_user
 from mmdenoise.training.trainer import Trainer
 
 FAST = ["train.threads=1", "train.progress=false"]
@@ -93,6 +94,10 @@ def test_recommend_errors_are_one_line(general_run):
         general_run.recommend([])
     with pytest.raises(DataError, match="a dataset is a registered name or a folder path, got 123 \\(int\\)"):
         load_dataset(123)
+    with pytest.raises(RunError, match="config.yaml is a file of run folder .*: give the folder"):
+        Run.load(general_run.path / "config.yaml")
+    with pytest.raises(RunError, match=r"is not a run folder \(no config.yaml\); a folder of runs is read by"):
+        read_per_user(general_run.path.parent)
     records_only = Run.load(general_run.path, model=False)
     assert records_only.backbone is None and records_only.test == general_run.test
     with pytest.raises(ConfigError, match="no model loaded"):

@@ -332,6 +332,8 @@ def run_dataset(run_dir: Path, config) -> Dataset:
 
 def read_run_config(path: Path) -> dict:
     """The raw ``config.yaml`` of a finished run folder; a RunError naming what is missing otherwise."""
+    if path.is_file() and (path.parent / record.CONFIG_FILE).is_file():
+        raise RunError(f"{path} is a file of run folder {path.parent}: give the folder")
     if not path.is_dir():
         raise RunError(f"{path}: no such run folder")
     for name in (record.CONFIG_FILE, record.RESULT_FILE):

@@ -105,6 +105,9 @@ def read_scores(run_dir: Path) -> dict[str, np.ndarray]:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a run's .npz file (no pickles); RunError if it is missing or damaged."""
     if not path.is_file():
+        if not (path.parent / CONFIG_FILE).is_file():
+            raise RunError(f"{path.parent} is not a run folder (no {CONFIG_FILE}); a folder of runs is read by "
+                           "`mmdenoise report`")
         raise RunError(f"{path}: missing; the run did not finish (resume it with --resume)")
     try:
         with np.load(path, allow_pickle=False) as z:
