@@ -437,13 +437,15 @@ def _run_group(text: str, side: str) -> list[Path]:
 
 
 def _group_label(runs: list[Path]) -> str:
-    """``lightgcn + tce on ml-100k, seeds 0, 1`` from the runs' result.json."""
+    """``runs/tce-s0 and 1 more (lightgcn + tce on ml-100k, seeds 0, 1)`` from the runs' result.json."""
     from .training import record
     results = [record.read_result(run) for run in runs]
     first = results[0]
     what = first.get("model", "?") + (f" + {first['denoiser']}" if first.get("task") != "sequential" else "")
     seeds = ", ".join(str(r.get("seed")) for r in results)
-    return f"{what} on {first.get('dataset', {}).get('name', '?')}, seed{'s' if len(runs) > 1 else ''} {seeds}"
+    more = f" and {len(runs) - 1} more" if len(runs) > 1 else ""
+    return (f"{runs[0]}{more} ({what} on {first.get('dataset', {}).get('name', '?')}, "
+            f"seed{'s' if len(runs) > 1 else ''} {seeds})")
 
 
 @app.command("compare")
