@@ -63,3 +63,9 @@ def test_build_options_are_refused_for_datasets_they_do_not_apply_to(tmp_path):
         out = _run("data", "build", *args, "--out", str(tmp_path / "x"))
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
         assert not (tmp_path / "x").exists()
+
+
+def test_python_dash_m_runs_the_command():
+    out = subprocess.run([sys.executable, "-m", "mmdenoise", "list", "denoisers"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.splitlines()[0].split()[:2] == ["name", "about"], out.stderr
