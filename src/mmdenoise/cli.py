@@ -425,8 +425,18 @@ def report_cmd(
 
 
 def _run_group(text: str, side: str) -> list[Path]:
-    """The run folders of one side of `compare`: one folder, or a comma-separated list (a method's seeds)."""
-    runs = [Path(part.strip()) for part in text.split(",") if part.strip()]
+    """The run folders of one side of `compare`: one folder, or a comma-separated list (a method's seeds);
+    a part with a wildcard (quoted, ``'studies/x/*denoiser=tce*'``) stands for the folders it matches."""
+    import glob
+    runs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if glob.has_magic(part):
+            matched = sorted(Path(m) for m in glob.glob(part) if Path(m).is_dir())
+            if not matched:
+                raise ConfigError(f"compare: {side}: no folder matches {part!r}")
+            runs += matched
+        else:
+            runs.append(Path(part))
     if not runs:
         raise ConfigError(f"compare: {side} names no run folder")
     from .training import record
@@ -450,7 +460,8 @@ def _group_label(runs: list[Path]) -> str:
 
 @app.command("compare")
 def compare_cmd(
-    a: str = typer.Argument(..., help="run folder A, or comma-separated folders (one method's seeds)"),
+    a: str = typer.Argument(..., help="run folder A, or comma-separated folders (one method's seeds), or a quoted "
+                                      "wildcard matching them ('studies/s/*denoiser=tce*level=0.2*')"),
     b: str = typer.Argument(..., help="run folder B, the same way"),
     metric: List[str] = typer.Option(["recall@20", "ndcg@20"], "--metric",
                                      help="test metric (repeatable; also detection_auc)"),

@@ -198,6 +198,10 @@ def test_compare_two_groups_of_runs_by_hand(tmp_path):
     assert f"A: {a0} and 1 more (mf + tce on toy, seeds 0, 1)" in shown.output
     assert f"B: {b} (mf + none on toy, seed 0)" in shown.output and "4 test users paired" in shown.output
     assert "| recall@20 | 0.3250 | 0.2000 | +0.1250 | [-0.0273, +0.2773] | 0.08 |" in shown.output
+    matched = CliRunner().invoke(app, ["compare", str(tmp_path / "mf-tce-*"), str(b), "--metric", "recall@20"],
+                                 terminal_width=200)                        # a quoted wildcard: both seeds
+    assert matched.exit_code == 0 and f"A: {a0} and 1 more (mf + tce on toy, seeds 0, 1)" in matched.output
+    assert "no folder matches" in str(CliRunner().invoke(app, ["compare", str(tmp_path / "x*"), str(b)]).exception)
     missing = CliRunner().invoke(app, ["compare", str(a0), str(b), "--metric", "recall@30"])
     assert "no per-user test 'recall@30'; it has ndcg@20, recall@20" in str(missing.exception)
 
