@@ -111,18 +111,15 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-_NONE = object()  # no repeated grid value (None itself may be one)
-
-
 def _parse_dimension(key: str, raw: Any, where: str) -> list | Distribution:
     """A grid (non-empty list) or a Distribution from one ``space`` entry."""
     if isinstance(raw, list):
         if not raw:
             raise ConfigError(f"{where}: an empty grid; give at least one value")
         same = lambda a, b: a == b and isinstance(a, bool) == isinstance(b, bool)  # noqa: E731 (1 is not true)
-        repeated = next((v for i, v in enumerate(raw) if any(same(v, w) for w in raw[:i])), _NONE)
-        if repeated is not _NONE:
-            raise ConfigError(f"{where}: {repeated!r} is listed more than once in the grid {raw!r} "
+        repeated = [v for i, v in enumerate(raw) if any(same(v, w) for w in raw[:i])]
+        if repeated:
+            raise ConfigError(f"{where}: {repeated[0]!r} is listed more than once in the grid {raw!r} "
                               "(a repeat is one trial; a typo?)")
         return list(raw)
     if not isinstance(raw, Mapping) or len(raw) != 1:
