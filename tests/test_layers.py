@@ -4,7 +4,7 @@ Layers, bottom first (a module may import its own unit and anything below):
 
     errors, log, io, registry, config      (know nothing of recommendation)
     data → graphs → losses → models → denoise → eval → training → sequential
-    → api → experiments, sequential.api → sequential.study → catalog, bench → cli → the package
+    → api → experiments, sequential.api → sequential.study → catalog, bench → cli → __main__ → the package
 
 Two places where this reads differently from the pipeline order of the
 style guide (data → graphs → models → losses → denoise → train → eval): losses
@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors",), ("log",), ("io",), ("registry",), ("config",),
     ("data",), ("graphs",), ("losses",), ("models",), ("denoise",), ("eval",), ("training",), ("sequential",),
     ("api",), ("experiments", "sequential.api"), ("sequential.study",), ("catalog", "bench"), ("cli",),
-    ("mmdenoise",),
+    ("__main__",), ("mmdenoise",),
 ]
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 

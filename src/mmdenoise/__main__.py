@@ -1,4 +1,5 @@
 """``python -m mmdenoise ...``: the ``mmdenoise`` command, where its script is not on PATH."""
 from .cli import main
 
-main()
+if __name__ == "__main__":  # imported (not run) it does nothing
+    main()
