@@ -106,6 +106,20 @@ def test_an_option_that_names_a_setting_points_to_set():
     assert "did you mean" not in error("train", "--bogus")
 
 
+def test_names_given_as_arguments_point_to_their_options():
+    def error(*args):
+        result = CliRunner().invoke(app, list(args), terminal_width=200)
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.replace("│", " ").split())
+    assert "(did you mean --dataset ml-100k --model lightgcn?)" in error("train", "ml-100k", "lightgcn")
+    assert "(did you mean --dataset ml-100k --model vbpr --denoiser tce?)" in error(
+        "train", "ml-100k", "vbpr", "tce", "--seed", "3")
+    assert "(did you mean --dataset ml-100k?)" in error("evaluate", "runs/x", "ml-100k")  # its one name option
+    # more words than the command has name options, or a command without them: click's message alone
+    assert "did you mean" not in error("train", "a", "b", "c", "d")
+    assert "did you mean" not in error("compare", "a", "b", "c")
+
+
 def test_a_noise_command_without_noise_says_it_copies(tmp_path):
     result = CliRunner().invoke(app, ["data", "noise", "synth-tiny", "--out", str(tmp_path / "copy")],
                                 terminal_width=200)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -18,7 +19,9 @@ _click_exceptions = sys.modules[typer.BadParameter.__module__]
 
 class _Commands(typer.core.TyperGroup):
     """The top-level group: an unknown option of a command that takes ``--set`` and that names a setting
-    (``mmdenoise train --epochs 5``) is answered with the override that sets it."""
+    (``mmdenoise train --epochs 5``) is answered with the override that sets it, and names given as
+    arguments to a command that takes them as options (``mmdenoise train ml-100k lightgcn``) with the
+    options that take them."""
 
     def invoke(self, ctx):
         try:
@@ -28,6 +31,29 @@ class _Commands(typer.core.TyperGroup):
             if not hint:
                 raise
             raise _click_exceptions.NoSuchOption(exc.option_name, exc.message + hint, ctx=exc.ctx) from None
+        except _click_exceptions.UsageError as exc:
+            hint = _named_options_hint(exc)
+            if not hint:
+                raise
+            raise _click_exceptions.UsageError(exc.message + hint, ctx=exc.ctx) from None
+
+
+#: the options that take names, in the order a user would give them as arguments
+NAME_OPTIONS = ("--dataset", "--model", "--denoiser")
+
+
+def _named_options_hint(exc) -> str:
+    """`` (did you mean --dataset ml-100k --model lightgcn?)`` for the usage error ``exc`` of a command
+    that got extra arguments and takes at least as many of ``NAME_OPTIONS``; "" otherwise."""
+    extra = re.fullmatch(r"Got unexpected extra argument\S* \((.*)\)", exc.message or "")
+    command = exc.ctx.command if exc.ctx is not None else None
+    if extra is None or command is None:
+        return ""
+    taken = [name for name in NAME_OPTIONS if any(name in p.opts for p in command.params)]
+    words = extra.group(1).split()
+    if not words or len(words) > len(taken):
+        return ""
+    return f" (did you mean {' '.join(f'{o} {w}' for o, w in zip(taken, words))}?)"
 
 
 def _set_hint(exc) -> str:
