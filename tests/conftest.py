@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from mmdenoise.data import Dataset, Interactions, NoiseTruth
-from mmdenoise.data.split import split_labels
 
 DEFAULT_MODALITIES = {"image": 16, "text": 8}
 
@@ -51,13 +50,11 @@ def build_dataset(n_users: int = 30, n_items: int = 40, seed: int = 0,
     users, items = users[order], items[order]
     times = rng.integers(1_500_000_000, 1_600_000_000, size=users.size).astype(np.float64)
     times += rng.choice([0.0, 0.0, 0.1, 0.25, 1 / 3], size=users.size)
-    labels = split_labels(users, seed=seed)
-    parts = [Interactions(users[labels == k], items[labels == k], times[labels == k] if timestamps else None)
-             for k in range(3)]
     features = {m: rng.normal(size=(n_items, d)).astype(np.float32) for m, d in modalities.items()}
-    truth = None
+    dataset = Dataset.from_interactions(name, users, items, n_users=n_users, n_items=n_items,
+                                        timestamps=times if timestamps else None, features=features, seed=seed)
     if noise:
-        noisy = rng.random(len(parts[0])) < 0.2
+        noisy = rng.random(len(dataset.train)) < 0.2
         noisy[0] = True
         flags = {}
         for m in modalities:
@@ -65,8 +62,8 @@ def build_dataset(n_users: int = 30, n_items: int = 40, seed: int = 0,
             flags[m][rng.integers(n_items)] = True
         removed = Interactions(rng.integers(0, n_users, 3), rng.integers(0, n_items, 3))
         spec = {"add": 0.2, "remove": 0.0, "swap": {m: 0.1 for m in modalities}, "seed": seed}
-        truth = NoiseTruth(noisy, flags, removed, spec)
-    return Dataset(name, n_users, n_items, *parts, features=features, noise=truth)
+        dataset = dataset.replace(noise=NoiseTruth(noisy, flags, removed, spec))
+    return dataset
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmdenoise.data import Dataset, Interactions
-from mmdenoise.data.split import split_labels
+from mmdenoise.data import Dataset
 
 
 def planted_dataset(n_users: int = 200, n_items: int = 120, *, n_clusters: int = 4, per_user: int = 15,
@@ -31,9 +30,8 @@ def planted_dataset(n_users: int = 200, n_items: int = 120, *, n_clusters: int =
     users = np.repeat(np.arange(n_users), per_user)
     items = chosen.reshape(-1)
     times = rng.random(users.size) * 1e6
-    labels = split_labels(users, seed=seed)
-    splits = [Interactions(users[labels == k], items[labels == k], times[labels == k]) for k in range(3)]
     onehot = np.eye(n_clusters)[item_cluster]
     features = {m: (onehot @ rng.normal(size=(n_clusters, d)) + feature_noise * rng.normal(size=(n_items, d)))
                 .astype(np.float32) for m, d in modalities.items()}
-    return Dataset(name, n_users, n_items, *splits, features=features)
+    return Dataset.from_interactions(name, users, items, n_users=n_users, n_items=n_items, timestamps=times,
+                                     features=features, seed=seed)

