@@ -2,7 +2,7 @@
 
 A Dataset is immutable, holds numpy arrays only (it never touches torch
 devices) and validates itself on construction, so every reader and builder
-gets the checks of DESIGN §9 for free.
+gets the same checks of its input for free.
 """
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ class Dataset:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Raise DataError for anything DESIGN §9 calls bad input."""
+        """Raise DataError naming the split, row and field of any id out of range, empty split, non-finite
+        timestamp, user with held-out but no training data, bad feature array or mismatched noise truth."""
         where = self.path if self.path is not None else self.name
         if self.n_users <= 0 or self.n_items <= 0:
             raise DataError(f"n_users={self.n_users}, n_items={self.n_items}: both must be positive",

@@ -131,7 +131,7 @@ class _DeviceIndex:
 
 
 class Evaluator:
-    """Full-ranking evaluation of the ``valid`` or ``test`` split of a dataset (DESIGN §4).
+    """Full-ranking evaluation of the ``valid`` or ``test`` split of a dataset (docs/design.md, "Evaluation protocol").
 
     Evaluated users: at least one held-out item in the split and at least one
     training interaction (users without training data are not evaluated).

@@ -156,9 +156,9 @@ def compare(per_user_a: EvalResult | Mapping[str, np.ndarray], per_user_b: EvalR
             metric: str = "recall@20", split: str = "test") -> Comparison:
     """Compare two runs on ``metric`` with both paired tests.
 
-    per_user_a, per_user_b: each an ``EvalResult`` or the arrays of a run's
-        ``per_user.npz`` (``users``/``valid_users`` and ``<split>_<metric>``,
-        DESIGN §7); ``split`` picks the arrays of the latter.
+    per_user_a, per_user_b: each an ``EvalResult`` or the arrays of a run folder's
+        ``per_user.npz`` (``read_per_user``: ``users``/``valid_users`` and
+        ``<split>_<metric>``); ``split`` picks the arrays of the latter.
     Raises ValueError when the runs share no user.
     """
     users, a, b = align(*_users_and_values(per_user_a, metric, split), *_users_and_values(per_user_b, metric, split))
