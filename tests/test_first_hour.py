@@ -2,6 +2,7 @@
 progress lines on stderr (terminal or not) and a silent library."""
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from mmdenoise.api import model_task, resolve_config
@@ -79,6 +81,17 @@ def test_list_a_name_shows_its_settings():
     typo = runner.invoke(app, ["list", "guidr"])
     assert "unknown list or name 'guidr' (did you mean 'guider'?)" in str(typo.exception)
     assert "'ml-1m' is a dataset: `mmdenoise data info ml-1m`" in str(runner.invoke(app, ["list", "ml-1m"]).exception)
+
+
+def test_command_help_paragraphs_are_one_line_each():
+    # typer's rich help keeps the line breaks of every paragraph after the first, so a docstring wrapped
+    # in the source comes out broken mid-sentence in `--help`
+    def commands(group, path):
+        for name, command in group.commands.items():
+            yield from commands(command, [*path, name]) if hasattr(command, "commands") else [([*path, name], command)]
+    broken = [" ".join(path) for path, command in commands(typer.main.get_command(app), [])
+              if any("\n" in p for p in inspect.cleandoc(command.help or "").split("\n\n")[1:])]
+    assert not broken, broken
 
 
 def test_options_that_take_a_name_have_help():

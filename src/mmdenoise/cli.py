@@ -356,8 +356,7 @@ def list_cmd(kind: Optional[str] = typer.Argument(None, help="models, denoisers 
                                                   show_default=False)):
     """The registered models, denoisers or datasets; with a name, its settings (`mmdenoise list guider`).
 
-    One line each (needs features = uses item content). A name (any model or denoiser, or train,
-    sequence) lists each setting's --set key, default, allowed values and paper symbol."""
+    One line each (needs features = uses item content); a name: each setting's --set key, default, range, symbol."""
     from .catalog import KINDS, format_rows, rows, settings_text
     if kind in KINDS:
         typer.echo(format_rows(rows(kind)))
@@ -595,8 +594,9 @@ def study_claims_cmd(
                                                      "starts and keeps its worker): for a session or job with "
                                                      "a time limit", show_default=False),
 ):
-    """Do the papers' claims hold? Tune every method equally on validation, run the selection with several
-    seeds, commit per-user evidence and write the page of paired tests (rerun resumes)."""
+    """Do the papers' claims hold? Equal tuning on validation, seeds, per-user evidence, paired tests.
+
+    Each method's budget on validation is the same; each selection runs at several seeds; a rerun resumes."""
     from .experiments.claims import claims_plan, claims_study
     from .experiments.claims.study import check_hours
     check_hours(hours, stage)
