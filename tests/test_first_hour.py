@@ -162,6 +162,8 @@ def test_the_model_decides_the_task():
         train(model="mf")                                    # the library has no default dataset either
     with pytest.raises(ConfigError, match=r"a dataset is a Dataset, a registered name or a folder path, got 123"):
         train(123, "mf")
+    with pytest.raises(ConfigError, match=r"train: out is the run folder's path, got 5 \(int\)"):
+        train("synth-tiny", "mf", out=5)                     # not pathlib's "expected str, bytes or os.PathLike"
 
 
 def test_studies_name_the_studies_of_the_other_task(tmp_path):

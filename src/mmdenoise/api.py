@@ -434,6 +434,8 @@ def train(dataset: Dataset | str | Path | None = None, model: str | None = None,
     if dataset is not None and not isinstance(dataset, (Dataset, str, Path)):
         raise ConfigError(f"train: a dataset is a Dataset, a registered name or a folder path, got {short(dataset)} "
                           f"({type(dataset).__name__})")
+    if out is not None and not isinstance(out, (str, Path)):
+        raise ConfigError(f"train: out is the run folder's path, got {short(out)} ({type(out).__name__})")
     given = given_config(config)
     for key, value in (("dataset", dataset), ("model", model)):  # nothing falls back to a default dataset or model
         if value is None and given.get(key) is None and _override_value(overrides, key, None) is None and not resume:
