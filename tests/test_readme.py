@@ -57,6 +57,7 @@ def test_first_steps_cli_block_runs_in_order(tmp_path, monkeypatch):
     assert "user 1:" in joined and "user 3:" in joined                     # recommend, table
     assert '"rank": 1' in joined                                           # recommend --format json
     assert "noise detection (the denoiser's judgement vs the planted noise): ROC-AUC" in joined
+    assert re.search(r"\| recall@20 \| [0-9.]+ \| [0-9.]+ \| [-+][0-9.]+ \| \[", joined)   # compare's row
     assert (tmp_path / "scores.png").stat().st_size > 0
     assert (tmp_path / "runs" / "seq-demure" / "result.json").exists()
 
