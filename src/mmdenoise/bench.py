@@ -1,4 +1,4 @@
-"""``mmdenoise bench``: seconds per epoch, seconds per full evaluation, peak memory (DESIGN §8); with
+"""``mmdenoise bench``: seconds per epoch, seconds per full evaluation, peak memory; with
 ``--scale``, the same across datasets of growing size and the log–log slope of cost vs interactions."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input (DESIGN §9): a DataError naming the file and the row or field, and nothing half-written."""
+"""Bad input: a DataError naming the file and the row or field, and nothing half-written."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The classic denoisers T-CE, R-CE, WBPR and BOD (DESIGN §6.1): contract and known answers.
+"""The classic denoisers T-CE, R-CE, WBPR and BOD: contract and known answers.
 
 Contract (every classic denoiser): built from the registry with its defaults;
 total = rec + extra + reg; gradients reach the backbone; a per-interaction

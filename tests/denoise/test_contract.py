@@ -1,4 +1,4 @@
-"""The Denoiser contract (DESIGN §2, §6), passed by every registered denoiser on every kind of backbone.
+"""The Denoiser contract (docs/design.md, Contracts), passed by every registered denoiser on every kind of backbone.
 
 Parametrised over ``sorted(DENOISERS)`` (the registry, no hand list) × backbones
 spanning the contract's shapes: MF (ID-only, BPR), LightGCN (graph), VBPR

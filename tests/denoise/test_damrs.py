@@ -1,4 +1,4 @@
-"""DA-MRS (DESIGN §6.3): known answers for D-BPR, AU and AI; its choice of item graphs (built and tested in
+"""DA-MRS: known answers for D-BPR, AU and AI; its choice of item graphs (built and tested in
 graphs/); the wrapper Backbone contract on MF, LightGCN and VBPR; one epoch through the real trainer."""
 import copy
 

@@ -1,4 +1,4 @@
-"""Metric definitions against hand-worked values (DESIGN §4).
+"""Metric definitions against hand-worked values (docs/design.md, Evaluation protocol).
 
 Notation: ranks are 1-based in the comments; hits[r - 1] is 1 when the item
 at rank r is held out; n = |held-out|; m = min(n, K);
@@ -98,7 +98,7 @@ def test_bad_arguments_are_errors():
 
 
 def _reference(hits: list[int], n: int, k: int) -> dict[str, float]:
-    """The definitions of DESIGN §4 written out term by term (no cumsum)."""
+    """The definitions (docs/design.md, Evaluation protocol) written out term by term (no cumsum)."""
     top = hits[:k]
     found = sum(top)
     depth = min(n, k)

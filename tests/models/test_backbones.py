@@ -1,4 +1,4 @@
-"""The Backbone contract (DESIGN §2, §5), passed by every registered model, plus known answers per model.
+"""The Backbone contract (docs/design.md, Contracts), passed by every registered model, plus known answers per model.
 
 Contract: shapes; score agrees with full_scores; modality views; everything
 moves with ``.to`` (dtype, meta, CUDA when present); deep copies and

@@ -1,4 +1,4 @@
-"""The Dataset object every model, denoiser and experiment reads (DESIGN §2).
+"""The Dataset object every model, denoiser and experiment reads (docs/design.md, Contracts).
 
 A Dataset is immutable, holds numpy arrays only (it never touches torch
 devices) and validates itself on construction, so every reader and builder
@@ -73,7 +73,7 @@ class Interactions:
 
 @dataclass(frozen=True, eq=False)
 class NoiseTruth:
-    """Ground truth of planted noise (DESIGN §3.4).
+    """Ground truth of planted noise (``data.noise``).
 
     noisy_interactions: bool [len(train)], True where the training interaction
         was injected (``add``).

@@ -1,4 +1,4 @@
-"""The MMRec folder layout (DESIGN §3.1): read and write.
+"""The MMRec folder layout: read and write.
 
 A folder holds ``<name>.inter`` (tab-separated, header with ``userID``,
 ``itemID``, ``x_label`` and optionally ``rating`` / ``timestamp``; 0-based
@@ -283,7 +283,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
     user count is max userID + 1 and the item count is the feature row count
     (max itemID + 1 when there are no features). Interactions keep file order
     within each split. Raises DataError naming file, row and field for bad
-    input (DESIGN §9).
+    input.
     """
     folder = existing_folder(folder)
     inter_path = _find_inter_file(folder)

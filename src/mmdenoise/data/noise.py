@@ -1,4 +1,4 @@
-"""Noise injection with ground truth (DESIGN §3.4): the papers' robustness protocols.
+"""Noise injection with ground truth: the papers' robustness protocols.
 
 Rules shared by every kind of noise:
 

@@ -1,4 +1,4 @@
-"""Negative sampling (DESIGN §3.5): one negative per given user, vectorised, seeded."""
+"""Negative sampling: one negative per given user, vectorised, seeded."""
 from __future__ import annotations
 
 import math

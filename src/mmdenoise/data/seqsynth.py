@@ -1,4 +1,4 @@
-"""Synthetic sequential datasets with planted points of interest (for Demure, DESIGN §6.4).
+"""Synthetic sequential datasets with planted points of interest (for Demure).
 
 The planted truth:
 

@@ -1,4 +1,4 @@
-"""Synthetic datasets with the shapes of the papers' datasets and a planted truth (DESIGN §3.3).
+"""Synthetic datasets with the shapes of the papers' datasets and a planted truth.
 
 The planted truth:
 

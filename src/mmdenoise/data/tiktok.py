@@ -1,6 +1,6 @@
 """The MMSSL json layout (TikTok and the other datasets MMSSL, LATTICE and MICRO ship).
 
-Accepted layouts of a folder ``D`` (DESIGN §3.1):
+Accepted layouts of a folder ``D``:
 
 - MMSSL: ``D/train.json``, ``D/val.json``, ``D/test.json`` and the feature
   arrays beside them;

@@ -1,4 +1,4 @@
-"""Denoisers: training objectives that wrap any backbone (DESIGN §6)."""
+"""Denoisers: training objectives that wrap any backbone."""
 from ..registry import Entry
 from . import bod, damrs, guider, rce, tce, wbpr
 from .base import Denoiser, NoDenoiser, NoDenoiserConfig, StepState, build_none

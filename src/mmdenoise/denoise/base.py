@@ -1,4 +1,4 @@
-"""The Denoiser contract (DESIGN §2) and ``none``, the backbone's own objective."""
+"""The Denoiser contract (docs/design.md, Contracts) and ``none``, the backbone's own objective."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,8 +3,8 @@
 Pointwise BCE on the batch's positives and sampled negatives, each term
 weighted by the detached prediction of its own label raised to β: σ(s_ui)^β
 for positives, (1 − σ(s_uj))^β for negatives (``losses.reweighted_bce``).
-The paper writes the weight for positives (ŷ_ui^β); the released code and
-DESIGN §6.1 apply it to negatives as well. β = 0.2 by default.
+The paper writes the weight for positives (ŷ_ui^β); the released code
+applies it to negatives as well, and so does this one. β = 0.2 by default.
 
 Judgement: each positive's weight σ(s_ui)^β when last seen (low = hard =
 likely noise).

@@ -3,8 +3,8 @@
 Pointwise BCE on the batch's positives (label 1) and sampled negatives
 (label 0); each batch drops the rate(t) fraction of samples with the largest
 loss, where only positives can be dropped (``losses.truncated_bce``).
-rate(t) = drop_rate · min(t / num_gradual, 1) over global steps t (DESIGN §6.1;
-the released code's ``np.linspace(0, drop_rate, num_gradual)[t]`` differs from
+rate(t) = drop_rate · min(t / num_gradual, 1) over global steps t (the
+released code's ``np.linspace(0, drop_rate, num_gradual)[t]`` differs from
 it by a factor num_gradual / (num_gradual − 1)).
 
 Judgement: the negated BCE of each positive the last time it was seen

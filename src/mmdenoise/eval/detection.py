@@ -1,4 +1,4 @@
-"""Noise-detection quality of a denoiser's per-interaction judgement against planted noise (DESIGN §7).
+"""Noise-detection quality of a denoiser's per-interaction judgement against planted noise.
 
 None of the papers measure whether a denoiser actually finds the noise; with
 a planted mask (``Dataset.noise.noisy_interactions``) we can. A denoiser's

@@ -1,4 +1,4 @@
-"""Full-ranking evaluation (DESIGN §4): mask, top-k once, every metric from one hit matrix.
+"""Full-ranking evaluation (docs/design.md, Evaluation protocol): mask, top-k once, every metric from one hit matrix.
 
 Per batch of users, on the device the scores come on: masked items are set to
 −inf by one scatter, ``top_k_items`` ranks once at Kmax = max(ks), the hit

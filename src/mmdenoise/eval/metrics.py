@@ -1,4 +1,4 @@
-"""Ranking metrics from one hit matrix (DESIGN §4).
+"""Ranking metrics from one hit matrix (docs/design.md, Evaluation protocol).
 
 Every metric is a per-user array computed from ``hits`` [B, Kmax] (1 where
 the item at rank r + 1 of user b is one of b's held-out items, else 0) and

@@ -1,4 +1,4 @@
-"""Run folders compared user by user (DESIGN §4, §7): the per-user test values of groups of runs
+"""Run folders compared user by user: the per-user test values of groups of runs
 (seeds) averaged, paired between two groups, per user split, pooled over splits or per distinct user,
 and the one significance rule of every table (:func:`significantly_better`).
 

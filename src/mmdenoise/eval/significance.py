@@ -1,4 +1,4 @@
-"""Paired significance tests between two runs on the same split (DESIGN §4, §7).
+"""Paired significance tests between two runs on the same split (docs/design.md, Evaluation protocol).
 
 Two runs are compared user by user: ``align`` keeps the users both runs
 evaluated, then a two-sided paired t-test (``scipy.stats.ttest_rel``) and a
@@ -137,7 +137,7 @@ class Comparison:
 
 
 def _users_and_values(run: EvalResult | Mapping[str, np.ndarray], metric: str, split: str):
-    """(users, values) of ``metric`` from an EvalResult or a per_user.npz mapping (DESIGN §7)."""
+    """(users, values) of ``metric`` from an EvalResult or a per_user.npz mapping."""
     if isinstance(run, EvalResult):
         if metric not in run.per_user:
             raise KeyError(f"unknown metric {metric!r}; metrics: {sorted(run.per_user)}")

@@ -1,4 +1,4 @@
-"""Figures read from run folders (DESIGN §7), and the cost-vs-size figure of ``bench --scale``. Each
+"""Figures read from run folders, and the cost-vs-size figure of ``bench --scale``. Each
 function answers one question with one PNG.
 
 matplotlib runs on the non-interactive Agg backend, so plotting works on

@@ -1,4 +1,4 @@
-"""Paper-style comparison tables read from run folders (DESIGN §7; GUIDER Table 2 layout).
+"""Paper-style comparison tables read from run folders (GUIDER Table 2 layout).
 
 One table per dataset: a row per denoiser, a column group per backbone with
 test Recall@20 and NDCG@20; the best value of each column in bold; ``*`` where

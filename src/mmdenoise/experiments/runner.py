@@ -1,4 +1,4 @@
-"""Trials and the one runner every sweep and study uses (DESIGN §7).
+"""Trials and the one runner every sweep and study uses (docs/design.md, Contracts: Trials).
 
 A trial is a JSON-safe dict: ``name`` (its run folder under the sweep or study
 folder, :func:`trial_name` unless the study names it), ``params`` (what it

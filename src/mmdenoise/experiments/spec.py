@@ -1,4 +1,4 @@
-"""Sweep specs: parsing and validating a spec, and expanding it into trials (DESIGN §7).
+"""Sweep specs: parsing and validating a spec, and expanding it into trials.
 
 A sweep spec is a YAML file (read with the bounded safe loader, ``config.parse_yaml``)::
 

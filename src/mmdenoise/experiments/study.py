@@ -1,4 +1,4 @@
-"""Noise-robustness studies and ablations (DESIGN §7; GUIDER Fig. 8 / Table 3, DA-MRS Fig. 3–4 / Tables 3–4).
+"""Noise-robustness studies and ablations (GUIDER Fig. 8 / Table 3, DA-MRS Fig. 3–4 / Tables 3–4).
 
 Both are grids of runs: each cell (backbone × denoiser or variant × noise
 level × seed) is a trial run by :func:`experiments.runner.run_trials`, so a

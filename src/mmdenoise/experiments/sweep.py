@@ -1,4 +1,4 @@
-"""Hyper-parameter sweeps: grid and random search over any config keys, selected on validation (DESIGN §7).
+"""Hyper-parameter sweeps: grid and random search over any config keys, selected on validation.
 
 :func:`sweep` reads a spec (``experiments.spec``: the file format, its
 validation and the trials it expands to), runs its trials with the one runner

@@ -1,4 +1,4 @@
-"""Backbones: nn.Modules that turn ids (+ features, graphs) into embeddings and scores (DESIGN §5)."""
+"""Backbones: nn.Modules that turn ids (+ features, graphs) into embeddings and scores."""
 from ..registry import Entry
 from . import bm3, dragon, freedom, lattice, lightgcn, mf, mgcn, popularity, vbpr
 from .base import Backbone, Batch

@@ -1,4 +1,4 @@
-"""The Backbone contract (DESIGN §2) and the training batch."""
+"""The Backbone contract (docs/design.md, Contracts) and the training batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,7 +1,7 @@
 """Most-popular baseline: every user gets the items ranked by training interaction count.
 
 Not personalised and not trained (no parameters), it is the floor every
-backbone must beat (DESIGN §5) and the reference for popularity bias.
+backbone must beat and the reference for popularity bias.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Demure and the sequential baselines: own data view and protocol, the shared evaluator (DESIGN §6.4).
+"""Demure and the sequential baselines: own data view and protocol, the shared evaluator.
 
 - ``view``: time-ordered sequences, the user-level 8:1:1 split, padded windows;
 - ``encoders``/``models``: the modality encoder (Eq. 1–3) and the base model,

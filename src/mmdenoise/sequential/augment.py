@@ -4,7 +4,7 @@ A view of a history window is described by ``modality_items`` int64 [B, L, M]:
 the item whose modality-m vector sits at slot (t, m). The original window has
 every slot of position t pointing at item t; an item-level replacement points
 all M slots of t at a new item, a modality-level replacement points one slot
-at another item's same modality (DESIGN §6.4), and the encoder re-encodes the
+at another item's same modality, and the encoder re-encodes the
 result (modality-wise, then item-wise).
 
 Negative view (Eq. 9–13): the K_i = ⌊n γ_i⌋ positions with the highest item

@@ -1,4 +1,4 @@
-"""The sequential task for the trainer: next-item examples of a sequence view (DESIGN §2 Trainer, §6.4).
+"""The sequential task for the trainer: next-item examples of a sequence view (docs/design.md, Contracts: Trainer).
 
 An epoch is one shuffled pass over the training users' next-item examples,
 each batch with ``n_negatives`` uniform negatives shared by its rows (the

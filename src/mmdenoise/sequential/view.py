@@ -1,4 +1,4 @@
-"""The sequence view of a Dataset and the user-level protocol of Demure (paper §4.1, DESIGN §6.4).
+"""The sequence view of a Dataset and the user-level protocol of Demure (paper §4.1).
 
 Every interaction of a user, whatever split the Dataset put it in, joins one
 sequence sorted by timestamp (ties by item id, then by the order of the

