@@ -128,6 +128,7 @@ def test_names_given_as_arguments_point_to_their_options():
     assert "(did you mean --dataset ml-100k --model vbpr --denoiser tce?)" in error(
         "train", "ml-100k", "vbpr", "tce", "--seed", "3")
     assert "(did you mean --dataset ml-100k?)" in error("evaluate", "runs/x", "ml-100k")  # its one name option
+    assert "(did you mean --model lightgcn?)" in error("train", "-d", "ml-100k", "lightgcn")  # given ones skipped
     # more words than the command has name options, or a command without them: click's message alone
     assert "did you mean" not in error("train", "a", "b", "c", "d")
     assert "did you mean" not in error("compare", "a", "b", "c")

@@ -44,12 +44,15 @@ NAME_OPTIONS = ("--dataset", "--model", "--denoiser")
 
 def _named_options_hint(exc) -> str:
     """`` (did you mean --dataset ml-100k --model lightgcn?)`` for the usage error ``exc`` of a command
-    that got extra arguments and takes at least as many of ``NAME_OPTIONS``; "" otherwise."""
+    that got extra arguments and takes at least as many of ``NAME_OPTIONS`` not given on the command
+    line; "" otherwise."""
     extra = re.fullmatch(r"Got unexpected extra argument\S* \((.*)\)", exc.message or "")
     command = exc.ctx.command if exc.ctx is not None else None
     if extra is None or command is None:
         return ""
-    taken = [name for name in NAME_OPTIONS if any(name in p.opts for p in command.params)]
+    given = {p.name for p in command.params
+             if getattr(exc.ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"}
+    taken = [name for name in NAME_OPTIONS if any(name in p.opts and p.name not in given for p in command.params)]
     words = extra.group(1).split()
     if not words or len(words) > len(taken):
         return ""
