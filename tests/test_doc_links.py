@@ -7,6 +7,7 @@ spaces turned into hyphens, and ``-1``, ``-2``, ... appended to repeats. Code bl
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def anchors(page: Path) -> set[str]:
+@lru_cache(maxsize=None)  # each linked page is read once, not once per link to it
+def anchors(page: Path) -> frozenset[str]:
     """The anchors a page's headings (and explicit ``<a id=...>`` tags) define."""
     text = CODE_BLOCK.sub("", page.read_text(encoding="utf-8"))
     found, seen = set(), {}
@@ -29,7 +31,7 @@ def anchors(page: Path) -> set[str]:
         base = slug(heading)
         found.add(base if base not in seen else f"{base}-{seen[base]}")
         seen[base] = seen.get(base, 0) + 1
-    return found | set(re.findall(r'<a (?:name|id)="([^"]+)"', text))
+    return frozenset(found | set(re.findall(r'<a (?:name|id)="([^"]+)"', text)))
 
 
 def relative_links(page: Path) -> list[str]:
