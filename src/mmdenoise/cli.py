@@ -442,8 +442,10 @@ def report_cmd(
         from .experiments.claims.screens import screens_summary
         cells = check_claims(runs_dir)  # claims.json read and checked
         data = read_claims(runs_dir)
-        typer.echo(f"{runs_dir}: every Δ and p of {cells} cell(s) recomputed from the evidence files: they match; "
-                   "the page is the rendering of claims.json")
+        alone = len(data.get("against_alone", []))
+        typer.echo(f"{runs_dir}: every Δ and p of {cells} cell(s)"
+                   + (f" and {alone} comparison(s) against the backbone alone" if alone else "")
+                   + " recomputed from the evidence files: they match; the page is the rendering of claims.json")
         typer.echo(f"robustness (the page's sections): {screens_summary(data)}")
         return
     from .experiments.report import write_report

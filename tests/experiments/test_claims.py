@@ -393,6 +393,16 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     assert f"| mf | {winner} | **{by_method[winner]['mean']['recall@20']:.4f}** ±" in results
     assert f"| mf | {loser} | {by_method[loser]['mean']['recall@20']:.4f} ±" in results
 
+    # each method against its backbone alone, a cell of its own (here the claim's own comparison), on the page
+    [alone] = data["against_alone"]
+    assert {k: alone[k] for k in ("method", "versus", "backbone", "dataset")} == {
+        "method": "tce", "versus": "none", "backbone": "mf", "dataset": "tiny-add20"}
+    assert {k: alone[k] for k in ("n_users", "delta", "p", "ci", "seed_deltas", "verdict", "evidence")} == {
+        k: cell[k] for k in ("n_users", "delta", "p", "ci", "seed_deltas", "verdict", "evidence")}
+    mark = {"confirmed": "▲", "refuted": "▼", "inconclusive": "·"}[cell["verdict"]]
+    lifts = page.split("## Against the backbone alone")[1].split("##")[0]
+    assert f"| mf | tce | {cell['delta']['recall@20']:+.4f} {mark} (p " in lifts and "| mf | none |" not in lifts
+
     # running it again trains nothing and writes the same page
     statuses.clear()
     again = claims_study(spec, work, on_result=lambda r: statuses.append(r["status"]))
@@ -404,7 +414,8 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     assert check_claims(tmp_path / "claims") == 1
     out = CliRunner().invoke(app, ["report", str(tmp_path / "claims")])
     assert out.exit_code == 0, out.output
-    assert "1 cell(s) recomputed from the evidence files: they match" in out.output
+    assert ("1 cell(s) and 1 comparison(s) against the backbone alone recomputed from the evidence files: they "
+            "match") in out.output
     significant = int(cell["verdict"] != "inconclusive")
     assert (f"robustness (the page's sections): {int(significant and cell['p']['recall@20'] < 0.05)} of "
             f"{significant} significant comparisons stay so") in out.output
@@ -428,6 +439,12 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     tampered["claims"][0]["cells"][0]["seed_deltas"][1] += 1e-6
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20: per-seed Δ .* from the evidence"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
+    tampered["against_alone"][0]["delta"]["recall@20"] += 1e-6
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"against the backbone alone: tce vs none on mf, tiny-add20: delta "
+                                             r"recall@20 .* from the evidence"):
         check_claims(tmp_path / "claims")
     tampered = json.loads(json.dumps(data))
     tampered["results"][0]["best_epochs"][0] += 1
@@ -1018,7 +1035,7 @@ def test_a_tune_from_dataset_runs_the_source_selection_at_its_own_seeds_and_repo
     assert check_claims(out) == 2
     cli = CliRunner().invoke(app, ["report", str(out)])
     assert cli.exit_code == 0, cli.output
-    assert "2 cell(s) recomputed from the evidence files: they match" in cli.output
+    assert "2 cell(s) and 2 comparison(s) against the backbone alone recomputed from the evidence files" in cli.output
     # a cell whose evidence leaves out a seed of its dataset fails, naming the cell
     tampered = json.loads((out / CLAIMS_JSON).read_text())
     tampered["claims"][0]["cells"][0]["evidence"]["a"] = cells["tiny-add20"]["evidence"]["a"][:1]

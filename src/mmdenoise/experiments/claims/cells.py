@@ -15,6 +15,8 @@ from .runs import EVIDENCE_DIR, SELECTION_JSON, _complete, evidence_folder
 CUT = "cut"
 SHORT = {"recall@20": "R@20", "ndcg@20": "N@20", DETECTION_AUC: "AUC", LOCALISATION_GAIN: "P@3 − chance"}
 PRIMARY = "recall@20"
+#: the method that trains a backbone without any denoiser: the page's table of lifts sets every other against it
+ALONE = "none"
 ALPHA = 0.05
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 RULE = (f"A cell is **confirmed** when Δ{SHORT[PRIMARY]} > 0 and the paired t-test on {SHORT[PRIMARY]} gives "
@@ -148,13 +150,7 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                 if runs_a is None or runs_b is None:
                     cells.append({**cell, "status": "pending"})
                     continue
-                numbers = compare_groups(by_split(runs_a, replicates),
-                                         None if b == CHANCE else by_split(runs_b, replicates), metrics)
-                cells.append({**cell, "status": "done", **numbers,
-                              "seed_deltas": replicate_deltas(runs_a, None if b == CHANCE else runs_b, metrics[0]),
-                              "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
-                              "evidence": {"a": [_relative(f, out) for f in runs_a],
-                                           "b": [_relative(f, out) for f in runs_b]}})
+                cells.append(done_cell(cell, runs_a, runs_b, replicates, metrics, out))
         claims.append({"id": claim.id, "claim": claim.text, "source": claim.source, "kind": claim.kind,
                        "method": list(claim.methods), "versus": list(claim.versus),
                        "backbones": list(claim.backbones), "datasets": list(claim.datasets),
@@ -175,7 +171,41 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                      "trials": spec.trials_planned(m.name), "selection_of": m.selection_of,
                      "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
                     for m in spec.methods.values()],
-        "tuning": tuning, "claims": claims, "results": run_results(spec, out), "compute": compute_spent(spec, out)}
+        "tuning": tuning, "claims": claims, "results": run_results(spec, out),
+        "against_alone": against_alone(spec, out), "compute": compute_spent(spec, out)}
+
+
+def done_cell(cell: dict, runs_a: Sequence[Path], runs_b: Sequence[Path],
+              replicates: Sequence[tuple[int | None, int]], metrics: Sequence[str], out: Path) -> dict:
+    """``cell`` (method, versus, backbone, dataset) with its numbers from the evidence folders of its two
+    sides, one per replicate (``runs_b`` empty when it is against chance): Δ, p and the 95% interval per
+    metric (:func:`compare_groups`), the Δ at each replicate, the verdict by the rule on the first metric,
+    and the evidence paths relative to ``out``."""
+    chance = cell["versus"] == CHANCE
+    numbers = compare_groups(by_split(runs_a, replicates), None if chance else by_split(runs_b, replicates), metrics)
+    return {**cell, "status": "done", **numbers,
+            "seed_deltas": replicate_deltas(runs_a, None if chance else runs_b, metrics[0]),
+            "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
+            "evidence": {"a": [_relative(f, out) for f in runs_a], "b": [_relative(f, out) for f in runs_b]}}
+
+
+def against_alone(spec: ClaimsSpec, out: Path) -> list[dict]:
+    """Every method against its backbone alone (:data:`ALONE`) on the same dataset, a cell each
+    (:func:`done_cell`, on :data:`METRICS`), wherever both have evidence at all their replicates: which
+    method lifts which backbone, whether or not a claim compares the two. Not claims: they stay out of
+    the multiple-comparison screen."""
+    runs = set(spec.runs())
+    cells = []
+    for dataset, backbone, method in spec.runs():
+        if method == ALONE or (dataset, backbone, ALONE) not in runs:
+            continue
+        replicates = spec.replicates(dataset, backbone)
+        runs_a = _complete(out, (dataset, backbone, method), replicates)
+        runs_b = _complete(out, (dataset, backbone, ALONE), replicates)
+        if runs_a is not None and runs_b is not None:
+            cells.append(done_cell({"method": method, "versus": ALONE, "backbone": backbone, "dataset": dataset},
+                                   runs_a, runs_b, replicates, METRICS, out))
+    return cells
 
 
 def run_results(spec: ClaimsSpec, out: Path) -> list[dict]:

@@ -14,7 +14,7 @@ from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
 from .runs import EVIDENCE_DIR, SELECTION_JSON
-from .cells import (CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, by_split, claim_verdict,
+from .cells import (ALONE, CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, by_split, claim_verdict,
                     compare_groups, replicate_deltas, run_means, seed_spread, verdict)
 from .screens import (EARLY_EPOCHS, backbone_b, cell_verdicts, claims_moved, distinct_done, early_runs,
                       fdr_screen, fdr_verdict, screened_claim_verdict, screened_verdicts, seed_flagged,
@@ -380,6 +380,8 @@ def render_page(data: Mapping[str, Any]) -> str:
             lines += [markdown(["backbone", "method", *shown],
                                [[x, m, *(result_text(d, x, m) if (d, x, m) in runs else "–" for d in shown)]
                                 for x, m in pairs], "ll" + "r" * len(shown)), ""]
+    if data.get("against_alone") is not None:
+        lines += alone_lines(data, runs)
     if data.get("compute"):
         lines += ["## Compute spent", "",
                   "Hours of the runs behind the evidence so far (training and validation, summed over each run's "
@@ -407,6 +409,38 @@ def render_page(data: Mapping[str, Any]) -> str:
               f"- `{data['check']}`: recomputes every Δ and p from the evidence and fails naming the cell that "
               "differs.", ""]
     return "\n".join(lines)
+
+
+#: how the table of lifts marks a comparison's verdict
+ALONE_MARKS = {"confirmed": "▲", "refuted": "▼", "inconclusive": "·"}
+
+
+def alone_lines(data: Mapping[str, Any], runs: set[tuple[str, str, str]]) -> list[str]:
+    """The page's section of lifts: each method's Δ over its backbone alone (``against_alone``) per dataset,
+    a table per group of :func:`_table_groups` whose backbones run alone somewhere; ``runs``: every
+    (dataset, backbone, method) of the spec, so that a comparison still without evidence says pending."""
+    cells = {(c["dataset"], c["backbone"], c["method"]): c for c in data["against_alone"]}
+
+    def text(d: str, x: str, m: str) -> str:
+        if (d, x, m) in cells:
+            cell = cells[(d, x, m)]
+            return f"{cell['delta'][PRIMARY]:+.4f} {ALONE_MARKS[cell['verdict']]} (p {p_text(cell['p'][PRIMARY])})"
+        return "pending" if (d, x, m) in runs and (d, x, ALONE) in runs else "–"
+    tables = []
+    for pairs, shown in _table_groups(data):
+        shown = [d for d in shown if any((d, x, ALONE) in runs for x, _ in pairs)]
+        pairs = [(x, m) for x, m in pairs if m != ALONE and any((d, x, ALONE) in runs for d in shown)]
+        if pairs:
+            tables += [markdown(["backbone", "method", *shown], [[x, m, *(text(d, x, m) for d in shown)]
+                                                                 for x, m in pairs], "ll" + "r" * len(shown)), ""]
+    if not tables:
+        return []
+    return ["## Against the backbone alone", "",
+            f"Each method's Δ{SHORT[PRIMARY]} over the same backbone alone (`{ALONE}`) on the same dataset, paired "
+            f"over the test users as a cell is, with its p: ▲ above it and ▼ below it by the rule, · a tie. These "
+            "are not claims (many repeat a claim's cell; the ablations' are new): they say which method lifts "
+            "which backbone, and they stay out of the multiple-comparisons section. `"
+            f"{data['check']}` recomputes them too.", "", *tables]
 
 
 def _table_groups(data: Mapping[str, Any]) -> list[tuple[list[tuple[str, str]], list[str]]]:
@@ -457,57 +491,62 @@ def _close(a: float, b: float) -> bool:
 
 def check_claims(out: str | Path) -> int:
     """Recompute every Δ and p of ``out/claims.json`` from the evidence files it names (no run folder is
-    read) and re-render the page; return the number of cells checked. An MMDenoiseError names the first
+    read) and re-render the page; return the number of claim cells checked (the comparisons against the
+    backbone alone, ``against_alone``, are checked too). An MMDenoiseError names the first
     cell that differs, whose evidence is not one folder per seed of its dataset (its own seeds, else the
     protocol's), or an evidence path that is not relative to ``out``, or a page that is not the
     rendering of claims.json."""
     out = Path(out)
     path = out / CLAIMS_JSON
     data = read_claims(out)
-    checked = 0
     entries = {d["name"]: d for d in data["datasets"]}
+
+    def check(cell: Mapping[str, Any], label: str, metrics: Sequence[str]) -> None:
+        """One done cell's evidence paths, Δ, p, interval, per-seed Δ and verdict against the evidence."""
+        paths = cell["evidence"]["a"] + cell["evidence"]["b"]
+        if any(Path(p).is_absolute() for p in paths):
+            raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
+        replicates = data_replicates(data, entries.get(cell["dataset"]), cell["backbone"])
+        sides = (("a", cell["backbone"], cell["method"]), ("b", backbone_b(cell), cell["versus"]))
+        for side, backbone, method in sides:
+            expected = [] if method == CHANCE else _evidence_names(out, (cell["dataset"], backbone, method),
+                                                                   replicates)
+            if cell["evidence"][side] != expected:
+                raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
+                                     f"per seed of {cell['dataset']}"
+                                     + (" on each user split" if any(k is not None for k, _ in replicates) else "")
+                                     + f" ({expected})")
+        fresh = compare_groups(by_split([out / p for p in cell["evidence"]["a"]], replicates),
+                               None if cell["versus"] == CHANCE
+                               else by_split([out / p for p in cell["evidence"]["b"]], replicates), metrics)
+        if fresh["n_users"] != cell["n_users"]:
+            raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
+                                 f"{fresh['n_users']} in the evidence")
+        for metric in metrics:
+            for what in ("p", "delta", "ci"):
+                shown, computed = cell[what][metric], fresh[what][metric]
+                if not all(_close(float(x), y) for x, y in zip(*((shown, computed) if what == "ci"
+                                                                else ([shown], [computed])))):
+                    raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {shown!r} on the "
+                                         f"page but {computed!r} from the evidence")
+        deltas = replicate_deltas([out / p for p in cell["evidence"]["a"]], None if cell["versus"] == CHANCE
+                                  else [out / p for p in cell["evidence"]["b"]], metrics[0])
+        if len(deltas) != len(cell["seed_deltas"]) or not all(map(_close, cell["seed_deltas"], deltas)):
+            raise MMDenoiseError(f"{path}: cell {label}: per-seed Δ {cell['seed_deltas']!r} on the page, "
+                                 f"{deltas!r} from the evidence")
+        expected = verdict(fresh["delta"][metrics[0]], fresh["p"][metrics[0]])
+        if cell["verdict"] != expected:
+            raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
+                                 "by the rule")
+
+    checked = 0
     for claim in data["claims"]:
         for cell in claim["cells"]:
-            if cell["status"] != "done":
-                continue
-            label = cell_label(claim, cell)
-            paths = cell["evidence"]["a"] + cell["evidence"]["b"]
-            if any(Path(p).is_absolute() for p in paths):
-                raise MMDenoiseError(f"{path}: cell {label}: evidence paths must be relative to {out}, got {paths}")
-            replicates = data_replicates(data, entries.get(cell["dataset"]), cell["backbone"])
-            for side, backbone, method in (("a", cell["backbone"], cell["method"]),
-                                           ("b", backbone_b(cell), cell["versus"])):
-                expected = [] if method == CHANCE else _evidence_names(out, (cell["dataset"], backbone, method),
-                                                                       replicates)
-                if cell["evidence"][side] != expected:
-                    raise MMDenoiseError(f"{path}: cell {label}: evidence {cell['evidence'][side]} is not one folder "
-                                         f"per seed of {cell['dataset']}"
-                                         + (" on each user split" if any(k is not None for k, _ in replicates) else "")
-                                         + f" ({expected})")
-            metrics = KIND_METRICS.get(claim.get("kind", "beats"), data["metrics"])
-            fresh = compare_groups(by_split([out / p for p in cell["evidence"]["a"]], replicates),
-                                   None if cell["versus"] == CHANCE
-                                   else by_split([out / p for p in cell["evidence"]["b"]], replicates), metrics)
-            if fresh["n_users"] != cell["n_users"]:
-                raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
-                                     f"{fresh['n_users']} in the evidence")
-            for metric in metrics:
-                for what in ("p", "delta", "ci"):
-                    shown, computed = cell[what][metric], fresh[what][metric]
-                    if not all(_close(float(x), y) for x, y in zip(*((shown, computed) if what == "ci"
-                                                                    else ([shown], [computed])))):
-                        raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {shown!r} on the "
-                                             f"page but {computed!r} from the evidence")
-            deltas = replicate_deltas([out / p for p in cell["evidence"]["a"]], None if cell["versus"] == CHANCE
-                                      else [out / p for p in cell["evidence"]["b"]], metrics[0])
-            if len(deltas) != len(cell["seed_deltas"]) or not all(map(_close, cell["seed_deltas"], deltas)):
-                raise MMDenoiseError(f"{path}: cell {label}: per-seed Δ {cell['seed_deltas']!r} on the page, "
-                                     f"{deltas!r} from the evidence")
-            expected = verdict(fresh["delta"][metrics[0]], fresh["p"][metrics[0]])
-            if cell["verdict"] != expected:
-                raise MMDenoiseError(f"{path}: cell {label}: verdict {cell['verdict']!r} on the page, {expected!r} "
-                                     "by the rule")
-            checked += 1
+            if cell["status"] == "done":
+                check(cell, cell_label(claim, cell), KIND_METRICS.get(claim.get("kind", "beats"), data["metrics"]))
+                checked += 1
+    for cell in data.get("against_alone", []):
+        check(cell, f"against the backbone alone: {_comparison_text(cell)}, {cell['dataset']}", data["metrics"])
     for result in data.get("results", []):
         run = (result["dataset"], result["backbone"], result["method"])
         label = f"test metrics of {run[2]} on {run[1]}, {run[0]}"
