@@ -233,6 +233,16 @@ def test_openmp_workers_wait_passively_unless_the_user_said_otherwise(given, exp
     assert out.stdout.split() == [expected, "False"], out.stderr
 
 
+def test_listing_a_name_does_not_load_scipy_stats(tmp_path):
+    """scipy.stats (~0.7 s to import) serves the tests and detection metrics only: `mmdenoise list NAME`
+    answers without it (the significance, detection and hashing modules import it where they use it)."""
+    out = subprocess.run([sys.executable, "-c", "import sys; from mmdenoise.cli import main; sys.argv = "
+                          "['mmdenoise', 'list', 'guider']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+                          "print('scipy.stats' in sys.modules)"],
+                         capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+    assert "S_thres" in out.stdout and out.stdout.split()[-1] == "False", out.stdout[-500:] + out.stderr
+
+
 class _FakeLibc:
     def __init__(self):
         self.calls = []
