@@ -402,6 +402,9 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
     mark = {"confirmed": "▲", "refuted": "▼", "inconclusive": "·"}[cell["verdict"]]
     lifts = page.split("## Against the backbone alone")[1].split("##")[0]
     assert f"| mf | tce | {cell['delta']['recall@20']:+.4f} {mark} (p " in lifts and "| mf | none |" not in lifts
+    counted = {"confirmed": "| tce | 1 | 0 | 0 |", "inconclusive": "| tce | 0 | 1 | 0 |",
+               "refuted": "| tce | 0 | 0 | 1 |"}
+    assert "| method | above (▲) | tie (·) | below (▼) |" in lifts and counted[cell["verdict"]] in lifts
 
     # running it again trains nothing and writes the same page
     statuses.clear()

@@ -412,7 +412,8 @@ def render_page(data: Mapping[str, Any]) -> str:
 
 
 #: how the table of lifts marks a comparison's verdict
-ALONE_MARKS = {"confirmed": "▲", "refuted": "▼", "inconclusive": "·"}
+ALONE_MARKS = {"confirmed": "▲", "inconclusive": "·", "refuted": "▼"}
+ALONE_WORDS = {"confirmed": "above", "inconclusive": "tie", "refuted": "below"}
 
 
 def alone_lines(data: Mapping[str, Any], runs: set[tuple[str, str, str]]) -> list[str]:
@@ -435,12 +436,19 @@ def alone_lines(data: Mapping[str, Any], runs: set[tuple[str, str, str]]) -> lis
                                                                  for x, m in pairs], "ll" + "r" * len(shown)), ""]
     if not tables:
         return []
+    tally: dict[str, list[str]] = {}
+    for cell in data["against_alone"]:
+        tally.setdefault(cell["method"], []).append(cell["verdict"])
+    counts = [[m, *(str(verdicts.count(v)) for v in ALONE_MARKS)] for m, verdicts in tally.items()]
     return ["## Against the backbone alone", "",
             f"Each method's Δ{SHORT[PRIMARY]} over the same backbone alone (`{ALONE}`) on the same dataset, paired "
             f"over the test users as a cell is, with its p: ▲ above it and ▼ below it by the rule, · a tie. These "
             "are not claims (many repeat a claim's cell; the ablations' are new): they say which method lifts "
             "which backbone, and they stay out of the multiple-comparisons section. `"
-            f"{data['check']}` recomputes them too.", "", *tables]
+            f"{data['check']}` recomputes them too.", "", *tables,
+            "Each method's comparisons above, counted over its backbones and datasets:", "",
+            markdown(["method", *(f"{ALONE_WORDS[v]} ({mark})" for v, mark in ALONE_MARKS.items())], counts, "lrrr"),
+            ""]
 
 
 def _table_groups(data: Mapping[str, Any]) -> list[tuple[list[tuple[str, str]], list[str]]]:
