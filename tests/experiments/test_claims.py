@@ -671,6 +671,7 @@ def test_a_cut_pair_is_not_run_and_its_cells_say_cut(tmp_path, tiny):
     assert "| [tce-beats-none](#tce-beats-none) | pending (1 pending) | cut (1 cut) |" in page
     assert "| tce vs none on mf | pending | cut |" in page and "| – | – |\n| tiny | " in page
     assert page.count("| mf: tce |") == 1 and "cuts (backbone, method) pairs" in page
+    assert "| mf | tce | pending | – |" in page.split("## Against the backbone alone")[1]  # cut: no comparison
     assert check_claims(tmp_path / "claims") == 0
 
 
@@ -765,6 +766,9 @@ def test_cells_without_evidence_are_pending_and_the_page_stage_trains_nothing(tm
     page = (tmp_path / "claims.md").read_text()
     assert "| tce vs none on mf | pending | pending |" in page and "| mf | tce | 0/2 | 0/2 |" in page
     assert "| [tce-beats-none](#tce-beats-none) | pending (1 pending) | pending (1 pending) |" in page
+    # against the backbone alone: pending too, and nothing to count yet
+    lifts = page.split("## Against the backbone alone")[1].split("##")[0]
+    assert data["against_alone"] == [] and "| mf | tce | pending | pending |" in lifts and "above (▲)" not in lifts
     assert check_claims(tmp_path / "claims") == 0
 
 

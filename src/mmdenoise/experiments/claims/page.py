@@ -446,9 +446,9 @@ def alone_lines(data: Mapping[str, Any], runs: set[tuple[str, str, str]]) -> lis
             "are not claims (many repeat a claim's cell; the ablations' are new): they say which method lifts "
             "which backbone, and they stay out of the multiple-comparisons section. `"
             f"{data['check']}` recomputes them too.", "", *tables,
-            "Each method's comparisons above, counted over its backbones and datasets:", "",
-            markdown(["method", *(f"{ALONE_WORDS[v]} ({mark})" for v, mark in ALONE_MARKS.items())], counts, "lrrr"),
-            ""]
+            *(["Each method's comparisons above, counted over its backbones and datasets:", "",
+               markdown(["method", *(f"{ALONE_WORDS[v]} ({mark})" for v, mark in ALONE_MARKS.items())], counts,
+                        "lrrr"), ""] if counts else [])]
 
 
 def _table_groups(data: Mapping[str, Any]) -> list[tuple[list[tuple[str, str]], list[str]]]:
