@@ -450,6 +450,12 @@ def test_claims_study_end_to_end_and_the_evidence_alone_reproduces_every_p(tmp_p
                                              r"recall@20 .* from the evidence"):
         check_claims(tmp_path / "claims")
     tampered = json.loads(json.dumps(data))
+    tampered["against_alone"] = []
+    (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
+    with pytest.raises(MMDenoiseError, match=r"tce vs none on mf, tiny-add20 has evidence on both sides but is not "
+                                             r"in against_alone"):
+        check_claims(tmp_path / "claims")
+    tampered = json.loads(json.dumps(data))
     tampered["results"][0]["best_epochs"][0] += 1
     (tmp_path / "claims" / CLAIMS_JSON).write_text(json.dumps(tampered))
     with pytest.raises(MMDenoiseError, match=r"test metrics of .* best epochs .* in the evidence"):

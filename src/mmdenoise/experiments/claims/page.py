@@ -13,7 +13,7 @@ from ...eval.significance import p_text
 from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
-from .runs import EVIDENCE_DIR, SELECTION_JSON
+from .runs import EVIDENCE_DIR, SELECTION_JSON, _complete
 from .cells import (ALONE, CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, by_split, claim_verdict,
                     compare_groups, replicate_deltas, run_means, seed_spread, verdict)
 from .screens import (EARLY_EPOCHS, backbone_b, cell_verdicts, claims_moved, distinct_done, early_runs,
@@ -500,10 +500,10 @@ def _close(a: float, b: float) -> bool:
 def check_claims(out: str | Path) -> int:
     """Recompute every Δ and p of ``out/claims.json`` from the evidence files it names (no run folder is
     read) and re-render the page; return the number of claim cells checked (the comparisons against the
-    backbone alone, ``against_alone``, are checked too). An MMDenoiseError names the first
-    cell that differs, whose evidence is not one folder per seed of its dataset (its own seeds, else the
-    protocol's), or an evidence path that is not relative to ``out``, or a page that is not the
-    rendering of claims.json."""
+    backbone alone, ``against_alone``, are checked too, and none with evidence may be left out). An
+    MMDenoiseError names the first cell that differs, whose evidence is not one folder per seed of its
+    dataset (its own seeds, else the protocol's), or an evidence path that is not relative to ``out``, or a
+    page that is not the rendering of claims.json."""
     out = Path(out)
     path = out / CLAIMS_JSON
     data = read_claims(out)
@@ -555,6 +555,15 @@ def check_claims(out: str | Path) -> int:
                 checked += 1
     for cell in data.get("against_alone", []):
         check(cell, f"against the backbone alone: {_comparison_text(cell)}, {cell['dataset']}", data["metrics"])
+    if "against_alone" in data:  # and none left out: each run with evidence beside its backbone alone with evidence
+        runs = {(t["dataset"], t["backbone"], t["method"]) for t in data["tuning"]}
+        listed = {(c["dataset"], c["backbone"], c["method"]) for c in data["against_alone"]}
+        for d, x, m in sorted(runs - listed):
+            replicates = data_replicates(data, entries.get(d), x)
+            if (m != ALONE and (d, x, ALONE) in runs and _complete(out, (d, x, m), replicates) is not None
+                    and _complete(out, (d, x, ALONE), replicates) is not None):
+                raise MMDenoiseError(f"{path}: {m} vs {ALONE} on {x}, {d} has evidence on both sides but is not "
+                                     "in against_alone")
     for result in data.get("results", []):
         run = (result["dataset"], result["backbone"], result["method"])
         label = f"test metrics of {run[2]} on {run[1]}, {run[0]}"
