@@ -72,6 +72,24 @@ def test_file_order_is_kept(tmp_path):
     assert ds.features == {}
 
 
+def test_a_repeated_pair_counts_once_in_its_first_split_with_a_warning(tmp_path, caplog):
+    """As in the MMRec reader: twice in a user's train list, or in train and again in test, is one
+    training interaction; in valid and test it stays in valid. One warning names the first repeat."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "train.json").write_text('{"0": [4, 0, 4], "1": [2, 1], "2": [5]}')
+    (folder / "val.json").write_text('{"0": [1], "1": [3], "2": [0]}')
+    (folder / "test.json").write_text('{"0": [1, 3], "1": [2], "2": [3]}')
+    with caplog.at_level("WARNING", logger="mmdenoise"):
+        ds = read_tiktok(folder)
+    assert pairs(ds.train) == [(0, 0), (0, 4), (1, 1), (1, 2), (2, 5)]
+    assert pairs(ds.valid) == [(0, 1), (1, 3), (2, 0)] and pairs(ds.test) == [(0, 3), (2, 3)]
+    np.testing.assert_array_equal(ds.train.items, [4, 0, 2, 1, 5])  # file order kept
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert ("3 repeated (user, item) row(s) dropped, 2 of them a pair already in an earlier split "
+            "(first: train.json user '0', position 2, user 0, item 4)") in message
+
+
 def test_lattice_layout(make_dataset, tmp_path):
     ds = make_dataset(seed=5)
     folder = write_mmssl(ds, tmp_path / "baby", json_dir="5-core")

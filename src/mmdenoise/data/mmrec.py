@@ -20,7 +20,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -332,7 +332,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
         raise table.error(k, f"user {users[k]} has {SPLITS[labels[k]]} interactions (x_label={labels[k]}) "
                              "but no training rows (x_label=0)", field="userID")
 
-    keep = first_occurrences(users, items, labels, n_items, inter_path, table.rows)
+    keep = first_occurrences(users, items, labels, n_items, inter_path, lambda i: f"row {table.rows[i]}")
     users, items, labels = users[keep], items[keep], labels[keep]
     timestamps = None if timestamps is None else timestamps[keep]
     splits = {}
@@ -348,7 +348,7 @@ def read_mmrec(folder: str | Path, name: str | None = None) -> Dataset:
 
 
 def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, n_items: int,
-                      path: Path, rows: np.ndarray) -> np.ndarray:
+                      source: Path, where: Callable[[int], str]) -> np.ndarray:
     """Positions of the rows to keep so that each (user, item) pair appears once, in one split.
 
     Implicit feedback has one interaction per pair: a repeated row would count
@@ -356,8 +356,10 @@ def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, 
     training pair cannot be ranked (training items are masked), so it only
     lowers the metrics. Kept: the first row of a pair in split order (train,
     then valid, then test; file order within a split); the dropped rows are
-    reported in one warning naming the file and the first of them (``rows``:
-    file row of each record). Returns int64 positions, ascending (file order).
+    reported in one warning naming ``source`` and the first of them (``where``:
+    record i as its file says it, e.g. "row 12"). labels: int [n], the split of
+    each record (0 train, 1 valid, 2 test). Returns int64 positions, ascending
+    (input order).
     """
     order = np.lexsort((np.arange(users.size), labels))          # split order, then file order
     keys = users[order] * np.int64(max(n_items, 1)) + items[order]
@@ -370,8 +372,8 @@ def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, 
     shown = order[dropped].min()
     logging.getLogger("mmdenoise").warning(
         "%s: %d repeated (user, item) row(s) dropped, %d of them a pair already in an earlier split "
-        "(first: row %d, user %d, item %d); each pair is kept once, in its first split",
-        path, dropped.size, across, rows[shown], users[shown], items[shown])
+        "(first: %s, user %d, item %d); each pair is kept once, in its first split",
+        source, dropped.size, across, where(int(shown)), users[shown], items[shown])
     return np.sort(order[first])
 
 

@@ -20,7 +20,9 @@ files and are never opened: unpickling runs code.
 
 Sizes: n_items is the feature row count (max item id + 1 without features);
 n_users is max user id + 1 over users with at least one interaction.
-Interactions keep file order (users in key order, items in list order).
+Interactions keep file order (users in key order, items in list order). A
+repeated (user, item) pair counts once, in its first split (train, valid,
+test; file order within one), with a warning, as the MMRec reader does.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import numpy as np
 from ..errors import DataError
 from .dataset import SPLITS, Dataset, Interactions
 from .mmrec import (SPARSE_ID_LIMIT, check_feature_rows, existing_folder, feature_errors_name_files,
-                    read_feature_files, read_json)
+                    first_occurrences, read_feature_files, read_json)
 
 #: split -> file name, as MMSSL names them.
 SPLIT_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
@@ -72,14 +74,15 @@ class _SplitFile:
     owner: np.ndarray
     offsets: np.ndarray
 
-    def error(self, index: int, problem: str, *, position: bool = True) -> DataError:
-        """A DataError for interaction ``index``, naming the file, the user key as written and
-        (with ``position``) the interaction's position in that user's list."""
+    def describe(self, index: int, position: bool = True) -> str:
+        """Interaction ``index`` as the file has it: the user key as written and (with ``position``) its
+        position in that user's list."""
         k = int(self.owner[index])
-        where = f"user {self.keys[k]!r}"
-        if position:
-            where += f", position {index - int(self.offsets[k])}"
-        return DataError(problem, path=self.path, field=where)
+        return f"user {self.keys[k]!r}" + (f", position {index - int(self.offsets[k])}" if position else "")
+
+    def error(self, index: int, problem: str, *, position: bool = True) -> DataError:
+        """A DataError for interaction ``index``, naming the file and :meth:`describe`'s place."""
+        return DataError(problem, path=self.path, field=self.describe(index, position))
 
 
 def _read_split_file(path: Path) -> _SplitFile:
@@ -182,7 +185,17 @@ def read_tiktok(folder: str | Path, name: str | None = None) -> Dataset:
         if orphan.size:
             raise part.error(int(orphan[0]), f"user {part.users[orphan[0]]} has {split} items "
                                              f"but no training items in {SPLIT_FILES['train']}", position=False)
-    splits = {s: Interactions(p.users, p.items) for s, p in parts.items()}
+    users = np.concatenate([p.users for p in ordered])
+    items = np.concatenate([p.items for p in ordered])
+    labels = np.repeat(np.arange(len(ordered)), [p.users.size for p in ordered])
+    starts = np.cumsum([0] + [p.users.size for p in ordered])
+
+    def where(i: int) -> str:
+        j = int(np.searchsorted(starts, i, side="right")) - 1
+        return f"{ordered[j].path.name} {ordered[j].describe(i - int(starts[j]))}"
+    keep = first_occurrences(users, items, labels, n_items, source, where)
+    splits = {s: Interactions(users[keep][labels[keep] == k], items[keep][labels[keep] == k])
+              for k, s in enumerate(SPLITS)}
     with feature_errors_name_files(feature_files):
         return Dataset(name=name or folder.name, n_users=n_users, n_items=n_items,
                        features=features, path=folder, **splits)
