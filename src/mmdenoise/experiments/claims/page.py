@@ -471,6 +471,7 @@ def page_path(out: Path) -> Path:
 
 
 def write_page(data: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
+    """Write ``out/claims.json`` and the page rendered from it (each file atomically); return both paths."""
     from ...io import write_json, write_text
     out = Path(out)
     write_json(out / CLAIMS_JSON, data)
