@@ -135,3 +135,35 @@ def test_demure_loss_is_eq15_and_lambda1_zero_only_logs_the_positive_view_loss(r
     finally:
         demure.lambda_aug = original   # the fixture is shared
     assert not torch.allclose(grads[0.0], grads[1.0])   # the positive views' softmax moves the weights only at λ₁ > 0
+
+
+def test_demures_candidate_pool_excludes_exactly_the_items_each_user_has_seen(runs, seq_tiny):
+    """Replacements come from pool items the user never interacted with (every item when the pool
+    covers them all); a user who has seen the whole pool may take any of it."""
+    demure = runs["demure"].backbone
+    n_items, keys = demure.n_items, demure.seen_keys
+    seen = {}
+    for key in keys.tolist():
+        seen.setdefault(key // n_items, set()).add(key % n_items)
+    users = torch.tensor([*sorted(seen)[:40], next(iter(seen))])        # a repeated user too
+    original = demure.pool_size
+    try:
+        for pool_size in (n_items, 7):
+            demure.pool_size = pool_size
+            pool, allowed = demure.candidate_pool(users)
+            assert pool.numel() == min(pool_size, n_items) and pool.unique().numel() == pool.numel()
+            expected = torch.tensor([[item not in seen[u] for item in pool.tolist()] for u in users.tolist()])
+            expected |= ~expected.any(1, keepdim=True)
+            assert torch.equal(allowed, expected)
+        # a user whose history covers the whole pool may take any of it
+        demure.pool_size = n_items
+        full = torch.tensor(sorted(seen[int(users[0])]))
+        demure.register_buffer("seen_keys", torch.sort(torch.cat([keys, users[0] * n_items + torch.arange(
+            n_items)])).values.unique(), persistent=False)
+        demure.register_buffer("seen_users", demure.seen_keys // n_items, persistent=False)
+        _, allowed = demure.candidate_pool(users[:1])
+        assert bool(allowed.all()) and full.numel() < n_items
+    finally:
+        demure.pool_size = original
+        demure.register_buffer("seen_keys", keys, persistent=False)
+        demure.register_buffer("seen_users", keys // n_items, persistent=False)

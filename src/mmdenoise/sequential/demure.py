@@ -33,7 +33,8 @@ class Demure(nn.Module):
 
     seen_keys: sorted int64 [S], ``user * n_items + item`` of every known
         interaction (replacements are drawn from items the user has not
-        interacted with); a non-persistent buffer.
+        interacted with); a non-persistent buffer, with ``seen_users`` (its
+        users, [S]) beside it.
     """
 
     multi_interest = False
@@ -44,6 +45,7 @@ class Demure(nn.Module):
         super().__init__()
         self.base = base
         self.register_buffer("seen_keys", torch.as_tensor(seen_keys, dtype=torch.long), persistent=False)
+        self.register_buffer("seen_users", self.seen_keys // n_items, persistent=False)
         self.n_items = n_items
         self.gamma_i, self.gamma_m, self.n_views = gamma_i, gamma_m, n_views
         self.lambda_aug, self.lambda_cont = lambda_aug, lambda_cont
@@ -68,12 +70,18 @@ class Demure(nn.Module):
             pool = torch.arange(self.n_items, device=device)
         else:
             pool = torch.randperm(self.n_items, device=device)[: self.pool_size]
-        keys = users.unsqueeze(1) * self.n_items + pool.unsqueeze(0)
-        if self.seen_keys.numel():
-            found = torch.searchsorted(self.seen_keys, keys).clamp_(max=self.seen_keys.numel() - 1)
-            allowed = self.seen_keys[found] != keys
-        else:
-            allowed = torch.ones_like(keys, dtype=torch.bool)
+        # the batch's seen items (each user's run of seen_keys), marked in [B, C] through the pool's columns:
+        # linear in the users' histories, where a search per (user, pool item) was 6x slower on ml-1m
+        start = torch.searchsorted(self.seen_users, users)
+        lengths = torch.searchsorted(self.seen_users, users, right=True) - start
+        rows = torch.repeat_interleave(torch.arange(users.numel(), device=device), lengths)
+        within = torch.arange(rows.numel(), device=device) - torch.repeat_interleave(lengths.cumsum(0) - lengths,
+                                                                                     lengths)
+        column = torch.full((self.n_items,), -1, dtype=torch.long, device=device)
+        column[pool] = torch.arange(pool.numel(), device=device)
+        hit = column[self.seen_keys[start[rows] + within] % self.n_items]
+        allowed = torch.ones(users.numel(), pool.numel(), dtype=torch.bool, device=device)
+        allowed[rows[hit >= 0], hit[hit >= 0]] = False
         allowed |= ~allowed.any(1, keepdim=True)
         return pool, allowed
 
