@@ -70,8 +70,9 @@ class Demure(nn.Module):
             pool = torch.arange(self.n_items, device=device)
         else:
             pool = torch.randperm(self.n_items, device=device)[: self.pool_size]
-        # the batch's seen items (each user's run of seen_keys), marked in [B, C] through the pool's columns:
-        # linear in the users' histories, where a search per (user, pool item) was 6x slower on ml-1m
+        # the seen items of the batch's distinct users (each one's run of seen_keys), marked through the
+        # pool's columns: linear in their histories (a search per (user, pool item) was 2.5x slower on ml-1m)
+        users, inverse = torch.unique(users, return_inverse=True)
         start = torch.searchsorted(self.seen_users, users)
         lengths = torch.searchsorted(self.seen_users, users, right=True) - start
         rows = torch.repeat_interleave(torch.arange(users.numel(), device=device), lengths)
@@ -83,7 +84,7 @@ class Demure(nn.Module):
         allowed = torch.ones(users.numel(), pool.numel(), dtype=torch.bool, device=device)
         allowed[rows[hit >= 0], hit[hit >= 0]] = False
         allowed |= ~allowed.any(1, keepdim=True)
-        return pool, allowed
+        return pool, allowed[inverse]
 
     def loss(self, batch: SeqBatch, epoch: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. 15 on one batch → (loss, {"ssm", "ssm_aug", "cont"})."""
