@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mmdenoise.data import read_mmrec, write_mmrec
+from mmdenoise.errors import DataError
 from mmdenoise.data.dataset import SPLITS
 from mmdenoise.data.registry import read_folder
 from mmdenoise.data.tiktok import is_tiktok_folder, read_tiktok
@@ -88,6 +89,17 @@ def test_a_repeated_pair_counts_once_in_its_first_split_with_a_warning(tmp_path,
     (message,) = [r.getMessage() for r in caplog.records]
     assert ("3 repeated (user, item) row(s) dropped, 2 of them a pair already in an earlier split "
             "(first: train.json user '0', position 2, user 0, item 4)") in message
+
+
+def test_a_split_whose_every_pair_repeats_an_earlier_one_is_refused_saying_so(tmp_path):
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "train.json").write_text('{"0": [4, 0], "1": [2, 1]}')
+    (folder / "val.json").write_text('{"0": [4], "1": [2]}')
+    (folder / "test.json").write_text('{"0": [1], "1": [3]}')
+    with pytest.raises(DataError, match=r"every interaction of the valid split repeats a \(user, item\) pair of "
+                                        r"an earlier split"):
+        read_tiktok(folder)
 
 
 def test_lattice_layout(make_dataset, tmp_path):

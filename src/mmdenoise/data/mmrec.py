@@ -359,13 +359,18 @@ def first_occurrences(users: np.ndarray, items: np.ndarray, labels: np.ndarray, 
     reported in one warning naming ``source`` and the first of them (``where``:
     record i as its file says it, e.g. "row 12"). labels: int [n], the split of
     each record (0 train, 1 valid, 2 test). Returns int64 positions, ascending
-    (input order).
+    (input order); a DataError naming ``source`` when that would empty a split.
     """
     order = np.lexsort((np.arange(users.size), labels))          # split order, then file order
     keys = users[order] * np.int64(max(n_items, 1)) + items[order]
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     if first.size == users.size:
         return np.arange(users.size)
+    emptied = np.setdiff1d(labels, labels[order[first]])
+    if emptied.size:
+        raise DataError(f"every interaction of the {SPLITS[emptied[0]]} split repeats a (user, item) pair of an "
+                        "earlier split; a pair is kept once, in its first split, so the split would be empty",
+                        path=source)
     kept_at = first[inverse]                                      # ordered position of each row's kept row
     dropped = np.flatnonzero(kept_at != np.arange(users.size))
     across = int(np.count_nonzero(labels[order][dropped] != labels[order][kept_at[dropped]]))
