@@ -59,12 +59,17 @@ def test_reads_mmssl_folder(make_dataset, tmp_path):
     assert_same_content(ds, back)
 
 
-def test_file_order_is_kept(tmp_path):
-    folder = tmp_path / "t"
+def json_splits(folder, train, valid, test):
+    """An MMSSL folder without features whose three json files hold the given texts."""
     folder.mkdir()
-    (folder / "train.json").write_text('{"2": [5, 1, 3], "0": [4, 0], "1": [2]}')
-    (folder / "val.json").write_text('{"1": [3], "0": [], "2": [0]}')
-    (folder / "test.json").write_text('{"0": [1], "1": [4], "2": [2]}')
+    for fname, text in zip(FILES.values(), (train, valid, test)):
+        (folder / fname).write_text(text)
+    return folder
+
+
+def test_file_order_is_kept(tmp_path):
+    folder = json_splits(tmp_path / "t", '{"2": [5, 1, 3], "0": [4, 0], "1": [2]}', '{"1": [3], "0": [], "2": [0]}',
+                         '{"0": [1], "1": [4], "2": [2]}')
     ds = read_tiktok(folder)
     np.testing.assert_array_equal(ds.train.users, [2, 2, 2, 0, 0, 1])
     np.testing.assert_array_equal(ds.train.items, [5, 1, 3, 4, 0, 2])
@@ -76,11 +81,8 @@ def test_file_order_is_kept(tmp_path):
 def test_a_repeated_pair_counts_once_in_its_first_split_with_a_warning(tmp_path, caplog):
     """As in the MMRec reader: twice in a user's train list, or in train and again in test, is one
     training interaction; in valid and test it stays in valid. One warning names the first repeat."""
-    folder = tmp_path / "t"
-    folder.mkdir()
-    (folder / "train.json").write_text('{"0": [4, 0, 4], "1": [2, 1], "2": [5]}')
-    (folder / "val.json").write_text('{"0": [1], "1": [3], "2": [0]}')
-    (folder / "test.json").write_text('{"0": [1, 3], "1": [2], "2": [3]}')
+    folder = json_splits(tmp_path / "t", '{"0": [4, 0, 4], "1": [2, 1], "2": [5]}', '{"0": [1], "1": [3], "2": [0]}',
+                         '{"0": [1, 3], "1": [2], "2": [3]}')
     with caplog.at_level("WARNING", logger="mmdenoise"):
         ds = read_tiktok(folder)
     assert pairs(ds.train) == [(0, 0), (0, 4), (1, 1), (1, 2), (2, 5)]
@@ -92,11 +94,7 @@ def test_a_repeated_pair_counts_once_in_its_first_split_with_a_warning(tmp_path,
 
 
 def test_a_split_whose_every_pair_repeats_an_earlier_one_is_refused_saying_so(tmp_path):
-    folder = tmp_path / "t"
-    folder.mkdir()
-    (folder / "train.json").write_text('{"0": [4, 0], "1": [2, 1]}')
-    (folder / "val.json").write_text('{"0": [4], "1": [2]}')
-    (folder / "test.json").write_text('{"0": [1], "1": [3]}')
+    folder = json_splits(tmp_path / "t", '{"0": [4, 0], "1": [2, 1]}', '{"0": [4], "1": [2]}', '{"0": [1], "1": [3]}')
     with pytest.raises(DataError, match=r"every interaction of the valid split repeats a \(user, item\) pair of "
                                         r"an earlier split"):
         read_tiktok(folder)
