@@ -443,8 +443,8 @@ def alone_lines(data: Mapping[str, Any], runs: set[tuple[str, str, str]]) -> lis
     return ["## Against the backbone alone", "",
             f"Each method's Δ{SHORT[PRIMARY]} over the same backbone alone (`{ALONE}`) on the same dataset, paired "
             f"over the test users as a cell is, with its p: ▲ above it and ▼ below it by the rule, · a tie. These "
-            "are not claims (many repeat a claim's cell; the ablations' are new): they say which method lifts "
-            "which backbone, and they stay out of the multiple-comparisons section. `"
+            "are not claims (where a claim makes the same comparison, its cell has the same numbers): they say "
+            "which method lifts which backbone, and they stay out of the multiple-comparisons section. `"
             f"{data['check']}` recomputes them too.", "", *tables,
             *(["Each method's comparisons above, counted over its backbones and datasets:", "",
                markdown(["method", *(f"{ALONE_WORDS[v]} ({mark})" for v, mark in ALONE_MARKS.items())], counts,
