@@ -458,6 +458,8 @@ def _run_group(text: str, side: str) -> list[Path]:
     """The run folders of one side of `compare`: one folder, or a comma-separated list (a method's seeds);
     a part with a wildcard (quoted, ``'studies/x/*denoiser=tce*'``) stands for the folders it matches."""
     import glob
+
+    from .training import record
     runs = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if glob.has_magic(part):
@@ -466,7 +468,14 @@ def _run_group(text: str, side: str) -> list[Path]:
                 raise ConfigError(f"compare: {side}: no folder matches {part!r}")
             runs += matched
         else:
-            runs.append(Path(part))
+            folder = Path(part)
+            inner = sorted(r.name for r in folder.iterdir() if (r / record.PER_USER_FILE).is_file()) \
+                if folder.is_dir() else []
+            if inner and not (folder / record.PER_USER_FILE).is_file():  # a method's folder of seeds, say
+                raise ConfigError(f"compare: {side}: {folder} holds runs ({', '.join(inner[:4])}"
+                                  f"{', ...' if len(inner) > 4 else ''}), it is not one: name them comma-separated, "
+                                  f"or quote a wildcard ('{folder / '*'}' for all of them)")
+            runs.append(folder)
     if not runs:
         raise ConfigError(f"compare: {side} names no run folder")
     return runs  # a folder that is no finished run is the per-user reader's error (record.read_per_user)

@@ -202,6 +202,9 @@ def test_compare_two_groups_of_runs_by_hand(tmp_path):
                                  terminal_width=200)                        # a quoted wildcard: both seeds
     assert matched.exit_code == 0 and f"A: {a0} and 1 more (mf + tce on toy, seeds 0, 1)" in matched.output
     assert "no folder matches" in str(CliRunner().invoke(app, ["compare", str(tmp_path / "x*"), str(b)]).exception)
+    folder = CliRunner().invoke(app, ["compare", str(tmp_path), str(b)])      # the folder holding the runs
+    assert (f"compare: A: {tmp_path} holds runs ({b.name}, {a0.name}, {a1.name}), it is not one: name them "
+            f"comma-separated, or quote a wildcard ('{tmp_path / '*'}' for all of them)") in str(folder.exception)
     nothing = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), str(b)])
     assert "nope is not a run folder (no config.yaml)" in str(nothing.exception)
     missing = CliRunner().invoke(app, ["compare", str(a0), str(b), "--metric", "recall@30"])
