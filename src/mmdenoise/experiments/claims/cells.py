@@ -133,7 +133,7 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                        "used": selection["used"] if selection else 0,
                        "selected": selection["selected"]["params"] if selection else None,
                        "valid": selection["selected"]["objective"] if selection else None})
-    claims = []
+    claims, memo = [], {}
     for claim in spec.claims:
         cells = []
         metrics = KIND_METRICS[claim.kind]
@@ -150,7 +150,7 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                 if runs_a is None or runs_b is None:
                     cells.append({**cell, "status": "pending"})
                     continue
-                cells.append(done_cell(cell, runs_a, runs_b, replicates, metrics, out))
+                cells.append(done_cell(cell, runs_a, runs_b, replicates, metrics, out, memo))
         claims.append({"id": claim.id, "claim": claim.text, "source": claim.source, "kind": claim.kind,
                        "method": list(claim.methods), "versus": list(claim.versus),
                        "backbones": list(claim.backbones), "datasets": list(claim.datasets),
@@ -172,24 +172,40 @@ def page_data(spec: ClaimsSpec, out: Path, command: str, check: str) -> dict:
                      "set": [[k, v] for k, v in m.overrides], **({"model": m.model} if m.model else {})}
                     for m in spec.methods.values()],
         "tuning": tuning, "claims": claims, "results": run_results(spec, out),
-        "against_alone": against_alone(spec, out), "compute": compute_spent(spec, out)}
+        "against_alone": against_alone(spec, out, memo), "compute": compute_spent(spec, out)}
+
+
+def comparison_numbers(runs_a: Sequence[Path], runs_b: Sequence[Path], replicates: Sequence[tuple[int | None, int]],
+                       metrics: Sequence[str], memo: dict | None = None) -> tuple[dict, list[float]]:
+    """One comparison from the evidence folders of its two sides, one per replicate (``runs_b`` empty: side
+    A against 0, a cell against chance): (:func:`compare_groups`'s Δ, p and interval per metric, the Δ of
+    ``metrics[0]`` at each replicate). ``memo``: a dict kept across calls, so that the same comparison on
+    the same metrics (a claim's cell repeated by another claim, or by the table against the backbone
+    alone) reads its evidence once."""
+    key = (tuple(map(str, runs_a)), tuple(map(str, runs_b)), tuple(metrics))
+    if memo is None or key not in memo:
+        against = by_split(runs_b, replicates) if runs_b else None
+        numbers = (compare_groups(by_split(runs_a, replicates), against, metrics),
+                   replicate_deltas(runs_a, runs_b or None, metrics[0]))
+        if memo is None:
+            return numbers
+        memo[key] = numbers
+    return memo[key]
 
 
 def done_cell(cell: dict, runs_a: Sequence[Path], runs_b: Sequence[Path],
-              replicates: Sequence[tuple[int | None, int]], metrics: Sequence[str], out: Path) -> dict:
-    """``cell`` (method, versus, backbone, dataset) with its numbers from the evidence folders of its two
-    sides, one per replicate (``runs_b`` empty when it is against chance): Δ, p and the 95% interval per
-    metric (:func:`compare_groups`), the Δ at each replicate, the verdict by the rule on the first metric,
-    and the evidence paths relative to ``out``."""
-    chance = cell["versus"] == CHANCE
-    numbers = compare_groups(by_split(runs_a, replicates), None if chance else by_split(runs_b, replicates), metrics)
-    return {**cell, "status": "done", **numbers,
-            "seed_deltas": replicate_deltas(runs_a, None if chance else runs_b, metrics[0]),
+              replicates: Sequence[tuple[int | None, int]], metrics: Sequence[str], out: Path,
+              memo: dict | None = None) -> dict:
+    """``cell`` (method, versus, backbone, dataset) with its numbers (:func:`comparison_numbers`; ``runs_b``
+    empty when it is against chance), the verdict by the rule on the first metric, and the evidence paths
+    relative to ``out``."""
+    numbers, deltas = comparison_numbers(runs_a, runs_b, replicates, metrics, memo)
+    return {**cell, "status": "done", **numbers, "seed_deltas": deltas,
             "verdict": verdict(numbers["delta"][metrics[0]], numbers["p"][metrics[0]]),
             "evidence": {"a": [_relative(f, out) for f in runs_a], "b": [_relative(f, out) for f in runs_b]}}
 
 
-def against_alone(spec: ClaimsSpec, out: Path) -> list[dict]:
+def against_alone(spec: ClaimsSpec, out: Path, memo: dict | None = None) -> list[dict]:
     """Every method against its backbone alone (:data:`ALONE`) on the same dataset, a cell each
     (:func:`done_cell`, on :data:`METRICS`), wherever both have evidence at all their replicates: which
     method lifts which backbone, whether or not a claim compares the two. Not claims: they stay out of
@@ -204,7 +220,7 @@ def against_alone(spec: ClaimsSpec, out: Path) -> list[dict]:
         runs_b = _complete(out, (dataset, backbone, ALONE), replicates)
         if runs_a is not None and runs_b is not None:
             cells.append(done_cell({"method": method, "versus": ALONE, "backbone": backbone, "dataset": dataset},
-                                   runs_a, runs_b, replicates, METRICS, out))
+                                   runs_a, runs_b, replicates, METRICS, out, memo))
     return cells
 
 

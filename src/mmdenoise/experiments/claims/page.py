@@ -14,8 +14,8 @@ from ..runner import param_text
 from ..tables import markdown
 from .spec import CHANCE, KIND_METRICS, METRICS, SEQUENTIAL, SPLIT_KEY, replicates_of
 from .runs import EVIDENCE_DIR, SELECTION_JSON, _complete
-from .cells import (ALONE, CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, by_split, claim_verdict,
-                    compare_groups, replicate_deltas, run_means, seed_spread, verdict)
+from .cells import (ALONE, CUT, PRIMARY, SHORT, VERDICTS, _evidence_names, best_epochs, claim_verdict,
+                    comparison_numbers, run_means, seed_spread, verdict)
 from .screens import (EARLY_EPOCHS, backbone_b, cell_verdicts, claims_moved, distinct_done, early_runs,
                       fdr_screen, fdr_verdict, screened_claim_verdict, screened_verdicts, seed_flagged,
                       seed_verdict)
@@ -509,6 +509,7 @@ def check_claims(out: str | Path) -> int:
     path = out / CLAIMS_JSON
     data = read_claims(out)
     entries = {d["name"]: d for d in data["datasets"]}
+    memo: dict = {}  # a comparison shown twice (two claims, or a claim and the lifts) is computed once
 
     def check(cell: Mapping[str, Any], label: str, metrics: Sequence[str]) -> None:
         """One done cell's evidence paths, Δ, p, interval, per-seed Δ and verdict against the evidence."""
@@ -525,9 +526,8 @@ def check_claims(out: str | Path) -> int:
                                      f"per seed of {cell['dataset']}"
                                      + (" on each user split" if any(k is not None for k, _ in replicates) else "")
                                      + f" ({expected})")
-        fresh = compare_groups(by_split([out / p for p in cell["evidence"]["a"]], replicates),
-                               None if cell["versus"] == CHANCE
-                               else by_split([out / p for p in cell["evidence"]["b"]], replicates), metrics)
+        fresh, deltas = comparison_numbers([out / p for p in cell["evidence"]["a"]],
+                                           [out / p for p in cell["evidence"]["b"]], replicates, metrics, memo)
         if fresh["n_users"] != cell["n_users"]:
             raise MMDenoiseError(f"{path}: cell {label}: {cell['n_users']} users on the page, "
                                  f"{fresh['n_users']} in the evidence")
@@ -538,8 +538,6 @@ def check_claims(out: str | Path) -> int:
                                                                 else ([shown], [computed])))):
                     raise MMDenoiseError(f"{path}: cell {label}: {what} {metric} is {shown!r} on the "
                                          f"page but {computed!r} from the evidence")
-        deltas = replicate_deltas([out / p for p in cell["evidence"]["a"]], None if cell["versus"] == CHANCE
-                                  else [out / p for p in cell["evidence"]["b"]], metrics[0])
         if len(deltas) != len(cell["seed_deltas"]) or not all(map(_close, cell["seed_deltas"], deltas)):
             raise MMDenoiseError(f"{path}: cell {label}: per-seed Δ {cell['seed_deltas']!r} on the page, "
                                  f"{deltas!r} from the evidence")
