@@ -194,8 +194,8 @@ def read_tiktok(folder: str | Path, name: str | None = None) -> Dataset:
         j = int(np.searchsorted(starts, i, side="right")) - 1
         return f"{ordered[j].path.name} {ordered[j].describe(i - int(starts[j]))}"
     keep = first_occurrences(users, items, labels, n_items, source, where)
-    splits = {s: Interactions(users[keep][labels[keep] == k], items[keep][labels[keep] == k])
-              for k, s in enumerate(SPLITS)}
+    users, items, labels = users[keep], items[keep], labels[keep]
+    splits = {s: Interactions(users[labels == k], items[labels == k]) for k, s in enumerate(SPLITS)}
     with feature_errors_name_files(feature_files):
         return Dataset(name=name or folder.name, n_users=n_users, n_items=n_items,
                        features=features, path=folder, **splits)

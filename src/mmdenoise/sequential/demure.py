@@ -76,11 +76,12 @@ class Demure(nn.Module):
         start = torch.searchsorted(self.seen_users, users)
         lengths = torch.searchsorted(self.seen_users, users, right=True) - start
         rows = torch.repeat_interleave(torch.arange(users.numel(), device=device), lengths)
-        within = torch.arange(rows.numel(), device=device) - torch.repeat_interleave(lengths.cumsum(0) - lengths,
-                                                                                     lengths)
+        # entry j of the concatenated runs is seen_keys[j + (start − where its run begins in the concatenation)]
+        at = torch.arange(rows.numel(), device=device) + torch.repeat_interleave(start - (lengths.cumsum(0) - lengths),
+                                                                                 lengths)
         column = torch.full((self.n_items,), -1, dtype=torch.long, device=device)
         column[pool] = torch.arange(pool.numel(), device=device)
-        hit = column[self.seen_keys[start[rows] + within] % self.n_items]
+        hit = column[self.seen_keys[at] % self.n_items]
         allowed = torch.ones(users.numel(), pool.numel(), dtype=torch.bool, device=device)
         allowed[rows[hit >= 0], hit[hit >= 0]] = False
         allowed |= ~allowed.any(1, keepdim=True)
